@@ -1,0 +1,125 @@
+use super::*;
+
+const MINIMAL: &str = r#"
+[proxy]
+listen = "127.0.0.1:8080"
+upstream = "http://127.0.0.1:8081"
+"#;
+
+fn errors(text: &str) -> Vec<ConfigError> {
+    match Config::parse(text) {
+        Ok(_) => panic!("expected errors for:\n{text}"),
+        Err(e) => e.0,
+    }
+}
+
+#[test]
+fn minimal_config_gets_defaults() {
+    let c = Config::parse(MINIMAL).unwrap();
+    assert_eq!(c.proxy.upstream, "http://127.0.0.1:8081");
+    assert!(c.proxy.preserve_host);
+    assert_eq!(c.ium.min_idle.get().as_secs(), 1800);
+    assert_eq!(c.queue.abandon_after.get().as_secs(), 120);
+    assert_eq!(c.admin.listen.to_string(), "127.0.0.1:9102");
+    assert!(!c.gate_enabled());
+}
+
+#[test]
+fn durations_parse_from_human_text() {
+    let c = Config::parse(&format!("{MINIMAL}\n[ium]\nmin_idle = \"5m\"\n")).unwrap();
+    assert_eq!(c.ium.min_idle.get().as_secs(), 300);
+    let e = errors(&format!("{MINIMAL}\n[ium]\nmin_idle = 300\n"));
+    assert_eq!(e[0].key, "ium.min_idle");
+    assert_eq!(e[0].line, Some(7));
+    assert!(e[0].message.contains("300s"), "{}", e[0].message);
+}
+
+#[test]
+fn unknown_key_is_reported_with_path_and_line() {
+    let e = errors(&format!("{MINIMAL}\n[ium]\nmin_idel = \"5m\"\n"));
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].key, "ium.min_idel");
+    assert_eq!(e[0].line, Some(7));
+    assert!(e[0].to_string().contains("line 7"));
+    assert!(e[0].message.contains("typo"));
+}
+
+#[test]
+fn wrong_type_names_key_and_line() {
+    let e = errors("[proxy]\nupstream = \"http://x\"\nlisten = 8080\n");
+    assert_eq!(e[0].key, "proxy.listen");
+    assert_eq!(e[0].line, Some(3));
+}
+
+#[test]
+fn syntax_error_names_line() {
+    let e = errors("[proxy]\nupstream = \"http://x\n");
+    assert_eq!(e[0].line, Some(2));
+}
+
+#[test]
+fn validation_names_key_and_line() {
+    let e = errors("[proxy]\nlisten = \"127.0.0.1:1\"\nupstream = \"ftp://x\"\n");
+    assert_eq!(e[0].key, "proxy.upstream");
+    assert_eq!(e[0].line, Some(3));
+    assert!(e[0].message.contains("http"));
+}
+
+#[test]
+fn missing_upstream_is_an_error() {
+    let e = errors("[proxy]\nlisten = \"127.0.0.1:1\"\n");
+    assert_eq!(e[0].key, "proxy.upstream");
+}
+
+#[test]
+fn all_errors_reported_together() {
+    let e = errors(
+        "[proxy]\nupstream = \"http://x\"\nmax_header_bytes = 10\nbogus = 1\n[ium]\nuser_group = \"a\"\n",
+    );
+    let keys: Vec<_> = e.iter().map(|e| e.key.as_str()).collect();
+    assert!(keys.contains(&"proxy.bogus"), "{keys:?}");
+    assert!(keys.contains(&"proxy.max_header_bytes"), "{keys:?}");
+    assert!(keys.contains(&"ium.access_group"), "{keys:?}");
+    assert!(keys.contains(&"directory"), "{keys:?}");
+}
+
+#[test]
+fn tier_is_number_or_auto() {
+    let c = Config::parse(&format!("{MINIMAL}\n[licence]\ntier = 500\n")).unwrap();
+    assert_eq!(c.licence.tier, Tier::Fixed(500));
+    let c = Config::parse(&format!("{MINIMAL}\n[licence]\ntier = \"auto\"\n")).unwrap();
+    assert_eq!(c.licence.tier, Tier::Auto);
+    let e = errors(&format!("{MINIMAL}\n[licence]\ntier = -3\n"));
+    assert_eq!(e[0].key, "licence.tier");
+}
+
+#[test]
+fn secrets_come_from_env_or_file_and_never_print() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("pw");
+    std::fs::write(&f, "s3cret\n").unwrap();
+    let r = SecretRef::new("directory password", None, Some(&f));
+    let s = r.resolve().unwrap().unwrap();
+    assert_eq!(s.expose(), "s3cret");
+    assert_eq!(format!("{s:?} {s}"), "[redacted] [redacted]");
+    let r = SecretRef::new("directory password", Some("IUMGATE_TEST_SURELY_UNSET_VAR"), None);
+    let e = r.resolve().unwrap_err();
+    assert!(e.contains("IUMGATE_TEST_SURELY_UNSET_VAR"));
+}
+
+#[test]
+fn bitbucket_with_crowd_is_refused() {
+    let e = errors(
+        "[proxy]\nupstream = \"http://x\"\nproduct = \"bitbucket\"\n[directory]\nkind = \"crowd\"\n",
+    );
+    assert_eq!(e[0].key, "directory.kind");
+    assert!(e[0].message.contains("Crowd"));
+}
+
+#[test]
+fn example_config_is_valid() {
+    let text = include_str!("../../config/iumgate.example.toml");
+    if let Err(e) = Config::parse(text) {
+        panic!("{e}");
+    }
+}

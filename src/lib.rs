@@ -1,0 +1,21 @@
+//! iumgate — a reverse proxy that hands Atlassian Data Center licences out
+//! dynamically to the casual users who are active.
+//!
+//! One request, top to bottom: `proxy` accepts it, `identity` says who it is,
+//! `gate` decides (forward, admit, wait), `proxy` forwards it, and `gate`
+//! learns from the upstream's answer. See `docs/ARCHITECTURE.md`.
+
+pub mod admin;
+pub mod analyze;
+pub mod config;
+pub mod directory;
+pub mod gate;
+pub mod identity;
+pub mod jobs;
+pub mod pages;
+pub mod pool;
+pub mod product;
+pub mod proxy;
+pub mod sim;
+pub mod telemetry;
+pub mod user;
