@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod analyze;
+pub mod app;
 pub mod config;
 pub mod directory;
 pub mod gate;

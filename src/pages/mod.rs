@@ -1,1 +1,164 @@
-//! (to be built)
+//! What end users see from iumgate itself: error pages (502, 504, …) and the
+//! waiting page. Browsers get HTML, API clients JSON. No page ever shows a
+//! secret or an internal error's details beyond a short cause.
+
+pub mod wait;
+
+use crate::proxy::body::{full, Body};
+use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
+
+/// Escapes text for HTML element content and attribute values.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Escapes text for a JSON string.
+pub fn json_str(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+/// German or English, by `Accept-Language` (first match wins).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    En,
+    De,
+}
+
+impl Lang {
+    pub fn from_headers(h: &HeaderMap) -> Lang {
+        let Some(v) = h.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()) else {
+            return Lang::En;
+        };
+        for part in v.split(',') {
+            let tag = part.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            if tag.starts_with("de") {
+                return Lang::De;
+            }
+            if tag.starts_with("en") {
+                return Lang::En;
+            }
+        }
+        Lang::En
+    }
+}
+
+pub(crate) const STYLE: &str = "body{font-family:-apple-system,Segoe UI,Roboto,Helvetica,Arial,sans-serif;\
+background:#f4f5f7;color:#172b4d;margin:0}main{max-width:34rem;margin:12vh auto;background:#fff;\
+border-radius:6px;padding:2rem 2.5rem;box-shadow:0 1px 3px rgba(9,30,66,.25)}h1{font-size:1.4rem}\
+.muted{color:#5e6c84;font-size:.9rem}img.logo{max-height:48px;margin-bottom:1rem}";
+
+/// A complete, self-contained HTML page.
+pub fn html_page(lang: Lang, title: &str, body_html: &str, head_extra: &str) -> String {
+    let lang = match lang {
+        Lang::En => "en",
+        Lang::De => "de",
+    };
+    format!(
+        "<!DOCTYPE html><html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+<title>{}</title><style>{STYLE}</style>{head_extra}</head><body><main>{body_html}</main></body></html>",
+        escape(title)
+    )
+}
+
+/// The proxy's own error answer: a friendly page for browsers, JSON otherwise.
+pub fn error(status: StatusCode, req_headers: &HeaderMap, cause: &str) -> Response<Body> {
+    let lang = Lang::from_headers(req_headers);
+    let (title, text) = match (status.as_u16(), lang) {
+        (502, Lang::En) => (
+            "Jira is not reachable right now",
+            "The application behind this address did not answer. Please try again in a minute; \
+             if it persists, your administrator has been told by the proxy's logs.",
+        ),
+        (502, Lang::De) => (
+            "Die Anwendung ist gerade nicht erreichbar",
+            "Die Anwendung hinter dieser Adresse hat nicht geantwortet. Bitte versuchen Sie es \
+             in einer Minute erneut.",
+        ),
+        (504, Lang::En) => (
+            "The application is taking too long",
+            "The application did not answer in time. Please try again.",
+        ),
+        (504, Lang::De) => (
+            "Die Anwendung antwortet zu langsam",
+            "Die Anwendung hat nicht rechtzeitig geantwortet. Bitte versuchen Sie es erneut.",
+        ),
+        (404, Lang::En) => ("Not found", "There is no page at this address."),
+        (404, Lang::De) => ("Nicht gefunden", "Unter dieser Adresse gibt es keine Seite."),
+        (_, Lang::En) => ("Something went wrong", "Please try again."),
+        (_, Lang::De) => ("Etwas ist schiefgegangen", "Bitte versuchen Sie es erneut."),
+    };
+    let mut resp = if crate::proxy::headers::wants_html(req_headers) {
+        let body = format!(
+            "<h1>{}</h1><p>{}</p><p class=\"muted\">{} {}</p>",
+            escape(title),
+            escape(text),
+            status.as_u16(),
+            escape(status.canonical_reason().unwrap_or("")),
+        );
+        let mut r = Response::new(full(html_page(lang, title, &body, "")));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        r
+    } else {
+        let body = format!(
+            "{{\"error\":{},\"status\":{},\"cause\":{}}}",
+            json_str(title),
+            status.as_u16(),
+            json_str(cause)
+        );
+        let mut r = Response::new(full(body));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        r
+    };
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_html() {
+        assert_eq!(escape("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+    }
+
+    #[test]
+    fn picks_language() {
+        let mut h = HeaderMap::new();
+        h.insert(header::ACCEPT_LANGUAGE, HeaderValue::from_static("de-DE,de;q=0.9,en;q=0.8"));
+        assert_eq!(Lang::from_headers(&h), Lang::De);
+        h.insert(header::ACCEPT_LANGUAGE, HeaderValue::from_static("fr,en;q=0.5"));
+        assert_eq!(Lang::from_headers(&h), Lang::En);
+    }
+
+    #[test]
+    fn browsers_get_html_api_clients_json() {
+        let mut h = HeaderMap::new();
+        h.insert(header::ACCEPT, HeaderValue::from_static("text/html,*/*"));
+        let r = error(StatusCode::BAD_GATEWAY, &h, "connect refused");
+        assert_eq!(r.headers()[header::CONTENT_TYPE], "text/html; charset=utf-8");
+        let r = error(StatusCode::GATEWAY_TIMEOUT, &HeaderMap::new(), "timeout");
+        assert_eq!(r.headers()[header::CONTENT_TYPE], "application/json");
+        assert_eq!(r.status(), 504);
+    }
+}

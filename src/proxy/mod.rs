@@ -1,1 +1,297 @@
-//! (to be built)
+//! The streaming reverse proxy: listeners, TLS, forwarding, upgrades, header
+//! operations and shutdown. It knows nothing about licences: the gate plugs
+//! in through [`Hooks`], called at the two points of a request's life where
+//! a decision or a lesson is possible (before forwarding, after the answer).
+
+pub mod body;
+pub mod client;
+pub mod headers;
+pub mod server;
+pub mod tls;
+
+use body::{boxed, Body};
+use http::{header, HeaderValue, Request, Response, StatusCode, Uri};
+use hyper::body::Incoming;
+use ipnet::IpNet;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The path prefix reserved for iumgate's own pages; never forwarded.
+pub const OWN_PREFIX: &str = "/iumgate/";
+
+/// What the proxy knows about the client's connection.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    pub tls: bool,
+    /// The peer is in `trusted_proxies`.
+    pub trusted: bool,
+}
+
+/// The request lifecycle hooks (cf. Pingora's `request_filter` /
+/// `response_filter`). The gate implements them; [`NoGate`] passes everything.
+pub trait Hooks: Send + Sync + 'static {
+    /// Per-request state carried from `on_request` to `on_response`.
+    type Ctx: Send + 'static;
+
+    /// Before forwarding (headers already cleaned). `Err(response)` answers
+    /// the client without forwarding.
+    fn on_request(
+        &self,
+        conn: &ConnInfo,
+        req: Request<Body>,
+    ) -> impl Future<Output = Result<(Request<Body>, Self::Ctx), Response<Body>>> + Send;
+
+    /// After the upstream answered (hop-by-hop headers already removed).
+    fn on_response(
+        &self,
+        ctx: Self::Ctx,
+        resp: Response<Body>,
+    ) -> impl Future<Output = Response<Body>> + Send;
+
+    /// `/iumgate/…`: the proxy's own pages.
+    fn own_page(
+        &self,
+        conn: &ConnInfo,
+        req: Request<Body>,
+    ) -> impl Future<Output = Response<Body>> + Send;
+}
+
+/// Plain proxying, no licence logic.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoGate;
+
+impl Hooks for NoGate {
+    type Ctx = ();
+
+    async fn on_request(
+        &self,
+        _conn: &ConnInfo,
+        req: Request<Body>,
+    ) -> Result<(Request<Body>, ()), Response<Body>> {
+        Ok((req, ()))
+    }
+
+    async fn on_response(&self, _ctx: (), resp: Response<Body>) -> Response<Body> {
+        resp
+    }
+
+    async fn own_page(&self, _conn: &ConnInfo, req: Request<Body>) -> Response<Body> {
+        crate::pages::error(StatusCode::NOT_FOUND, req.headers(), "no such page")
+    }
+}
+
+/// Why the upstream could not answer; maps onto 502 vs 504 and metric labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamError {
+    Connect,
+    Timeout,
+    Protocol,
+}
+
+impl UpstreamError {
+    pub fn label(self) -> &'static str {
+        match self {
+            UpstreamError::Connect => "connect",
+            UpstreamError::Timeout => "timeout",
+            UpstreamError::Protocol => "protocol",
+        }
+    }
+}
+
+/// Observes each proxied request (metrics); implemented by the admin room.
+pub trait Observer: Send + Sync + 'static {
+    fn request_done(&self, status: u16, seconds: f64);
+    fn upstream_error(&self, kind: UpstreamError);
+}
+
+impl Observer for () {
+    fn request_done(&self, _: u16, _: f64) {}
+    fn upstream_error(&self, _: UpstreamError) {}
+}
+
+/// Settings the request path needs, precomputed once.
+#[derive(Debug)]
+pub struct Settings {
+    pub upstream_scheme: http::uri::Scheme,
+    pub upstream_authority: http::uri::Authority,
+    pub preserve_host: bool,
+    pub trusted: Vec<IpNet>,
+    pub request_timeout: Duration,
+}
+
+impl Settings {
+    pub fn from_config(cfg: &crate::config::ProxyConfig) -> Result<Settings, String> {
+        let uri: Uri = cfg
+            .upstream
+            .parse()
+            .map_err(|e| format!("proxy.upstream: {e}"))?;
+        let parts = uri.into_parts();
+        Ok(Settings {
+            upstream_scheme: parts.scheme.unwrap_or(http::uri::Scheme::HTTP),
+            upstream_authority: parts
+                .authority
+                .ok_or_else(|| "proxy.upstream: no host".to_string())?,
+            preserve_host: cfg.preserve_host,
+            trusted: cfg.trusted_proxies.clone(),
+            request_timeout: cfg.request_timeout.get(),
+        })
+    }
+
+    pub fn is_trusted(&self, peer: &SocketAddr) -> bool {
+        let ip = peer.ip().to_canonical();
+        self.trusted.iter().any(|n| n.contains(&ip))
+    }
+}
+
+/// The request path: clean headers → hooks → forward → hooks → client.
+pub struct Proxy<H: Hooks> {
+    pub settings: Settings,
+    pub client: client::Upstream,
+    pub hooks: Arc<H>,
+    pub observer: Arc<dyn Observer>,
+    /// Upgraded connections (websockets), drained on shutdown.
+    pub tasks: tokio_util::task::TaskTracker,
+}
+
+impl<H: Hooks> Proxy<H> {
+    pub async fn handle(&self, conn: &ConnInfo, req: Request<Incoming>) -> Response<Body> {
+        let start = std::time::Instant::now();
+        let resp = self.handle_inner(conn, req).await;
+        self.observer
+            .request_done(resp.status().as_u16(), start.elapsed().as_secs_f64());
+        resp
+    }
+
+    async fn handle_inner(&self, conn: &ConnInfo, req: Request<Incoming>) -> Response<Body> {
+        let (mut parts, body) = req.into_parts();
+        let upgrade = headers::is_upgrade(&parts.headers);
+        let client_upgrade = if upgrade {
+            parts.extensions.remove::<hyper::upgrade::OnUpgrade>()
+        } else {
+            None
+        };
+        let path = parts.uri.path();
+        if path.starts_with(OWN_PREFIX) || path == "/iumgate" {
+            headers::strip_upstream_only(&mut parts.headers);
+            return self
+                .hooks
+                .own_page(conn, Request::from_parts(parts, boxed(body)))
+                .await;
+        }
+
+        // Host as the client sent it (HTTP/2: the :authority) unless told otherwise.
+        let client_host = parts
+            .headers
+            .get(header::HOST)
+            .cloned()
+            .or_else(|| {
+                parts
+                    .uri
+                    .authority()
+                    .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+            });
+        headers::remove_hop_by_hop(&mut parts.headers, upgrade);
+        headers::strip_upstream_only(&mut parts.headers);
+        // hyper answers `Expect: 100-continue` itself once the body is read.
+        parts.headers.remove(header::EXPECT);
+        headers::set_forwarded(
+            &mut parts.headers,
+            conn.peer.ip().to_canonical(),
+            conn.trusted,
+            if conn.tls { "https" } else { "http" },
+            client_host.clone(),
+        );
+        let upstream_host = match (&client_host, self.settings.preserve_host) {
+            (Some(h), true) => h.clone(),
+            _ => HeaderValue::from_str(self.settings.upstream_authority.as_str())
+                .unwrap_or(HeaderValue::from_static("localhost")),
+        };
+        parts.headers.insert(header::HOST, upstream_host);
+        let path_and_query = parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+        let uri = Uri::builder()
+            .scheme(self.settings.upstream_scheme.clone())
+            .authority(self.settings.upstream_authority.clone())
+            .path_and_query(path_and_query)
+            .build();
+        let Ok(uri) = uri else {
+            return crate::pages::error(StatusCode::BAD_REQUEST, &parts.headers, "bad request target");
+        };
+        parts.uri = uri;
+        parts.version = http::Version::HTTP_11;
+        let req_headers = parts.headers.clone();
+
+        let (req, ctx) = match self
+            .hooks
+            .on_request(conn, Request::from_parts(parts, boxed(body)))
+            .await
+        {
+            Ok(x) => x,
+            Err(resp) => return resp,
+        };
+
+        let sent = tokio::time::timeout(self.settings.request_timeout, self.client.request(req)).await;
+        let mut resp = match sent {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                let kind = if e.is_connect() {
+                    UpstreamError::Connect
+                } else {
+                    UpstreamError::Protocol
+                };
+                self.observer.upstream_error(kind);
+                tracing::warn!(error = %error_chain(&e), kind = kind.label(), "upstream request failed");
+                return crate::pages::error(StatusCode::BAD_GATEWAY, &req_headers, kind.label());
+            }
+            Err(_) => {
+                self.observer.upstream_error(UpstreamError::Timeout);
+                tracing::warn!(
+                    timeout = ?self.settings.request_timeout,
+                    "upstream did not answer in time"
+                );
+                return crate::pages::error(StatusCode::GATEWAY_TIMEOUT, &req_headers, "timeout");
+            }
+        };
+
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+            if let Some(client_upgrade) = client_upgrade {
+                let upstream_upgrade = hyper::upgrade::on(&mut resp);
+                self.tasks.spawn(async move {
+                    match tokio::try_join!(client_upgrade, upstream_upgrade) {
+                        Ok((c, u)) => {
+                            let mut c = hyper_util::rt::TokioIo::new(c);
+                            let mut u = hyper_util::rt::TokioIo::new(u);
+                            if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut u).await {
+                                tracing::debug!(error = %e, "upgraded connection ended");
+                            }
+                        }
+                        Err(e) => tracing::debug!(error = %e, "upgrade failed"),
+                    }
+                });
+            }
+        }
+        let keep_upgrade = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+        let (mut rparts, rbody) = resp.into_parts();
+        headers::remove_hop_by_hop(&mut rparts.headers, keep_upgrade);
+        let resp = Response::from_parts(rparts, boxed(rbody));
+        self.hooks.on_response(ctx, resp).await
+    }
+}
+
+/// `a: b: c` — an error with its causes, for one log line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
+}

@@ -1,0 +1,144 @@
+//! Wiring: builds the rooms from the config, binds the listeners, runs until
+//! told to stop. Used by `iumgate serve`, `iumgate demo` and the tests.
+
+use crate::admin::{self, Health};
+use crate::config::Config;
+use crate::proxy::{self, server, tls::CertStore, Hooks, NoGate, Proxy};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// A running iumgate.
+pub struct Running {
+    pub proxy_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub health: Arc<Health>,
+    pub tls: Option<Arc<CertStore>>,
+    /// Cancel to start a graceful drain (SIGTERM).
+    pub stop: CancellationToken,
+    done: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Graceful: `/readyz` turns 503, the listener stops accepting, in-flight
+    /// requests drain up to `shutdown_grace`.
+    pub fn begin_drain(&self) {
+        self.health.set_ready(false);
+        self.stop.cancel();
+    }
+
+    /// Waits until the drain has finished.
+    pub async fn wait(self) {
+        let _ = self.done.await;
+    }
+
+    /// Reloads what SIGHUP reloads (the TLS certificate for now).
+    pub fn reload(&self) {
+        if let Some(tls) = &self.tls {
+            let _ = tls.reload();
+        }
+    }
+}
+
+/// Installs ring as the process's rustls provider (one provider, explicitly).
+pub fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Binds the listeners and starts serving. Errors name what failed.
+pub async fn start(cfg: Config) -> Result<Running, String> {
+    install_crypto();
+    start_with(cfg, Arc::new(NoGate)).await
+}
+
+pub async fn start_with<H: Hooks>(cfg: Config, hooks: Arc<H>) -> Result<Running, String> {
+    let settings = proxy::Settings::from_config(&cfg.proxy)?;
+    let client = proxy::client::build(&cfg.proxy)?;
+    let tls = match &cfg.proxy.tls {
+        Some(t) => Some(CertStore::load(&t.cert_file, &t.key_file).map_err(|e| format!("proxy.tls: {e}"))?),
+        None => None,
+    };
+    let listener = TcpListener::bind(cfg.proxy.listen)
+        .await
+        .map_err(|e| format!("proxy.listen {}: {e}", cfg.proxy.listen))?;
+    let admin_listener = TcpListener::bind(cfg.admin.listen)
+        .await
+        .map_err(|e| format!("admin.listen {}: {e}", cfg.admin.listen))?;
+    let proxy_addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let admin_addr = admin_listener.local_addr().map_err(|e| e.to_string())?;
+
+    let health = Arc::new(Health::default());
+    let stop = CancellationToken::new();
+    let admin_stop = CancellationToken::new();
+    let proxy = Arc::new(Proxy {
+        settings,
+        client,
+        hooks,
+        observer: Arc::new(()),
+        tasks: tokio_util::task::TaskTracker::new(),
+    });
+    tokio::spawn(admin::serve(
+        admin_listener,
+        health.clone(),
+        Arc::new(()),
+        admin_stop.clone(),
+    ));
+    if let (Some(store), Some(t)) = (&tls, &cfg.proxy.tls) {
+        tokio::spawn(server::watch_cert(store.clone(), t.reload_check.get(), admin_stop.clone()));
+    }
+    let limits = server::Limits::from_config(&cfg.proxy);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(
+        "iumgate listening on {scheme}://{proxy_addr} (upstream {}), admin on http://{admin_addr}",
+        cfg.proxy.upstream
+    );
+    health.set_ready(true);
+    let serve_stop = stop.clone();
+    let serve_tls = tls.clone();
+    let done = tokio::spawn(async move {
+        server::serve(listener, serve_tls, proxy, limits, serve_stop).await;
+        admin_stop.cancel();
+    });
+    Ok(Running {
+        proxy_addr,
+        admin_addr,
+        health,
+        tls,
+        stop,
+        done,
+    })
+}
+
+/// Runs until SIGTERM (graceful drain, exit 0) or SIGINT (fast exit);
+/// SIGHUP reloads.
+pub async fn run_until_signalled(running: Running) -> i32 {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return 2;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => {
+                tracing::info!("SIGTERM: draining (readyz is 503, no new connections)");
+                running.begin_drain();
+                running.wait().await;
+                tracing::info!("drained; bye");
+                return 0;
+            }
+            _ = int.recv() => {
+                tracing::info!("SIGINT: exiting now");
+                return 130;
+            }
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reloading");
+                running.reload();
+            }
+        }
+    }
+}

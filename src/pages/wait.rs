@@ -1,0 +1,1 @@
+//! The waiting page (built with the gate).

@@ -1,0 +1,216 @@
+//! Header operations as small, separately tested functions.
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use std::net::IpAddr;
+
+/// Headers that only the upstream may speak: a client sending them is trying
+/// to impersonate someone, so they never reach the upstream.
+pub const UPSTREAM_ONLY: [&str; 4] = [
+    "x-ausername",
+    "x-auserid",
+    "x-asessionid",
+    "x-seraph-loginreason",
+];
+
+/// RFC 9110 §7.6.1 hop-by-hop headers (plus the de-facto `Proxy-*` family).
+const HOP_BY_HOP: [HeaderName; 6] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// Whether the message asks for a protocol upgrade (`Connection: upgrade`).
+pub fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE) && connection_lists(headers, "upgrade")
+}
+
+fn connection_lists(headers: &HeaderMap, token: &str) -> bool {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// Removes hop-by-hop headers: the fixed list, every header that `Connection`
+/// names, and `Proxy-*`. With `keep_upgrade`, `Upgrade` and `Connection:
+/// upgrade` survive, so a websocket handshake can pass.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    let upgrade = if keep_upgrade {
+        headers.get(header::UPGRADE).cloned()
+    } else {
+        None
+    };
+    for name in named {
+        if name != header::UPGRADE || upgrade.is_none() {
+            headers.remove(&name);
+        }
+    }
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+    let proxy: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| k.as_str().starts_with("proxy-"))
+        .cloned()
+        .collect();
+    for name in proxy {
+        headers.remove(name);
+    }
+    if let Some(up) = upgrade {
+        headers.insert(header::UPGRADE, up);
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+}
+
+/// Strips the headers only the upstream may send (see [`UPSTREAM_ONLY`]).
+pub fn strip_upstream_only(headers: &mut HeaderMap) {
+    for name in UPSTREAM_ONLY {
+        headers.remove(name);
+    }
+}
+
+const XFF: &str = "x-forwarded-for";
+const XFP: &str = "x-forwarded-proto";
+const XFH: &str = "x-forwarded-host";
+
+/// Sets `X-Forwarded-For/-Proto/-Host`. From a trusted peer (a load balancer
+/// in `trusted_proxies`) the incoming values are kept and the peer appended
+/// to the chain; from anyone else they are replaced, so a client cannot
+/// pretend to come from elsewhere.
+pub fn set_forwarded(
+    headers: &mut HeaderMap,
+    peer: IpAddr,
+    trusted: bool,
+    proto: &'static str,
+    host: Option<HeaderValue>,
+) {
+    let peer_s = peer.to_string();
+    if trusted {
+        let chain: Vec<String> = headers
+            .get_all(XFF)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .collect();
+        let value = if chain.is_empty() {
+            peer_s
+        } else {
+            format!("{}, {peer_s}", chain.join(", "))
+        };
+        headers.remove(XFF);
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.insert(XFF, v);
+        }
+        if !headers.contains_key(XFP) {
+            headers.insert(XFP, HeaderValue::from_static(proto));
+        }
+        if !headers.contains_key(XFH) {
+            if let Some(h) = host {
+                headers.insert(XFH, h);
+            }
+        }
+    } else {
+        headers.remove(XFF);
+        headers.remove(XFP);
+        headers.remove(XFH);
+        if let Ok(v) = HeaderValue::from_str(&peer_s) {
+            headers.insert(XFF, v);
+        }
+        headers.insert(XFP, HeaderValue::from_static(proto));
+        if let Some(h) = host {
+            headers.insert(XFH, h);
+        }
+    }
+}
+
+/// Whether the client wants a page (a browser navigation) rather than data.
+pub fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        for (k, v) in pairs {
+            m.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        m
+    }
+
+    #[test]
+    fn removes_fixed_and_connection_named_headers() {
+        let mut m = h(&[
+            ("connection", "close, x-secret"),
+            ("x-secret", "1"),
+            ("keep-alive", "timeout=5"),
+            ("te", "trailers"),
+            ("transfer-encoding", "chunked"),
+            ("proxy-authorization", "Basic x"),
+            ("upgrade", "websocket"),
+            ("x-keep", "yes"),
+        ]);
+        remove_hop_by_hop(&mut m, false);
+        assert_eq!(m.len(), 1, "{m:?}");
+        assert_eq!(m["x-keep"], "yes");
+    }
+
+    #[test]
+    fn keeps_upgrade_on_upgrades() {
+        let mut m = h(&[("connection", "Upgrade, keep-alive"), ("upgrade", "websocket")]);
+        assert!(is_upgrade(&m));
+        remove_hop_by_hop(&mut m, true);
+        assert_eq!(m["upgrade"], "websocket");
+        assert_eq!(m["connection"], "upgrade");
+    }
+
+    #[test]
+    fn strips_spoofed_upstream_headers() {
+        let mut m = h(&[("x-ausername", "admin"), ("X-Seraph-LoginReason", "OK"), ("a", "b")]);
+        strip_upstream_only(&mut m);
+        assert_eq!(m.len(), 1);
+    }
+
+    #[test]
+    fn untrusted_forwarded_headers_are_replaced() {
+        let mut m = h(&[("x-forwarded-for", "6.6.6.6"), ("x-forwarded-proto", "https")]);
+        set_forwarded(
+            &mut m,
+            "10.0.0.5".parse().unwrap(),
+            false,
+            "http",
+            Some(HeaderValue::from_static("jira.example.com")),
+        );
+        assert_eq!(m["x-forwarded-for"], "10.0.0.5");
+        assert_eq!(m["x-forwarded-proto"], "http");
+        assert_eq!(m["x-forwarded-host"], "jira.example.com");
+    }
+
+    #[test]
+    fn trusted_forwarded_headers_are_kept_and_chained() {
+        let mut m = h(&[("x-forwarded-for", "1.2.3.4"), ("x-forwarded-proto", "https")]);
+        set_forwarded(&mut m, "10.0.0.5".parse().unwrap(), true, "http", None);
+        assert_eq!(m["x-forwarded-for"], "1.2.3.4, 10.0.0.5");
+        assert_eq!(m["x-forwarded-proto"], "https");
+    }
+}

@@ -1,0 +1,181 @@
+//! Listeners: accept under a connection limit, TLS handshake inside the
+//! connection's task under a time-out, HTTP/1.1 + HTTP/2 (auto-detected, ALPN
+//! on TLS) with upgrades, and graceful drain.
+
+use super::{tls::CertStore, ConnInfo, Hooks, Proxy};
+use crate::config::ProxyConfig;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+/// Connection-level limits, from `[proxy]`.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub max_header_bytes: usize,
+    pub header_timeout: Duration,
+    pub handshake_timeout: Duration,
+    pub shutdown_grace: Duration,
+}
+
+impl Limits {
+    pub fn from_config(cfg: &ProxyConfig) -> Limits {
+        Limits {
+            max_connections: cfg.max_connections,
+            max_header_bytes: cfg.max_header_bytes,
+            header_timeout: cfg.header_timeout.get(),
+            handshake_timeout: cfg
+                .tls
+                .as_ref()
+                .map(|t| t.handshake_timeout.get())
+                .unwrap_or(Duration::from_secs(10)),
+            shutdown_grace: cfg.shutdown_grace.get(),
+        }
+    }
+}
+
+fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    b.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        // hyper answers 431 when the head does not fit.
+        .max_buf_size(limits.max_header_bytes.max(8192))
+        .keep_alive(true);
+    b.http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        .max_concurrent_streams(250);
+    b
+}
+
+/// Serves `listener` until `stop` is cancelled, then drains in-flight
+/// requests and upgraded connections for up to `shutdown_grace`.
+pub async fn serve<H: Hooks>(
+    listener: TcpListener,
+    tls: Option<Arc<CertStore>>,
+    proxy: Arc<Proxy<H>>,
+    limits: Limits,
+    stop: CancellationToken,
+) {
+    let builder = Arc::new(builder(&limits));
+    let graceful = GracefulShutdown::new();
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let acceptor = match &tls {
+        Some(store) => match store.server_config() {
+            Ok(cfg) => Some(tokio_rustls::TlsAcceptor::from(cfg)),
+            Err(e) => {
+                tracing::error!(error = %e, "TLS set-up failed; not serving");
+                return;
+            }
+        },
+        None => None,
+    };
+    loop {
+        // Take a permit before accepting: over the limit, new connections
+        // wait in the kernel's backlog instead of being half-served.
+        let permit = tokio::select! {
+            _ = stop.cancelled() => break,
+            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+        };
+        let (stream, peer) = tokio::select! {
+            _ = stop.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // EMFILE and friends: back off briefly rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let conn = Arc::new(ConnInfo {
+            peer,
+            tls: acceptor.is_some(),
+            trusted: proxy.settings.is_trusted(&peer),
+        });
+        let proxy = proxy.clone();
+        let builder = builder.clone();
+        let svc = {
+            let conn = conn.clone();
+            service_fn(move |req| {
+                let proxy = proxy.clone();
+                let conn = conn.clone();
+                async move { Ok::<_, Infallible>(proxy.handle(&conn, req).await) }
+            })
+        };
+        match &acceptor {
+            None => {
+                let c = builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                    .into_owned();
+                let watched = graceful.watch(c);
+                tokio::spawn(async move {
+                    if let Err(e) = watched.await {
+                        tracing::debug!(peer = %conn.peer, error = %e, "connection ended with error");
+                    }
+                    drop(permit);
+                });
+            }
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                let hs_timeout = limits.handshake_timeout;
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    let tls = match tokio::time::timeout(hs_timeout, acceptor.accept(stream)).await
+                    {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!(peer = %conn.peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(peer = %conn.peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    let c = builder
+                        .serve_connection_with_upgrades(TokioIo::new(tls), svc)
+                        .into_owned();
+                    if let Err(e) = watcher.watch(c).await {
+                        tracing::debug!(peer = %conn.peer, error = %e, "connection ended with error");
+                    }
+                    drop(permit);
+                });
+            }
+        }
+    }
+    drop(listener);
+    proxy.tasks.close();
+    let grace = limits.shutdown_grace;
+    let drained = tokio::time::timeout(grace, async {
+        graceful.shutdown().await;
+        proxy.tasks.wait().await;
+    })
+    .await;
+    match drained {
+        Ok(()) => tracing::info!("all connections drained"),
+        Err(_) => tracing::warn!(?grace, "shutdown grace over; closing the remaining connections"),
+    }
+}
+
+/// Re-checks the certificate files every `every` (SIGHUP reloads at once elsewhere).
+pub async fn watch_cert(store: Arc<CertStore>, every: Duration, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(every) => {
+                let _ = store.reload_if_changed();
+            }
+        }
+    }
+}
