@@ -1,1 +1,224 @@
-//! (to be built)
+//! Who is this request? Pure parsing of cookies, Basic auth, login bodies and
+//! the upstream's answer, plus the session → user map.
+//!
+//! Cookie values and tokens are never stored: only keyed BLAKE3 hashes
+//! (the key is random per installation and kept in the state snapshot), so a
+//! leaked snapshot or heap dump does not hand out sessions.
+
+mod peek;
+mod sessions;
+
+pub use peek::peek_body;
+pub use sessions::{Kind, SessionKey, SessionRecord, Sessions};
+
+use crate::product::Profile;
+use crate::user::UserId;
+use base64::Engine;
+use http::{header, HeaderMap, Method};
+
+/// `name=value` pairs of every `Cookie` header.
+pub fn cookies(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| {
+            let (n, v) = pair.split_once('=')?;
+            let v = v.trim().trim_matches('"');
+            Some((n.trim(), v))
+        })
+}
+
+/// The request's session and remember-me cookies (non-empty values only).
+pub fn session_cookies<'a>(
+    profile: &'a Profile,
+    headers: &'a HeaderMap,
+) -> impl Iterator<Item = (Kind, &'a str)> + 'a {
+    cookies(headers).filter_map(move |(n, v)| {
+        if v.is_empty() {
+            None
+        } else if profile.session_cookies.contains(&n) {
+            Some((Kind::Session, v))
+        } else if profile.remember_cookies.contains(&n) {
+            Some((Kind::RememberMe, v))
+        } else {
+            None
+        }
+    })
+}
+
+/// A `Set-Cookie` of a session cookie: its value, or `None` when it deletes it.
+pub fn set_session_cookies<'a>(
+    profile: &'a Profile,
+    headers: &'a HeaderMap,
+) -> impl Iterator<Item = (Kind, Option<&'a str>)> + 'a {
+    headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(move |sc| {
+            let mut parts = sc.split(';');
+            let (name, value) = parts.next()?.split_once('=')?;
+            let name = name.trim();
+            let kind = if profile.session_cookies.contains(&name) {
+                Kind::Session
+            } else if profile.remember_cookies.contains(&name) {
+                Kind::RememberMe
+            } else {
+                return None;
+            };
+            let value = value.trim().trim_matches('"');
+            let deleted = value.is_empty()
+                || parts.any(|a| {
+                    let a = a.trim();
+                    a.eq_ignore_ascii_case("max-age=0")
+                        || a.to_ascii_lowercase().starts_with("max-age=-")
+                        || a.to_ascii_lowercase().starts_with("expires=thu, 01 jan 1970")
+                });
+            Some((kind, (!deleted).then_some(value)))
+        })
+}
+
+/// The username of `Authorization: Basic …` (the password is never looked at).
+pub fn basic_user(headers: &HeaderMap) -> Option<UserId> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = v.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(rest.trim())
+        .ok()?;
+    let s = std::str::from_utf8(&raw).ok()?;
+    let (user, _) = s.split_once(':')?;
+    valid_username(user).then(|| UserId::new(user))
+}
+
+/// The token of `Authorization: Bearer …` (a PAT names no user by itself).
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| rest.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// Usernames we accept from client input: non-empty, bounded, no control characters.
+pub fn valid_username(s: &str) -> bool {
+    let s = s.trim();
+    !s.is_empty() && s.len() <= 255 && !s.chars().any(char::is_control)
+}
+
+/// A login request: who tries to log in, and where they want to go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginAttempt {
+    pub user: UserId,
+    /// The form's destination field (`os_destination`, `next`), if any.
+    pub destination: Option<String>,
+    /// A JSON login (REST client) rather than a browser form.
+    pub json: bool,
+}
+
+/// Whether `method path` is one of the product's login requests (body not yet read).
+pub fn is_login(profile: &Profile, method: &Method, path: &str) -> bool {
+    method == Method::POST
+        && (profile.login_form(path).is_some() || profile.json_login == Some(path))
+}
+
+/// Reads the username from a login body prefix (form or JSON).
+pub fn login_attempt(
+    profile: &Profile,
+    path: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Option<LoginAttempt> {
+    let ct = content_type.unwrap_or("").to_ascii_lowercase();
+    if let Some(form) = profile.login_form(path) {
+        if ct.contains("json") {
+            return json_login(body);
+        }
+        let mut user = None;
+        let mut destination = None;
+        for (k, v) in form_urlencoded::parse(body) {
+            if k == form.user_field {
+                user = Some(v.into_owned());
+            } else if k == form.destination_field {
+                destination = Some(v.into_owned());
+            }
+        }
+        let user = user.filter(|u| valid_username(u))?;
+        return Some(LoginAttempt {
+            user: UserId::new(&user),
+            destination,
+            json: false,
+        });
+    }
+    if profile.json_login == Some(path) {
+        return json_login(body);
+    }
+    None
+}
+
+fn json_login(body: &[u8]) -> Option<LoginAttempt> {
+    #[derive(serde::Deserialize)]
+    struct J {
+        username: String,
+    }
+    let j: J = serde_json::from_slice(body).ok()?;
+    valid_username(&j.username).then(|| LoginAttempt {
+        user: UserId::new(&j.username),
+        destination: None,
+        json: true,
+    })
+}
+
+/// What the upstream's `X-AUSERNAME` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamUser {
+    Anonymous,
+    User(UserId),
+}
+
+pub fn upstream_user(headers: &HeaderMap) -> Option<UpstreamUser> {
+    let v = headers.get("x-ausername")?.to_str().ok()?.trim();
+    if v.is_empty() || v.eq_ignore_ascii_case("anonymous") {
+        Some(UpstreamUser::Anonymous)
+    } else if valid_username(v) {
+        Some(UpstreamUser::User(UserId::new(v)))
+    } else {
+        None
+    }
+}
+
+/// Seraph's verdict on a login (`X-Seraph-LoginReason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginReason {
+    Ok,
+    /// Wrong password or unknown user.
+    AuthenticatedFailed,
+    /// CAPTCHA / too many tries.
+    AuthenticationDenied,
+    /// Right password, no permission to use the app (no licence).
+    AuthorisationFailed,
+}
+
+pub fn login_reason(headers: &HeaderMap) -> Option<LoginReason> {
+    let v = headers.get("x-seraph-loginreason")?.to_str().ok()?;
+    // Seraph may list several reasons; the first one decides.
+    match v.split(',').next()?.trim() {
+        "OK" => Some(LoginReason::Ok),
+        "AUTHENTICATED_FAILED" => Some(LoginReason::AuthenticatedFailed),
+        "AUTHENTICATION_DENIED" => Some(LoginReason::AuthenticationDenied),
+        "AUTHORISATION_FAILED" | "AUTHORIZATION_FAILED" => Some(LoginReason::AuthorisationFailed),
+        _ => None,
+    }
+}
+
+/// The page text Jira shows a right password without application access
+/// (recognised when the reason header is missing).
+pub const NO_PERMISSION_TEXT: &str = "You do not have a permission to log in";
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,187 @@
+//! Session cookie → user, as keyed hashes. Concurrent (dashmap); a look-up
+//! never waits for an admission.
+
+use crate::user::UserId;
+use dashmap::DashMap;
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// 128 bits of a keyed BLAKE3 hash of the cookie or token value.
+pub type SessionKey = [u8; 16];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Kind {
+    /// `JSESSIONID` and friends.
+    Session,
+    /// `seraph.rememberme.cookie` and friends: long-lived.
+    RememberMe,
+    /// A bearer token (PAT), learned from the upstream's `X-AUSERNAME`.
+    Token,
+    /// iumgate's own waiting-room cookie.
+    Wait,
+}
+
+#[derive(Debug)]
+struct Entry {
+    user: UserId,
+    kind: Kind,
+    last_seen: AtomicU64,
+}
+
+/// A binding as stored in the snapshot (hashes only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    #[serde(with = "hex16")]
+    pub key: SessionKey,
+    pub user: UserId,
+    pub kind: Kind,
+    pub last_seen: u64,
+}
+
+mod hex16 {
+    use serde::{Deserialize, Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(k: &[u8; 16], s: S) -> Result<S::Ok, S::Error> {
+        let mut out = String::with_capacity(32);
+        for b in k {
+            out.push_str(&format!("{b:02x}"));
+        }
+        s.serialize_str(&out)
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 16], D::Error> {
+        let s = String::deserialize(d)?;
+        let mut k = [0u8; 16];
+        if s.len() != 32 {
+            return Err(serde::de::Error::custom("session key: 32 hex digits expected"));
+        }
+        for (i, chunk) in s.as_bytes().chunks(2).enumerate() {
+            let t = std::str::from_utf8(chunk).map_err(serde::de::Error::custom)?;
+            k[i] = u8::from_str_radix(t, 16).map_err(serde::de::Error::custom)?;
+        }
+        Ok(k)
+    }
+}
+
+#[derive(Debug)]
+pub struct Sessions {
+    key: [u8; 32],
+    map: DashMap<SessionKey, Entry>,
+}
+
+impl Sessions {
+    /// `key`: the installation's hashing key (random, kept in the snapshot).
+    pub fn new(key: [u8; 32]) -> Sessions {
+        Sessions {
+            key,
+            map: DashMap::new(),
+        }
+    }
+
+    pub fn hash_key(&self) -> [u8; 32] {
+        self.key
+    }
+
+    /// The keyed hash of a cookie value or token; the kind is mixed in so a
+    /// value cannot be replayed as another kind of credential.
+    pub fn hash(&self, kind: Kind, value: &str) -> SessionKey {
+        let mut h = blake3::Hasher::new_keyed(&self.key);
+        h.update(&[kind as u8]);
+        h.update(value.as_bytes());
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&h.finalize().as_bytes()[..16]);
+        out
+    }
+
+    pub fn bind(&self, kind: Kind, value: &str, user: &UserId, now: u64) {
+        let k = self.hash(kind, value);
+        match self.map.get(&k) {
+            Some(e) if e.user == *user => {
+                e.last_seen.store(now, Ordering::Relaxed);
+                return;
+            }
+            _ => {}
+        }
+        self.map.insert(
+            k,
+            Entry {
+                user: user.clone(),
+                kind,
+                last_seen: AtomicU64::new(now),
+            },
+        );
+    }
+
+    /// The user a cookie or token belongs to; refreshes its last-seen time.
+    pub fn lookup(&self, kind: Kind, value: &str, now: u64) -> Option<UserId> {
+        let k = self.hash(kind, value);
+        let e = self.map.get(&k)?;
+        if e.last_seen.load(Ordering::Relaxed) < now {
+            e.last_seen.store(now, Ordering::Relaxed);
+        }
+        Some(e.user.clone())
+    }
+
+    pub fn forget(&self, kind: Kind, value: &str) -> Option<UserId> {
+        self.map.remove(&self.hash(kind, value)).map(|(_, e)| e.user)
+    }
+
+    /// Forgets every binding of `user` (logout); returns how many.
+    pub fn forget_user(&self, user: &UserId) -> usize {
+        let before = self.map.len();
+        self.map.retain(|_, e| e.user != *user);
+        before - self.map.len()
+    }
+
+    /// Forgets bindings not seen for their kind's time to live.
+    pub fn prune(&self, now: u64, session_ttl_ms: u64, remember_ttl_ms: u64) -> usize {
+        let before = self.map.len();
+        self.map.retain(|_, e| {
+            let ttl = match e.kind {
+                Kind::Session | Kind::Wait => session_ttl_ms,
+                Kind::RememberMe | Kind::Token => remember_ttl_ms,
+            };
+            now.saturating_sub(e.last_seen.load(Ordering::Relaxed)) < ttl
+        });
+        before - self.map.len()
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Distinct users with at least one binding.
+    pub fn users(&self) -> usize {
+        let mut s: Vec<UserId> = self.map.iter().map(|e| e.user.clone()).collect();
+        s.sort();
+        s.dedup();
+        s.len()
+    }
+
+    pub fn export(&self) -> Vec<SessionRecord> {
+        self.map
+            .iter()
+            .map(|e| SessionRecord {
+                key: *e.key(),
+                user: e.user.clone(),
+                kind: e.kind,
+                last_seen: e.last_seen.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+
+    pub fn import(&self, records: Vec<SessionRecord>) {
+        for r in records {
+            self.map.insert(
+                r.key,
+                Entry {
+                    user: r.user,
+                    kind: r.kind,
+                    last_seen: AtomicU64::new(r.last_seen),
+                },
+            );
+        }
+    }
+}

@@ -1,0 +1,148 @@
+use super::*;
+use crate::product::{BITBUCKET, JIRA};
+use http::HeaderValue;
+
+fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (k, v) in pairs {
+        h.append(
+            http::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            HeaderValue::from_str(v).unwrap(),
+        );
+    }
+    h
+}
+
+#[test]
+fn finds_session_and_remember_me_cookies() {
+    let h = headers(&[
+        ("cookie", "a=1; JSESSIONID=abc; atlassian.xsrf.token=x"),
+        ("cookie", "seraph.rememberme.cookie=\"r%3A1\""),
+    ]);
+    let got: Vec<_> = session_cookies(&JIRA, &h).collect();
+    assert_eq!(got, vec![(Kind::Session, "abc"), (Kind::RememberMe, "r%3A1")]);
+    let none: Vec<_> = session_cookies(&BITBUCKET, &h).collect();
+    assert!(none.is_empty());
+}
+
+#[test]
+fn set_cookie_values_and_deletions() {
+    let h = headers(&[
+        ("set-cookie", "JSESSIONID=new1; Path=/; HttpOnly"),
+        ("set-cookie", "seraph.rememberme.cookie=; Max-Age=0; Path=/"),
+        ("set-cookie", "other=1"),
+    ]);
+    let got: Vec<_> = set_session_cookies(&JIRA, &h).collect();
+    assert_eq!(
+        got,
+        vec![(Kind::Session, Some("new1")), (Kind::RememberMe, None)]
+    );
+}
+
+#[test]
+fn basic_auth_names_the_user() {
+    let h = headers(&[("authorization", "Basic QWxpY2U6c2VjcmV0")]); // Alice:secret
+    assert_eq!(basic_user(&h), Some(UserId::new("alice")));
+    let h = headers(&[("authorization", "Basic !!!")]);
+    assert_eq!(basic_user(&h), None);
+    let h = headers(&[("authorization", "Bearer tok")]);
+    assert_eq!(basic_user(&h), None);
+    assert_eq!(bearer_token(&h), Some("tok"));
+}
+
+#[test]
+fn reads_form_and_json_logins() {
+    let a = login_attempt(
+        &JIRA,
+        "/login.jsp",
+        Some("application/x-www-form-urlencoded"),
+        b"os_username=Bob+B&os_password=pw&os_destination=%2Fbrowse%2FABC-1",
+    )
+    .unwrap();
+    assert_eq!(a.user, UserId::new("bob b"));
+    assert_eq!(a.destination.as_deref(), Some("/browse/ABC-1"));
+    assert!(!a.json);
+    let a = login_attempt(
+        &JIRA,
+        "/rest/auth/1/session",
+        Some("application/json"),
+        br#"{"username":"carol","password":"x"}"#,
+    )
+    .unwrap();
+    assert_eq!(a.user, UserId::new("carol"));
+    assert!(a.json);
+    let b = login_attempt(&BITBUCKET, "/j_atl_security_check", None, b"j_username=dave&j_password=x");
+    assert_eq!(b.unwrap().user, UserId::new("dave"));
+    assert!(login_attempt(&JIRA, "/login.jsp", None, b"os_password=x").is_none());
+}
+
+#[test]
+fn hostile_usernames_are_refused() {
+    assert!(login_attempt(&JIRA, "/login.jsp", None, b"os_username=a%0Ab").is_none());
+    assert!(login_attempt(&JIRA, "/login.jsp", None, b"os_username=%FF%FE").is_some_and(|a| !a.user.as_str().is_empty()));
+    let long = format!("os_username={}", "x".repeat(300));
+    assert!(login_attempt(&JIRA, "/login.jsp", None, long.as_bytes()).is_none());
+}
+
+#[test]
+fn upstream_user_and_reason() {
+    let h = headers(&[("x-ausername", "Erin"), ("x-seraph-loginreason", "OK")]);
+    assert_eq!(upstream_user(&h), Some(UpstreamUser::User(UserId::new("erin"))));
+    assert_eq!(login_reason(&h), Some(LoginReason::Ok));
+    let h = headers(&[("x-ausername", "anonymous"), ("x-seraph-loginreason", "AUTHORISATION_FAILED")]);
+    assert_eq!(upstream_user(&h), Some(UpstreamUser::Anonymous));
+    assert_eq!(login_reason(&h), Some(LoginReason::AuthorisationFailed));
+    assert_eq!(upstream_user(&HeaderMap::new()), None);
+}
+
+#[test]
+fn sessions_store_hashes_and_forget() {
+    let s = Sessions::new([7; 32]);
+    let u = UserId::new("frank");
+    s.bind(Kind::Session, "cookie-value", &u, 10);
+    assert_eq!(s.lookup(Kind::Session, "cookie-value", 11), Some(u.clone()));
+    // Same value as another kind is not the same credential.
+    assert_eq!(s.lookup(Kind::RememberMe, "cookie-value", 11), None);
+    let exported = serde_json::to_string(&s.export()).unwrap();
+    assert!(!exported.contains("cookie-value"));
+    s.bind(Kind::RememberMe, "r", &u, 12);
+    assert_eq!(s.users(), 1);
+    assert_eq!(s.forget_user(&u), 2);
+    assert!(s.is_empty());
+}
+
+#[test]
+fn sessions_prune_by_kind() {
+    let s = Sessions::new([1; 32]);
+    let u = UserId::new("g");
+    s.bind(Kind::Session, "s", &u, 0);
+    s.bind(Kind::RememberMe, "r", &u, 0);
+    assert_eq!(s.prune(1_000, 500, 5_000), 1);
+    assert_eq!(s.lookup(Kind::RememberMe, "r", 1_000), Some(u));
+}
+
+#[test]
+fn snapshot_round_trip() {
+    let s = Sessions::new([3; 32]);
+    s.bind(Kind::Token, "pat", &UserId::new("h"), 5);
+    let json = serde_json::to_string(&s.export()).unwrap();
+    let t = Sessions::new([3; 32]);
+    t.import(serde_json::from_str(&json).unwrap());
+    assert_eq!(t.lookup(Kind::Token, "pat", 6), Some(UserId::new("h")));
+}
+
+#[tokio::test]
+async fn peek_returns_prefix_and_replays_whole_body() {
+    use crate::proxy::body::boxed;
+    use http_body_util::{BodyExt, StreamBody};
+    let chunks: Vec<Result<http_body::Frame<bytes::Bytes>, std::io::Error>> = (0..10)
+        .map(|i| Ok(http_body::Frame::data(bytes::Bytes::from(vec![b'a' + i as u8; 100]))))
+        .collect();
+    let body = boxed(StreamBody::new(futures_util::stream::iter(chunks)));
+    let (prefix, rest) = peek_body(body, 250).await;
+    assert_eq!(prefix.len(), 250);
+    assert_eq!(&prefix[..100], &[b'a'; 100][..]);
+    let all = rest.collect().await.unwrap().to_bytes();
+    assert_eq!(all.len(), 1000);
+    assert_eq!(all[999], b'j');
+}
