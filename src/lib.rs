@@ -6,8 +6,10 @@
 //! learns from the upstream's answer. See `docs/ARCHITECTURE.md`.
 
 pub mod admin;
+pub mod alerts;
 pub mod analyze;
 pub mod app;
+pub mod clock;
 pub mod config;
 pub mod directory;
 pub mod gate;

@@ -1,1 +1,339 @@
-//! (to be built)
+//! The licence gate: the only place that decides whether a request is
+//! forwarded, admitted (a seat granted first) or sent to the waiting room.
+//!
+//! Hot path: a seat holder's request needs three concurrent-map look-ups
+//! (session → user, user → class, user → seat) and an atomic store for an
+//! activity touch; it never waits for another user's admission or for the
+//! directory. Admissions take a per-user async lock (single flight), reserve
+//! the seat in the pool under its short std mutex, then call the directory
+//! outside that lock and roll back if the call fails.
+
+mod admit;
+mod hooks;
+mod reconcile;
+mod waitroom;
+
+pub use admit::Outcome;
+pub use reconcile::ReconcileReport;
+pub use waitroom::QueueState;
+
+use crate::alerts::Alerts;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::directory::Directory;
+use crate::identity::Sessions;
+use crate::pool::{Pool, PoolConfig, SeatMap};
+use crate::product::{ActivityRules, Profile};
+use crate::user::UserId;
+use dashmap::{DashMap, DashSet};
+use serde::Serialize;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// What iumgate knows about a user's licence situation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Class {
+    /// In the IUM user group: managed.
+    Casual,
+    /// In a fixed-licence group: never touched (even if also in an IUM group).
+    Power,
+    /// Anyone else (and exempt users): passes untouched.
+    Unmanaged,
+}
+
+/// Settings the gate reads on each request; swapped on reload.
+#[derive(Debug, Clone)]
+pub struct GateSettings {
+    pub profile: &'static Profile,
+    pub activity: ActivityRules,
+    pub user_group: String,
+    pub access_group: String,
+    pub fixed_groups: Vec<String>,
+    pub exempt: Vec<UserId>,
+    pub release_on_logout: bool,
+    pub login_body_limit: usize,
+    pub retry_every_s: u64,
+    pub min_idle_ms: u64,
+    pub logo_url: Option<String>,
+    pub message: Option<String>,
+    pub tier: crate::config::Tier,
+    pub application: String,
+    pub reserved: u32,
+    pub session_ttl_ms: u64,
+    pub remember_ttl_ms: u64,
+}
+
+impl GateSettings {
+    pub fn from_config(cfg: &Config) -> Result<GateSettings, String> {
+        let profile = cfg.proxy.product.profile();
+        let activity = ActivityRules::new(profile, &cfg.activity.include, &cfg.activity.exclude)
+            .map_err(|e| format!("activity: {e}"))?;
+        Ok(GateSettings {
+            profile,
+            activity,
+            user_group: cfg.ium.user_group.clone(),
+            access_group: cfg.ium.access_group.clone(),
+            fixed_groups: cfg.licence.fixed_groups.clone(),
+            exempt: cfg.ium.exempt_users.iter().map(|u| UserId::new(u)).collect(),
+            release_on_logout: cfg.ium.release_on_logout,
+            login_body_limit: cfg.identity.login_body_limit,
+            retry_every_s: cfg.queue.retry_every.get().as_secs().max(1),
+            min_idle_ms: cfg.ium.min_idle.get().as_millis() as u64,
+            logo_url: cfg.queue.logo_url.clone(),
+            message: cfg.queue.message.clone(),
+            tier: cfg.licence.tier,
+            application: cfg.licence.application.clone(),
+            reserved: cfg.licence.reserved,
+            session_ttl_ms: cfg.identity.session_ttl.get().as_millis() as u64,
+            remember_ttl_ms: cfg.identity.remember_ttl.get().as_millis() as u64,
+        })
+    }
+}
+
+/// A grant or an eviction, for the status page.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    pub at_ms: u64,
+    pub kind: &'static str,
+    pub user: UserId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub victim: Option<UserId>,
+}
+
+/// Counters for metrics and status (plain atomics; read by the admin room).
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub admit_holding: AtomicU64,
+    pub admit_granted: AtomicU64,
+    pub admit_evicted: AtomicU64,
+    pub admit_waited: AtomicU64,
+    pub admit_failed: AtomicU64,
+    pub release_eviction: AtomicU64,
+    pub release_logout: AtomicU64,
+    pub release_tier_shrink: AtomicU64,
+    pub release_cleanup: AtomicU64,
+    pub release_rollback: AtomicU64,
+    pub release_reconcile: AtomicU64,
+    pub login_failed: AtomicU64,
+}
+
+/// The licence arithmetic, as last computed by reconcile.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Arithmetic {
+    pub tier: u32,
+    pub fixed: u32,
+    pub reserved: u32,
+    pub capacity: u32,
+    /// Users in a fixed group *and* an IUM group (a misconfiguration).
+    pub power_in_ium: Vec<UserId>,
+}
+
+pub struct Gate {
+    pub settings: arc_swap::ArcSwap<GateSettings>,
+    pub clock: Arc<dyn Clock>,
+    pub sessions: Sessions,
+    pub directory: Arc<dyn Directory>,
+    pub alerts: Arc<Alerts>,
+    pub counters: Counters,
+    pool: Mutex<Pool>,
+    seats: Arc<SeatMap>,
+    /// Seats reserved whose directory grant has not finished yet.
+    pending: DashSet<UserId>,
+    classes: DashMap<UserId, Class>,
+    /// Single flight: one admission per user at a time.
+    inflight: DashMap<UserId, Arc<tokio::sync::Mutex<()>>>,
+    arithmetic: Mutex<Arithmetic>,
+    reconciled: AtomicBool,
+    events: Mutex<VecDeque<Event>>,
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate")
+            .field("sessions", &self.sessions.len())
+            .field("seats", &self.seats.len())
+            .finish_non_exhaustive()
+    }
+}
+
+const MAX_EVENTS: usize = 200;
+
+impl Gate {
+    pub fn new(
+        settings: GateSettings,
+        pool_cfg: PoolConfig,
+        directory: Arc<dyn Directory>,
+        clock: Arc<dyn Clock>,
+        alerts: Arc<Alerts>,
+        hash_key: [u8; 32],
+    ) -> Gate {
+        let pool = Pool::new(pool_cfg);
+        let seats = pool.seats();
+        Gate {
+            settings: arc_swap::ArcSwap::from_pointee(settings),
+            clock,
+            sessions: Sessions::new(hash_key),
+            directory,
+            alerts,
+            counters: Counters::default(),
+            pool: Mutex::new(pool),
+            seats,
+            pending: DashSet::new(),
+            classes: DashMap::new(),
+            inflight: DashMap::new(),
+            arithmetic: Mutex::new(Arithmetic::default()),
+            reconciled: AtomicBool::new(false),
+            events: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    pub fn now(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// Runs `f` on the pool under its mutex (never held across an await).
+    pub fn with_pool<R>(&self, f: impl FnOnce(&mut Pool) -> R) -> R {
+        let mut guard = match self.pool.lock() {
+            Ok(g) => g,
+            // A panic while holding the lock cannot leave the pool half-changed
+            // in a way that matters more than stopping all admissions would.
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        f(&mut guard)
+    }
+
+    /// Whether `user` holds a granted (not pending) seat. Lock-free.
+    pub fn holds(&self, user: &UserId) -> bool {
+        self.seats.contains_key(user) && !self.pending.contains(user)
+    }
+
+    /// Records activity of a holder: an atomic store.
+    pub fn touch(&self, user: &UserId, now: u64) {
+        if let Some(seat) = self.seats.get(user) {
+            seat.touch(now);
+        }
+    }
+
+    pub fn class_of(&self, user: &UserId) -> Option<Class> {
+        let s = self.settings.load();
+        if s.exempt.contains(user) {
+            return Some(Class::Unmanaged);
+        }
+        if let Some(c) = self.classes.get(user) {
+            return Some(*c);
+        }
+        // After a full reconcile, a user in none of the groups is unmanaged.
+        self.reconciled
+            .load(Ordering::Acquire)
+            .then_some(Class::Unmanaged)
+    }
+
+    /// The class of `user`, asking the directory when iumgate has not seen
+    /// them in any group yet (a user added to the IUM group since the last
+    /// reconcile). Only admissions call this, never the hot path.
+    pub async fn class_or_lookup(&self, user: &UserId) -> Class {
+        if let Some(c) = self.classes.get(user).map(|c| *c) {
+            return c;
+        }
+        if self.settings.load().exempt.contains(user) {
+            return Class::Unmanaged;
+        }
+        match self.directory.user(user).await {
+            Ok(Some(info)) => {
+                let s = self.settings.load();
+                let in_group = |g: &str| info.groups.iter().any(|x| x.eq_ignore_ascii_case(g));
+                let class = if !info.active {
+                    Class::Unmanaged
+                } else if s.fixed_groups.iter().any(|g| in_group(g)) {
+                    Class::Power
+                } else if in_group(&s.user_group) {
+                    Class::Casual
+                } else {
+                    Class::Unmanaged
+                };
+                self.classes.insert(user.clone(), class);
+                class
+            }
+            Ok(None) => Class::Unmanaged,
+            Err(e) => {
+                tracing::warn!(user = %user, error = %e, "cannot look the user up; passing the request untouched");
+                Class::Unmanaged
+            }
+        }
+    }
+
+    pub fn arithmetic(&self) -> Arithmetic {
+        self.arithmetic.lock().map(|a| a.clone()).unwrap_or_default()
+    }
+
+    pub fn is_reconciled(&self) -> bool {
+        self.reconciled.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn record(&self, kind: &'static str, user: &UserId, victim: Option<&UserId>) {
+        let ev = Event {
+            at_ms: self.now(),
+            kind,
+            user: user.clone(),
+            victim: victim.cloned(),
+        };
+        if let Ok(mut q) = self.events.lock() {
+            if q.len() >= MAX_EVENTS {
+                q.pop_front();
+            }
+            q.push_back(ev);
+        }
+    }
+
+    pub fn recent_events(&self) -> Vec<Event> {
+        self.events
+            .lock()
+            .map(|q| q.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Seat holders (user, since, last activity) and the queue, for status.
+    pub fn snapshot_view(&self) -> (Vec<crate::pool::SeatRecord>, Vec<crate::pool::Waiter>, usize) {
+        self.with_pool(|p| (p.holders(), p.queue(), p.capacity()))
+    }
+
+    fn user_lock(&self, user: &UserId) -> Arc<tokio::sync::Mutex<()>> {
+        self.inflight
+            .entry(user.clone())
+            .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(())))
+            .clone()
+    }
+
+    /// Forgets the single-flight lock of `user` when nobody else holds it.
+    fn drop_user_lock(&self, user: &UserId) {
+        self.inflight
+            .remove_if(user, |_, l| Arc::strong_count(l) <= 1);
+    }
+}
+
+/// A local path safe to redirect to: `/…`, never `//host` or a scheme.
+pub fn local_path(to: &str) -> Option<&str> {
+    let ok = to.starts_with('/')
+        && !to.starts_with("//")
+        && !to.starts_with("/\\")
+        && !to.chars().any(|c| c.is_control() || c == '\\')
+        && to.len() <= 2048;
+    ok.then_some(to)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local_path;
+
+    #[test]
+    fn only_local_paths_are_redirect_targets() {
+        assert_eq!(local_path("/browse/ABC-1?x=1"), Some("/browse/ABC-1?x=1"));
+        assert_eq!(local_path("//evil.example.com/"), None);
+        assert_eq!(local_path("https://evil.example.com/"), None);
+        assert_eq!(local_path("/\\evil.example.com"), None);
+        assert_eq!(local_path("/a\r\nSet-Cookie: x"), None);
+        assert_eq!(local_path("evil"), None);
+    }
+}

@@ -92,16 +92,19 @@ impl Sessions {
     }
 
     pub fn bind(&self, kind: Kind, value: &str, user: &UserId, now: u64) {
-        let k = self.hash(kind, value);
-        match self.map.get(&k) {
-            Some(e) if e.user == *user => {
+        self.bind_key(self.hash(kind, value), kind, user, now);
+    }
+
+    /// Binds an already hashed cookie or token.
+    pub fn bind_key(&self, key: SessionKey, kind: Kind, user: &UserId, now: u64) {
+        if let Some(e) = self.map.get(&key) {
+            if e.user == *user {
                 e.last_seen.store(now, Ordering::Relaxed);
                 return;
             }
-            _ => {}
         }
         self.map.insert(
-            k,
+            key,
             Entry {
                 user: user.clone(),
                 kind,
@@ -110,14 +113,22 @@ impl Sessions {
         );
     }
 
-    /// The user a cookie or token belongs to; refreshes its last-seen time.
-    pub fn lookup(&self, kind: Kind, value: &str, now: u64) -> Option<UserId> {
-        let k = self.hash(kind, value);
-        let e = self.map.get(&k)?;
+    /// Looks an already hashed cookie or token up; refreshes its last-seen time.
+    pub fn lookup_key(&self, key: &SessionKey, now: u64) -> Option<UserId> {
+        let e = self.map.get(key)?;
         if e.last_seen.load(Ordering::Relaxed) < now {
             e.last_seen.store(now, Ordering::Relaxed);
         }
         Some(e.user.clone())
+    }
+
+    pub fn forget_key(&self, key: &SessionKey) -> Option<UserId> {
+        self.map.remove(key).map(|(_, e)| e.user)
+    }
+
+    /// The user a cookie or token belongs to; refreshes its last-seen time.
+    pub fn lookup(&self, kind: Kind, value: &str, now: u64) -> Option<UserId> {
+        self.lookup_key(&self.hash(kind, value), now)
     }
 
     pub fn forget(&self, kind: Kind, value: &str) -> Option<UserId> {

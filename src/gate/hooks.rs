@@ -1,0 +1,427 @@
+//! The gate as the proxy's request hooks: identify → decide → (forward) →
+//! learn from the upstream's answer.
+
+use super::{local_path, Class, Gate, Outcome};
+use crate::identity::{self, Kind, LoginReason, SessionKey, UpstreamUser};
+use crate::pool::{Mode, ReleaseReason};
+use crate::proxy::body::{empty, full, Body};
+use crate::proxy::{headers::wants_html, ConnInfo, Hooks};
+use crate::user::UserId;
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use std::sync::atomic::Ordering;
+
+/// iumgate's own cookie for the waiting room (maps to the waiting user).
+pub const WAIT_COOKIE: &str = "iumgate_wait";
+
+/// How much of a login answer is read to find Jira's "no permission" text.
+const LOGIN_PAGE_PEEK: usize = 256 * 1024;
+
+/// What `on_request` learned, for `on_response`.
+#[derive(Debug, Default)]
+pub struct Ctx {
+    /// Known before forwarding (session, remember-me, token, Basic, login).
+    user: Option<UserId>,
+    /// The request's session cookies, hashed.
+    keys: Vec<(Kind, SessionKey)>,
+    /// The bearer token's hash, to bind to the user the upstream names.
+    bearer: Option<SessionKey>,
+    login: Option<LoginCtx>,
+    /// A Basic-auth request that took a free seat before the password was checked.
+    basic_grant: bool,
+    logout: bool,
+    html: bool,
+    /// The original path and query (for 307 and the waiting room's `to`).
+    target: String,
+    method: Method,
+    git: bool,
+}
+
+#[derive(Debug)]
+struct LoginCtx {
+    user: UserId,
+    destination: Option<String>,
+    json: bool,
+    class: Class,
+    /// A free seat was granted before forwarding (give it back on failure).
+    granted_free: bool,
+}
+
+impl Hooks for Gate {
+    type Ctx = Ctx;
+
+    async fn on_request(
+        &self,
+        _conn: &ConnInfo,
+        req: Request<Body>,
+    ) -> Result<(Request<Body>, Ctx), Response<Body>> {
+        let s = self.settings.load();
+        let now = self.now();
+        let (parts, body) = req.into_parts();
+        let path = parts.uri.path();
+        let mut ctx = Ctx {
+            html: wants_html(&parts.headers),
+            target: parts
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_else(|| "/".into()),
+            method: parts.method.clone(),
+            git: s.profile.is_git(path),
+            ..Ctx::default()
+        };
+
+        // Identify: session cookies, then Basic auth, then a known token.
+        for (kind, value) in identity::session_cookies(s.profile, &parts.headers) {
+            let key = self.sessions.hash(kind, value);
+            if ctx.user.is_none() {
+                ctx.user = self.sessions.lookup_key(&key, now);
+            }
+            ctx.keys.push((kind, key));
+        }
+        let mut basic = false;
+        if ctx.user.is_none() {
+            if let Some(u) = identity::basic_user(&parts.headers) {
+                ctx.user = Some(u);
+                basic = true;
+            } else if let Some(t) = identity::bearer_token(&parts.headers) {
+                let key = self.sessions.hash(Kind::Token, t);
+                ctx.user = self.sessions.lookup_key(&key, now);
+                ctx.bearer = Some(key);
+            }
+        }
+
+        if s.profile.is_logout(&parts.method, path) {
+            ctx.logout = true;
+            return Ok((Request::from_parts(parts, body), ctx));
+        }
+
+        if identity::is_login(s.profile, &parts.method, path) {
+            let (prefix, body) = identity::peek_body(body, s.login_body_limit).await;
+            let ct = parts
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok());
+            if let Some(attempt) = identity::login_attempt(s.profile, path, ct, &prefix) {
+                let class = self.class_or_lookup(&attempt.user).await;
+                let mut granted_free = false;
+                if class == Class::Casual && !self.holds(&attempt.user) {
+                    // Only a free seat before the password is checked: a wrong
+                    // password must never cost a colleague their seat.
+                    match self.admit(&attempt.user, Mode::FreeOnly).await {
+                        Outcome::Pass => granted_free = true,
+                        Outcome::Unavailable => {
+                            return Err(self.unavailable_response(&ctx, &parts.headers));
+                        }
+                        Outcome::NoFreeSeat | Outcome::Wait { .. } => {}
+                    }
+                }
+                ctx.user = Some(attempt.user.clone());
+                ctx.login = Some(LoginCtx {
+                    user: attempt.user,
+                    destination: attempt.destination,
+                    json: attempt.json,
+                    class,
+                    granted_free,
+                });
+            }
+            return Ok((Request::from_parts(parts, body), ctx));
+        }
+
+        if let Some(user) = ctx.user.clone() {
+            let class = match self.class_of(&user) {
+                Some(c) => c,
+                None => self.class_or_lookup(&user).await,
+            };
+            if class == Class::Casual {
+                if !self.holds(&user) {
+                    let mode = if basic { Mode::FreeOnly } else { Mode::MayEvict };
+                    match self.admit(&user, mode).await {
+                        Outcome::Pass => ctx.basic_grant = basic,
+                        Outcome::Wait { position } => {
+                            return Err(self.wait_response(&ctx, &user, position, &parts.headers, None));
+                        }
+                        Outcome::NoFreeSeat => {
+                            return Err(self.wait_response(&ctx, &user, 0, &parts.headers, None));
+                        }
+                        Outcome::Unavailable => {
+                            return Err(self.unavailable_response(&ctx, &parts.headers));
+                        }
+                    }
+                }
+                if s.activity.is_activity(parts.method.as_str(), path) {
+                    self.touch(&user, now);
+                }
+            }
+        }
+        Ok((Request::from_parts(parts, body), ctx))
+    }
+
+    async fn on_response(&self, mut ctx: Ctx, resp: Response<Body>) -> Response<Body> {
+        let s = self.settings.load();
+        let now = self.now();
+        let upstream = identity::upstream_user(resp.headers());
+
+        // Learn: bind the request's and the response's session cookies to the
+        // user the upstream names (its response headers are trusted).
+        if let Some(UpstreamUser::User(u)) = &upstream {
+            for (kind, key) in &ctx.keys {
+                self.sessions.bind_key(*key, *kind, u, now);
+            }
+            if let Some(key) = ctx.bearer {
+                self.sessions.bind_key(key, Kind::Token, u, now);
+            }
+        }
+        for (kind, value) in identity::set_session_cookies(s.profile, resp.headers()) {
+            match (value, &upstream) {
+                (Some(v), Some(UpstreamUser::User(u))) => self.sessions.bind(kind, v, u, now),
+                (None, _) => {
+                    for (k, key) in &ctx.keys {
+                        if *k == kind {
+                            self.sessions.forget_key(key);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+
+        if ctx.logout {
+            for (_, key) in &ctx.keys {
+                self.sessions.forget_key(key);
+            }
+            if let Some(user) = &ctx.user {
+                if s.release_on_logout && self.holds(user) {
+                    self.release(user, ReleaseReason::Logout).await;
+                }
+            }
+            return resp;
+        }
+
+        if let Some(login) = ctx.login.take() {
+            return self.finish_login(&ctx, login, resp, upstream).await;
+        }
+
+        if ctx.basic_grant {
+            if let Some(user) = &ctx.user {
+                if upstream != Some(UpstreamUser::User(user.clone())) {
+                    // The password was wrong: give the seat back.
+                    self.counters.login_failed.fetch_add(1, Ordering::Relaxed);
+                    self.release(user, ReleaseReason::Rollback).await;
+                }
+            }
+            return resp;
+        }
+
+        // A user first learned from the response (SSO callback, token,
+        // remember-me unknown to us): admit now and let the client retry.
+        if ctx.user.is_none() {
+            if let Some(UpstreamUser::User(u)) = &upstream {
+                if self.class_or_lookup(u).await == Class::Casual && !self.holds(u) {
+                    return match self.admit(u, Mode::MayEvict).await {
+                        Outcome::Pass => retry_response(&ctx.target, resp.headers()),
+                        Outcome::Wait { position } => {
+                            self.wait_response(&ctx, u, position, &HeaderMap::new(), Some(resp.headers()))
+                        }
+                        Outcome::NoFreeSeat => resp,
+                        Outcome::Unavailable => self.unavailable_response(&ctx, &HeaderMap::new()),
+                    };
+                }
+            }
+        }
+        resp
+    }
+
+    async fn own_page(&self, _conn: &ConnInfo, req: Request<Body>) -> Response<Body> {
+        self.waitroom(req).await
+    }
+}
+
+impl Gate {
+    async fn finish_login(
+        &self,
+        ctx: &Ctx,
+        login: LoginCtx,
+        resp: Response<Body>,
+        upstream: Option<UpstreamUser>,
+    ) -> Response<Body> {
+        let mut resp = resp;
+        let mut reason = identity::login_reason(resp.headers());
+        if reason.is_none() && is_html(resp.headers()) && upstream != Some(UpstreamUser::User(login.user.clone())) {
+            // No reason header: recognise Jira's page text instead.
+            let (parts, body) = resp.into_parts();
+            let (prefix, body) = identity::peek_body(body, LOGIN_PAGE_PEEK).await;
+            if memchr_str(&prefix, identity::NO_PERMISSION_TEXT) {
+                reason = Some(LoginReason::AuthorisationFailed);
+            }
+            resp = Response::from_parts(parts, body);
+        }
+        let succeeded = reason == Some(LoginReason::Ok)
+            || (reason.is_none() && upstream == Some(UpstreamUser::User(login.user.clone())));
+        if succeeded {
+            return resp;
+        }
+        match reason {
+            Some(LoginReason::AuthorisationFailed) if login.class == Class::Casual => {
+                // The password is right; only the licence is missing. Now a
+                // seat may be taken from an idle holder.
+                match self.admit(&login.user, Mode::MayEvict).await {
+                    Outcome::Pass => retry_response(&ctx.target, resp.headers()),
+                    Outcome::Wait { position } => {
+                        let dest = login.destination.as_deref().and_then(local_path).unwrap_or("/");
+                        let profile = self.settings.load().profile;
+                        let to = format!(
+                            "{}?{}={}",
+                            profile.login_page,
+                            profile.login_destination_param,
+                            pct(dest)
+                        );
+                        let wctx = Ctx {
+                            html: !login.json,
+                            target: to,
+                            method: ctx.method.clone(),
+                            ..Ctx::default()
+                        };
+                        self.wait_response(&wctx, &login.user, position, &HeaderMap::new(), Some(resp.headers()))
+                    }
+                    Outcome::NoFreeSeat => resp,
+                    Outcome::Unavailable => self.unavailable_response(ctx, &HeaderMap::new()),
+                }
+            }
+            _ => {
+                // Wrong password, CAPTCHA, or no verdict: nobody keeps a seat
+                // they took for this attempt.
+                self.counters.login_failed.fetch_add(1, Ordering::Relaxed);
+                if login.granted_free {
+                    self.release(&login.user, ReleaseReason::Rollback).await;
+                }
+                resp
+            }
+        }
+    }
+
+    /// No seat: browsers go to the waiting room, API clients get 503 + JSON,
+    /// git gets a line it prints to the terminal.
+    fn wait_response(
+        &self,
+        ctx: &Ctx,
+        user: &UserId,
+        position: usize,
+        _req_headers: &HeaderMap,
+        upstream_headers: Option<&HeaderMap>,
+    ) -> Response<Body> {
+        let retry = self.settings.load().retry_every_s;
+        let mut resp = if ctx.git {
+            let text = if position > 0 {
+                format!("iumgate: no licence is free right now (position {position} in the queue). Retry in {retry} seconds.\n")
+            } else {
+                format!("iumgate: no licence is free right now. Retry in {retry} seconds.\n")
+            };
+            let mut r = Response::new(full(text));
+            *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+            r
+        } else if ctx.html && (ctx.method == Method::GET || ctx.method == Method::POST || ctx.method == Method::HEAD) {
+            let token = new_token();
+            self.sessions.bind(Kind::Wait, &token, user, self.now());
+            let to = local_path(&ctx.target).unwrap_or("/");
+            let mut r = Response::new(empty());
+            *r.status_mut() = StatusCode::SEE_OTHER;
+            if let Ok(v) = HeaderValue::from_str(&format!("/iumgate/wait?to={}", pct(to))) {
+                r.headers_mut().insert(header::LOCATION, v);
+            }
+            if let Ok(v) = HeaderValue::from_str(&format!(
+                "{WAIT_COOKIE}={token}; Path=/iumgate/; HttpOnly; SameSite=Lax"
+            )) {
+                r.headers_mut().append(header::SET_COOKIE, v);
+            }
+            r
+        } else {
+            let body = format!("{{\"state\":\"waiting\",\"position\":{position},\"retry_after\":{retry}}}");
+            let mut r = Response::new(full(body));
+            *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            r
+        };
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry));
+        resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(up) = upstream_headers {
+            // Keep the upstream's cookies (the new session of a login).
+            for v in up.get_all(header::SET_COOKIE) {
+                resp.headers_mut().append(header::SET_COOKIE, v.clone());
+            }
+        }
+        resp
+    }
+
+    /// The directory failed: nothing was granted; the waiting page says the
+    /// licence service is unavailable (and retries by itself).
+    fn unavailable_response(&self, ctx: &Ctx, req_headers: &HeaderMap) -> Response<Body> {
+        let retry = self.settings.load().retry_every_s;
+        let mut resp = if ctx.html {
+            let lang = crate::pages::Lang::from_headers(req_headers);
+            let mut r = Response::new(full(crate::pages::wait::unavailable_page(lang, retry, &ctx.target)));
+            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+            r
+        } else if ctx.git {
+            Response::new(full("iumgate: the licence service is unavailable; the administrator has been told. Retry later.\n"))
+        } else {
+            let mut r = Response::new(full(format!("{{\"state\":\"unavailable\",\"retry_after\":{retry}}}")));
+            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            r
+        };
+        *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry));
+        resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        resp
+    }
+
+    /// Used by the waiting room to find the waiting user.
+    pub(crate) fn waiting_user(&self, headers: &HeaderMap) -> Option<UserId> {
+        let now = self.now();
+        let s = self.settings.load();
+        for (name, value) in identity::cookies(headers) {
+            if name == WAIT_COOKIE {
+                if let Some(u) = self.sessions.lookup(Kind::Wait, value, now) {
+                    return Some(u);
+                }
+            }
+        }
+        identity::session_cookies(s.profile, headers)
+            .find_map(|(kind, value)| self.sessions.lookup(kind, value, now))
+    }
+}
+
+/// `307` to the same URL: the client repeats the request, now licensed.
+fn retry_response(target: &str, upstream_headers: &HeaderMap) -> Response<Body> {
+    let mut r = Response::new(empty());
+    *r.status_mut() = StatusCode::TEMPORARY_REDIRECT;
+    if let Ok(v) = HeaderValue::from_str(local_path(target).unwrap_or("/")) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    for v in upstream_headers.get_all(header::SET_COOKIE) {
+        r.headers_mut().append(header::SET_COOKIE, v.clone());
+    }
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+fn is_html(h: &HeaderMap) -> bool {
+    h.get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"))
+}
+
+fn memchr_str(hay: &[u8], needle: &str) -> bool {
+    let n = needle.as_bytes();
+    hay.windows(n.len()).any(|w| w == n)
+}
+
+pub(crate) fn pct(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+fn new_token() -> String {
+    use rand::Rng;
+    let bytes: [u8; 24] = rand::rng().random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,206 @@
+//! Reconcile: the upstream's groups are the truth about who holds a licence;
+//! iumgate's memory is a copy of it. Re-read the groups, adopt holders added
+//! by hand, drop holders removed by hand, recompute the capacity.
+
+use super::{Arithmetic, Class, Gate};
+use crate::config::Tier;
+use crate::directory::DirectoryError;
+use crate::pool::ReleaseReason;
+use crate::user::UserId;
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReconcileReport {
+    pub holders: usize,
+    pub adopted: Vec<UserId>,
+    pub dropped: Vec<UserId>,
+    pub released: Vec<UserId>,
+    pub casual: usize,
+    pub arithmetic: Arithmetic,
+}
+
+impl Gate {
+    /// One reconcile pass. Fails (changing nothing) when the directory fails.
+    pub async fn reconcile(&self) -> Result<ReconcileReport, DirectoryError> {
+        let started = self.now();
+        let s = self.settings.load_full();
+        let access = self.directory.group_members(&s.access_group).await?;
+        let casual = self.directory.group_members(&s.user_group).await?;
+        let mut fixed: HashSet<UserId> = HashSet::new();
+        for g in &s.fixed_groups {
+            for m in self.directory.group_members(g).await? {
+                if m.active {
+                    fixed.insert(m.name);
+                }
+            }
+        }
+        let tier = match s.tier {
+            Tier::Fixed(n) => n,
+            Tier::Auto => match self.directory.licence(&s.application).await? {
+                Some(l) => l.seats.unwrap_or(u32::MAX),
+                None => {
+                    return Err(DirectoryError::Unexpected {
+                        status: 0,
+                        detail: format!(
+                            "licence.tier = \"auto\" but the application `{}` reports no seat count; set the tier as a number",
+                            s.application
+                        ),
+                    })
+                }
+            },
+        };
+        let fixed_n = u32::try_from(fixed.len()).unwrap_or(u32::MAX);
+        let capacity = tier.saturating_sub(fixed_n).saturating_sub(s.reserved);
+
+        // Classes: casual members, then power users (a power user inside an
+        // IUM group stays a power user: never queued, never removed).
+        let mut classes: HashMap<UserId, Class> = HashMap::new();
+        for m in &casual {
+            classes.insert(
+                m.name.clone(),
+                if m.active { Class::Casual } else { Class::Unmanaged },
+            );
+        }
+        let mut power_in_ium: Vec<UserId> = Vec::new();
+        let in_ium: HashSet<&UserId> = casual.iter().chain(access.iter()).map(|m| &m.name).collect();
+        for u in &fixed {
+            if in_ium.contains(u) {
+                power_in_ium.push(u.clone());
+            }
+            classes.insert(u.clone(), Class::Power);
+        }
+        power_in_ium.sort();
+        self.classes.retain(|k, _| classes.contains_key(k));
+        for (k, v) in classes {
+            self.classes.insert(k, v);
+        }
+
+        // Holders: the access group's active casual members.
+        let now = self.now();
+        let access_set: HashSet<UserId> = access
+            .iter()
+            .filter(|m| m.active && !fixed.contains(&m.name))
+            .map(|m| m.name.clone())
+            .collect();
+        let mut report = ReconcileReport {
+            casual: casual.len(),
+            ..Default::default()
+        };
+        let pending: HashSet<UserId> = self.pending.iter().map(|u| u.clone()).collect();
+        let over = self.with_pool(|p| {
+            for u in &access_set {
+                if !p.holds(u) {
+                    p.adopt(u, now, None);
+                    report.adopted.push(u.clone());
+                }
+            }
+            for h in p.holders() {
+                // A seat granted after this pass started may not show in the
+                // list we read: leave it alone.
+                if !access_set.contains(&h.user) && h.since < started && !pending.contains(&h.user)
+                {
+                    p.release(&h.user);
+                    report.dropped.push(h.user.clone());
+                }
+            }
+            p.in_use() > capacity as usize
+        });
+        for u in &report.dropped {
+            self.count_release(ReleaseReason::Reconcile);
+            self.record("reconcile_drop", u, None);
+        }
+        // Over the new capacity: release the longest-idle down to it, even
+        // inside min_idle — going over the tier stops the app for everyone.
+        if over {
+            report.released = self.shrink_to(capacity as usize).await;
+        } else {
+            self.with_pool(|p| p.set_capacity(capacity as usize));
+        }
+        report.holders = self.with_pool(|p| p.in_use());
+
+        let prev = self.arithmetic();
+        let arith = Arithmetic {
+            tier,
+            fixed: fixed_n,
+            reserved: s.reserved,
+            capacity,
+            power_in_ium: power_in_ium.clone(),
+        };
+        if let Ok(mut a) = self.arithmetic.lock() {
+            *a = arith.clone();
+        }
+        report.arithmetic = arith;
+        let first = !self.reconciled.swap(true, Ordering::AcqRel);
+        if !first && capacity < prev.capacity {
+            self.alerts.raise(
+                "pool_shrunk",
+                format!(
+                    "The shared pool shrank from {} to {} seats (tier {tier}, {fixed_n} fixed-licence users, {} reserved).",
+                    prev.capacity, capacity, s.reserved
+                ),
+                "More users hold a fixed licence than before: raise the tier or move users to the IUM groups.",
+                now,
+            );
+        }
+        if fixed_n.saturating_add(s.reserved) > tier {
+            self.alerts.raise(
+                "tier_exceeded",
+                format!("{fixed_n} fixed-licence users and {} reserved seats exceed the tier of {tier}.", s.reserved),
+                "Move power users to the IUM groups or raise the licence tier.",
+                now,
+            );
+        } else {
+            self.alerts.resolve("tier_exceeded");
+        }
+        if power_in_ium.is_empty() {
+            self.alerts.resolve("power_user_in_ium_group");
+        } else {
+            let names: Vec<&str> = power_in_ium.iter().take(10).map(UserId::as_str).collect();
+            self.alerts.raise(
+                "power_user_in_ium_group",
+                format!(
+                    "{} user(s) hold a fixed licence and are also in an IUM group: {}{}",
+                    power_in_ium.len(),
+                    names.join(", "),
+                    if power_in_ium.len() > 10 { ", …" } else { "" }
+                ),
+                "Remove them from the IUM groups (iumgate treats them as power users meanwhile).",
+                now,
+            );
+        }
+        tracing::info!(
+            tier,
+            fixed = fixed_n,
+            capacity,
+            holders = report.holders,
+            adopted = report.adopted.len(),
+            dropped = report.dropped.len(),
+            "reconciled with the directory"
+        );
+        Ok(report)
+    }
+
+    /// Lowers the capacity and releases the longest-idle holders down to it.
+    pub async fn shrink_to(&self, capacity: usize) -> Vec<UserId> {
+        let released = self.with_pool(|p| p.set_capacity(capacity));
+        let access = self.settings.load().access_group.clone();
+        let mut out = Vec::new();
+        for seat in released {
+            match self.directory.remove_from_group(&seat.user, &access).await {
+                Ok(()) => {
+                    self.count_release(ReleaseReason::TierShrink);
+                    self.record("tier_shrink", &seat.user, None);
+                    out.push(seat.user);
+                }
+                Err(e) => {
+                    // Still in the group: it still counts against the tier.
+                    tracing::warn!(user = %seat.user, error = %e, "cannot release a seat while shrinking the pool");
+                    self.with_pool(|p| p.adopt(&seat.user, seat.last_active, Some(seat.last_active)));
+                }
+            }
+        }
+        out
+    }
+}

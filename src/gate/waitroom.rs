@@ -1,0 +1,145 @@
+//! `/iumgate/…`: the waiting room. The page polls `/iumgate/api/queue`; each
+//! poll is also an admission attempt, so a waiter is let in by the page
+//! itself as soon as a seat frees (and, without JavaScript, by the page's
+//! meta refresh doing the same).
+
+use super::{local_path, Class, Gate, Outcome};
+use crate::pages::{self, wait::WaitView, Lang};
+use crate::pool::Mode;
+use crate::proxy::body::{empty, full, Body};
+use http::{header, HeaderValue, Request, Response, StatusCode};
+
+/// The state a poll reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueState {
+    Admitted,
+    Waiting { position: usize, eta_s: Option<u64> },
+    Unavailable,
+    Unknown,
+}
+
+impl Gate {
+    pub(crate) async fn waitroom(&self, req: Request<Body>) -> Response<Body> {
+        let path = req.uri().path().to_owned();
+        let to = req
+            .uri()
+            .query()
+            .and_then(|q| {
+                form_urlencoded::parse(q.as_bytes())
+                    .find(|(k, _)| k == "to")
+                    .map(|(_, v)| v.into_owned())
+            })
+            .unwrap_or_else(|| "/".into());
+        let to = local_path(&to).unwrap_or("/").to_owned();
+        let lang = Lang::from_headers(req.headers());
+        match path.as_str() {
+            "/iumgate/wait" | "/iumgate/wait/" => {
+                let state = self.poll_state(req.headers()).await;
+                if state == QueueState::Admitted {
+                    return redirect(&to);
+                }
+                let s = self.settings.load();
+                let view = WaitView {
+                    lang,
+                    state: &state,
+                    to: &to,
+                    retry_s: s.retry_every_s,
+                    logo_url: s.logo_url.as_deref(),
+                    message: s.message.as_deref(),
+                    login_url: &format!(
+                        "{}?{}={}",
+                        s.profile.login_page,
+                        s.profile.login_destination_param,
+                        super::hooks::pct(&to)
+                    ),
+                };
+                let mut r = Response::new(full(pages::wait::render(&view)));
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/html; charset=utf-8"),
+                );
+                r.headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                r
+            }
+            "/iumgate/api/queue" => {
+                let state = self.poll_state(req.headers()).await;
+                let retry = self.settings.load().retry_every_s;
+                let body = match &state {
+                    QueueState::Admitted => {
+                        format!("{{\"state\":\"admitted\",\"to\":{}}}", pages::json_str(&to))
+                    }
+                    QueueState::Waiting { position, eta_s } => format!(
+                        "{{\"state\":\"waiting\",\"position\":{position},\"retry_after\":{retry}{}}}",
+                        eta_s.map(|e| format!(",\"eta_seconds\":{e}")).unwrap_or_default()
+                    ),
+                    QueueState::Unavailable => {
+                        format!("{{\"state\":\"unavailable\",\"retry_after\":{retry}}}")
+                    }
+                    QueueState::Unknown => "{\"state\":\"unknown\"}".to_string(),
+                };
+                let mut r = Response::new(full(body));
+                r.headers_mut()
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                r.headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                r
+            }
+            _ => pages::error(StatusCode::NOT_FOUND, req.headers(), "no such page"),
+        }
+    }
+
+    /// One poll: who is waiting, and can they be let in now?
+    pub async fn poll_state(&self, headers: &http::HeaderMap) -> QueueState {
+        let Some(user) = self.waiting_user(headers) else {
+            return QueueState::Unknown;
+        };
+        if self.holds(&user) {
+            return QueueState::Admitted;
+        }
+        if self.class_of(&user).unwrap_or(Class::Casual) != Class::Casual {
+            return QueueState::Admitted;
+        }
+        match self.admit(&user, Mode::MayEvict).await {
+            Outcome::Pass => QueueState::Admitted,
+            Outcome::Wait { position } => QueueState::Waiting {
+                position,
+                eta_s: self.estimate_wait_s(position),
+            },
+            Outcome::NoFreeSeat => QueueState::Waiting {
+                position: 0,
+                eta_s: None,
+            },
+            Outcome::Unavailable => QueueState::Unavailable,
+        }
+    }
+
+    /// When the `position`-th waiter could get a seat if nobody were active
+    /// again: the `position`-th smallest "last activity + min_idle".
+    pub fn estimate_wait_s(&self, position: usize) -> Option<u64> {
+        let now = self.now();
+        let min_idle = self.settings.load().min_idle_ms;
+        let mut free_at: Vec<u64> = self.with_pool(|p| {
+            p.holders()
+                .iter()
+                .map(|h| h.last_active.saturating_add(min_idle))
+                .collect()
+        });
+        if position == 0 || free_at.len() < position {
+            return None;
+        }
+        let (_, nth, _) = free_at.select_nth_unstable(position - 1);
+        Some(nth.saturating_sub(now) / 1000)
+    }
+}
+
+fn redirect(to: &str) -> Response<Body> {
+    let mut r = Response::new(empty());
+    *r.status_mut() = StatusCode::SEE_OTHER;
+    if let Ok(v) = HeaderValue::from_str(to) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
