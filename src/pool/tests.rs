@@ -351,3 +351,15 @@ fn clock_going_backwards_never_evicts_or_abandons() {
     assert_eq!(admit(&mut p, "b", 0), Admission::Wait { position: 2 });
     assert!(p.prune(0).is_empty());
 }
+
+#[test]
+fn a_late_arriving_older_poll_does_not_move_the_poll_time_back() {
+    let mut p = pool(0);
+    admit(&mut p, "w", 0);
+    assert_eq!(p.poll(&u("w"), 50_000), Some(1));
+    assert_eq!(p.poll(&u("w"), 20_000), Some(1));
+    assert_eq!(p.queue()[0].last_poll, 50_000);
+    // Had the poll time gone back to 20 s, `w` would be abandoned at 80 s.
+    assert!(p.prune(80_000).is_empty());
+    p.check();
+}
