@@ -3,9 +3,24 @@
 //! account (Basic auth or a personal access token, which avoids WebSudo),
 //! under a time-out, retried with back-off on 5xx and time-outs, never on 4xx.
 
+mod bitbucket;
+mod confluence;
+mod crowd;
+mod http;
+mod jira;
+
+pub use bitbucket::BitbucketDirectory;
+pub use confluence::ConfluenceDirectory;
+pub use crowd::CrowdDirectory;
+pub use jira::JiraDirectory;
+
+use crate::config::{Config, DirectoryKind, Secret};
 use crate::user::UserId;
 use async_trait::async_trait;
 use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// A member of a group as the directory lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,7 +56,9 @@ pub enum DirectoryError {
     BadCredentials,
     #[error("directory: the service account is not an administrator (403): it needs admin rights to change groups")]
     NotAdmin,
-    #[error("directory: group `{0}` does not exist: create it, or fix the group name in the config")]
+    #[error(
+        "directory: group `{0}` does not exist: create it, or fix the group name in the config"
+    )]
     GroupMissing(String),
     #[error("directory: user `{0}` does not exist")]
     UserMissing(String),
@@ -87,4 +104,118 @@ pub trait Directory: Send + Sync + fmt::Debug {
     async fn user(&self, user: &UserId) -> Result<Option<UserInfo>, DirectoryError>;
     /// The licence of `application` (Jira: the application role key).
     async fn licence(&self, application: &str) -> Result<Option<LicenceInfo>, DirectoryError>;
+}
+
+/// How the service account proves who it is.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    /// `Authorization: Basic` (Crowd: the application's name and password).
+    Basic { username: String, password: Secret },
+    /// `Authorization: Bearer` with a personal access token (Jira 8.14+,
+    /// Confluence 7.9+, Bitbucket 5.5+).
+    Bearer(Secret),
+}
+
+/// Time-out, retries and trust for every call of one client.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Whole-call time-out (connect, send, read the answer).
+    pub timeout: Duration,
+    /// Retries after the first try, on 5xx, time-outs and connection errors only.
+    pub retries: u32,
+    /// First back-off; doubled on each retry, plus up to a quarter of jitter.
+    pub backoff: Duration,
+    /// A PEM file of extra CA certificates (an internal CA), trusted besides the
+    /// public roots.
+    pub extra_ca: Option<PathBuf>,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            timeout: Duration::from_secs(10),
+            retries: 3,
+            backoff: Duration::from_millis(200),
+            extra_ca: None,
+        }
+    }
+}
+
+/// Hears about every directory operation, for metrics.
+///
+/// `op` is `add_to_group`, `remove_from_group`, `group_members`, `user` or
+/// `licence`; `result` is `"ok"` or [`DirectoryError::kind`]; `seconds` covers
+/// the whole operation, retries and all pages included.
+pub trait CallObserver: Send + Sync {
+    fn observe(&self, op: &'static str, result: &'static str, seconds: f64);
+}
+
+/// Builds the client for `cfg.directory.kind_for(cfg.proxy.product)` at
+/// `cfg.directory_url()`, with the credentials read from their env variable or
+/// file now (so a missing secret fails at start-up, not at the first login).
+///
+/// A token wins as `Bearer`; otherwise `username` + password as `Basic`. For
+/// Crowd the username is the application's name and the password its
+/// application password. `proxy.upstream_ca_file`, when set, is trusted too:
+/// the directory is usually the upstream itself.
+pub fn from_config(cfg: &Config) -> Result<Arc<dyn Directory>, String> {
+    build(cfg, None)
+}
+
+/// [`from_config`] with a metrics observer attached.
+pub fn from_config_with_observer(
+    cfg: &Config,
+    observer: Arc<dyn CallObserver>,
+) -> Result<Arc<dyn Directory>, String> {
+    build(cfg, Some(observer))
+}
+
+fn build(
+    cfg: &Config,
+    observer: Option<Arc<dyn CallObserver>>,
+) -> Result<Arc<dyn Directory>, String> {
+    let d = &cfg.directory;
+    let kind = d.kind_for(cfg.proxy.product);
+    let token = d.token().resolve()?;
+    let password = d.password().resolve()?;
+    let auth = match (token, password, &d.username) {
+        (Some(_), _, _) if kind == DirectoryKind::Crowd => {
+            return Err("directory: Crowd takes the application name and password \
+                        (username + password_env/password_file), not a token"
+                .into())
+        }
+        (Some(token), _, _) => Auth::Bearer(token),
+        (None, Some(password), Some(username)) => Auth::Basic {
+            username: username.clone(),
+            password,
+        },
+        (None, Some(_), None) => {
+            return Err("directory: a password is set but no `directory.username`".into())
+        }
+        (None, None, _) => {
+            return Err(
+                "directory: no credentials: set username + password_env/password_file, \
+                        or token_env/token_file"
+                    .into(),
+            )
+        }
+    };
+    let opts = ClientOptions {
+        timeout: d.timeout.get(),
+        retries: d.retries,
+        backoff: d.backoff.get(),
+        extra_ca: cfg.proxy.upstream_ca_file.clone(),
+    };
+    let url = cfg.directory_url();
+    let dir: Arc<dyn Directory> = match (kind, observer) {
+        (DirectoryKind::Jira, o) => Arc::new(JiraDirectory::new(url, auth, opts)?.observed_by(o)),
+        (DirectoryKind::Confluence, o) => {
+            Arc::new(ConfluenceDirectory::new(url, auth, opts)?.observed_by(o))
+        }
+        (DirectoryKind::Bitbucket, o) => {
+            Arc::new(BitbucketDirectory::new(url, auth, opts)?.observed_by(o))
+        }
+        (DirectoryKind::Crowd, o) => Arc::new(CrowdDirectory::new(url, auth, opts)?.observed_by(o)),
+    };
+    Ok(dir)
 }
