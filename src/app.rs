@@ -2,7 +2,12 @@
 //! told to stop. Used by `iumgate serve`, `iumgate demo` and the tests.
 
 use crate::admin::{self, Health};
+use crate::alerts::Alerts;
+use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
+use crate::directory::Directory;
+use crate::gate::{Gate, GateSettings};
+use crate::pool::PoolConfig;
 use crate::proxy::{self, server, tls::CertStore, Hooks, NoGate, Proxy};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,6 +20,9 @@ pub struct Running {
     pub admin_addr: SocketAddr,
     pub health: Arc<Health>,
     pub tls: Option<Arc<CertStore>>,
+    /// The licence gate, when `[ium]` groups are configured.
+    pub gate: Option<Arc<Gate>>,
+    pub alerts: Arc<Alerts>,
     /// Cancel to start a graceful drain (SIGTERM).
     pub stop: CancellationToken,
     done: tokio::task::JoinHandle<()>,
@@ -46,13 +54,65 @@ pub fn install_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// Binds the listeners and starts serving. Errors name what failed.
-pub async fn start(cfg: Config) -> Result<Running, String> {
-    install_crypto();
-    start_with(cfg, Arc::new(NoGate)).await
+/// What tests and the demo may swap.
+#[derive(Clone)]
+pub struct Options {
+    pub clock: Arc<dyn Clock>,
+    /// A directory client to use instead of the configured one.
+    pub directory: Option<Arc<dyn Directory>>,
 }
 
-pub async fn start_with<H: Hooks>(cfg: Config, hooks: Arc<H>) -> Result<Running, String> {
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            clock: Arc::new(SystemClock),
+            directory: None,
+        }
+    }
+}
+
+/// Binds the listeners and starts serving. Errors name what failed.
+pub async fn start(cfg: Config) -> Result<Running, String> {
+    start_opts(cfg, Options::default()).await
+}
+
+pub async fn start_opts(cfg: Config, opts: Options) -> Result<Running, String> {
+    install_crypto();
+    let alerts = Arc::new(Alerts::default());
+    if !cfg.gate_enabled() {
+        tracing::info!("no [ium] groups configured: running as a plain proxy (no licence gate)");
+        return start_with(cfg, Arc::new(NoGate), None, alerts).await;
+    }
+    let directory = match opts.directory {
+        Some(d) => d,
+        None => crate::directory::from_config(&cfg)?,
+    };
+    let settings = GateSettings::from_config(&cfg)?;
+    let pool_cfg = PoolConfig {
+        capacity: 0,
+        min_idle_ms: cfg.ium.min_idle.get().as_millis() as u64,
+        abandon_after_ms: cfg.queue.abandon_after.get().as_millis() as u64,
+    };
+    let hash_key: [u8; 32] = rand::random();
+    let gate = Arc::new(Gate::new(
+        settings,
+        pool_cfg,
+        directory,
+        opts.clock.clone(),
+        alerts.clone(),
+        hash_key,
+    ));
+    let running = start_with(cfg.clone(), gate.clone(), Some(gate.clone()), alerts).await?;
+    crate::jobs::spawn_all(&cfg, gate, running.stop.clone());
+    Ok(running)
+}
+
+pub async fn start_with<H: Hooks>(
+    cfg: Config,
+    hooks: Arc<H>,
+    gate: Option<Arc<Gate>>,
+    alerts: Arc<Alerts>,
+) -> Result<Running, String> {
     let settings = proxy::Settings::from_config(&cfg.proxy)?;
     let client = proxy::client::build(&cfg.proxy)?;
     let tls = match &cfg.proxy.tls {
@@ -105,6 +165,8 @@ pub async fn start_with<H: Hooks>(cfg: Config, hooks: Arc<H>) -> Result<Running,
         admin_addr,
         health,
         tls,
+        gate,
+        alerts,
         stop,
         done,
     })

@@ -11,6 +11,7 @@ pub mod analyze;
 pub mod app;
 pub mod clock;
 pub mod config;
+pub mod demo;
 pub mod directory;
 pub mod gate;
 pub mod identity;

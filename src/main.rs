@@ -20,11 +20,30 @@ enum Cmd {
         #[arg(short, long, env = "IUMGATE_CONFIG")]
         config: PathBuf,
     },
+    /// Run the proxy in front of the built-in Atlassian simulator (no Jira needed).
+    Demo {
+        /// jira, confluence or bitbucket.
+        #[arg(long, default_value = "jira")]
+        product: iumgate::product::Product,
+        /// Where the proxy listens.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Where the admin endpoints listen.
+        #[arg(long, default_value = "127.0.0.1:9102")]
+        admin_listen: std::net::SocketAddr,
+        /// Minimum inactivity before a seat may be taken (short, for trying it out).
+        #[arg(long, default_value = "2m", value_parser = parse_dur)]
+        min_idle: std::time::Duration,
+    },
     /// Check a config file and exit (0: valid, 2: errors, each naming key and line).
     CheckConfig {
         #[arg(short, long)]
         config: PathBuf,
     },
+}
+
+fn parse_dur(s: &str) -> Result<std::time::Duration, String> {
+    s.parse::<iumgate::config::Dur>().map(|d| d.get())
 }
 
 fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
@@ -44,6 +63,21 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
+        Cmd::Demo {
+            product,
+            listen,
+            admin_listen,
+            min_idle,
+        } => runtime(|| async move {
+            iumgate::telemetry::init(&iumgate::config::LogConfig::default());
+            iumgate::demo::run(iumgate::demo::DemoOptions {
+                product,
+                listen,
+                admin_listen,
+                min_idle,
+            })
+            .await
+        }),
         Cmd::Serve { config } => {
             let cfg = match load(&config) {
                 Ok(c) => c,

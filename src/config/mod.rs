@@ -283,16 +283,11 @@ impl DirectoryConfig {
 }
 
 /// The licence tier: a number, or `"auto"` (read from the app).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Tier {
     Fixed(u32),
+    #[default]
     Auto,
-}
-
-impl Default for Tier {
-    fn default() -> Self {
-        Tier::Auto
-    }
 }
 
 impl<'de> Deserialize<'de> for Tier {

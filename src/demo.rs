@@ -1,0 +1,117 @@
+//! `iumgate demo`: the built-in Atlassian simulator with seeded users and the
+//! proxy in front of it — the whole product on one machine, no Jira needed.
+
+use crate::app::{self, Options};
+use crate::config::{Config, Dur, Tier};
+use crate::directory::{Auth, ClientOptions, Directory, JiraDirectory, ConfluenceDirectory, BitbucketDirectory};
+use crate::product::Product;
+use crate::sim::{Sim, SimConfig};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct DemoOptions {
+    pub product: Product,
+    pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub min_idle: Duration,
+}
+
+/// The demo's config (also used by tests that want the demo world).
+pub fn demo_config(product: Product, upstream: &str, listen: SocketAddr, admin: SocketAddr, min_idle: Duration) -> Config {
+    let mut cfg = Config::default();
+    cfg.proxy.listen = listen;
+    cfg.proxy.upstream = upstream.to_string();
+    cfg.proxy.product = product;
+    cfg.admin.listen = admin;
+    let (fixed, user, access, app) = match product {
+        Product::Jira => ("jira-software-users", "IUM_user_software", "IUM_access_software", "jira-software"),
+        Product::Confluence => ("confluence-users", "IUM_user_confluence", "IUM_access_confluence", "confluence"),
+        Product::Bitbucket => ("stash-users", "IUM_user_bitbucket", "IUM_access_bitbucket", "bitbucket"),
+    };
+    cfg.licence.tier = Tier::Auto;
+    cfg.licence.application = app.into();
+    cfg.licence.fixed_groups = vec![fixed.into()];
+    cfg.ium.user_group = user.into();
+    cfg.ium.access_group = access.into();
+    cfg.ium.min_idle = Dur(min_idle);
+    cfg.queue.retry_every = Dur::secs(5);
+    cfg.queue.message = Some("This is the iumgate demo: 10 seats, 3 power users, 7 shared seats.".into());
+    cfg
+}
+
+/// A directory client for the demo's service account.
+pub fn demo_directory(product: Product, url: &str) -> Result<Arc<dyn Directory>, String> {
+    let auth = Auth::Basic {
+        username: "iumgate-admin".into(),
+        password: crate::config::Secret::new("demo"),
+    };
+    let opts = ClientOptions {
+        timeout: Duration::from_secs(5),
+        retries: 2,
+        backoff: Duration::from_millis(100),
+        extra_ca: None,
+    };
+    Ok(match product {
+        Product::Jira => Arc::new(JiraDirectory::new(url, auth, opts)?),
+        Product::Confluence => Arc::new(ConfluenceDirectory::new(url, auth, opts)?),
+        Product::Bitbucket => Arc::new(BitbucketDirectory::new(url, auth, opts)?),
+    })
+}
+
+pub async fn run(o: DemoOptions) -> i32 {
+    let sim = match Sim::start(SimConfig::demo(o.product)).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("iumgate demo: cannot start the simulator: {e}");
+            return 1;
+        }
+    };
+    let cfg = demo_config(o.product, &sim.url(), o.listen, o.admin_listen, o.min_idle);
+    let directory = match demo_directory(o.product, &sim.url()) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("iumgate demo: {e}");
+            return 1;
+        }
+    };
+    let running = match app::start_opts(
+        cfg,
+        Options {
+            directory: Some(directory),
+            ..Options::default()
+        },
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("iumgate demo: cannot start the proxy: {e}");
+            eprintln!("(is the port taken? try --listen 127.0.0.1:0)");
+            return 1;
+        }
+    };
+    let name = o.product.name();
+    let page = match o.product {
+        Product::Jira => "/browse/DEMO-1",
+        Product::Confluence => "/display/DEMO/Home",
+        Product::Bitbucket => "/projects/DEMO",
+    };
+    println!();
+    println!("  iumgate demo — {name} simulator behind the licence gate");
+    println!();
+    println!("  Open        http://{}{page}", running.proxy_addr);
+    println!("  Simulator   {} (direct, bypassing the gate)", sim.url());
+    println!("  Admin       http://{}/healthz  /readyz", running.admin_addr);
+    println!();
+    println!("  Users (password for all: demo)");
+    println!("    power users  power1 power2 power3        fixed licence, never touched");
+    println!("    casual users casual01 … casual20         share 7 seats (tier 10 − 3 fixed)");
+    println!("  min_idle = {}: log 8 casual users in (e.g. in private windows)", humantime::format_duration(o.min_idle));
+    println!("  and the 8th waits until a holder has been idle that long.");
+    println!();
+    println!("  Ctrl-C to stop.");
+    let code = app::run_until_signalled(running).await;
+    sim.shutdown();
+    code
+}
