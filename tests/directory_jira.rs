@@ -441,3 +441,72 @@ async fn the_observer_hears_each_operation_and_its_result() {
         ]
     );
 }
+
+/// An app behind an internal CA: trusted through `extra_ca`, refused without it.
+#[tokio::test]
+async fn an_extra_ca_file_makes_an_internal_certificate_trusted() {
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.key_pair.serialize_der()));
+    let server = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![ck.cert.der().clone()], key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let svc = hyper::service::service_fn(|_req| async {
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                        http_body_util::Full::new(bytes::Bytes::from_static(b"[]")),
+                    ))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                    .await;
+            });
+        }
+    });
+
+    let untrusted = JiraDirectory::new(&url, basic(), opts(0)).unwrap();
+    let err = untrusted.licence("jira-software").await.unwrap_err();
+    assert!(matches!(err, DirectoryError::Unavailable(_)), "{err:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, ck.cert.pem()).unwrap();
+    let o = ClientOptions {
+        extra_ca: Some(ca),
+        ..opts(0)
+    };
+    let trusted = JiraDirectory::new(&url, basic(), o).unwrap();
+    // The empty role list proves the call went through TLS and got its answer.
+    match trusted.licence("jira-software").await {
+        Err(DirectoryError::Unexpected {
+            status: 200,
+            detail,
+        }) => {
+            assert!(detail.contains("no application role"), "{detail}")
+        }
+        other => panic!("{other:?}"),
+    }
+
+    let bad = dir.path().join("bad.pem");
+    std::fs::write(&bad, "not a certificate").unwrap();
+    let o = ClientOptions {
+        extra_ca: Some(bad),
+        ..opts(0)
+    };
+    let err = JiraDirectory::new(&url, basic(), o).unwrap_err();
+    assert!(err.contains("bad.pem"), "{err}");
+}
