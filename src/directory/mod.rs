@@ -41,7 +41,9 @@ pub enum DirectoryError {
     BadCredentials,
     #[error("directory: the service account is not an administrator (403): it needs admin rights to change groups")]
     NotAdmin,
-    #[error("directory: group `{0}` does not exist: create it, or fix the group name in the config")]
+    #[error(
+        "directory: group `{0}` does not exist: create it, or fix the group name in the config"
+    )]
     GroupMissing(String),
     #[error("directory: user `{0}` does not exist")]
     UserMissing(String),

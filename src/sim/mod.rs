@@ -179,7 +179,9 @@ pub struct Sim {
 
 impl std::fmt::Debug for Sim {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sim").field("addr", &self.inner.addr).finish()
+        f.debug_struct("Sim")
+            .field("addr", &self.inner.addr)
+            .finish()
     }
 }
 

@@ -299,7 +299,11 @@ impl State {
             g.members.remove(&uk)
         };
         if !changed {
-            return if add { Write::Already } else { Write::NotMember };
+            return if add {
+                Write::Already
+            } else {
+                Write::NotMember
+            };
         }
         let op = if add { "add" } else { "remove" };
         self.writes.push((op.to_string(), uname, gname));
@@ -311,7 +315,9 @@ impl State {
     /// Records an accepted write that changed nothing (Confluence's PUT is
     /// idempotent and still answers 204).
     pub fn record_noop_write(&mut self, add: bool, user: &str, group: &str) {
-        let uname = self.user(user).map_or_else(|| user.to_string(), |u| u.name.clone());
+        let uname = self
+            .user(user)
+            .map_or_else(|| user.to_string(), |u| u.name.clone());
         let gname = self
             .group(group)
             .map_or_else(|| group.to_string(), |g| g.name.clone());
