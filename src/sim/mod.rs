@@ -245,6 +245,10 @@ impl Sim {
         self.lock().has_access(user)
     }
 
+    pub fn is_member(&self, user: &str, group: &str) -> bool {
+        self.lock().is_member(user, group)
+    }
+
     /// Groups the user is in (display names, sorted).
     pub fn groups_of(&self, user: &str) -> Vec<String> {
         self.lock().groups_of(user)

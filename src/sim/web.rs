@@ -112,10 +112,6 @@ impl Req {
         let (scheme, rest) = value.trim().split_once(' ')?;
         scheme.eq_ignore_ascii_case("bearer").then_some(rest.trim())
     }
-
-    pub fn is(&self, method: Method, path: &str) -> bool {
-        self.method == method && self.path == path
-    }
 }
 
 /// What the simulator answers; headers are checked only when it becomes a
