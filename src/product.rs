@@ -118,7 +118,10 @@ pub static JIRA: Profile = Profile {
     ],
     json_login: Some("/rest/auth/1/session"),
     logout_paths: &["/secure/Logout!default.jspa", "/logout"],
-    sso_callbacks: &["/plugins/servlet/samlconsumer", "/plugins/servlet/oidc/callback"],
+    sso_callbacks: &[
+        "/plugins/servlet/samlconsumer",
+        "/plugins/servlet/oidc/callback",
+    ],
     login_page: "/login.jsp",
     login_destination_param: "os_destination",
     activity_include: &[
@@ -148,7 +151,10 @@ pub static CONFLUENCE: Profile = Profile {
     }],
     json_login: None,
     logout_paths: &["/logout.action"],
-    sso_callbacks: &["/plugins/servlet/samlconsumer", "/plugins/servlet/oidc/callback"],
+    sso_callbacks: &[
+        "/plugins/servlet/samlconsumer",
+        "/plugins/servlet/oidc/callback",
+    ],
     login_page: "/login.action",
     login_destination_param: "os_destination",
     activity_include: &[
@@ -174,7 +180,10 @@ pub static BITBUCKET: Profile = Profile {
     }],
     json_login: None,
     logout_paths: &["/j_atl_security_logout"],
-    sso_callbacks: &["/plugins/servlet/samlconsumer", "/plugins/servlet/oidc/callback"],
+    sso_callbacks: &[
+        "/plugins/servlet/samlconsumer",
+        "/plugins/servlet/oidc/callback",
+    ],
     login_page: "/login",
     login_destination_param: "next",
     activity_include: &[

@@ -171,7 +171,11 @@ impl Default for AdminConfig {
 
 impl AdminConfig {
     pub fn token(&self) -> SecretRef {
-        SecretRef::new("admin", self.token_env.as_deref(), self.token_file.as_deref())
+        SecretRef::new(
+            "admin",
+            self.token_env.as_deref(),
+            self.token_file.as_deref(),
+        )
     }
 }
 
@@ -298,9 +302,9 @@ impl<'de> Deserialize<'de> for Tier {
             N(i64),
             S(String),
         }
-        match Raw::deserialize(d).map_err(|_| {
-            serde::de::Error::custom("expected a number of users or \"auto\"")
-        })? {
+        match Raw::deserialize(d)
+            .map_err(|_| serde::de::Error::custom("expected a number of users or \"auto\""))?
+        {
             Raw::N(n) if n > 0 && n <= u32::MAX as i64 => Ok(Tier::Fixed(n as u32)),
             Raw::N(n) => Err(serde::de::Error::custom(format!(
                 "the tier must be a positive number of users, not {n}"
@@ -509,8 +513,7 @@ impl Config {
             .map(|key| ConfigError {
                 file: None,
                 line: loc.line_of_key(&key),
-                message: "unknown key (check for a typo; see config/iumgate.example.toml)"
-                    .into(),
+                message: "unknown key (check for a typo; see config/iumgate.example.toml)".into(),
                 key,
             })
             .collect();
@@ -569,7 +572,10 @@ impl Config {
         }
         if let Some(tls) = &p.tls {
             if tls.cert_file.as_os_str().is_empty() {
-                err("proxy.tls.cert_file", "missing: the PEM certificate chain".into());
+                err(
+                    "proxy.tls.cert_file",
+                    "missing: the PEM certificate chain".into(),
+                );
             }
             if tls.key_file.as_os_str().is_empty() {
                 err("proxy.tls.key_file", "missing: the PEM private key".into());
@@ -643,7 +649,10 @@ impl Config {
         let managed = !ium.user_group.is_empty() || !ium.access_group.is_empty();
         if managed {
             if ium.user_group.is_empty() {
-                err("ium.user_group", "missing: the group of casual users".into());
+                err(
+                    "ium.user_group",
+                    "missing: the group of casual users".into(),
+                );
             }
             if ium.access_group.is_empty() {
                 err(
@@ -652,10 +661,7 @@ impl Config {
                 );
             }
             if !ium.user_group.is_empty() && ium.user_group == ium.access_group {
-                err(
-                    "ium.access_group",
-                    "must differ from ium.user_group".into(),
-                );
+                err("ium.access_group", "must differ from ium.user_group".into());
             }
             for g in &self.licence.fixed_groups {
                 if g.eq_ignore_ascii_case(&ium.user_group)
@@ -700,7 +706,10 @@ impl Config {
 
     /// The directory's base URL: its own, or the upstream's.
     pub fn directory_url(&self) -> &str {
-        self.directory.url.as_deref().unwrap_or(&self.proxy.upstream)
+        self.directory
+            .url
+            .as_deref()
+            .unwrap_or(&self.proxy.upstream)
     }
 }
 

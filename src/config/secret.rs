@@ -57,10 +57,7 @@ impl SecretRef {
         if let Some(var) = &self.env {
             return match std::env::var(var) {
                 Ok(v) if !v.is_empty() => Ok(Some(Secret(v))),
-                Ok(_) => Err(format!(
-                    "the {} variable `{var}` is empty",
-                    self.what
-                )),
+                Ok(_) => Err(format!("the {} variable `{var}` is empty", self.what)),
                 Err(_) => Err(format!(
                     "the {} variable `{var}` is not set in the environment",
                     self.what
@@ -72,7 +69,11 @@ impl SecretRef {
                 Ok(v) => {
                     let v = v.trim_end_matches(['\r', '\n']).to_string();
                     if v.is_empty() {
-                        Err(format!("the {} file {} is empty", self.what, path.display()))
+                        Err(format!(
+                            "the {} file {} is empty",
+                            self.what,
+                            path.display()
+                        ))
                     } else {
                         Ok(Some(Secret(v)))
                     }

@@ -102,7 +102,11 @@ fn secrets_come_from_env_or_file_and_never_print() {
     let s = r.resolve().unwrap().unwrap();
     assert_eq!(s.expose(), "s3cret");
     assert_eq!(format!("{s:?} {s}"), "[redacted] [redacted]");
-    let r = SecretRef::new("directory password", Some("IUMGATE_TEST_SURELY_UNSET_VAR"), None);
+    let r = SecretRef::new(
+        "directory password",
+        Some("IUMGATE_TEST_SURELY_UNSET_VAR"),
+        None,
+    );
     let e = r.resolve().unwrap_err();
     assert!(e.contains("IUMGATE_TEST_SURELY_UNSET_VAR"));
 }

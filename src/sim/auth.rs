@@ -69,8 +69,7 @@ pub(crate) fn identify(st: &mut State, req: &Req) -> Cx {
             // only if they may still use it.
             if st.has_access(&u) {
                 let sid = st.new_session(&u);
-                cx.cookies
-                    .push(web::set_cookie(session_cookie(st), &sid));
+                cx.cookies.push(web::set_cookie(session_cookie(st), &sid));
                 cx.session = Some(sid);
             }
             cx.user = Some(u);
@@ -196,7 +195,7 @@ pub(crate) fn close_session(st: &mut State, req: &Req, cx: &mut Cx) {
 
 /// The caller of an admin REST call (Basic auth or a token only: cookie
 /// sessions would meet WebSudo).
-pub(crate) enum Admin {
+pub(crate) enum AdminAuth {
     Ok(String),
     /// No credentials, wrong ones, or an inactive user: 401.
     Unauthenticated,
@@ -204,25 +203,25 @@ pub(crate) enum Admin {
     NotAdmin(String),
 }
 
-pub(crate) fn admin(st: &State, req: &Req) -> Admin {
+pub(crate) fn admin(st: &State, req: &Req) -> AdminAuth {
     let user = match req.basic() {
         Some(Some((u, p))) => st.check_password(&u, &p),
         Some(None) => None,
         None => req.bearer().and_then(|t| st.token_user(t)),
     };
     match user {
-        Some(u) if !st.is_active(&u) => Admin::Unauthenticated,
-        Some(u) if !st.is_admin(&u) => Admin::NotAdmin(u),
-        Some(u) => Admin::Ok(u),
-        None => Admin::Unauthenticated,
+        Some(u) if !st.is_active(&u) => AdminAuth::Unauthenticated,
+        Some(u) if !st.is_admin(&u) => AdminAuth::NotAdmin(u),
+        Some(u) => AdminAuth::Ok(u),
+        None => AdminAuth::Unauthenticated,
     }
 }
 
 /// Shows the admin in `X-AUSERNAME` (they are authenticated for this call).
-pub(crate) fn show_admin(st: &State, cx: &mut Cx, outcome: &Admin) {
+pub(crate) fn show_admin(st: &State, cx: &mut Cx, outcome: &AdminAuth) {
     match outcome {
-        Admin::Ok(u) => cx.shown = Some(u.clone()),
-        Admin::NotAdmin(u) if st.has_access(u) => cx.shown = Some(u.clone()),
+        AdminAuth::Ok(u) => cx.shown = Some(u.clone()),
+        AdminAuth::NotAdmin(u) if st.has_access(u) => cx.shown = Some(u.clone()),
         _ => cx.shown = None,
     }
 }

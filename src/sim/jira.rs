@@ -2,7 +2,7 @@
 //! pages that need application access, and the admin REST API for groups,
 //! users and the application role.
 
-use super::auth::{self, Admin, Cx, Login};
+use super::auth::{self, AdminAuth, Cx, Login};
 use super::state::{State, UserRec, Write};
 use super::web::{self, escape, Reply, Req};
 use http::Method;
@@ -48,7 +48,11 @@ pub(crate) fn route(st: &mut State, req: &Req, cx: &mut Cx) -> Reply {
         (Method::GET, DASHBOARD) => dashboard(st, cx),
         (Method::GET, p) if p.starts_with("/browse/") => browse(st, cx, req),
         (_, p) if p.starts_with("/rest/") => rest(st, req, cx),
-        _ => Reply::html(404, "Page not found", "<p>Oops, you've found a dead link.</p>"),
+        _ => Reply::html(
+            404,
+            "Page not found",
+            "<p>Oops, you've found a dead link.</p>",
+        ),
     }
 }
 
@@ -59,8 +63,10 @@ fn is_static(path: &str) -> bool {
 }
 
 fn is_admin_api(api: &str) -> bool {
-    matches!(api, "group/user" | "group/member" | "user" | "applicationrole")
-        || api.starts_with("applicationrole/")
+    matches!(
+        api,
+        "group/user" | "group/member" | "user" | "applicationrole"
+    ) || api.starts_with("applicationrole/")
         || api.starts_with("user/session/")
 }
 
@@ -76,7 +82,12 @@ fn display_name(u: &UserRec) -> String {
 
 fn login_page(status: u16, dest: Option<&str>, error: Option<&str>) -> Reply {
     let error = error
-        .map(|e| format!("<div class=\"aui-message error\" id=\"login-error\">{}</div>\n", escape(e)))
+        .map(|e| {
+            format!(
+                "<div class=\"aui-message error\" id=\"login-error\">{}</div>\n",
+                escape(e)
+            )
+        })
         .unwrap_or_default();
     let dest = escape(&web::local_destination(dest, DASHBOARD));
     Reply::html(
@@ -228,7 +239,10 @@ fn json_session(st: &mut State, req: &Req, cx: &mut Cx) -> Reply {
     match req.method {
         Method::POST => {
             let Some(body) = req.json() else {
-                return Reply::error(400, "Unrecognized body: expected {\"username\",\"password\"}");
+                return Reply::error(
+                    400,
+                    "Unrecognized body: expected {\"username\",\"password\"}",
+                );
             };
             let user = body.get("username").and_then(Value::as_str).unwrap_or("");
             let password = body.get("password").and_then(Value::as_str).unwrap_or("");
@@ -306,7 +320,9 @@ fn rest(st: &mut State, req: &Req, cx: &mut Cx) -> Reply {
             let key = a.trim_start_matches("issue/").to_string();
             issue(st, req, m, &key)
         }
-        (Method::GET, _) if path.starts_with("/rest/mywork/") && path.ends_with("/notification/count") => {
+        (Method::GET, _)
+            if path.starts_with("/rest/mywork/") && path.ends_with("/notification/count") =>
+        {
             Reply::json(200, json!({ "count": 0 }))
         }
         _ => Reply::error(404, "null for uri: the simulator does not serve this path"),
@@ -357,9 +373,9 @@ fn admin(st: &mut State, req: &Req, cx: &mut Cx, api: &str) -> Reply {
     let caller = auth::admin(st, req);
     auth::show_admin(st, cx, &caller);
     match caller {
-        Admin::Ok(_) => {}
-        Admin::Unauthenticated => return Reply::error(401, NOT_AUTHENTICATED),
-        Admin::NotAdmin(_) => {
+        AdminAuth::Ok(_) => {}
+        AdminAuth::Unauthenticated => return Reply::error(401, NOT_AUTHENTICATED),
+        AdminAuth::NotAdmin(_) => {
             return Reply::error(
                 403,
                 "You are not authorized to perform this operation. Administrator privileges are required.",
@@ -377,7 +393,10 @@ fn admin(st: &mut State, req: &Req, cx: &mut Cx, api: &str) -> Reply {
             if key == st.application {
                 Reply::json(200, role(st))
             } else {
-                Reply::error(404, &format!("The application role '{key}' does not exist."))
+                Reply::error(
+                    404,
+                    &format!("The application role '{key}' does not exist."),
+                )
             }
         }
         (Method::DELETE, a) if a.starts_with("user/session/") => {

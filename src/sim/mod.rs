@@ -179,7 +179,9 @@ pub struct Sim {
 
 impl std::fmt::Debug for Sim {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sim").field("addr", &self.inner.addr).finish()
+        f.debug_struct("Sim")
+            .field("addr", &self.inner.addr)
+            .finish()
     }
 }
 
@@ -241,6 +243,10 @@ impl Sim {
     /// In a licensed group and active: may use the app.
     pub fn has_access(&self, user: &str) -> bool {
         self.lock().has_access(user)
+    }
+
+    pub fn is_member(&self, user: &str, group: &str) -> bool {
+        self.lock().is_member(user, group)
     }
 
     /// Groups the user is in (display names, sorted).
@@ -413,4 +419,35 @@ fn route(st: &mut State, req: &Req) -> Reply {
         Product::Bitbucket => bitbucket::route(st, req, &mut cx),
     };
     auth::finish(st, cx, reply)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_handle_can_be_shared_across_tasks() {
+        fn shareable<T: Send + Sync + Clone + 'static>() {}
+        shareable::<Sim>();
+    }
+
+    #[test]
+    fn demo_worlds_match_the_brief() {
+        let cfg = SimConfig::demo(Product::Jira);
+        let st = State::new(cfg.clone());
+        assert_eq!(cfg.seats, 10);
+        assert_eq!(cfg.application, "jira-software");
+        assert_eq!(st.members("jira-software-users").map(|m| m.len()), Some(3));
+        assert_eq!(st.members("IUM_user_software").map(|m| m.len()), Some(20));
+        assert_eq!(st.members("IUM_access_software").map(|m| m.len()), Some(0));
+        assert!(st.is_admin("iumgate-admin") && !st.has_access("iumgate-admin"));
+        assert!(st.is_member("iumgate-admin", "jira-administrators"));
+        assert!(st.check_password("casual20", "demo").is_some());
+        assert_eq!(st.user_count(), 3);
+        for p in [Product::Confluence, Product::Bitbucket] {
+            let st = State::new(SimConfig::demo(p));
+            assert_eq!(st.user_count(), 3, "{p:?}");
+            assert_eq!(st.licensed_groups().len(), 2, "{p:?}");
+        }
+    }
 }

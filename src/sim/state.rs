@@ -75,6 +75,9 @@ pub(crate) struct State {
     pub requests: u64,
     /// Issue key → summary (Jira), page id → title (Confluence).
     pub items: HashMap<String, String>,
+    /// Lower-case user name → last successful authentication, ms since the
+    /// epoch (Bitbucket's `lastAuthenticationTimestamp`).
+    last_auth: HashMap<String, u64>,
 }
 
 pub(crate) fn fold(name: &str) -> String {
@@ -106,6 +109,7 @@ impl State {
             next_id: 10000,
             requests: 0,
             items: HashMap::new(),
+            last_auth: HashMap::new(),
         };
         for g in cfg.groups.iter().chain(cfg.licensed_groups.iter()) {
             st.ensure_group(g);
@@ -168,10 +172,6 @@ impl State {
 
     pub fn group(&self, name: &str) -> Option<&GroupRec> {
         self.groups.get(&fold(name))
-    }
-
-    pub fn group_names(&self) -> impl Iterator<Item = &str> {
-        self.groups.values().map(|g| g.name.as_str())
     }
 
     pub fn users(&self) -> impl Iterator<Item = &UserRec> {
@@ -299,7 +299,11 @@ impl State {
             g.members.remove(&uk)
         };
         if !changed {
-            return if add { Write::Already } else { Write::NotMember };
+            return if add {
+                Write::Already
+            } else {
+                Write::NotMember
+            };
         }
         let op = if add { "add" } else { "remove" };
         self.writes.push((op.to_string(), uname, gname));
@@ -311,7 +315,9 @@ impl State {
     /// Records an accepted write that changed nothing (Confluence's PUT is
     /// idempotent and still answers 204).
     pub fn record_noop_write(&mut self, add: bool, user: &str, group: &str) {
-        let uname = self.user(user).map_or_else(|| user.to_string(), |u| u.name.clone());
+        let uname = self
+            .user(user)
+            .map_or_else(|| user.to_string(), |u| u.name.clone());
         let gname = self
             .group(group)
             .map_or_else(|| group.to_string(), |g| g.name.clone());
@@ -396,6 +402,17 @@ impl State {
         self.sessions.retain(|_, u| *u != key);
         self.remember.retain(|_, u| *u != key);
         before - self.sessions.len() - self.remember.len()
+    }
+
+    pub fn note_auth(&mut self, user: &str) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        self.last_auth.insert(fold(user), now);
+    }
+
+    pub fn last_auth(&self, user: &str) -> Option<u64> {
+        self.last_auth.get(&fold(user)).copied()
     }
 
     pub fn next_request_id(&mut self) -> u64 {

@@ -110,13 +110,7 @@ impl Req {
     pub fn bearer(&self) -> Option<&str> {
         let value = self.authorization()?;
         let (scheme, rest) = value.trim().split_once(' ')?;
-        scheme
-            .eq_ignore_ascii_case("bearer")
-            .then_some(rest.trim())
-    }
-
-    pub fn is(&self, method: Method, path: &str) -> bool {
-        self.method == method && self.path == path
+        scheme.eq_ignore_ascii_case("bearer").then_some(rest.trim())
     }
 }
 
@@ -249,9 +243,7 @@ pub(crate) fn header_name_value(s: &str) -> String {
 /// A destination after login must stay on this server: only a local path.
 pub(crate) fn local_destination(dest: Option<&str>, default: &str) -> String {
     match dest {
-        Some(d) if d.starts_with('/') && !d.starts_with("//") && !d.contains('\\') => {
-            d.to_string()
-        }
+        Some(d) if d.starts_with('/') && !d.starts_with("//") && !d.contains('\\') => d.to_string(),
         _ => default.to_string(),
     }
 }
