@@ -416,8 +416,16 @@ fn memchr_str(hay: &[u8], needle: &str) -> bool {
     hay.windows(n.len()).any(|w| w == n)
 }
 
+/// Query-value encoding: everything but unreserved characters and `/`.
+const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'/');
+
 pub(crate) fn pct(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+    percent_encoding::utf8_percent_encode(s, QUERY_VALUE).to_string()
 }
 
 fn new_token() -> String {
