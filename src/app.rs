@@ -116,7 +116,9 @@ pub async fn start_with<H: Hooks>(
     let settings = proxy::Settings::from_config(&cfg.proxy)?;
     let client = proxy::client::build(&cfg.proxy)?;
     let tls = match &cfg.proxy.tls {
-        Some(t) => Some(CertStore::load(&t.cert_file, &t.key_file).map_err(|e| format!("proxy.tls: {e}"))?),
+        Some(t) => Some(
+            CertStore::load(&t.cert_file, &t.key_file).map_err(|e| format!("proxy.tls: {e}"))?,
+        ),
         None => None,
     };
     let listener = TcpListener::bind(cfg.proxy.listen)
@@ -145,7 +147,11 @@ pub async fn start_with<H: Hooks>(
         admin_stop.clone(),
     ));
     if let (Some(store), Some(t)) = (&tls, &cfg.proxy.tls) {
-        tokio::spawn(server::watch_cert(store.clone(), t.reload_check.get(), admin_stop.clone()));
+        tokio::spawn(server::watch_cert(
+            store.clone(),
+            t.reload_check.get(),
+            admin_stop.clone(),
+        ));
     }
     let limits = server::Limits::from_config(&cfg.proxy);
     let scheme = if tls.is_some() { "https" } else { "http" };

@@ -3,7 +3,9 @@
 
 use crate::app::{self, Options};
 use crate::config::{Config, Dur, Tier};
-use crate::directory::{Auth, ClientOptions, Directory, JiraDirectory, ConfluenceDirectory, BitbucketDirectory};
+use crate::directory::{
+    Auth, BitbucketDirectory, ClientOptions, ConfluenceDirectory, Directory, JiraDirectory,
+};
 use crate::product::Product;
 use crate::sim::{Sim, SimConfig};
 use std::net::SocketAddr;
@@ -18,16 +20,37 @@ pub struct DemoOptions {
 }
 
 /// The demo's config (also used by tests that want the demo world).
-pub fn demo_config(product: Product, upstream: &str, listen: SocketAddr, admin: SocketAddr, min_idle: Duration) -> Config {
+pub fn demo_config(
+    product: Product,
+    upstream: &str,
+    listen: SocketAddr,
+    admin: SocketAddr,
+    min_idle: Duration,
+) -> Config {
     let mut cfg = Config::default();
     cfg.proxy.listen = listen;
     cfg.proxy.upstream = upstream.to_string();
     cfg.proxy.product = product;
     cfg.admin.listen = admin;
     let (fixed, user, access, app) = match product {
-        Product::Jira => ("jira-software-users", "IUM_user_software", "IUM_access_software", "jira-software"),
-        Product::Confluence => ("confluence-users", "IUM_user_confluence", "IUM_access_confluence", "confluence"),
-        Product::Bitbucket => ("stash-users", "IUM_user_bitbucket", "IUM_access_bitbucket", "bitbucket"),
+        Product::Jira => (
+            "jira-software-users",
+            "IUM_user_software",
+            "IUM_access_software",
+            "jira-software",
+        ),
+        Product::Confluence => (
+            "confluence-users",
+            "IUM_user_confluence",
+            "IUM_access_confluence",
+            "confluence",
+        ),
+        Product::Bitbucket => (
+            "stash-users",
+            "IUM_user_bitbucket",
+            "IUM_access_bitbucket",
+            "bitbucket",
+        ),
     };
     cfg.licence.tier = Tier::Auto;
     cfg.licence.application = app.into();
@@ -36,7 +59,8 @@ pub fn demo_config(product: Product, upstream: &str, listen: SocketAddr, admin: 
     cfg.ium.access_group = access.into();
     cfg.ium.min_idle = Dur(min_idle);
     cfg.queue.retry_every = Dur::secs(5);
-    cfg.queue.message = Some("This is the iumgate demo: 10 seats, 3 power users, 7 shared seats.".into());
+    cfg.queue.message =
+        Some("This is the iumgate demo: 10 seats, 3 power users, 7 shared seats.".into());
     cfg
 }
 
@@ -102,12 +126,18 @@ pub async fn run(o: DemoOptions) -> i32 {
     println!();
     println!("  Open        http://{}{page}", running.proxy_addr);
     println!("  Simulator   {} (direct, bypassing the gate)", sim.url());
-    println!("  Admin       http://{}/healthz  /readyz", running.admin_addr);
+    println!(
+        "  Admin       http://{}/healthz  /readyz",
+        running.admin_addr
+    );
     println!();
     println!("  Users (password for all: demo)");
     println!("    power users  power1 power2 power3        fixed licence, never touched");
     println!("    casual users casual01 … casual20         share 7 seats (tier 10 − 3 fixed)");
-    println!("  min_idle = {}: log 8 casual users in (e.g. in private windows)", humantime::format_duration(o.min_idle));
+    println!(
+        "  min_idle = {}: log 8 casual users in (e.g. in private windows)",
+        humantime::format_duration(o.min_idle)
+    );
     println!("  and the 8th waits until a holder has been idle that long.");
     println!();
     println!("  Ctrl-C to stop.");

@@ -60,7 +60,14 @@ async fn eighth_casual_user_waits_then_gets_in_by_itself_once_a_holder_is_idle_p
     assert!(!w.access_members().contains(&"casual08".to_string()));
 
     // The page polls; nobody is idle long enough yet.
-    let q: serde_json::Value = c.get(w.url("/iumgate/api/queue")).send().await.unwrap().json().await.unwrap();
+    let q: serde_json::Value = c
+        .get(w.url("/iumgate/api/queue"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(q["state"], "waiting");
     assert_eq!(q["position"], 1);
 
@@ -91,7 +98,11 @@ async fn longest_idle_holder_is_evicted_never_a_recently_active_one() {
     // casual02 … 07 view issues later, casual02 first: casual01 is idlest.
     for (i, c) in clients.iter().enumerate().skip(1) {
         w.advance_min(2);
-        let r = c.get(w.url(&format!("/browse/DEMO-{i}"))).send().await.unwrap();
+        let r = c
+            .get(w.url(&format!("/browse/DEMO-{i}")))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
     }
     // Now: casual01 idle 12 min, the others less. Nobody may lose the seat.
@@ -105,14 +116,28 @@ async fn longest_idle_holder_is_evicted_never_a_recently_active_one() {
     let (status, path, _) = text(jira_login(&w, &c9, "casual09", "demo", false).await).await;
     // casual08 waits ahead of casual09: casual09 must queue behind.
     assert_eq!((status, path.as_str()), (200, "/iumgate/wait"));
-    let q: serde_json::Value = c8.get(w.url("/iumgate/api/queue")).send().await.unwrap().json().await.unwrap();
+    let q: serde_json::Value = c8
+        .get(w.url("/iumgate/api/queue"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(q["state"], "admitted", "{q}");
     let members = w.access_members();
     assert!(!members.contains(&"casual01".to_string()), "{members:?}");
     assert!(members.contains(&"casual02".to_string()), "{members:?}");
     assert!(members.contains(&"casual08".to_string()), "{members:?}");
     // casual09 is first in line now but casual02 was active 29 min ago.
-    let q: serde_json::Value = c9.get(w.url("/iumgate/api/queue")).send().await.unwrap().json().await.unwrap();
+    let q: serde_json::Value = c9
+        .get(w.url("/iumgate/api/queue"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(q["state"], "waiting", "{q}");
     assert_eq!(q["position"], 1);
     let evicted: Vec<_> = w
@@ -141,7 +166,14 @@ async fn background_polling_does_not_count_as_activity() {
         assert_eq!(r.status(), 200);
     }
     for c in &clients[1..] {
-        assert_eq!(c.get(w.url("/browse/DEMO-9")).send().await.unwrap().status(), 200);
+        assert_eq!(
+            c.get(w.url("/browse/DEMO-9"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
     }
     w.advance_min(1);
     let (c8, _) = browser();
@@ -205,7 +237,11 @@ async fn returning_user_with_only_a_remember_me_cookie_is_admitted_before_jira_s
         .expect("remember-me cookie")
         .to_string();
     // Overnight the seat went away.
-    assert!(w.gate.release(&UserId::new("casual01"), ReleaseReason::Cleanup).await);
+    assert!(
+        w.gate
+            .release(&UserId::new("casual01"), ReleaseReason::Cleanup)
+            .await
+    );
     assert!(w.access_members().is_empty());
     w.advance_min(12 * 60);
     // Next day: a fresh browser with only the remember-me cookie.
@@ -219,17 +255,25 @@ async fn returning_user_with_only_a_remember_me_cookie_is_admitted_before_jira_s
         .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-ausername"], "casual01");
-    assert_eq!(w.sim.count("/browse/") - before, 1, "Jira saw one request, already licensed");
+    assert_eq!(
+        w.sim.count("/browse/") - before,
+        1,
+        "Jira saw one request, already licensed"
+    );
     assert_eq!(w.access_members(), vec!["casual01"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fifty_casual_users_logging_in_concurrently_never_put_more_than_seven_into_the_access_group() {
+async fn fifty_casual_users_logging_in_concurrently_never_put_more_than_seven_into_the_access_group(
+) {
     let w = World::start(
         iumgate::product::Product::Jira,
         |sc| {
             for i in 21..=50 {
-                sc.users.push(SimUser::new(&format!("casual{i:02}"), &["IUM_user_software"]));
+                sc.users.push(SimUser::new(
+                    &format!("casual{i:02}"),
+                    &["IUM_user_software"],
+                ));
             }
         },
         |_| {},
@@ -264,7 +308,11 @@ async fn fifty_casual_users_logging_in_concurrently_never_put_more_than_seven_in
     }
     assert_eq!((inside, waiting), (7, 43));
     assert_eq!(w.access_members().len(), 7);
-    assert!(w.sim.peak_members("IUM_access_software") <= 7, "peak {}", w.sim.peak_members("IUM_access_software"));
+    assert!(
+        w.sim.peak_members("IUM_access_software") <= 7,
+        "peak {}",
+        w.sim.peak_members("IUM_access_software")
+    );
     assert_eq!(w.in_use(), 7);
 }
 
@@ -274,7 +322,11 @@ async fn logout_frees_the_seat() {
     let (c, _) = browser();
     text(jira_login(&w, &c, "casual01", "demo", false).await).await;
     assert!(w.holds("casual01"));
-    let r = c.get(w.url("/secure/Logout!default.jspa")).send().await.unwrap();
+    let r = c
+        .get(w.url("/secure/Logout!default.jspa"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert!(!w.holds("casual01"));
     assert!(w.access_members().is_empty());
@@ -291,12 +343,22 @@ async fn grant_failure_shows_the_waiting_page_with_its_message_and_the_proxy_sta
     let body = r.text().await.unwrap();
     assert!(body.contains("licence service is unavailable"), "{body}");
     assert_eq!(w.in_use(), 0, "no seat counted that was not granted");
-    assert!(w.run.alerts.list().iter().any(|a| a.key.starts_with("directory_")));
+    assert!(w
+        .run
+        .alerts
+        .list()
+        .iter()
+        .any(|a| a.key.starts_with("directory_")));
     // Holders are not affected, and the gate recovers by itself.
     w.sim.fail_admin(None);
     let (status, path, _) = text(jira_login(&w, &c, "casual01", "demo", false).await).await;
     assert_eq!((status, path.as_str()), (200, "/browse/DEMO-1"));
-    assert!(w.run.alerts.list().iter().all(|a| !a.key.starts_with("directory_")));
+    assert!(w
+        .run
+        .alerts
+        .list()
+        .iter()
+        .all(|a| !a.key.starts_with("directory_")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -305,8 +367,17 @@ async fn the_wait_pages_to_cannot_redirect_off_site() {
     let (c, jar) = browser();
     text(jira_login(&w, &c, "casual01", "demo", false).await).await;
     let raw = browser_no_redirect(jar);
-    for evil in ["//evil.example.com/", "https://evil.example.com/", "/\\evil.example.com", "%2F%2Fevil.example.com"] {
-        let r = raw.get(w.url(&format!("/iumgate/wait?to={evil}"))).send().await.unwrap();
+    for evil in [
+        "//evil.example.com/",
+        "https://evil.example.com/",
+        "/\\evil.example.com",
+        "%2F%2Fevil.example.com",
+    ] {
+        let r = raw
+            .get(w.url(&format!("/iumgate/wait?to={evil}")))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 303, "{evil}");
         assert_eq!(r.headers()["location"], "/", "{evil}");
         let q: serde_json::Value = raw
@@ -319,7 +390,11 @@ async fn the_wait_pages_to_cannot_redirect_off_site() {
             .unwrap();
         assert_eq!(q["to"], "/", "{evil}");
     }
-    let r = raw.get(w.url("/iumgate/wait?to=%2Fbrowse%2FDEMO-3")).send().await.unwrap();
+    let r = raw
+        .get(w.url("/iumgate/wait?to=%2Fbrowse%2FDEMO-3"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["location"], "/browse/DEMO-3");
 }
 
@@ -343,7 +418,14 @@ async fn a_logged_in_user_who_lost_the_seat_waits_and_the_page_lets_them_in_by_i
     let clients = fill(&w, &SEVEN).await;
     w.advance_min(20);
     for c in &clients[1..] {
-        assert_eq!(c.get(w.url("/browse/DEMO-5")).send().await.unwrap().status(), 200);
+        assert_eq!(
+            c.get(w.url("/browse/DEMO-5"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
     }
     w.advance_min(11);
     // casual08 takes casual01's seat (idle 31 min).
@@ -352,7 +434,11 @@ async fn a_logged_in_user_who_lost_the_seat_waits_and_the_page_lets_them_in_by_i
     assert_eq!(path, "/browse/DEMO-1");
     assert!(!w.holds("casual01"));
     // casual01 comes back: no seat free, nobody idle long enough.
-    let r = clients[0].get(w.url("/browse/DEMO-2")).send().await.unwrap();
+    let r = clients[0]
+        .get(w.url("/browse/DEMO-2"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.url().path(), "/iumgate/wait");
     assert!(r.url().query().unwrap_or("").contains("DEMO-2"));
     // An API client of the same user gets JSON.
@@ -365,7 +451,10 @@ async fn a_logged_in_user_who_lost_the_seat_waits_and_the_page_lets_them_in_by_i
     assert_eq!(r.status(), 503);
     assert!(r.headers().contains_key("retry-after"));
     let j: serde_json::Value = r.json().await.unwrap();
-    assert_eq!((j["state"].as_str(), j["position"].as_u64()), (Some("waiting"), Some(1)));
+    assert_eq!(
+        (j["state"].as_str(), j["position"].as_u64()),
+        (Some("waiting"), Some(1))
+    );
     // 31 minutes after the others' last activity, the page's poll admits.
     w.advance_min(20);
     let q: serde_json::Value = clients[0]
@@ -378,7 +467,11 @@ async fn a_logged_in_user_who_lost_the_seat_waits_and_the_page_lets_them_in_by_i
         .unwrap();
     assert_eq!(q["state"], "admitted");
     assert_eq!(q["to"], "/browse/DEMO-2");
-    let r = clients[0].get(w.url("/browse/DEMO-2")).send().await.unwrap();
+    let r = clients[0]
+        .get(w.url("/browse/DEMO-2"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-ausername"], "casual01");
 }
@@ -395,12 +488,93 @@ async fn a_power_user_inside_an_ium_group_is_treated_as_power_and_reported() {
         |_| {},
     )
     .await;
-    assert_eq!(w.gate.arithmetic().power_in_ium, vec![UserId::new("power1")]);
-    let alert = w.run.alerts.list().into_iter().find(|a| a.key == "power_user_in_ium_group").expect("alert");
+    assert_eq!(
+        w.gate.arithmetic().power_in_ium,
+        vec![UserId::new("power1")]
+    );
+    let alert = w
+        .run
+        .alerts
+        .list()
+        .into_iter()
+        .find(|a| a.key == "power_user_in_ium_group")
+        .expect("alert");
     assert!(alert.text.contains("power1"));
     fill(&w, &SEVEN).await;
     let (c, _) = browser();
     let (status, path, _) = text(jira_login(&w, &c, "power1", "demo", false).await).await;
     assert_eq!((status, path.as_str()), (200, "/browse/DEMO-1"));
     assert!(w.sim.group_writes().iter().all(|(_, u, _)| u != "power1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_of_one_user_cause_one_grant() {
+    let w = World::jira().await;
+    let (c, jar) = browser();
+    text(jira_login(&w, &c, "casual01", "demo", false).await).await;
+    assert!(
+        w.gate
+            .release(&UserId::new("casual01"), ReleaseReason::Cleanup)
+            .await
+    );
+    let adds_before = w
+        .sim
+        .group_writes()
+        .iter()
+        .filter(|(op, _, _)| op == "add")
+        .count();
+    w.sim.set_latency(std::time::Duration::from_millis(100));
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let c = browser_no_redirect(jar.clone());
+        let url = w.url(&format!("/browse/DEMO-{i}"));
+        tasks.push(tokio::spawn(async move {
+            c.get(url).send().await.unwrap().status().as_u16()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    let adds = w
+        .sim
+        .group_writes()
+        .iter()
+        .filter(|(op, _, _)| op == "add")
+        .count();
+    assert_eq!(adds - adds_before, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_personal_access_token_is_recognised_once_the_upstream_named_its_user() {
+    let w = World::start(
+        iumgate::product::Product::Jira,
+        |sc| {
+            sc.tokens
+                .push(("pat-of-casual02".into(), "casual02".into()))
+        },
+        |_| {},
+    )
+    .await;
+    let (c, _) = browser();
+    text(jira_login(&w, &c, "casual02", "demo", false).await).await;
+    let api = reqwest::Client::new();
+    let get = || {
+        api.get(w.url("/rest/api/2/issue/DEMO-1"))
+            .header("authorization", "Bearer pat-of-casual02")
+            .header("accept", "application/json")
+            .send()
+    };
+    // While licensed, the upstream names the token's user: iumgate learns it.
+    assert_eq!(get().await.unwrap().status(), 200);
+    assert!(
+        w.gate
+            .release(&UserId::new("casual02"), ReleaseReason::Cleanup)
+            .await
+    );
+    // Unlicensed, Jira would answer 401 without naming anyone; iumgate knows
+    // the token and grants the seat before forwarding.
+    let r = get().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-ausername"], "casual02");
+    assert!(w.holds("casual02"));
 }

@@ -70,7 +70,11 @@ impl Gate {
                 let access = self.settings.load().access_group.clone();
                 // The victim leaves the group first, so the group never holds
                 // more members than there are seats.
-                if let Err(e) = self.directory.remove_from_group(&victim.user, &access).await {
+                if let Err(e) = self
+                    .directory
+                    .remove_from_group(&victim.user, &access)
+                    .await
+                {
                     self.with_pool(|p| {
                         p.release(user);
                         p.restore(victim.clone());
@@ -79,7 +83,9 @@ impl Gate {
                     self.directory_failed("revoke", &victim.user, &e);
                     return Outcome::Unavailable;
                 }
-                self.counters.release_eviction.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .release_eviction
+                    .fetch_add(1, Ordering::Relaxed);
                 tracing::info!(user = %user, victim = %victim.user, idle_s = (now.saturating_sub(victim.last_active)) / 1000, "seat taken from the longest-idle holder");
                 self.grant(user, Some(victim)).await
             }
@@ -169,11 +175,21 @@ impl Gate {
     fn directory_failed(&self, what: &str, user: &UserId, e: &crate::directory::DirectoryError) {
         tracing::warn!(user = %user, op = what, error = %e, "directory call failed; nothing granted");
         let fix = match e {
-            crate::directory::DirectoryError::BadCredentials => "Fix [directory] username and password or token.",
-            crate::directory::DirectoryError::NotAdmin => "Give the service account administrator rights.",
-            crate::directory::DirectoryError::GroupMissing(_) => "Create the IUM groups or fix their names in [ium].",
-            crate::directory::DirectoryError::ReadOnly(_) => "Make the user directory read/write, or \"Read Only, with Local Groups\".",
-            crate::directory::DirectoryError::Unavailable(_) => "Check that the application's REST API is reachable from iumgate.",
+            crate::directory::DirectoryError::BadCredentials => {
+                "Fix [directory] username and password or token."
+            }
+            crate::directory::DirectoryError::NotAdmin => {
+                "Give the service account administrator rights."
+            }
+            crate::directory::DirectoryError::GroupMissing(_) => {
+                "Create the IUM groups or fix their names in [ium]."
+            }
+            crate::directory::DirectoryError::ReadOnly(_) => {
+                "Make the user directory read/write, or \"Read Only, with Local Groups\"."
+            }
+            crate::directory::DirectoryError::Unavailable(_) => {
+                "Check that the application's REST API is reachable from iumgate."
+            }
             _ => "See iumgate's log for the directory's answer.",
         };
         self.alerts.raise(

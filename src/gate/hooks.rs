@@ -134,11 +134,21 @@ impl Hooks for Gate {
             };
             if class == Class::Casual {
                 if !self.holds(&user) {
-                    let mode = if basic { Mode::FreeOnly } else { Mode::MayEvict };
+                    let mode = if basic {
+                        Mode::FreeOnly
+                    } else {
+                        Mode::MayEvict
+                    };
                     match self.admit(&user, mode).await {
                         Outcome::Pass => ctx.basic_grant = basic,
                         Outcome::Wait { position } => {
-                            return Err(self.wait_response(&ctx, &user, position, &parts.headers, None));
+                            return Err(self.wait_response(
+                                &ctx,
+                                &user,
+                                position,
+                                &parts.headers,
+                                None,
+                            ));
                         }
                         Outcome::NoFreeSeat => {
                             return Err(self.wait_response(&ctx, &user, 0, &parts.headers, None));
@@ -219,9 +229,13 @@ impl Hooks for Gate {
                 if self.class_or_lookup(u).await == Class::Casual && !self.holds(u) {
                     return match self.admit(u, Mode::MayEvict).await {
                         Outcome::Pass => retry_response(&ctx.target, resp.headers()),
-                        Outcome::Wait { position } => {
-                            self.wait_response(&ctx, u, position, &HeaderMap::new(), Some(resp.headers()))
-                        }
+                        Outcome::Wait { position } => self.wait_response(
+                            &ctx,
+                            u,
+                            position,
+                            &HeaderMap::new(),
+                            Some(resp.headers()),
+                        ),
                         Outcome::NoFreeSeat => resp,
                         Outcome::Unavailable => self.unavailable_response(&ctx, &HeaderMap::new()),
                     };
@@ -246,7 +260,10 @@ impl Gate {
     ) -> Response<Body> {
         let mut resp = resp;
         let mut reason = identity::login_reason(resp.headers());
-        if reason.is_none() && is_html(resp.headers()) && upstream != Some(UpstreamUser::User(login.user.clone())) {
+        if reason.is_none()
+            && is_html(resp.headers())
+            && upstream != Some(UpstreamUser::User(login.user.clone()))
+        {
             // No reason header: recognise Jira's page text instead.
             let (parts, body) = resp.into_parts();
             let (prefix, body) = identity::peek_body(body, LOGIN_PAGE_PEEK).await;
@@ -267,7 +284,11 @@ impl Gate {
                 match self.admit(&login.user, Mode::MayEvict).await {
                     Outcome::Pass => retry_response(&ctx.target, resp.headers()),
                     Outcome::Wait { position } => {
-                        let dest = login.destination.as_deref().and_then(local_path).unwrap_or("/");
+                        let dest = login
+                            .destination
+                            .as_deref()
+                            .and_then(local_path)
+                            .unwrap_or("/");
                         let profile = self.settings.load().profile;
                         let to = format!(
                             "{}?{}={}",
@@ -281,7 +302,13 @@ impl Gate {
                             method: ctx.method.clone(),
                             ..Ctx::default()
                         };
-                        self.wait_response(&wctx, &login.user, position, &HeaderMap::new(), Some(resp.headers()))
+                        self.wait_response(
+                            &wctx,
+                            &login.user,
+                            position,
+                            &HeaderMap::new(),
+                            Some(resp.headers()),
+                        )
                     }
                     Outcome::NoFreeSeat => resp,
                     Outcome::Unavailable => self.unavailable_response(ctx, &HeaderMap::new()),
@@ -318,9 +345,16 @@ impl Gate {
             };
             let mut r = Response::new(full(text));
             *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
             r
-        } else if ctx.html && (ctx.method == Method::GET || ctx.method == Method::POST || ctx.method == Method::HEAD) {
+        } else if ctx.html
+            && (ctx.method == Method::GET
+                || ctx.method == Method::POST
+                || ctx.method == Method::HEAD)
+        {
             let token = new_token();
             self.sessions.bind(Kind::Wait, &token, user, self.now());
             let to = local_path(&ctx.target).unwrap_or("/");
@@ -336,14 +370,21 @@ impl Gate {
             }
             r
         } else {
-            let body = format!("{{\"state\":\"waiting\",\"position\":{position},\"retry_after\":{retry}}}");
+            let body = format!(
+                "{{\"state\":\"waiting\",\"position\":{position},\"retry_after\":{retry}}}"
+            );
             let mut r = Response::new(full(body));
             *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
             r
         };
-        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry));
-        resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(retry));
+        resp.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Some(up) = upstream_headers {
             // Keep the upstream's cookies (the new session of a login).
             for v in up.get_all(header::SET_COOKIE) {
@@ -359,19 +400,33 @@ impl Gate {
         let retry = self.settings.load().retry_every_s;
         let mut resp = if ctx.html {
             let lang = crate::pages::Lang::from_headers(req_headers);
-            let mut r = Response::new(full(crate::pages::wait::unavailable_page(lang, retry, &ctx.target)));
-            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+            let mut r = Response::new(full(crate::pages::wait::unavailable_page(
+                lang,
+                retry,
+                &ctx.target,
+            )));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
             r
         } else if ctx.git {
             Response::new(full("iumgate: the licence service is unavailable; the administrator has been told. Retry later.\n"))
         } else {
-            let mut r = Response::new(full(format!("{{\"state\":\"unavailable\",\"retry_after\":{retry}}}")));
-            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            let mut r = Response::new(full(format!(
+                "{{\"state\":\"unavailable\",\"retry_after\":{retry}}}"
+            )));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
             r
         };
         *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry));
-        resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(retry));
+        resp.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         resp
     }
 
@@ -401,7 +456,8 @@ fn retry_response(target: &str, upstream_headers: &HeaderMap) -> Response<Body> 
     for v in upstream_headers.get_all(header::SET_COOKIE) {
         r.headers_mut().append(header::SET_COOKIE, v.clone());
     }
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
 

@@ -76,7 +76,12 @@ impl GateSettings {
             user_group: cfg.ium.user_group.clone(),
             access_group: cfg.ium.access_group.clone(),
             fixed_groups: cfg.licence.fixed_groups.clone(),
-            exempt: cfg.ium.exempt_users.iter().map(|u| UserId::new(u)).collect(),
+            exempt: cfg
+                .ium
+                .exempt_users
+                .iter()
+                .map(|u| UserId::new(u))
+                .collect(),
             release_on_logout: cfg.ium.release_on_logout,
             login_body_limit: cfg.identity.login_body_limit,
             retry_every_s: cfg.queue.retry_every.get().as_secs().max(1),
@@ -265,7 +270,10 @@ impl Gate {
     }
 
     pub fn arithmetic(&self) -> Arithmetic {
-        self.arithmetic.lock().map(|a| a.clone()).unwrap_or_default()
+        self.arithmetic
+            .lock()
+            .map(|a| a.clone())
+            .unwrap_or_default()
     }
 
     pub fn is_reconciled(&self) -> bool {
@@ -295,7 +303,13 @@ impl Gate {
     }
 
     /// Seat holders (user, since, last activity) and the queue, for status.
-    pub fn snapshot_view(&self) -> (Vec<crate::pool::SeatRecord>, Vec<crate::pool::Waiter>, usize) {
+    pub fn snapshot_view(
+        &self,
+    ) -> (
+        Vec<crate::pool::SeatRecord>,
+        Vec<crate::pool::Waiter>,
+        usize,
+    ) {
         self.with_pool(|p| (p.holders(), p.queue(), p.capacity()))
     }
 

@@ -60,11 +60,19 @@ impl Gate {
         for m in &casual {
             classes.insert(
                 m.name.clone(),
-                if m.active { Class::Casual } else { Class::Unmanaged },
+                if m.active {
+                    Class::Casual
+                } else {
+                    Class::Unmanaged
+                },
             );
         }
         let mut power_in_ium: Vec<UserId> = Vec::new();
-        let in_ium: HashSet<&UserId> = casual.iter().chain(access.iter()).map(|m| &m.name).collect();
+        let in_ium: HashSet<&UserId> = casual
+            .iter()
+            .chain(access.iter())
+            .map(|m| &m.name)
+            .collect();
         for u in &fixed {
             if in_ium.contains(u) {
                 power_in_ium.push(u.clone());
@@ -197,7 +205,9 @@ impl Gate {
                 Err(e) => {
                     // Still in the group: it still counts against the tier.
                     tracing::warn!(user = %seat.user, error = %e, "cannot release a seat while shrinking the pool");
-                    self.with_pool(|p| p.adopt(&seat.user, seat.last_active, Some(seat.last_active)));
+                    self.with_pool(|p| {
+                        p.adopt(&seat.user, seat.last_active, Some(seat.last_active))
+                    });
                 }
             }
         }

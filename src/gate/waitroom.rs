@@ -79,8 +79,10 @@ impl Gate {
                     QueueState::Unknown => "{\"state\":\"unknown\"}".to_string(),
                 };
                 let mut r = Response::new(full(body));
-                r.headers_mut()
-                    .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
                 r.headers_mut()
                     .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
                 r

@@ -74,7 +74,8 @@ pub fn set_session_cookies<'a>(
                     let a = a.trim();
                     a.eq_ignore_ascii_case("max-age=0")
                         || a.to_ascii_lowercase().starts_with("max-age=-")
-                        || a.to_ascii_lowercase().starts_with("expires=thu, 01 jan 1970")
+                        || a.to_ascii_lowercase()
+                            .starts_with("expires=thu, 01 jan 1970")
                 });
             Some((kind, (!deleted).then_some(value)))
         })

@@ -51,7 +51,9 @@ mod hex16 {
         let s = String::deserialize(d)?;
         let mut k = [0u8; 16];
         if s.len() != 32 {
-            return Err(serde::de::Error::custom("session key: 32 hex digits expected"));
+            return Err(serde::de::Error::custom(
+                "session key: 32 hex digits expected",
+            ));
         }
         for (i, chunk) in s.as_bytes().chunks(2).enumerate() {
             let t = std::str::from_utf8(chunk).map_err(serde::de::Error::custom)?;
@@ -132,7 +134,9 @@ impl Sessions {
     }
 
     pub fn forget(&self, kind: Kind, value: &str) -> Option<UserId> {
-        self.map.remove(&self.hash(kind, value)).map(|(_, e)| e.user)
+        self.map
+            .remove(&self.hash(kind, value))
+            .map(|(_, e)| e.user)
     }
 
     /// Forgets every binding of `user` (logout); returns how many.

@@ -20,7 +20,10 @@ fn finds_session_and_remember_me_cookies() {
         ("cookie", "seraph.rememberme.cookie=\"r%3A1\""),
     ]);
     let got: Vec<_> = session_cookies(&JIRA, &h).collect();
-    assert_eq!(got, vec![(Kind::Session, "abc"), (Kind::RememberMe, "r%3A1")]);
+    assert_eq!(
+        got,
+        vec![(Kind::Session, "abc"), (Kind::RememberMe, "r%3A1")]
+    );
     let none: Vec<_> = session_cookies(&BITBUCKET, &h).collect();
     assert!(none.is_empty());
 }
@@ -71,7 +74,12 @@ fn reads_form_and_json_logins() {
     .unwrap();
     assert_eq!(a.user, UserId::new("carol"));
     assert!(a.json);
-    let b = login_attempt(&BITBUCKET, "/j_atl_security_check", None, b"j_username=dave&j_password=x");
+    let b = login_attempt(
+        &BITBUCKET,
+        "/j_atl_security_check",
+        None,
+        b"j_username=dave&j_password=x",
+    );
     assert_eq!(b.unwrap().user, UserId::new("dave"));
     assert!(login_attempt(&JIRA, "/login.jsp", None, b"os_password=x").is_none());
 }
@@ -79,7 +87,10 @@ fn reads_form_and_json_logins() {
 #[test]
 fn hostile_usernames_are_refused() {
     assert!(login_attempt(&JIRA, "/login.jsp", None, b"os_username=a%0Ab").is_none());
-    assert!(login_attempt(&JIRA, "/login.jsp", None, b"os_username=%FF%FE").is_some_and(|a| !a.user.as_str().is_empty()));
+    assert!(
+        login_attempt(&JIRA, "/login.jsp", None, b"os_username=%FF%FE")
+            .is_some_and(|a| !a.user.as_str().is_empty())
+    );
     let long = format!("os_username={}", "x".repeat(300));
     assert!(login_attempt(&JIRA, "/login.jsp", None, long.as_bytes()).is_none());
 }
@@ -87,9 +98,15 @@ fn hostile_usernames_are_refused() {
 #[test]
 fn upstream_user_and_reason() {
     let h = headers(&[("x-ausername", "Erin"), ("x-seraph-loginreason", "OK")]);
-    assert_eq!(upstream_user(&h), Some(UpstreamUser::User(UserId::new("erin"))));
+    assert_eq!(
+        upstream_user(&h),
+        Some(UpstreamUser::User(UserId::new("erin")))
+    );
     assert_eq!(login_reason(&h), Some(LoginReason::Ok));
-    let h = headers(&[("x-ausername", "anonymous"), ("x-seraph-loginreason", "AUTHORISATION_FAILED")]);
+    let h = headers(&[
+        ("x-ausername", "anonymous"),
+        ("x-seraph-loginreason", "AUTHORISATION_FAILED"),
+    ]);
     assert_eq!(upstream_user(&h), Some(UpstreamUser::Anonymous));
     assert_eq!(login_reason(&h), Some(LoginReason::AuthorisationFailed));
     assert_eq!(upstream_user(&HeaderMap::new()), None);
@@ -136,7 +153,13 @@ async fn peek_returns_prefix_and_replays_whole_body() {
     use crate::proxy::body::boxed;
     use http_body_util::{BodyExt, StreamBody};
     let chunks: Vec<Result<http_body::Frame<bytes::Bytes>, std::io::Error>> = (0..10)
-        .map(|i| Ok(http_body::Frame::data(bytes::Bytes::from(vec![b'a' + i as u8; 100]))))
+        .map(|i| {
+            Ok(http_body::Frame::data(bytes::Bytes::from(vec![
+                b'a' + i
+                    as u8;
+                100
+            ])))
+        })
         .collect();
     let body = boxed(StreamBody::new(futures_util::stream::iter(chunks)));
     let (prefix, rest) = peek_body(body, 250).await;

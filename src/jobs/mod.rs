@@ -57,6 +57,7 @@ async fn prune_loop(gate: Arc<Gate>, every: Duration, stop: CancellationToken) {
         let now = gate.now();
         gate.with_pool(|p| p.prune(now));
         let s = gate.settings.load();
-        gate.sessions.prune(now, s.session_ttl_ms, s.remember_ttl_ms);
+        gate.sessions
+            .prune(now, s.session_ttl_ms, s.remember_ttl_ms);
     }
 }

@@ -41,7 +41,12 @@ impl Lang {
             return Lang::En;
         };
         for part in v.split(',') {
-            let tag = part.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            let tag = part
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
             if tag.starts_with("de") {
                 return Lang::De;
             }
@@ -53,7 +58,8 @@ impl Lang {
     }
 }
 
-pub(crate) const STYLE: &str = "body{font-family:-apple-system,Segoe UI,Roboto,Helvetica,Arial,sans-serif;\
+pub(crate) const STYLE: &str =
+    "body{font-family:-apple-system,Segoe UI,Roboto,Helvetica,Arial,sans-serif;\
 background:#f4f5f7;color:#172b4d;margin:0}main{max-width:34rem;margin:12vh auto;background:#fff;\
 border-radius:6px;padding:2rem 2.5rem;box-shadow:0 1px 3px rgba(9,30,66,.25)}h1{font-size:1.4rem}\
 .muted{color:#5e6c84;font-size:.9rem}img.logo{max-height:48px;margin-bottom:1rem}";
@@ -95,7 +101,10 @@ pub fn error(status: StatusCode, req_headers: &HeaderMap, cause: &str) -> Respon
             "Die Anwendung hat nicht rechtzeitig geantwortet. Bitte versuchen Sie es erneut.",
         ),
         (404, Lang::En) => ("Not found", "There is no page at this address."),
-        (404, Lang::De) => ("Nicht gefunden", "Unter dieser Adresse gibt es keine Seite."),
+        (404, Lang::De) => (
+            "Nicht gefunden",
+            "Unter dieser Adresse gibt es keine Seite.",
+        ),
         (_, Lang::En) => ("Something went wrong", "Please try again."),
         (_, Lang::De) => ("Etwas ist schiefgegangen", "Bitte versuchen Sie es erneut."),
     };
@@ -139,15 +148,24 @@ mod tests {
 
     #[test]
     fn escapes_html() {
-        assert_eq!(escape("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            escape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
     }
 
     #[test]
     fn picks_language() {
         let mut h = HeaderMap::new();
-        h.insert(header::ACCEPT_LANGUAGE, HeaderValue::from_static("de-DE,de;q=0.9,en;q=0.8"));
+        h.insert(
+            header::ACCEPT_LANGUAGE,
+            HeaderValue::from_static("de-DE,de;q=0.9,en;q=0.8"),
+        );
         assert_eq!(Lang::from_headers(&h), Lang::De);
-        h.insert(header::ACCEPT_LANGUAGE, HeaderValue::from_static("fr,en;q=0.5"));
+        h.insert(
+            header::ACCEPT_LANGUAGE,
+            HeaderValue::from_static("fr,en;q=0.5"),
+        );
         assert_eq!(Lang::from_headers(&h), Lang::En);
     }
 
@@ -156,7 +174,10 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::ACCEPT, HeaderValue::from_static("text/html,*/*"));
         let r = error(StatusCode::BAD_GATEWAY, &h, "connect refused");
-        assert_eq!(r.headers()[header::CONTENT_TYPE], "text/html; charset=utf-8");
+        assert_eq!(
+            r.headers()[header::CONTENT_TYPE],
+            "text/html; charset=utf-8"
+        );
         let r = error(StatusCode::GATEWAY_TIMEOUT, &HeaderMap::new(), "timeout");
         assert_eq!(r.headers()[header::CONTENT_TYPE], "application/json");
         assert_eq!(r.status(), 504);

@@ -79,7 +79,10 @@ fn seconds(lang: Lang, s: u64) -> String {
 fn header(v: &WaitView<'_>) -> String {
     let mut out = String::new();
     if let Some(logo) = v.logo_url {
-        out.push_str(&format!("<img class=\"logo\" src=\"{}\" alt=\"\">", escape(logo)));
+        out.push_str(&format!(
+            "<img class=\"logo\" src=\"{}\" alt=\"\">",
+            escape(logo)
+        ));
     }
     out
 }
@@ -167,10 +170,7 @@ pub fn unavailable_page(lang: Lang, retry_s: u64, to: &str) -> String {
     })
     .replace(
         "<meta http-equiv=\"refresh\"",
-        &format!(
-            "<meta http-equiv=\"refresh\" data-to=\"{}\"",
-            escape(to)
-        ),
+        &format!("<meta http-equiv=\"refresh\" data-to=\"{}\"", escape(to)),
     )
 }
 
@@ -192,7 +192,10 @@ mod tests {
 
     #[test]
     fn shows_position_estimate_logo_and_message_escaped() {
-        let st = QueueState::Waiting { position: 3, eta_s: Some(125) };
+        let st = QueueState::Waiting {
+            position: 3,
+            eta_s: Some(125),
+        };
         let html = render(&view(&st, Lang::En));
         assert!(html.contains("<strong id=\"pos\">3</strong>"));
         assert!(html.contains("about 3 minutes"));
@@ -204,7 +207,10 @@ mod tests {
 
     #[test]
     fn speaks_german() {
-        let st = QueueState::Waiting { position: 1, eta_s: None };
+        let st = QueueState::Waiting {
+            position: 1,
+            eta_s: None,
+        };
         let html = render(&view(&st, Lang::De));
         assert!(html.contains("Warteschlange"));
         assert!(html.contains("lang=\"de\""));

@@ -441,7 +441,11 @@ impl Pool {
     /// Internal consistency: the index and the seat map describe the same holders (tests only).
     #[cfg(test)]
     fn check(&self) {
-        assert_eq!(self.by_activity.len(), self.seats.len(), "index vs seat map");
+        assert_eq!(
+            self.by_activity.len(),
+            self.seats.len(),
+            "index vs seat map"
+        );
         for entry in self.seats.iter() {
             let seat = entry.value();
             let key = seat.indexed();
@@ -451,7 +455,11 @@ impl Pool {
                 entry.key()
             );
             assert!(key <= seat.last_active(), "index key newer than the seat");
-            assert!(!self.queue.contains(entry.key()), "{} holds and waits", entry.key());
+            assert!(
+                !self.queue.contains(entry.key()),
+                "{} holds and waits",
+                entry.key()
+            );
         }
         self.queue.check();
     }

@@ -164,7 +164,10 @@ pub async fn serve<H: Hooks>(
     .await;
     match drained {
         Ok(()) => tracing::info!("all connections drained"),
-        Err(_) => tracing::warn!(?grace, "shutdown grace over; closing the remaining connections"),
+        Err(_) => tracing::warn!(
+            ?grace,
+            "shutdown grace over; closing the remaining connections"
+        ),
     }
 }
 

@@ -30,9 +30,21 @@ pub struct Groups {
 
 pub fn groups(p: Product) -> Groups {
     match p {
-        Product::Jira => Groups { user: "IUM_user_software", access: "IUM_access_software", fixed: "jira-software-users" },
-        Product::Confluence => Groups { user: "IUM_user_confluence", access: "IUM_access_confluence", fixed: "confluence-users" },
-        Product::Bitbucket => Groups { user: "IUM_user_bitbucket", access: "IUM_access_bitbucket", fixed: "stash-users" },
+        Product::Jira => Groups {
+            user: "IUM_user_software",
+            access: "IUM_access_software",
+            fixed: "jira-software-users",
+        },
+        Product::Confluence => Groups {
+            user: "IUM_user_confluence",
+            access: "IUM_access_confluence",
+            fixed: "confluence-users",
+        },
+        Product::Bitbucket => Groups {
+            user: "IUM_user_bitbucket",
+            access: "IUM_access_bitbucket",
+            fixed: "stash-users",
+        },
     }
 }
 
@@ -61,7 +73,8 @@ impl World {
         cfg_tweak: impl FnOnce(&mut Config),
     ) -> World {
         let any = "127.0.0.1:0".parse().unwrap();
-        let mut cfg = iumgate::demo::demo_config(product, &sim.url(), any, any, Duration::from_secs(30 * 60));
+        let mut cfg =
+            iumgate::demo::demo_config(product, &sim.url(), any, any, Duration::from_secs(30 * 60));
         // The manual clock jumps by many minutes; waiters must not be
         // dropped as "abandoned" by those jumps unless a test wants it.
         cfg.queue.abandon_after = Dur::secs(24 * 3600);
@@ -79,11 +92,21 @@ impl World {
         let gate = run.gate.clone().expect("gate enabled");
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         while !gate.is_reconciled() {
-            assert!(std::time::Instant::now() < deadline, "first reconcile did not finish");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "first reconcile did not finish"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let base = format!("http://{}", run.proxy_addr);
-        World { product, sim, run, gate, clock, base }
+        World {
+            product,
+            sim,
+            run,
+            gate,
+            clock,
+            base,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -137,7 +160,10 @@ pub fn browser() -> (reqwest::Client, Arc<reqwest::cookie::Jar>) {
 /// A browser that does not follow redirects (to look at them).
 pub fn browser_no_redirect(jar: Arc<reqwest::cookie::Jar>) -> reqwest::Client {
     let mut h = reqwest::header::HeaderMap::new();
-    h.insert(reqwest::header::ACCEPT, reqwest::header::HeaderValue::from_static("text/html"));
+    h.insert(
+        reqwest::header::ACCEPT,
+        reqwest::header::HeaderValue::from_static("text/html"),
+    );
     reqwest::Client::builder()
         .cookie_provider(jar)
         .default_headers(h)
@@ -148,7 +174,13 @@ pub fn browser_no_redirect(jar: Arc<reqwest::cookie::Jar>) -> reqwest::Client {
 }
 
 /// Logs in through Jira's form; returns the final response (redirects followed).
-pub async fn jira_login(w: &World, c: &reqwest::Client, user: &str, password: &str, remember: bool) -> reqwest::Response {
+pub async fn jira_login(
+    w: &World,
+    c: &reqwest::Client,
+    user: &str,
+    password: &str,
+    remember: bool,
+) -> reqwest::Response {
     let mut form = vec![
         ("os_username", user),
         ("os_password", password),
@@ -157,7 +189,11 @@ pub async fn jira_login(w: &World, c: &reqwest::Client, user: &str, password: &s
     if remember {
         form.push(("os_cookie", "true"));
     }
-    c.post(w.url("/login.jsp")).form(&form).send().await.unwrap()
+    c.post(w.url("/login.jsp"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
 }
 
 pub async fn text(r: reqwest::Response) -> (u16, String, String) {
@@ -173,7 +209,11 @@ pub async fn fill(w: &World, users: &[&str]) -> Vec<reqwest::Client> {
     for u in users {
         let (c, _) = browser();
         let (status, path, _) = text(jira_login(w, &c, u, "demo", false).await).await;
-        assert_eq!((status, path.as_str()), (200, "/browse/DEMO-1"), "{u} should get in");
+        assert_eq!(
+            (status, path.as_str()),
+            (200, "/browse/DEMO-1"),
+            "{u} should get in"
+        );
         out.push(c);
     }
     out
