@@ -85,6 +85,13 @@ pub struct Profile {
     pub activity_exclude: &'static [&'static str],
     /// Paths whose requests are git over HTTP (plain-text answers for the CLI).
     pub git_prefixes: &'static [&'static str],
+    /// Page texts of a right password without application access (used when
+    /// the login answer carries no `X-Seraph-LoginReason`; *unconfirmed*
+    /// wording, extended by `[identity] no_permission_texts`).
+    pub no_permission_texts: &'static [&'static str],
+    /// A REST path that names the current user of a session (JSON field
+    /// `username`), for apps whose `X-AUSERNAME` is not confirmed.
+    pub whoami: Option<&'static str>,
 }
 
 /// Static resources, polling and analytics are never activity, whatever the app.
@@ -138,6 +145,8 @@ pub static JIRA: Profile = Profile {
     ],
     activity_exclude: COMMON_EXCLUDE,
     git_prefixes: &[],
+    no_permission_texts: &["You do not have a permission to log in"],
+    whoami: None,
 };
 
 pub static CONFLUENCE: Profile = Profile {
@@ -167,6 +176,11 @@ pub static CONFLUENCE: Profile = Profile {
     ],
     activity_exclude: COMMON_EXCLUDE,
     git_prefixes: &[],
+    no_permission_texts: &[
+        "You do not have permission to use Confluence",
+        "You do not have a permission to log in",
+    ],
+    whoami: Some("/rest/api/user/current"),
 };
 
 pub static BITBUCKET: Profile = Profile {
@@ -194,6 +208,8 @@ pub static BITBUCKET: Profile = Profile {
     ],
     activity_exclude: COMMON_EXCLUDE,
     git_prefixes: &["/scm/"],
+    no_permission_texts: &["You do not have permission to access Bitbucket"],
+    whoami: None,
 };
 
 impl Profile {

@@ -400,6 +400,8 @@ pub struct IdentityConfig {
     pub session_ttl: Dur,
     /// Forget a remember-me cookie not seen for this long.
     pub remember_ttl: Dur,
+    /// Extra page texts that mean "right password, no application access".
+    pub no_permission_texts: Vec<String>,
 }
 
 impl Default for IdentityConfig {
@@ -408,6 +410,7 @@ impl Default for IdentityConfig {
             login_body_limit: 64 * 1024,
             session_ttl: Dur::secs(24 * 3600),
             remember_ttl: Dur::secs(30 * 24 * 3600),
+            no_permission_texts: Vec::new(),
         }
     }
 }

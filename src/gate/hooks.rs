@@ -267,7 +267,10 @@ impl Gate {
             // No reason header: recognise Jira's page text instead.
             let (parts, body) = resp.into_parts();
             let (prefix, body) = identity::peek_body(body, LOGIN_PAGE_PEEK).await;
-            if memchr_str(&prefix, identity::NO_PERMISSION_TEXT) {
+            let s = self.settings.load();
+            let texts = s.profile.no_permission_texts.iter().copied();
+            let extra = s.no_permission_texts.iter().map(String::as_str);
+            if texts.chain(extra).any(|t| memchr_str(&prefix, t)) {
                 reason = Some(LoginReason::AuthorisationFailed);
             }
             resp = Response::from_parts(parts, body);
@@ -275,6 +278,17 @@ impl Gate {
         let succeeded = reason == Some(LoginReason::Ok)
             || (reason.is_none() && upstream == Some(UpstreamUser::User(login.user.clone())));
         if succeeded {
+            // Apps that do not name the user in a header: the session the
+            // login opened belongs to the user who logged in.
+            if upstream.is_none() {
+                let s = self.settings.load();
+                let now = self.now();
+                for (kind, value) in identity::set_session_cookies(s.profile, resp.headers()) {
+                    if let Some(v) = value {
+                        self.sessions.bind(kind, v, &login.user, now);
+                    }
+                }
+            }
             return resp;
         }
         match reason {

@@ -63,6 +63,7 @@ pub struct GateSettings {
     pub reserved: u32,
     pub session_ttl_ms: u64,
     pub remember_ttl_ms: u64,
+    pub no_permission_texts: Vec<String>,
 }
 
 impl GateSettings {
@@ -93,6 +94,7 @@ impl GateSettings {
             reserved: cfg.licence.reserved,
             session_ttl_ms: cfg.identity.session_ttl.get().as_millis() as u64,
             remember_ttl_ms: cfg.identity.remember_ttl.get().as_millis() as u64,
+            no_permission_texts: cfg.identity.no_permission_texts.clone(),
         })
     }
 }

@@ -217,9 +217,6 @@ pub fn login_reason(headers: &HeaderMap) -> Option<LoginReason> {
     }
 }
 
-/// The page text Jira shows a right password without application access
-/// (recognised when the reason header is missing).
-pub const NO_PERMISSION_TEXT: &str = "You do not have a permission to log in";
 
 #[cfg(test)]
 mod tests;
