@@ -122,8 +122,9 @@ pub struct Signals {
 impl Signals {
     pub fn install() -> Result<Signals, String> {
         use tokio::signal::unix::{signal, SignalKind};
-        let install =
-            |kind: SignalKind, name: &str| signal(kind).map_err(|e| format!("cannot handle {name}: {e}"));
+        let install = |kind: SignalKind, name: &str| {
+            signal(kind).map_err(|e| format!("cannot handle {name}: {e}"))
+        };
         Ok(Signals {
             term: install(SignalKind::terminate(), "SIGTERM")?,
             int: install(SignalKind::interrupt(), "SIGINT")?,

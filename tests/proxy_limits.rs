@@ -92,7 +92,10 @@ async fn second_connection_waits_until_the_first_closes_with_max_connections_1()
     // A short look only: if it were served, an answer would come at once;
     // a slow machine can only make this check weaker, never flaky.
     let early = tokio::time::timeout(Duration::from_millis(500), second.fill_buf()).await;
-    assert!(early.is_err(), "second connection served while the first is open");
+    assert!(
+        early.is_err(),
+        "second connection served while the first is open"
+    );
     assert_eq!(up.hits(), 1);
 
     drop(first);
@@ -112,12 +115,20 @@ async fn client_trickling_headers_is_closed_after_header_timeout() {
     // One header line every 100 ms: each byte is progress, but the head
     // never ends. Stops when the proxy hangs up (or after 20 s: fail below).
     let trickler = tokio::spawn(async move {
-        if wr.write_all(b"GET / HTTP/1.1\r\nHost: h\r\n").await.is_err() {
+        if wr
+            .write_all(b"GET / HTTP/1.1\r\nHost: h\r\n")
+            .await
+            .is_err()
+        {
             return;
         }
         for i in 0..200 {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            if wr.write_all(format!("X-Slow-{i}: y\r\n").as_bytes()).await.is_err() {
+            if wr
+                .write_all(format!("X-Slow-{i}: y\r\n").as_bytes())
+                .await
+                .is_err()
+            {
                 return;
             }
         }
@@ -125,10 +136,16 @@ async fn client_trickling_headers_is_closed_after_header_timeout() {
     let answer = read_until_closed(&mut rd).await;
     let elapsed = started.elapsed();
     trickler.abort();
-    assert!(elapsed >= Duration::from_millis(900), "closed too early: {elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_millis(900),
+        "closed too early: {elapsed:?}"
+    );
     // hyper may say 408 before closing; it must never have served the request.
     let text = String::from_utf8_lossy(&answer);
-    assert!(text.is_empty() || text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 408"),
+        "{text}"
+    );
     assert_eq!(up.hits(), 0);
 }
 

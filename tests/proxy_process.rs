@@ -82,7 +82,7 @@ fn spawn_gate(upstream_url: &str, proxy_extra: &str) -> Gate {
         ),
     )
     .unwrap();
-    let mut child = Command::new(BIN)
+    let child = Command::new(BIN)
         .args(["serve", "-c"])
         .arg(&path)
         .env_remove("RUST_LOG")
@@ -91,12 +91,23 @@ fn spawn_gate(upstream_url: &str, proxy_extra: &str) -> Gate {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Owned by the guard at once, so a failure below still kills it.
+    let unbound = SocketAddr::from(([0, 0, 0, 0], 0));
+    let mut gate = Gate {
+        child,
+        proxy: unbound,
+        admin: unbound,
+        _dir: dir,
+    };
     // Both streams are read to the end (a full pipe would block the child);
     // the log may go to either.
     let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let out = child.stdout.take().unwrap();
-    let err = child.stderr.take().unwrap();
-    for stream in [Box::new(out) as Box<dyn std::io::Read + Send>, Box::new(err)] {
+    let out = gate.child.stdout.take().unwrap();
+    let err = gate.child.stderr.take().unwrap();
+    for stream in [
+        Box::new(out) as Box<dyn std::io::Read + Send>,
+        Box::new(err),
+    ] {
         let tx = tx.clone();
         std::thread::spawn(move || {
             for line in std::io::BufReader::new(stream).lines() {
@@ -119,12 +130,9 @@ fn spawn_gate(upstream_url: &str, proxy_extra: &str) -> Gate {
         ) {
             // Keep draining the output in the background.
             std::thread::spawn(move || while rx.recv().is_ok() {});
-            return Gate {
-                child,
-                proxy,
-                admin,
-                _dir: dir,
-            };
+            gate.proxy = proxy;
+            gate.admin = admin;
+            return gate;
         }
         seen.push(line);
     }
@@ -210,7 +218,10 @@ async fn sigint_exits_at_once_without_draining() {
     let st = gate.exit_status().await;
     assert_eq!(st.code(), Some(130), "{st:?}");
     let res = within("the client to notice", in_flight).await.unwrap();
-    assert!(res.is_err(), "the held request cannot have been answered: {res:?}");
+    assert!(
+        res.is_err(),
+        "the held request cannot have been answered: {res:?}"
+    );
 }
 
 fn check_config(path: &Path) -> (Option<i32>, String, String) {
@@ -243,8 +254,14 @@ fn check_config_names_the_key_and_line_of_each_error_and_exits_2() {
     let (code, _out, err) = check_config(&path);
     assert_eq!(code, Some(2), "{err}");
     let p = path.display();
-    assert!(err.contains(&format!("{p}:5: `proxy.max_header_bytes`")), "{err}");
-    assert!(err.contains(&format!("{p}:6: `proxy.request_timout`")), "{err}");
+    assert!(
+        err.contains(&format!("{p}:5: `proxy.max_header_bytes`")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{p}:6: `proxy.request_timout`")),
+        "{err}"
+    );
 
     // A type error: serde's own message, still with key and line.
     std::fs::write(
@@ -254,7 +271,10 @@ fn check_config_names_the_key_and_line_of_each_error_and_exits_2() {
     .unwrap();
     let (code, _out, err) = check_config(&path);
     assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains(&format!("{p}:4: `proxy.max_connections`")), "{err}");
+    assert!(
+        err.contains(&format!("{p}:4: `proxy.max_connections`")),
+        "{err}"
+    );
 
     // `serve` refuses the same file with the same code.
     let st = Command::new(BIN)

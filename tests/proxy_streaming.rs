@@ -5,6 +5,7 @@
 mod proxy_support;
 
 use bytes::Bytes;
+use futures_util::StreamExt as _;
 use http::Response;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
@@ -13,7 +14,6 @@ use proxy_support::*;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
-use futures_util::StreamExt as _;
 
 /// A request/response body fed from a channel, so a test decides when each
 /// piece is sent.
@@ -48,7 +48,10 @@ async fn upload_reaches_the_upstream_before_the_client_has_finished_sending() {
     let gw = start_proxy(&up.url(), "").await;
 
     let (body_tx, body_rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(1);
-    let url = format!("http://{}/scm/proj/repo.git/git-receive-pack", gw.proxy_addr);
+    let url = format!(
+        "http://{}/scm/proj/repo.git/git-receive-pack",
+        gw.proxy_addr
+    );
     let sent = tokio::spawn(async move {
         client()
             .post(url)
@@ -56,14 +59,20 @@ async fn upload_reaches_the_upstream_before_the_client_has_finished_sending() {
             .send()
             .await
     });
-    body_tx.send(Ok(Bytes::from_static(b"first part;"))).await.unwrap();
+    body_tx
+        .send(Ok(Bytes::from_static(b"first part;")))
+        .await
+        .unwrap();
     // Only once the upstream has the first part does the client send more:
     // a buffering proxy would wait for the end and this would time out.
     let first = within("the upstream to see the first chunk", first_rx.recv())
         .await
         .unwrap();
     assert_eq!(first, Bytes::from_static(b"first part;"));
-    body_tx.send(Ok(Bytes::from_static(b"second part"))).await.unwrap();
+    body_tx
+        .send(Ok(Bytes::from_static(b"second part")))
+        .await
+        .unwrap();
     drop(body_tx);
     let resp = within("the response", sent).await.unwrap().unwrap();
     assert_eq!(resp.status(), 200);
@@ -89,7 +98,10 @@ async fn download_reaches_the_client_before_the_upstream_has_finished_sending() 
     let mut resp = within(
         "the response head",
         client()
-            .get(format!("http://{}/download/attachments/1/big.zip", gw.proxy_addr))
+            .get(format!(
+                "http://{}/download/attachments/1/big.zip",
+                gw.proxy_addr
+            ))
             .send(),
     )
     .await
@@ -189,7 +201,9 @@ async fn a_64_mib_upload_and_download_pass_intact() {
 
     let mut resp = within(
         "the download head",
-        client().get(format!("http://{}/download", gw.proxy_addr)).send(),
+        client()
+            .get(format!("http://{}/download", gw.proxy_addr))
+            .send(),
     )
     .await
     .unwrap();
@@ -203,4 +217,3 @@ async fn a_64_mib_upload_and_download_pass_intact() {
     assert_eq!(len, CHUNK * CHUNKS);
     assert_eq!(h.finalize().to_hex().to_string(), want);
 }
-

@@ -114,17 +114,26 @@ async fn reload_serves_the_new_certificate_and_keeps_the_old_one_when_the_new_is
     // A long check interval: only the explicit reload (SIGHUP's path) acts here.
     let gw = start_proxy(&up.url(), &tls_section(&f, "1h")).await;
     assert!(serves(&a.0, gw.proxy_addr).await);
-    assert!(!serves(&b.0, gw.proxy_addr).await, "B is not yet trusted by anyone");
+    assert!(
+        !serves(&b.0, gw.proxy_addr).await,
+        "B is not yet trusted by anyone"
+    );
 
     write_pair(&f.cert, &f.key, &b);
     gw.reload();
-    assert!(serves(&b.0, gw.proxy_addr).await, "the new certificate after reload");
+    assert!(
+        serves(&b.0, gw.proxy_addr).await,
+        "the new certificate after reload"
+    );
     assert!(!serves(&a.0, gw.proxy_addr).await, "the old one is gone");
 
     // Garbage in the certificate file: B stays.
     std::fs::write(&f.cert, "-----BEGIN CERTIFICATE-----\nnot base64!\n").unwrap();
     gw.reload();
-    assert!(serves(&b.0, gw.proxy_addr).await, "last good certificate kept");
+    assert!(
+        serves(&b.0, gw.proxy_addr).await,
+        "last good certificate kept"
+    );
 
     // A certificate with someone else's key: B stays.
     std::fs::write(&f.cert, &a.0).unwrap();

@@ -64,7 +64,9 @@ async fn chunked_and_content_length_bodies_pass_intact() {
     let up = upstream(|req| async move {
         if req.uri().path() == "/stream" {
             let chunks = futures_util::stream::iter(vec![
-                Ok::<_, std::convert::Infallible>(Frame::data(bytes::Bytes::from_static(b"first,"))),
+                Ok::<_, std::convert::Infallible>(Frame::data(bytes::Bytes::from_static(
+                    b"first,",
+                ))),
                 Ok(Frame::data(bytes::Bytes::from_static(b"second"))),
             ]);
             Response::new(boxed(StreamBody::new(chunks)))
@@ -104,7 +106,10 @@ async fn chunked_and_content_length_bodies_pass_intact() {
         .await
         .unwrap();
     let resp = read_response(&mut conn, false).await;
-    assert!(resp.chunked, "a body without length goes chunked to an HTTP/1.1 client: {resp:?}");
+    assert!(
+        resp.chunked,
+        "a body without length goes chunked to an HTTP/1.1 client: {resp:?}"
+    );
     assert_eq!(resp.body, b"first,second");
 }
 
@@ -132,7 +137,12 @@ async fn no_body_is_sent_for_204_and_304() {
     let mut conn = raw_connect(gw.proxy_addr).await;
     for (path, status) in [("/204", 204), ("/304", 304)] {
         conn.get_mut()
-            .write_all(format!("GET {path} HTTP/1.1\r\nHost: h\r\n\r\nGET /next HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes())
+            .write_all(
+                format!(
+                    "GET {path} HTTP/1.1\r\nHost: h\r\n\r\nGET /next HTTP/1.1\r\nHost: h\r\n\r\n"
+                )
+                .as_bytes(),
+            )
             .await
             .unwrap();
         let resp = read_response(&mut conn, false).await;
@@ -155,7 +165,9 @@ async fn http10_without_host_is_served_and_closed() {
             .map(|h| h.to_str().unwrap().to_string())
             .unwrap_or_default();
         let chunks = futures_util::stream::iter(vec![
-            Ok::<_, std::convert::Infallible>(Frame::data(bytes::Bytes::from(format!("host={host};")))),
+            Ok::<_, std::convert::Infallible>(Frame::data(bytes::Bytes::from(format!(
+                "host={host};"
+            )))),
             Ok(Frame::data(bytes::Bytes::from_static(b"end"))),
         ]);
         Response::new(boxed(StreamBody::new(chunks)))
@@ -196,7 +208,11 @@ async fn expect_100_continue_is_answered_before_the_body_is_sent() {
     assert_eq!(resp.status, 200);
     let seen = Seen::parse(&resp.body);
     assert_eq!(seen.str("body"), "hello");
-    assert_eq!(seen.header("expect"), None, "Expect is hop-level: hyper answered it");
+    assert_eq!(
+        seen.header("expect"),
+        None,
+        "Expect is hop-level: hyper answered it"
+    );
 }
 
 #[tokio::test]
@@ -211,10 +227,8 @@ async fn websocket_echo_passes_through_the_proxy() {
                     return;
                 };
                 while let Some(Ok(msg)) = ws.next().await {
-                    if msg.is_text() || msg.is_binary() {
-                        if ws.send(msg).await.is_err() {
-                            return;
-                        }
+                    if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
+                        return;
                     }
                 }
             });
@@ -233,7 +247,9 @@ async fn websocket_echo_passes_through_the_proxy() {
         let back = within("the echo", ws.next()).await.unwrap().unwrap();
         assert_eq!(back.into_text().unwrap().as_str(), text);
     }
-    ws.send(Message::binary(vec![0u8, 1, 2, 255])).await.unwrap();
+    ws.send(Message::binary(vec![0u8, 1, 2, 255]))
+        .await
+        .unwrap();
     let back = within("the binary echo", ws.next()).await.unwrap().unwrap();
     assert_eq!(back.into_data().as_ref(), &[0u8, 1, 2, 255]);
     ws.close(None).await.unwrap();
@@ -264,8 +280,19 @@ async fn hop_by_hop_headers_are_removed_in_both_directions() {
         .unwrap();
     let resp = read_response(&mut conn, false).await;
     let seen = Seen::parse(&resp.body);
-    for name in ["connection", "x-foo", "keep-alive", "te", "proxy-authorization", "upgrade"] {
-        assert_eq!(seen.all(name), Vec::<String>::new(), "{name} reached the upstream");
+    for name in [
+        "connection",
+        "x-foo",
+        "keep-alive",
+        "te",
+        "proxy-authorization",
+        "upgrade",
+    ] {
+        assert_eq!(
+            seen.all(name),
+            Vec::<String>::new(),
+            "{name} reached the upstream"
+        );
     }
     assert_eq!(seen.header("x-end-to-end").as_deref(), Some("kept"));
     for name in ["x-bar", "keep-alive", "proxy-authenticate"] {
@@ -275,7 +302,8 @@ async fn hop_by_hop_headers_are_removed_in_both_directions() {
     // `Connection: x-bar` itself must not be relayed (hyper may add its own
     // keep-alive/close token, never the upstream's list).
     assert!(
-        resp.header("connection").is_none_or(|v| !v.contains("x-bar")),
+        resp.header("connection")
+            .is_none_or(|v| !v.contains("x-bar")),
         "{resp:?}"
     );
 }
@@ -297,8 +325,15 @@ async fn forwarded_headers_from_an_untrusted_peer_are_replaced() {
     let seen = Seen::parse(&resp.bytes().await.unwrap());
     assert_eq!(seen.header("x-forwarded-for").as_deref(), Some("127.0.0.1"));
     assert_eq!(seen.header("x-forwarded-proto").as_deref(), Some("http"));
-    assert_eq!(seen.header("x-forwarded-host").as_deref(), Some("jira.example.com"));
-    assert_eq!(seen.header("forwarded"), None, "RFC 7239 Forwarded is as spoofable");
+    assert_eq!(
+        seen.header("x-forwarded-host").as_deref(),
+        Some("jira.example.com")
+    );
+    assert_eq!(
+        seen.header("forwarded"),
+        None,
+        "RFC 7239 Forwarded is as spoofable"
+    );
 }
 
 #[tokio::test]
@@ -320,7 +355,10 @@ async fn forwarded_headers_from_a_trusted_peer_are_kept_and_chained() {
         Some("203.0.113.7, 127.0.0.1")
     );
     assert_eq!(seen.header("x-forwarded-proto").as_deref(), Some("https"));
-    assert_eq!(seen.header("x-forwarded-host").as_deref(), Some("jira.example.com"));
+    assert_eq!(
+        seen.header("x-forwarded-host").as_deref(),
+        Some("jira.example.com")
+    );
 
     // A trusted peer that sends none gets them filled in.
     let resp = client()
@@ -332,7 +370,10 @@ async fn forwarded_headers_from_a_trusted_peer_are_kept_and_chained() {
     let seen = Seen::parse(&resp.bytes().await.unwrap());
     assert_eq!(seen.header("x-forwarded-for").as_deref(), Some("127.0.0.1"));
     assert_eq!(seen.header("x-forwarded-proto").as_deref(), Some("http"));
-    assert_eq!(seen.header("x-forwarded-host").as_deref(), Some("jira.example.com"));
+    assert_eq!(
+        seen.header("x-forwarded-host").as_deref(),
+        Some("jira.example.com")
+    );
 }
 
 #[tokio::test]
@@ -359,8 +400,17 @@ async fn spoofed_identity_headers_are_stripped_but_the_upstream_username_reaches
     assert_eq!(resp.headers()["x-ausername"], "alice");
     assert_eq!(resp.headers()["x-seraph-loginreason"], "OK");
     let seen = Seen::parse(&resp.bytes().await.unwrap());
-    for name in ["x-ausername", "x-auserid", "x-asessionid", "x-seraph-loginreason"] {
-        assert_eq!(seen.all(name), Vec::<String>::new(), "spoofed {name} reached the upstream");
+    for name in [
+        "x-ausername",
+        "x-auserid",
+        "x-asessionid",
+        "x-seraph-loginreason",
+    ] {
+        assert_eq!(
+            seen.all(name),
+            Vec::<String>::new(),
+            "spoofed {name} reached the upstream"
+        );
     }
 }
 
@@ -391,7 +441,10 @@ async fn host_is_replaced_with_preserve_host_false() {
     let seen = Seen::parse(&resp.bytes().await.unwrap());
     assert_eq!(seen.header("host"), Some(up.addr.to_string()));
     // The public name still reaches the app for its links.
-    assert_eq!(seen.header("x-forwarded-host").as_deref(), Some("jira.example.com"));
+    assert_eq!(
+        seen.header("x-forwarded-host").as_deref(),
+        Some("jira.example.com")
+    );
 }
 
 #[tokio::test]

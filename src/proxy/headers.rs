@@ -181,7 +181,10 @@ mod tests {
 
     #[test]
     fn keeps_upgrade_on_upgrades() {
-        let mut m = h(&[("connection", "Upgrade, keep-alive"), ("upgrade", "websocket")]);
+        let mut m = h(&[
+            ("connection", "Upgrade, keep-alive"),
+            ("upgrade", "websocket"),
+        ]);
         assert!(is_upgrade(&m));
         remove_hop_by_hop(&mut m, true);
         assert_eq!(m["upgrade"], "websocket");
@@ -190,7 +193,11 @@ mod tests {
 
     #[test]
     fn strips_spoofed_upstream_headers() {
-        let mut m = h(&[("x-ausername", "admin"), ("X-Seraph-LoginReason", "OK"), ("a", "b")]);
+        let mut m = h(&[
+            ("x-ausername", "admin"),
+            ("X-Seraph-LoginReason", "OK"),
+            ("a", "b"),
+        ]);
         strip_upstream_only(&mut m);
         assert_eq!(m.len(), 1);
     }
@@ -217,7 +224,10 @@ mod tests {
 
     #[test]
     fn trusted_forwarded_headers_are_kept_and_chained() {
-        let mut m = h(&[("x-forwarded-for", "1.2.3.4"), ("x-forwarded-proto", "https")]);
+        let mut m = h(&[
+            ("x-forwarded-for", "1.2.3.4"),
+            ("x-forwarded-proto", "https"),
+        ]);
         set_forwarded(&mut m, "10.0.0.5".parse().unwrap(), true, "http", None);
         assert_eq!(m["x-forwarded-for"], "1.2.3.4, 10.0.0.5");
         assert_eq!(m["x-forwarded-proto"], "https");

@@ -183,16 +183,12 @@ impl<H: Hooks> Proxy<H> {
         }
 
         // Host as the client sent it (HTTP/2: the :authority) unless told otherwise.
-        let client_host = parts
-            .headers
-            .get(header::HOST)
-            .cloned()
-            .or_else(|| {
-                parts
-                    .uri
-                    .authority()
-                    .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-            });
+        let client_host = parts.headers.get(header::HOST).cloned().or_else(|| {
+            parts
+                .uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        });
         headers::remove_hop_by_hop(&mut parts.headers, upgrade);
         headers::strip_upstream_only(&mut parts.headers);
         // hyper answers `Expect: 100-continue` itself once the body is read.
@@ -221,7 +217,11 @@ impl<H: Hooks> Proxy<H> {
             .path_and_query(path_and_query)
             .build();
         let Ok(uri) = uri else {
-            return crate::pages::error(StatusCode::BAD_REQUEST, &parts.headers, "bad request target");
+            return crate::pages::error(
+                StatusCode::BAD_REQUEST,
+                &parts.headers,
+                "bad request target",
+            );
         };
         parts.uri = uri;
         parts.version = http::Version::HTTP_11;
@@ -236,7 +236,8 @@ impl<H: Hooks> Proxy<H> {
             Err(resp) => return resp,
         };
 
-        let sent = tokio::time::timeout(self.settings.request_timeout, self.client.request(req)).await;
+        let sent =
+            tokio::time::timeout(self.settings.request_timeout, self.client.request(req)).await;
         let mut resp = match sent {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {

@@ -158,8 +158,7 @@ pub async fn serve<H: Hooks>(
                     let c = builder
                         .serve_connection_with_upgrades(TokioIo::new(tls), svc)
                         .into_owned();
-                    match first_request_within(watcher.watch(c), &got_request, head_timeout).await
-                    {
+                    match first_request_within(watcher.watch(c), &got_request, head_timeout).await {
                         Some(Err(e)) => {
                             tracing::debug!(peer = %conn.peer, error = %e, "connection ended with error");
                         }
@@ -181,7 +180,10 @@ pub async fn serve<H: Hooks>(
     .await;
     match drained {
         Ok(()) => tracing::info!("all connections drained"),
-        Err(_) => tracing::warn!(?grace, "shutdown grace over; closing the remaining connections"),
+        Err(_) => tracing::warn!(
+            ?grace,
+            "shutdown grace over; closing the remaining connections"
+        ),
     }
 }
 

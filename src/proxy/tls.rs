@@ -36,8 +36,13 @@ fn load_pair(cert_file: &Path, key_file: &Path) -> Result<CertifiedKey, String> 
         .map_err(|e| format!("key_file {}: {e}", key_file.display()))?;
     let ck = CertifiedKey::new(certs, signing);
     // Refuse a key that does not belong to the certificate.
-    ck.keys_match()
-        .map_err(|e| format!("{} and {} do not match: {e}", cert_file.display(), key_file.display()))?;
+    ck.keys_match().map_err(|e| {
+        format!(
+            "{} and {} do not match: {e}",
+            cert_file.display(),
+            key_file.display()
+        )
+    })?;
     Ok(ck)
 }
 

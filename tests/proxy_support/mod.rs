@@ -91,7 +91,11 @@ pub async fn echo_upstream() -> Upstream {
 
 pub async fn echo(req: Request<Incoming>) -> Response<Body> {
     let (parts, body) = req.into_parts();
-    let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    let body = body
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
     let mut headers = serde_json::Map::new();
     for name in parts.headers.keys() {
         let values: Vec<serde_json::Value> = parts
@@ -123,14 +127,21 @@ pub struct Seen(pub serde_json::Value);
 impl Seen {
     pub fn parse(body: &[u8]) -> Seen {
         Seen(serde_json::from_slice(body).unwrap_or_else(|e| {
-            panic!("upstream echo is not JSON ({e}): {}", String::from_utf8_lossy(body))
+            panic!(
+                "upstream echo is not JSON ({e}): {}",
+                String::from_utf8_lossy(body)
+            )
         }))
     }
     /// All values of a request header, as the upstream received them.
     pub fn all(&self, name: &str) -> Vec<String> {
         self.0["headers"][name]
             .as_array()
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default()
     }
     /// The single value of a request header (panics if repeated).
@@ -213,7 +224,10 @@ async fn read_line<R: AsyncBufRead + Unpin>(r: &mut R) -> String {
     line.trim_end_matches(['\r', '\n']).to_string()
 }
 
-async fn read_response_inner<R: AsyncBufRead + Unpin>(r: &mut R, head_request: bool) -> RawResponse {
+async fn read_response_inner<R: AsyncBufRead + Unpin>(
+    r: &mut R,
+    head_request: bool,
+) -> RawResponse {
     let status_line = read_line(r).await;
     let mut it = status_line.splitn(3, ' ');
     let version = it.next().unwrap_or_default().to_string();
@@ -227,7 +241,9 @@ async fn read_response_inner<R: AsyncBufRead + Unpin>(r: &mut R, head_request: b
         if line.is_empty() {
             break;
         }
-        let (k, v) = line.split_once(':').unwrap_or_else(|| panic!("bad header {line:?}"));
+        let (k, v) = line
+            .split_once(':')
+            .unwrap_or_else(|| panic!("bad header {line:?}"));
         headers.push((k.trim().to_string(), v.trim().to_string()));
     }
     let mut resp = RawResponse {
