@@ -178,18 +178,37 @@ pub async fn start_with<H: Hooks>(
     })
 }
 
+/// The signal streams, installed before the listeners start: a signal that
+/// arrives while `start` runs is then kept for [`run_until_signalled`]
+/// instead of killing the process (SIGINT/SIGTERM's default) or being lost.
+pub struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    pub fn install() -> Result<Signals, String> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let install = |kind: SignalKind, name: &str| {
+            signal(kind).map_err(|e| format!("cannot handle {name}: {e}"))
+        };
+        Ok(Signals {
+            term: install(SignalKind::terminate(), "SIGTERM")?,
+            int: install(SignalKind::interrupt(), "SIGINT")?,
+            hup: install(SignalKind::hangup(), "SIGHUP")?,
+        })
+    }
+}
+
 /// Runs until SIGTERM (graceful drain, exit 0) or SIGINT (fast exit);
 /// SIGHUP reloads.
-pub async fn run_until_signalled(running: Running) -> i32 {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-    ) else {
-        tracing::error!("cannot install signal handlers");
-        return 2;
-    };
+pub async fn run_until_signalled(running: Running, signals: Signals) -> i32 {
+    let Signals {
+        mut term,
+        mut int,
+        mut hup,
+    } = signals;
     loop {
         tokio::select! {
             _ = term.recv() => {

@@ -89,8 +89,15 @@ fn main() -> ExitCode {
             };
             runtime(|| async move {
                 iumgate::telemetry::init(&cfg.log);
+                let signals = match iumgate::app::Signals::install() {
+                    Ok(s) => s,
+                    Err(e) => {
+                        eprintln!("iumgate: cannot start: {e}");
+                        return 1;
+                    }
+                };
                 match iumgate::app::start(cfg).await {
-                    Ok(running) => iumgate::app::run_until_signalled(running).await,
+                    Ok(running) => iumgate::app::run_until_signalled(running, signals).await,
                     Err(e) => {
                         tracing::error!("cannot start: {e}");
                         eprintln!("iumgate: cannot start: {e}");

@@ -217,6 +217,5 @@ pub fn login_reason(headers: &HeaderMap) -> Option<LoginReason> {
     }
 }
 
-
 #[cfg(test)]
 mod tests;

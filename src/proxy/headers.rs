@@ -84,11 +84,14 @@ pub fn strip_upstream_only(headers: &mut HeaderMap) {
 const XFF: &str = "x-forwarded-for";
 const XFP: &str = "x-forwarded-proto";
 const XFH: &str = "x-forwarded-host";
+/// RFC 7239 `Forwarded`: we do not write it, but apps (and Tomcat valves) may
+/// read it, so an untrusted client must not be able to send one.
+const FORWARDED: &str = "forwarded";
 
 /// Sets `X-Forwarded-For/-Proto/-Host`. From a trusted peer (a load balancer
 /// in `trusted_proxies`) the incoming values are kept and the peer appended
 /// to the chain; from anyone else they are replaced, so a client cannot
-/// pretend to come from elsewhere.
+/// pretend to come from elsewhere (the same holds for `Forwarded`).
 pub fn set_forwarded(
     headers: &mut HeaderMap,
     peer: IpAddr,
@@ -122,6 +125,7 @@ pub fn set_forwarded(
             }
         }
     } else {
+        headers.remove(FORWARDED);
         headers.remove(XFF);
         headers.remove(XFP);
         headers.remove(XFH);
@@ -203,6 +207,7 @@ mod tests {
         let mut m = h(&[
             ("x-forwarded-for", "6.6.6.6"),
             ("x-forwarded-proto", "https"),
+            ("forwarded", "for=6.6.6.6"),
         ]);
         set_forwarded(
             &mut m,
@@ -214,6 +219,7 @@ mod tests {
         assert_eq!(m["x-forwarded-for"], "10.0.0.5");
         assert_eq!(m["x-forwarded-proto"], "http");
         assert_eq!(m["x-forwarded-host"], "jira.example.com");
+        assert!(!m.contains_key("forwarded"));
     }
 
     #[test]

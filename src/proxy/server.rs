@@ -9,11 +9,15 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+
+type ConnError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Connection-level limits, from `[proxy]`.
 #[derive(Debug, Clone)]
@@ -105,9 +109,13 @@ pub async fn serve<H: Hooks>(
         });
         let proxy = proxy.clone();
         let builder = builder.clone();
+        let head_timeout = limits.header_timeout;
+        let got_request = Arc::new(AtomicBool::new(false));
         let svc = {
             let conn = conn.clone();
+            let got_request = got_request.clone();
             service_fn(move |req| {
+                got_request.store(true, Ordering::Release);
                 let proxy = proxy.clone();
                 let conn = conn.clone();
                 async move { Ok::<_, Infallible>(proxy.handle(&conn, req).await) }
@@ -120,8 +128,12 @@ pub async fn serve<H: Hooks>(
                     .into_owned();
                 let watched = graceful.watch(c);
                 tokio::spawn(async move {
-                    if let Err(e) = watched.await {
-                        tracing::debug!(peer = %conn.peer, error = %e, "connection ended with error");
+                    match first_request_within(watched, &got_request, head_timeout).await {
+                        Some(Err(e)) => {
+                            tracing::debug!(peer = %conn.peer, error = %e, "connection ended with error");
+                        }
+                        None => tracing::debug!(peer = %conn.peer, "no request in time; closed"),
+                        Some(Ok(())) => {}
                     }
                     drop(permit);
                 });
@@ -146,8 +158,12 @@ pub async fn serve<H: Hooks>(
                     let c = builder
                         .serve_connection_with_upgrades(TokioIo::new(tls), svc)
                         .into_owned();
-                    if let Err(e) = watcher.watch(c).await {
-                        tracing::debug!(peer = %conn.peer, error = %e, "connection ended with error");
+                    match first_request_within(watcher.watch(c), &got_request, head_timeout).await {
+                        Some(Err(e)) => {
+                            tracing::debug!(peer = %conn.peer, error = %e, "connection ended with error");
+                        }
+                        None => tracing::debug!(peer = %conn.peer, "no request in time; closed"),
+                        Some(Ok(())) => {}
                     }
                     drop(permit);
                 });
@@ -168,6 +184,32 @@ pub async fn serve<H: Hooks>(
             ?grace,
             "shutdown grace over; closing the remaining connections"
         ),
+    }
+}
+
+/// Runs `conn`, but drops it (closing the socket) if no request has arrived
+/// `limit` after the start. hyper's own header timer only starts once
+/// hyper-util has sniffed the protocol from the first bytes, and that sniffing
+/// waits without a deadline: a client that connects and stays silent would
+/// hold a connection permit forever (and `max_connections` of them would shut
+/// everyone else out). Later requests are covered by hyper's timer.
+async fn first_request_within<F>(
+    conn: F,
+    got_request: &AtomicBool,
+    limit: Duration,
+) -> Option<Result<(), ConnError>>
+where
+    F: Future<Output = Result<(), ConnError>>,
+{
+    tokio::pin!(conn);
+    tokio::select! {
+        r = &mut conn => return Some(r),
+        _ = tokio::time::sleep(limit) => {}
+    }
+    if got_request.load(Ordering::Acquire) {
+        Some(conn.await)
+    } else {
+        None
     }
 }
 
