@@ -20,7 +20,11 @@ fn user(i: usize) -> UserId {
 enum Op {
     Admit(usize, bool),
     /// Through the pool, or through the shared view as the hot path does; `back` ms in the past.
-    Touch { who: usize, via_view: bool, back: u64 },
+    Touch {
+        who: usize,
+        via_view: bool,
+        back: u64,
+    },
     Release(usize),
     Poll(usize),
     Prune,
@@ -61,7 +65,8 @@ struct Model {
 
 impl Model {
     fn prune(&mut self, now: u64) {
-        self.queue.retain(|(_, _, poll)| now.saturating_sub(*poll) < ABANDON);
+        self.queue
+            .retain(|(_, _, poll)| now.saturating_sub(*poll) < ABANDON);
     }
 
     fn leave(&mut self, u: &UserId) -> bool {
@@ -79,7 +84,11 @@ impl Model {
         self.holders
             .iter()
             .min_by_key(|(u, (_, last))| (*last, (*u).clone()))
-            .map(|(u, (since, last))| SeatRecord { user: u.clone(), since: *since, last_active: *last })
+            .map(|(u, (since, last))| SeatRecord {
+                user: u.clone(),
+                since: *since,
+                last_active: *last,
+            })
     }
 
     fn admit(&mut self, u: &UserId, now: u64, mode: Mode) -> Admission {
@@ -90,7 +99,11 @@ impl Model {
             if trial.holders.contains_key(u) {
                 return Admission::Holding;
             }
-            let ahead = trial.queue.iter().position(|(w, _, _)| w == u).unwrap_or(trial.queue.len());
+            let ahead = trial
+                .queue
+                .iter()
+                .position(|(w, _, _)| w == u)
+                .unwrap_or(trial.queue.len());
             if ahead < self.capacity.saturating_sub(trial.holders.len()) {
                 trial.grant(u, now);
                 *self = trial;
@@ -102,7 +115,11 @@ impl Model {
         if self.holders.contains_key(u) {
             return Admission::Holding;
         }
-        let ahead = self.queue.iter().position(|(w, _, _)| w == u).unwrap_or(self.queue.len());
+        let ahead = self
+            .queue
+            .iter()
+            .position(|(w, _, _)| w == u)
+            .unwrap_or(self.queue.len());
         let free = self.capacity.saturating_sub(self.holders.len());
         if ahead < free {
             self.grant(u, now);
@@ -121,7 +138,9 @@ impl Model {
             Some((_, _, poll)) => *poll = (*poll).max(now),
             None => self.queue.push((u.clone(), now, now)),
         }
-        Admission::Wait { position: ahead + 1 }
+        Admission::Wait {
+            position: ahead + 1,
+        }
     }
 
     fn state(&self) -> PoolState {
@@ -129,39 +148,71 @@ impl Model {
             holders: self
                 .holders
                 .iter()
-                .map(|(u, (since, last))| SeatRecord { user: u.clone(), since: *since, last_active: *last })
+                .map(|(u, (since, last))| SeatRecord {
+                    user: u.clone(),
+                    since: *since,
+                    last_active: *last,
+                })
                 .collect(),
             queue: self
                 .queue
                 .iter()
-                .map(|(u, since, poll)| Waiter { user: u.clone(), since: *since, last_poll: *poll })
+                .map(|(u, since, poll)| Waiter {
+                    user: u.clone(),
+                    since: *since,
+                    last_poll: *poll,
+                })
                 .collect(),
         }
     }
 }
 
 fn view_records(pool: &Pool) -> Vec<SeatRecord> {
-    let mut v: Vec<_> = pool.seats().iter().map(|e| e.value().record(e.key())).collect();
+    let mut v: Vec<_> = pool
+        .seats()
+        .iter()
+        .map(|e| e.value().record(e.key()))
+        .collect();
     v.sort_by(|a, b| a.user.cmp(&b.user));
     v
 }
 
 /// Checks that hold for the pool alone, whatever the model says.
-fn check_admission(before: &PoolState, pool: &Pool, u: &UserId, now: u64, mode: &Mode, got: &Admission) {
+fn check_admission(
+    before: &PoolState,
+    pool: &Pool,
+    u: &UserId,
+    now: u64,
+    mode: &Mode,
+    got: &Admission,
+) {
     let cap = pool.capacity();
     let (in_before, in_after) = (before.holders.len(), pool.in_use());
     if in_before <= cap {
-        assert!(in_after <= cap, "admit pushed in_use to {in_after} over capacity {cap}");
+        assert!(
+            in_after <= cap,
+            "admit pushed in_use to {in_after} over capacity {cap}"
+        );
     } else {
         assert!(in_after <= in_before, "admit grew an adopted overflow");
     }
     match got {
         Admission::Evicted { victim } => {
             assert_eq!(*mode, Mode::MayEvict, "FreeOnly evicted");
-            assert!(before.holders.contains(victim), "victim {victim:?} was not a holder as such");
-            assert!(now - victim.last_active >= MIN_IDLE, "evicted {victim:?} inside min_idle at {now}");
+            assert!(
+                before.holders.contains(victim),
+                "victim {victim:?} was not a holder as such"
+            );
+            assert!(
+                now - victim.last_active >= MIN_IDLE,
+                "evicted {victim:?} inside min_idle at {now}"
+            );
             let min = before.holders.iter().map(|h| h.last_active).min();
-            assert_eq!(Some(victim.last_active), min, "victim is not the longest idle");
+            assert_eq!(
+                Some(victim.last_active),
+                min,
+                "victim is not the longest idle"
+            );
             assert!(!pool.holds(&victim.user) && pool.holds(u));
         }
         Admission::NoFreeSeat => {
@@ -183,34 +234,60 @@ fn check_admission(before: &PoolState, pool: &Pool, u: &UserId, now: u64, mode: 
             .map(|w| &w.user)
             .take_while(|w| *w != u)
             .collect();
-        let still_waiting = pool.queue().iter().filter(|w| ahead_before.contains(&&w.user)).count();
+        let still_waiting = pool
+            .queue()
+            .iter()
+            .filter(|w| ahead_before.contains(&&w.user))
+            .count();
         let free = cap.saturating_sub(pool.in_use());
-        assert!(free >= still_waiting, "{u} granted ahead of {still_waiting} earlier waiters, {free} free");
+        assert!(
+            free >= still_waiting,
+            "{u} granted ahead of {still_waiting} earlier waiters, {free} free"
+        );
     }
 }
 
 fn run(ops: Vec<Op>, capacity: usize) {
-    let mut pool = Pool::new(PoolConfig { capacity, min_idle_ms: MIN_IDLE, abandon_after_ms: ABANDON });
-    let mut model = Model { capacity, holders: BTreeMap::new(), queue: Vec::new() };
+    let mut pool = Pool::new(PoolConfig {
+        capacity,
+        min_idle_ms: MIN_IDLE,
+        abandon_after_ms: ABANDON,
+    });
+    let mut model = Model {
+        capacity,
+        holders: BTreeMap::new(),
+        queue: Vec::new(),
+    };
     let view = pool.seats();
     let mut now = 1_000u64;
     for op in ops {
         match op.clone() {
             Op::Admit(i, free_only) => {
-                let mode = if free_only { Mode::FreeOnly } else { Mode::MayEvict };
+                let mode = if free_only {
+                    Mode::FreeOnly
+                } else {
+                    Mode::MayEvict
+                };
                 let before = pool.export();
                 let got = pool.admit(&user(i), now, mode.clone());
                 check_admission(&before, &pool, &user(i), now, &mode, &got);
                 assert_eq!(got, model.admit(&user(i), now, mode), "{op:?} at {now}");
             }
-            Op::Touch { who, via_view, back } => {
+            Op::Touch {
+                who,
+                via_view,
+                back,
+            } => {
                 let t = now.saturating_sub(back);
                 let held = if via_view {
                     view.get(&user(who)).map(|s| s.touch(t)).is_some()
                 } else {
                     pool.touch(&user(who), t)
                 };
-                let expect = model.holders.get_mut(&user(who)).map(|(_, last)| *last = (*last).max(t));
+                let expect = model
+                    .holders
+                    .get_mut(&user(who))
+                    .map(|(_, last)| *last = (*last).max(t));
                 assert_eq!(held, expect.is_some());
             }
             Op::Release(i) => {
@@ -220,11 +297,15 @@ fn run(ops: Vec<Op>, capacity: usize) {
             }
             Op::Poll(i) => {
                 model.prune(now);
-                let expect = model.queue.iter().position(|(w, _, _)| *w == user(i)).map(|p| {
-                    let poll = &mut model.queue[p].2;
-                    *poll = (*poll).max(now);
-                    p + 1
-                });
+                let expect = model
+                    .queue
+                    .iter()
+                    .position(|(w, _, _)| *w == user(i))
+                    .map(|p| {
+                        let poll = &mut model.queue[p].2;
+                        *poll = (*poll).max(now);
+                        p + 1
+                    });
                 assert_eq!(pool.poll(&user(i), now), expect);
             }
             Op::Prune => {
@@ -250,7 +331,10 @@ fn run(ops: Vec<Op>, capacity: usize) {
                     model.holders.remove(&victim.user);
                     expect.push(victim);
                 }
-                assert!(pool.in_use() <= c, "set_capacity left in_use above capacity");
+                assert!(
+                    pool.in_use() <= c,
+                    "set_capacity left in_use above capacity"
+                );
                 assert_eq!(released, expect);
             }
             Op::Advance(dt) => now += dt,
@@ -274,9 +358,15 @@ fn run(ops: Vec<Op>, capacity: usize) {
                     pool.release(&user(i));
                     pool.restore(victim.clone());
                     model.holders.remove(&user(i));
-                    model.holders.insert(victim.user, (victim.since, victim.last_active));
+                    model
+                        .holders
+                        .insert(victim.user, (victim.since, victim.last_active));
                     // Only the queue may differ from before: the newcomer left it, the prune ran.
-                    assert_eq!(pool.export().holders, before.holders, "rollback did not restore");
+                    assert_eq!(
+                        pool.export().holders,
+                        before.holders,
+                        "rollback did not restore"
+                    );
                 }
             }
             Op::SnapshotRoundTrip => {
@@ -286,8 +376,15 @@ fn run(ops: Vec<Op>, capacity: usize) {
         }
         pool.check();
         assert_eq!(pool.export(), model.state(), "after {op:?} at {now}");
-        assert_eq!(view_records(&pool), model.state().holders, "seats() view vs holders");
-        assert!(Arc::ptr_eq(&view, &pool.seats()), "seats() must stay the same Arc");
+        assert_eq!(
+            view_records(&pool),
+            model.state().holders,
+            "seats() view vs holders"
+        );
+        assert!(
+            Arc::ptr_eq(&view, &pool.seats()),
+            "seats() must stay the same Arc"
+        );
     }
 }
 
@@ -306,7 +403,10 @@ proptest! {
 /// Long runs on a busy pool, where the lazy index has many stale keys to settle.
 #[test]
 fn long_sequences_on_a_crowded_pool() {
-    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig { cases: 40, ..ProptestConfig::default() });
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 40,
+        ..ProptestConfig::default()
+    });
     runner
         .run(&proptest::collection::vec(op(), 300..600), |ops| {
             run(ops, 4);

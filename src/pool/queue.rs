@@ -109,7 +109,12 @@ impl WaitQueue {
                 .is_some_and(|t| !abandoned(t.last_poll, now, abandon_after))
         };
         if stays(user) {
-            return self.order.iter().take_while(|u| *u != user).filter(|u| stays(u)).count();
+            return self
+                .order
+                .iter()
+                .take_while(|u| *u != user)
+                .filter(|u| stays(u))
+                .count();
         }
         let pruned = self
             .by_poll
@@ -145,7 +150,10 @@ impl WaitQueue {
         assert_eq!(self.order.len(), self.by_poll.len(), "order vs by_poll");
         for u in &self.order {
             let t = self.waiters.get(u).expect("queued user without times");
-            assert!(self.by_poll.contains(&(t.last_poll, u.clone())), "{u} missing from by_poll");
+            assert!(
+                self.by_poll.contains(&(t.last_poll, u.clone())),
+                "{u} missing from by_poll"
+            );
         }
     }
 }

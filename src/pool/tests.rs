@@ -29,7 +29,11 @@ fn free_seat_is_granted_with_both_times_now() {
     assert!(p.holds(&u("Alice")));
     assert_eq!(
         p.holders(),
-        vec![SeatRecord { user: u("alice"), since: 1_000, last_active: 1_000 }]
+        vec![SeatRecord {
+            user: u("alice"),
+            since: 1_000,
+            last_active: 1_000
+        }]
     );
     assert_eq!(p.in_use(), 1);
 }
@@ -39,7 +43,11 @@ fn holder_gets_holding_and_is_not_touched() {
     let mut p = pool(1);
     admit(&mut p, "alice", 1_000);
     assert_eq!(admit(&mut p, "ALICE", 5_000), Admission::Holding);
-    assert_eq!(p.holders()[0].last_active, 1_000, "admission is not activity");
+    assert_eq!(
+        p.holders()[0].last_active,
+        1_000,
+        "admission is not activity"
+    );
 }
 
 #[test]
@@ -53,7 +61,13 @@ fn full_pool_evicts_the_longest_idle_holder_once_past_min_idle() {
     let now = 1_000 + 10 * MIN;
     assert_eq!(
         admit(&mut p, "d", now),
-        Admission::Evicted { victim: SeatRecord { user: u("b"), since: 1_000, last_active: 1_000 } }
+        Admission::Evicted {
+            victim: SeatRecord {
+                user: u("b"),
+                since: 1_000,
+                last_active: 1_000
+            }
+        }
     );
     assert!(!p.holds(&u("b")));
     assert!(p.holds(&u("d")));
@@ -65,7 +79,10 @@ fn holder_inside_min_idle_is_not_evicted_and_the_newcomer_waits() {
     let mut p = pool(1);
     admit(&mut p, "a", 0);
     let just_short = 10 * MIN - 1;
-    assert_eq!(admit(&mut p, "b", just_short), Admission::Wait { position: 1 });
+    assert_eq!(
+        admit(&mut p, "b", just_short),
+        Admission::Wait { position: 1 }
+    );
     assert!(p.holds(&u("a")));
     assert_eq!(p.queue_len(), 1);
 }
@@ -77,10 +94,19 @@ fn touch_through_the_shared_view_protects_a_holder() {
     // The hot path touches through the map it cloned once, not through the pool.
     let view = p.seats();
     view.get(&u("a")).unwrap().touch(9 * MIN);
-    assert_eq!(admit(&mut p, "b", 10 * MIN), Admission::Wait { position: 1 });
+    assert_eq!(
+        admit(&mut p, "b", 10 * MIN),
+        Admission::Wait { position: 1 }
+    );
     assert_eq!(
         admit(&mut p, "b", 19 * MIN),
-        Admission::Evicted { victim: SeatRecord { user: u("a"), since: 0, last_active: 9 * MIN } }
+        Admission::Evicted {
+            victim: SeatRecord {
+                user: u("a"),
+                since: 0,
+                last_active: 9 * MIN
+            }
+        }
     );
 }
 
@@ -109,8 +135,14 @@ fn free_only_without_a_free_seat_changes_nothing() {
     let before = p.export();
     // `a` is idle long enough to be evicted, but FreeOnly never evicts or queues.
     let late = 10 * MIN + 30_000; // `w` abandoned by now too, yet it is not pruned
-    assert_eq!(p.admit(&u("b"), late, Mode::FreeOnly), Admission::NoFreeSeat);
-    assert_eq!(p.admit(&u("w"), late, Mode::FreeOnly), Admission::NoFreeSeat);
+    assert_eq!(
+        p.admit(&u("b"), late, Mode::FreeOnly),
+        Admission::NoFreeSeat
+    );
+    assert_eq!(
+        p.admit(&u("w"), late, Mode::FreeOnly),
+        Admission::NoFreeSeat
+    );
     assert_eq!(p.export(), before);
     p.check();
 }
@@ -154,9 +186,18 @@ fn waiter_right_behind_the_free_seats_may_evict() {
     p.release(&u("b"));
     assert_eq!(
         admit(&mut p, "w2", now),
-        Admission::Evicted { victim: SeatRecord { user: u("a"), since: 0, last_active: 0 } }
+        Admission::Evicted {
+            victim: SeatRecord {
+                user: u("a"),
+                since: 0,
+                last_active: 0
+            }
+        }
     );
-    assert_eq!(p.queue().iter().map(|w| w.user.clone()).collect::<Vec<_>>(), vec![u("w1")]);
+    assert_eq!(
+        p.queue().iter().map(|w| w.user.clone()).collect::<Vec<_>>(),
+        vec![u("w1")]
+    );
     assert_eq!(admit(&mut p, "w1", now), Admission::Granted);
     assert_eq!(p.in_use(), 2);
 }
@@ -166,7 +207,14 @@ fn waiting_records_the_poll_and_keeps_the_first_since() {
     let mut p = pool(0);
     admit(&mut p, "w", 1_000);
     admit(&mut p, "w", 2_000);
-    assert_eq!(p.queue(), vec![Waiter { user: u("w"), since: 1_000, last_poll: 2_000 }]);
+    assert_eq!(
+        p.queue(),
+        vec![Waiter {
+            user: u("w"),
+            since: 1_000,
+            last_poll: 2_000
+        }]
+    );
 }
 
 #[test]
@@ -201,7 +249,10 @@ fn prune_returns_the_abandoned_and_keeps_the_rest_in_order() {
     let mut gone = p.prune(MIN);
     gone.sort();
     assert_eq!(gone, vec![u("a"), u("c")]);
-    assert_eq!(p.queue().iter().map(|w| w.user.clone()).collect::<Vec<_>>(), vec![u("b"), u("d")]);
+    assert_eq!(
+        p.queue().iter().map(|w| w.user.clone()).collect::<Vec<_>>(),
+        vec![u("b"), u("d")]
+    );
     assert!(p.prune(MIN).is_empty());
     p.check();
 }
@@ -224,7 +275,11 @@ fn release_frees_the_seat_and_reports_it() {
     p.touch(&u("a"), 200);
     assert_eq!(
         p.release(&u("A")),
-        Some(SeatRecord { user: u("a"), since: 100, last_active: 200 })
+        Some(SeatRecord {
+            user: u("a"),
+            since: 100,
+            last_active: 200
+        })
     );
     assert_eq!(p.release(&u("a")), None);
     assert!(p.seats().is_empty());
@@ -243,9 +298,18 @@ fn restore_undoes_an_eviction_with_the_old_times() {
     p.release(&u("b"));
     p.restore(victim);
     p.check();
-    assert_eq!(p.holders(), vec![SeatRecord { user: u("a"), since: 0, last_active: 500 }]);
+    assert_eq!(
+        p.holders(),
+        vec![SeatRecord {
+            user: u("a"),
+            since: 0,
+            last_active: 500
+        }]
+    );
     // Still the longest idle, so it is chosen again.
-    assert!(matches!(admit(&mut p, "c", 20 * MIN), Admission::Evicted { victim } if victim.user == u("a")));
+    assert!(
+        matches!(admit(&mut p, "c", 20 * MIN), Admission::Evicted { victim } if victim.user == u("a"))
+    );
 }
 
 #[test]
@@ -253,7 +317,14 @@ fn adopt_is_idempotent_and_leaves_the_queue() {
     let mut p = pool(2);
     admit(&mut p, "a", 0);
     p.adopt(&u("a"), 7_000, None);
-    assert_eq!(p.holders(), vec![SeatRecord { user: u("a"), since: 0, last_active: 0 }]);
+    assert_eq!(
+        p.holders(),
+        vec![SeatRecord {
+            user: u("a"),
+            since: 0,
+            last_active: 0
+        }]
+    );
     p.adopt(&u("a"), 7_000, Some(3_000));
     assert_eq!(p.holders()[0].last_active, 3_000);
 
@@ -261,7 +332,14 @@ fn adopt_is_idempotent_and_leaves_the_queue() {
     admit(&mut p, "w", 0);
     p.adopt(&u("w"), 7_000, None);
     assert_eq!(p.queue_len(), 0);
-    assert_eq!(p.holders(), vec![SeatRecord { user: u("w"), since: 7_000, last_active: 7_000 }]);
+    assert_eq!(
+        p.holders(),
+        vec![SeatRecord {
+            user: u("w"),
+            since: 7_000,
+            last_active: 7_000
+        }]
+    );
     p.check();
 }
 
@@ -272,11 +350,20 @@ fn above_capacity_after_adopt_nothing_is_granted_or_evicted() {
     p.adopt(&u("b"), 0, Some(0));
     assert_eq!(p.in_use(), 2);
     // Both are idle far past min_idle, yet swapping one for a newcomer would stay above tier.
-    assert_eq!(admit(&mut p, "c", 60 * MIN), Admission::Wait { position: 1 });
-    assert_eq!(p.admit(&u("d"), 60 * MIN, Mode::FreeOnly), Admission::NoFreeSeat);
+    assert_eq!(
+        admit(&mut p, "c", 60 * MIN),
+        Admission::Wait { position: 1 }
+    );
+    assert_eq!(
+        p.admit(&u("d"), 60 * MIN, Mode::FreeOnly),
+        Admission::NoFreeSeat
+    );
     p.release(&u("a"));
     // At capacity again: eviction is allowed.
-    assert!(matches!(admit(&mut p, "c", 60 * MIN), Admission::Evicted { .. }));
+    assert!(matches!(
+        admit(&mut p, "c", 60 * MIN),
+        Admission::Evicted { .. }
+    ));
 }
 
 #[test]
@@ -302,7 +389,10 @@ fn config_setters_take_effect_on_the_next_admission() {
     assert_eq!(admit(&mut p, "b", 1_000), Admission::Wait { position: 1 });
     p.set_min_idle(1_000);
     assert!(matches!(admit(&mut p, "c", 1_000), Admission::Wait { .. }));
-    assert!(matches!(admit(&mut p, "b", 1_000), Admission::Evicted { .. }));
+    assert!(matches!(
+        admit(&mut p, "b", 1_000),
+        Admission::Evicted { .. }
+    ));
     p.set_abandon_after(10);
     assert_eq!(p.prune(1_010), vec![u("c")]);
 }
@@ -323,17 +413,30 @@ fn export_import_round_trips_through_json() {
     q.import(serde_json::from_str(&json).unwrap());
     q.check();
     assert_eq!(q.export(), state);
-    assert!(!view.contains_key(&u("stale")), "import clears the view the gate holds");
+    assert!(
+        !view.contains_key(&u("stale")),
+        "import clears the view the gate holds"
+    );
     assert!(view.contains_key(&u("a")));
     // The imported index works: `b` is the longest idle.
-    assert!(matches!(admit(&mut q, "w", 20 * MIN), Admission::Evicted { victim } if victim.user == u("b")));
+    assert!(
+        matches!(admit(&mut q, "w", 20 * MIN), Admission::Evicted { victim } if victim.user == u("b"))
+    );
 }
 
 #[test]
 fn import_merges_duplicates_and_drops_holders_from_the_queue() {
     let mut p = pool(5);
-    let rec = |n: &str, t| SeatRecord { user: u(n), since: 0, last_active: t };
-    let waiter = |n: &str| Waiter { user: u(n), since: 0, last_poll: 0 };
+    let rec = |n: &str, t| SeatRecord {
+        user: u(n),
+        since: 0,
+        last_active: t,
+    };
+    let waiter = |n: &str| Waiter {
+        user: u(n),
+        since: 0,
+        last_poll: 0,
+    };
     p.import(PoolState {
         holders: vec![rec("a", 5), rec("A", 9), rec("b", 1)],
         queue: vec![waiter("a"), waiter("w"), waiter("W")],
