@@ -155,11 +155,11 @@ pub async fn start_with<H: Hooks>(
     }
     let limits = server::Limits::from_config(&cfg.proxy);
     let scheme = if tls.is_some() { "https" } else { "http" };
+    health.set_ready(true);
     tracing::info!(
         "iumgate listening on {scheme}://{proxy_addr} (upstream {}), admin on http://{admin_addr}",
         cfg.proxy.upstream
     );
-    health.set_ready(true);
     let serve_stop = stop.clone();
     let serve_tls = tls.clone();
     let done = tokio::spawn(async move {

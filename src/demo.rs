@@ -84,6 +84,14 @@ pub fn demo_directory(product: Product, url: &str) -> Result<Arc<dyn Directory>,
 }
 
 pub async fn run(o: DemoOptions) -> i32 {
+    // Before anything binds: a Ctrl-C during start-up must still be handled.
+    let signals = match app::Signals::install() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("iumgate demo: {e}");
+            return 1;
+        }
+    };
     let sim = match Sim::start(SimConfig::demo(o.product)).await {
         Ok(s) => s,
         Err(e) => {
@@ -141,7 +149,7 @@ pub async fn run(o: DemoOptions) -> i32 {
     println!("  and the 8th waits until a holder has been idle that long.");
     println!();
     println!("  Ctrl-C to stop.");
-    let code = app::run_until_signalled(running).await;
+    let code = app::run_until_signalled(running, signals).await;
     sim.shutdown();
     code
 }

@@ -13,9 +13,21 @@ pub fn init(cfg: &LogConfig) -> FilterHandle {
     let registry = tracing_subscriber::registry().with(filter);
     let res = match cfg.format {
         LogFormat::Json => registry
-            .with(fmt::layer().json().with_current_span(false))
+            .with(
+                fmt::layer()
+                    .json()
+                    .with_current_span(false)
+                    .with_writer(std::io::stderr),
+            )
             .try_init(),
-        LogFormat::Text => registry.with(fmt::layer().with_target(true)).try_init(),
+        LogFormat::Text => registry
+            .with(
+                fmt::layer()
+                    .with_target(true)
+                    .with_writer(std::io::stderr)
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+            )
+            .try_init(),
     };
     // A second init (tests, demo) keeps the first subscriber.
     let _ = res;

@@ -592,7 +592,7 @@ impl Config {
                 );
             }
         }
-        if self.admin.listen == p.listen {
+        if self.admin.listen == p.listen && p.listen.port() != 0 {
             err(
                 "admin.listen",
                 "must differ from proxy.listen (the admin listener is separate)".into(),

@@ -83,7 +83,7 @@ pub fn error(status: StatusCode, req_headers: &HeaderMap, cause: &str) -> Respon
     let lang = Lang::from_headers(req_headers);
     let (title, text) = match (status.as_u16(), lang) {
         (502, Lang::En) => (
-            "Jira is not reachable right now",
+            "The application is not reachable right now",
             "The application behind this address did not answer. Please try again in a minute; \
              if it persists, your administrator has been told by the proxy's logs.",
         ),
