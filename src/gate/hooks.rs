@@ -90,6 +90,18 @@ impl Hooks for Gate {
             }
         }
 
+        // Apps that may not name the user in a header: ask who owns an
+        // unknown session before forwarding, so the seat comes first.
+        if ctx.user.is_none() && !ctx.keys.is_empty() {
+            if let (Some(whoami), Some(cookie)) =
+                (s.profile.whoami, parts.headers.get(header::COOKIE))
+            {
+                if path != whoami {
+                    ctx.user = self.whoami(whoami, cookie, &ctx.keys).await;
+                }
+            }
+        }
+
         if s.profile.is_logout(&parts.method, path) {
             ctx.logout = true;
             return Ok((Request::from_parts(parts, body), ctx));

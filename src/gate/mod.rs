@@ -64,6 +64,8 @@ pub struct GateSettings {
     pub session_ttl_ms: u64,
     pub remember_ttl_ms: u64,
     pub no_permission_texts: Vec<String>,
+    /// The upstream's base URL (for the whoami fallback).
+    pub upstream: String,
 }
 
 impl GateSettings {
@@ -95,6 +97,7 @@ impl GateSettings {
             session_ttl_ms: cfg.identity.session_ttl.get().as_millis() as u64,
             remember_ttl_ms: cfg.identity.remember_ttl.get().as_millis() as u64,
             no_permission_texts: cfg.identity.no_permission_texts.clone(),
+            upstream: cfg.proxy.upstream.trim_end_matches('/').to_string(),
         })
     }
 }
@@ -153,6 +156,9 @@ pub struct Gate {
     inflight: DashMap<UserId, Arc<tokio::sync::Mutex<()>>>,
     arithmetic: Mutex<Arithmetic>,
     reconciled: AtomicBool,
+    /// Sessions the whoami fallback found anonymous, until when (ms).
+    anonymous: DashMap<crate::identity::SessionKey, u64>,
+    whoami_client: Option<reqwest::Client>,
     events: Mutex<VecDeque<Event>>,
 }
 
@@ -192,6 +198,12 @@ impl Gate {
             inflight: DashMap::new(),
             arithmetic: Mutex::new(Arithmetic::default()),
             reconciled: AtomicBool::new(false),
+            anonymous: DashMap::new(),
+            whoami_client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(std::time::Duration::from_secs(5))
+                .build()
+                .ok(),
             events: Mutex::new(VecDeque::new()),
         }
     }
@@ -267,6 +279,59 @@ impl Gate {
             Err(e) => {
                 tracing::warn!(user = %user, error = %e, "cannot look the user up; passing the request untouched");
                 Class::Unmanaged
+            }
+        }
+    }
+
+    /// Asks the app who owns a session it does not name in a header
+    /// (Confluence: `GET /rest/api/user/current` with the user's own cookies).
+    /// Remembers an anonymous answer for a minute so that an anonymous
+    /// visitor does not cause a call per request.
+    pub async fn whoami(
+        &self,
+        path: &str,
+        cookie_header: &http::HeaderValue,
+        keys: &[(crate::identity::Kind, crate::identity::SessionKey)],
+    ) -> Option<UserId> {
+        let now = self.now();
+        if keys
+            .iter()
+            .all(|(_, k)| self.anonymous.get(k).is_some_and(|until| *until > now))
+        {
+            return None;
+        }
+        let client = self.whoami_client.as_ref()?;
+        let url = format!("{}{path}", self.settings.load().upstream);
+        #[derive(serde::Deserialize)]
+        struct Current {
+            username: Option<String>,
+        }
+        let answer = client
+            .get(url)
+            .header(http::header::COOKIE, cookie_header.clone())
+            .header(http::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .ok()?
+            .json::<Current>()
+            .await
+            .ok();
+        match answer.and_then(|c| c.username) {
+            Some(name) if crate::identity::valid_username(&name) => {
+                let user = UserId::new(&name);
+                for (kind, key) in keys {
+                    self.sessions.bind_key(*key, *kind, &user, now);
+                }
+                Some(user)
+            }
+            _ => {
+                if self.anonymous.len() > 100_000 {
+                    self.anonymous.retain(|_, until| *until > now);
+                }
+                for (_, key) in keys {
+                    self.anonymous.insert(*key, now + 60_000);
+                }
+                None
             }
         }
     }
