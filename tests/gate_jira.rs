@@ -578,3 +578,82 @@ async fn a_personal_access_token_is_recognised_once_the_upstream_named_its_user(
     assert_eq!(r.headers()["x-ausername"], "casual02");
     assert!(w.holds("casual02"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_first_learned_from_the_response_is_admitted_and_sent_back_to_retry() {
+    let w = World::jira().await;
+    // A session iumgate has never seen (e.g. an SSO login), of a casual user
+    // whom an admin put into the access group by hand since the last reconcile.
+    w.sim.add_to_group("casual05", "IUM_access_software");
+    let direct = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = direct
+        .post(format!("{}/login.jsp", w.sim.url()))
+        .form(&[("os_username", "casual05"), ("os_password", "demo")])
+        .send()
+        .await
+        .unwrap();
+    let session = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let r = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(w.url("/browse/DEMO-4"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        307,
+        "the client repeats the request, now licensed"
+    );
+    assert_eq!(r.headers()["location"], "/browse/DEMO-4");
+    assert!(w.holds("casual05"));
+    // From now on the session is known before forwarding.
+    let r = reqwest::Client::new()
+        .get(w.url("/browse/DEMO-4"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_drops_holders_removed_by_hand_and_adopts_holders_added_by_hand() {
+    let w = World::jira().await;
+    fill(&w, &["casual01", "casual02"]).await;
+    w.sim.remove_from_group("casual01", "IUM_access_software");
+    w.sim.add_to_group("casual09", "IUM_access_software");
+    w.advance_min(1);
+    let report = w.gate.reconcile().await.unwrap();
+    assert_eq!(report.dropped, vec![UserId::new("casual01")]);
+    assert_eq!(report.adopted, vec![UserId::new("casual09")]);
+    assert!(!w.holds("casual01"));
+    assert!(w.holds("casual09"));
+    assert_eq!(w.in_use(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exempt_users_pass_untouched() {
+    let w = World::start(
+        iumgate::product::Product::Jira,
+        |_| {},
+        |cfg| cfg.ium.exempt_users = vec!["Casual03".into()],
+    )
+    .await;
+    let (c, _) = browser();
+    let (status, path, _) = text(jira_login(&w, &c, "casual03", "demo", false).await).await;
+    // Unmanaged: no seat is granted, so Jira refuses the login by itself.
+    assert_eq!((status, path.as_str()), (200, "/login.jsp"));
+    assert!(w.sim.group_writes().is_empty());
+}

@@ -253,11 +253,11 @@ impl Gate {
     /// them in any group yet (a user added to the IUM group since the last
     /// reconcile). Only admissions call this, never the hot path.
     pub async fn class_or_lookup(&self, user: &UserId) -> Class {
-        if let Some(c) = self.classes.get(user).map(|c| *c) {
-            return c;
-        }
         if self.settings.load().exempt.contains(user) {
             return Class::Unmanaged;
+        }
+        if let Some(c) = self.classes.get(user).map(|c| *c) {
+            return c;
         }
         match self.directory.user(user).await {
             Ok(Some(info)) => {
