@@ -364,18 +364,19 @@ impl Gate {
     ) -> Response<Body> {
         let retry = self.settings.load().retry_every_s;
         let mut resp = if ctx.git {
-            let text = if position > 0 {
-                format!("iumgate: no licence is free right now (position {position} in the queue). Retry in {retry} seconds.\n")
+            let where_ = if position > 0 {
+                format!(" (position {position} in the queue)")
             } else {
-                format!("iumgate: no licence is free right now. Retry in {retry} seconds.\n")
+                String::new()
             };
-            let mut r = Response::new(full(text));
-            *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; charset=utf-8"),
-            );
-            r
+            answer(
+                StatusCode::SERVICE_UNAVAILABLE,
+                TEXT,
+                format!(
+                    "iumgate: no licence is free right now{where_}. Retry in {retry} seconds.\n"
+                ),
+                retry,
+            )
         } else if ctx.html
             && (ctx.method == Method::GET
                 || ctx.method == Method::POST
@@ -384,8 +385,7 @@ impl Gate {
             let token = new_token();
             self.sessions.bind(Kind::Wait, &token, user, self.now());
             let to = local_path(&ctx.target).unwrap_or("/");
-            let mut r = Response::new(empty());
-            *r.status_mut() = StatusCode::SEE_OTHER;
+            let mut r = answer(StatusCode::SEE_OTHER, TEXT, String::new(), retry);
             if let Ok(v) = HeaderValue::from_str(&format!("/iumgate/wait?to={}", pct(to))) {
                 r.headers_mut().insert(header::LOCATION, v);
             }
@@ -396,21 +396,15 @@ impl Gate {
             }
             r
         } else {
-            let body = format!(
-                "{{\"state\":\"waiting\",\"position\":{position},\"retry_after\":{retry}}}"
-            );
-            let mut r = Response::new(full(body));
-            *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            r
+            answer(
+                StatusCode::SERVICE_UNAVAILABLE,
+                JSON,
+                format!(
+                    "{{\"state\":\"waiting\",\"position\":{position},\"retry_after\":{retry}}}"
+                ),
+                retry,
+            )
         };
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(retry));
-        resp.headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Some(up) = upstream_headers {
             // Keep the upstream's cookies (the new session of a login).
             for v in up.get_all(header::SET_COOKIE) {
@@ -424,36 +418,21 @@ impl Gate {
     /// licence service is unavailable (and retries by itself).
     fn unavailable_response(&self, ctx: &Ctx, req_headers: &HeaderMap) -> Response<Body> {
         let retry = self.settings.load().retry_every_s;
-        let mut resp = if ctx.html {
+        let (ct, body) = if ctx.html {
             let lang = crate::pages::Lang::from_headers(req_headers);
-            let mut r = Response::new(full(crate::pages::wait::unavailable_page(
-                lang,
-                retry,
-                &ctx.target,
-            )));
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/html; charset=utf-8"),
-            );
-            r
+            (
+                HTML,
+                crate::pages::wait::unavailable_page(lang, retry, &ctx.target),
+            )
         } else if ctx.git {
-            Response::new(full("iumgate: the licence service is unavailable; the administrator has been told. Retry later.\n"))
+            (TEXT, "iumgate: the licence service is unavailable; the administrator has been told. Retry later.\n".to_string())
         } else {
-            let mut r = Response::new(full(format!(
-                "{{\"state\":\"unavailable\",\"retry_after\":{retry}}}"
-            )));
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            r
+            (
+                JSON,
+                format!("{{\"state\":\"unavailable\",\"retry_after\":{retry}}}"),
+            )
         };
-        *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(retry));
-        resp.headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        resp
+        answer(StatusCode::SERVICE_UNAVAILABLE, ct, body, retry)
     }
 
     /// Used by the waiting room to find the waiting user.
@@ -470,6 +449,28 @@ impl Gate {
         identity::session_cookies(s.profile, headers)
             .find_map(|(kind, value)| self.sessions.lookup(kind, value, now))
     }
+}
+
+const TEXT: &str = "text/plain; charset=utf-8";
+const JSON: &str = "application/json";
+const HTML: &str = "text/html; charset=utf-8";
+
+/// One of the gate's own answers: never cached, with `Retry-After`.
+fn answer(
+    status: StatusCode,
+    content_type: &'static str,
+    body: String,
+    retry_s: u64,
+) -> Response<Body> {
+    let mut r = Response::new(if body.is_empty() { empty() } else { full(body) });
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    if status != StatusCode::SEE_OTHER {
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    }
+    h.insert(header::RETRY_AFTER, HeaderValue::from(retry_s));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
 }
 
 /// `307` to the same URL: the client repeats the request, now licensed.
