@@ -214,3 +214,63 @@ async fn confluence_without_x_ausername_learns_the_user_from_the_login() {
         "recently active casual01 kept the seat"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confluence_asks_who_owns_an_unknown_session_before_forwarding() {
+    let w = World::start(Product::Confluence, |_| {}, |_| {}).await;
+    w.sim.set_ausername_header(false);
+    // casual04 holds a seat (granted by hand) and has a session iumgate never saw.
+    w.sim.add_to_group("casual04", "IUM_access_confluence");
+    w.gate.reconcile().await.unwrap();
+    w.advance_min(3);
+    let direct = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = direct
+        .post(format!("{}/dologin.action", w.sim.url()))
+        .form(&[("os_username", "casual04"), ("os_password", "demo")])
+        .send()
+        .await
+        .unwrap();
+    let session = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let before = w.sim.count("/rest/api/user/current");
+    let r = direct
+        .get(w.url("/display/DEMO/Home"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        w.sim.count("/rest/api/user/current") - before,
+        1,
+        "one whoami call"
+    );
+    // Known from now on: no further call, and page views count as activity.
+    let r = direct
+        .get(w.url("/display/DEMO/Notes"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(w.sim.count("/rest/api/user/current") - before, 1);
+    let seat = w
+        .gate
+        .with_pool(|p| p.holders())
+        .into_iter()
+        .find(|h| h.user.as_str() == "casual04")
+        .unwrap();
+    assert_eq!(
+        seat.last_active,
+        w.gate.now(),
+        "the page view was counted as casual04's activity"
+    );
+}
