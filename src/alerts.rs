@@ -40,7 +40,13 @@ impl Alerts {
     }
 
     /// Raises (or refreshes) an alert. Returns true when it is new.
-    pub fn raise(&self, key: &str, text: impl Into<String>, fix: impl Into<String>, now_ms: u64) -> bool {
+    pub fn raise(
+        &self,
+        key: &str,
+        text: impl Into<String>,
+        fix: impl Into<String>,
+        now_ms: u64,
+    ) -> bool {
         let text = text.into();
         let fix = fix.into();
         let Ok(mut map) = self.active.lock() else {
@@ -87,7 +93,10 @@ impl Alerts {
     }
 
     pub fn is_active(&self, key: &str) -> bool {
-        self.active.lock().map(|m| m.contains_key(key)).unwrap_or(false)
+        self.active
+            .lock()
+            .map(|m| m.contains_key(key))
+            .unwrap_or(false)
     }
 }
 

@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
-#[command(name = "iumgate", version, about = "Hands Atlassian Data Center licences out to the users who are active")]
+#[command(
+    name = "iumgate",
+    version,
+    about = "Hands Atlassian Data Center licences out to the users who are active"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -62,7 +66,11 @@ enum Cmd {
         #[arg(long, value_name = "JOURNAL")]
         undo: Option<PathBuf>,
         /// Where --apply journals its changes.
-        #[arg(long, value_name = "FILE", default_value = "iumgate-sync-journal.jsonl")]
+        #[arg(
+            long,
+            value_name = "FILE",
+            default_value = "iumgate-sync-journal.jsonl"
+        )]
         journal: PathBuf,
         /// List the users of each category.
         #[arg(short, long)]
@@ -291,7 +299,10 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = i32>,
 {
-    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => ExitCode::from(rt.block_on(f()).clamp(0, 255) as u8),
         Err(e) => {
             eprintln!("iumgate: cannot start the async runtime: {e}");

@@ -48,11 +48,21 @@ async fn at_two_in_the_morning_deactivated_and_newly_fixed_users_leave_both_grou
     let user_group = sim.members("IUM_user_software");
     let access = sim.members("IUM_access_software");
     for u in ["casual03", "casual04"] {
-        assert!(!user_group.contains(&u.to_string()), "{u} left the IUM user group");
-        assert!(!access.contains(&u.to_string()), "{u} left the IUM access group");
+        assert!(
+            !user_group.contains(&u.to_string()),
+            "{u} left the IUM user group"
+        );
+        assert!(
+            !access.contains(&u.to_string()),
+            "{u} left the IUM access group"
+        );
         assert!(!gate.holds(&UserId::new(u)), "{u}'s seat is free");
     }
-    assert_eq!(access, vec!["casual05"], "the active casual holder keeps the seat");
+    assert_eq!(
+        access,
+        vec!["casual05"],
+        "the active casual holder keeps the seat"
+    );
     assert!(gate.holds(&UserId::new("casual05")));
     let expected: Vec<String> = before
         .iter()
@@ -60,7 +70,11 @@ async fn at_two_in_the_morning_deactivated_and_newly_fixed_users_leave_both_grou
         .cloned()
         .collect();
     assert_eq!(user_group, expected, "every other casual user stays");
-    assert!(sim.members("jira-software-users").contains(&"casual04".to_string()), "the fixed licence is untouched");
+    assert!(
+        sim.members("jira-software-users")
+            .contains(&"casual04".to_string()),
+        "the fixed licence is untouched"
+    );
 
     // Once a day: a later tick the same night does nothing more.
     clock.set(T0 + 90 * MIN);

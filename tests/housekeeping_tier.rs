@@ -43,16 +43,27 @@ async fn new_fixed_users_shrink_the_pool_release_the_longest_idle_and_alert_once
     jobs.tick(gate.now()).await;
 
     let access = sim.members("IUM_access_software");
-    assert_eq!(access, vec!["casual01", "casual02", "casual06", "casual07"], "the three longest idle lost their seats");
+    assert_eq!(
+        access,
+        vec!["casual01", "casual02", "casual06", "casual07"],
+        "the three longest idle lost their seats"
+    );
     for u in ["casual03", "casual04", "casual05"] {
         assert!(!gate.holds(&UserId::new(u)), "{u} no longer holds a seat");
     }
     // All were idle far less than min_idle (30 min): the tier still wins.
     assert_eq!(gate.arithmetic().capacity, 4);
-    assert_eq!(sim.licensed_count(), 10, "6 fixed + 4 shared: exactly the tier");
+    assert_eq!(
+        sim.licensed_count(),
+        10,
+        "6 fixed + 4 shared: exactly the tier"
+    );
     assert!(gate.alerts.is_active("pool_shrunk"));
 
-    wait_until("the webhook to receive the alert", || !hook.received().is_empty()).await;
+    wait_until("the webhook to receive the alert", || {
+        !hook.received().is_empty()
+    })
+    .await;
     // Another tier check with the same situation only refreshes the alert.
     clock.advance(10 * MIN);
     jobs.tick(gate.now()).await;

@@ -24,14 +24,31 @@ async fn a_failing_webhook_is_retried_until_it_takes_the_alert_once() {
     let sink = WebhookSink::spawn(&hook.url, quick()).unwrap();
     let alerts = Alerts::default();
     alerts.set_sink(sink.clone());
-    assert!(alerts.raise("directory_read_only", "Grants fail: read-only.", "Make it read/write.", 1));
-    assert!(!alerts.raise("directory_read_only", "Grants fail: read-only.", "Make it read/write.", 2));
+    assert!(alerts.raise(
+        "directory_read_only",
+        "Grants fail: read-only.",
+        "Make it read/write.",
+        1
+    ));
+    assert!(!alerts.raise(
+        "directory_read_only",
+        "Grants fail: read-only.",
+        "Make it read/write.",
+        2
+    ));
     wait_until("delivery", || sink.stats().settled() == 1).await;
     assert_eq!(sink.stats().delivered.load(Ordering::Relaxed), 1);
-    assert_eq!(hook.requests.load(Ordering::SeqCst), 3, "two 500s, then success");
+    assert_eq!(
+        hook.requests.load(Ordering::SeqCst),
+        3,
+        "two 500s, then success"
+    );
     let got = hook.received();
     assert_eq!(got.len(), 1);
-    assert_eq!(got[0]["text"], "iumgate: Grants fail: read-only.\nFix: Make it read/write.");
+    assert_eq!(
+        got[0]["text"],
+        "iumgate: Grants fail: read-only.\nFix: Make it read/write."
+    );
     assert_eq!(got[0]["key"], "directory_read_only");
 }
 
@@ -46,7 +63,10 @@ async fn a_webhook_that_never_answers_does_not_hold_up_raising() {
             open.push(s);
         }
     });
-    let opts = WebhookOptions { timeout: Duration::from_secs(60), ..quick() };
+    let opts = WebhookOptions {
+        timeout: Duration::from_secs(60),
+        ..quick()
+    };
     let sink = WebhookSink::spawn(&url, opts).unwrap();
     let alerts = Alerts::default();
     alerts.set_sink(sink.clone());
@@ -59,7 +79,13 @@ async fn a_webhook_that_never_answers_does_not_hold_up_raising() {
     .await
     .expect("raising never waits for the webhook");
     let s = sink.stats();
-    assert_eq!(s.queued.load(Ordering::Relaxed) + s.dropped.load(Ordering::Relaxed), 20);
-    assert!(s.dropped.load(Ordering::Relaxed) >= 3, "a full queue drops instead of blocking");
+    assert_eq!(
+        s.queued.load(Ordering::Relaxed) + s.dropped.load(Ordering::Relaxed),
+        20
+    );
+    assert!(
+        s.dropped.load(Ordering::Relaxed) >= 3,
+        "a full queue drops instead of blocking"
+    );
     assert_eq!(s.delivered.load(Ordering::Relaxed), 0);
 }

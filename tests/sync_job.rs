@@ -12,7 +12,10 @@ use std::sync::Arc;
 async fn the_sync_job_brings_new_staff_in_every_interval() {
     let sim = jira_sim().await;
     sim.add_user(SimUser::new("staff01", &["staff"]));
-    sim.add_user(SimUser { active: false, ..SimUser::new("gone01", &["staff"]) });
+    sim.add_user(SimUser {
+        active: false,
+        ..SimUser::new("gone01", &["staff"])
+    });
     let mut cfg = config(&sim);
     cfg.sync.source_groups = vec!["staff".into()];
     cfg.sync.every = Some(Dur::secs(3600));
@@ -25,7 +28,9 @@ async fn the_sync_job_brings_new_staff_in_every_interval() {
 
     clock.advance(30 * MIN);
     assert!(jobs.tick(gate.now()).await.sync.is_none(), "not due yet");
-    assert!(!sim.members("IUM_user_software").contains(&"staff01".to_string()));
+    assert!(!sim
+        .members("IUM_user_software")
+        .contains(&"staff01".to_string()));
 
     clock.advance(30 * MIN);
     jobs.tick(gate.now()).await;
@@ -33,6 +38,9 @@ async fn the_sync_job_brings_new_staff_in_every_interval() {
     assert_eq!(last.added.len(), 1);
     let members = sim.members("IUM_user_software");
     assert!(members.contains(&"staff01".to_string()));
-    assert!(!members.contains(&"gone01".to_string()), "deactivated users are not brought in");
+    assert!(
+        !members.contains(&"gone01".to_string()),
+        "deactivated users are not brought in"
+    );
     running.begin_drain();
 }

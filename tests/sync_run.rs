@@ -15,10 +15,14 @@ const STAFF: usize = 12;
 async fn sim_with_staff() -> Sim {
     let mut cfg = SimConfig::demo(Product::Jira);
     for i in 1..=STAFF {
-        cfg.users.push(SimUser::new(&format!("staff{i:02}"), &["staff"]));
+        cfg.users
+            .push(SimUser::new(&format!("staff{i:02}"), &["staff"]));
     }
     // Filtered out: a power user, a deactivated user; already present: casual01.
-    cfg.users.push(SimUser { active: false, ..SimUser::new("gone01", &["staff"]) });
+    cfg.users.push(SimUser {
+        active: false,
+        ..SimUser::new("gone01", &["staff"])
+    });
     let sim = Sim::start(cfg).await.unwrap();
     sim.add_to_group("power1", "staff");
     sim.add_to_group("casual01", "staff");
@@ -86,9 +90,17 @@ async fn sync_plans_applies_resumes_after_a_kill_without_duplicates_and_undoes()
     // The plan alone changes nothing.
     let config = write_config(dir.path(), &sim.url(), "300ms");
     let config_s = config.to_str().unwrap();
-    let out = cli(&["sync", "--config", config_s, "--verbose"]).output().await.unwrap();
+    let out = cli(&["sync", "--config", config_s, "--verbose"])
+        .output()
+        .await
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(
         stdout.contains("to add 12, filtered out 1 (fixed licence), filtered out 1 (deactivated), already present 1"),
         "{stdout}"
@@ -99,23 +111,51 @@ async fn sync_plans_applies_resumes_after_a_kill_without_duplicates_and_undoes()
     assert!(sim.group_writes().is_empty());
 
     // Apply, paced at 300 ms a write, and kill it after a few.
-    let mut child = cli(&["sync", "--config", config_s, "--apply", "--journal", journal_s])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = cli(&[
+        "sync",
+        "--config",
+        config_s,
+        "--apply",
+        "--journal",
+        journal_s,
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
     wait_until("a few users added", || staff_in_group(&sim).len() >= 3).await;
     child.kill().await.unwrap();
     let partial = staff_in_group(&sim).len();
-    assert!((3..STAFF).contains(&partial), "killed half-way: {partial} added");
+    assert!(
+        (3..STAFF).contains(&partial),
+        "killed half-way: {partial} added"
+    );
     let text = std::fs::read_to_string(&journal).unwrap();
-    assert!(!text.contains("\"t\":\"end\""), "the interrupted run never ended");
+    assert!(
+        !text.contains("\"t\":\"end\""),
+        "the interrupted run never ended"
+    );
 
     // Run again: it resumes the interrupted run and adds only the rest.
     write_config(dir.path(), &sim.url(), "10ms");
-    let out = cli(&["sync", "--config", config_s, "--apply", "--journal", journal_s]).output().await.unwrap();
+    let out = cli(&[
+        "sync",
+        "--config",
+        config_s,
+        "--apply",
+        "--journal",
+        journal_s,
+    ])
+    .output()
+    .await
+    .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("resumed interrupted run"), "{stdout}");
     // The rest only (the kill may have landed during a call, so ± that one).
     let added: usize = stdout
@@ -124,20 +164,40 @@ async fn sync_plans_applies_resumes_after_a_kill_without_duplicates_and_undoes()
         .and_then(|s| s.split(',').next())
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or_else(|| panic!("no count in {stdout}"));
-    assert!(added + partial == STAFF || added + partial + 1 == STAFF, "{added} + {partial}: {stdout}");
+    assert!(
+        added + partial == STAFF || added + partial + 1 == STAFF,
+        "{added} + {partial}: {stdout}"
+    );
     assert_eq!(staff_in_group(&sim).len(), STAFF);
     let mut adds = adds_to_user_group(&sim);
     adds.sort();
     let expected: Vec<String> = (1..=STAFF).map(|i| format!("staff{i:02}")).collect();
-    assert_eq!(adds, expected, "every user added exactly once, nobody filtered out added");
+    assert_eq!(
+        adds, expected,
+        "every user added exactly once, nobody filtered out added"
+    );
 
     // Undo the run (both of its parts).
-    let out = cli(&["sync", "--config", config_s, "--undo", journal_s]).output().await.unwrap();
+    let out = cli(&["sync", "--config", config_s, "--undo", journal_s])
+        .output()
+        .await
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains(&format!("removed {STAFF} user(s)")), "{stdout}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("removed {STAFF} user(s)")),
+        "{stdout}"
+    );
     assert!(staff_in_group(&sim).is_empty());
     let members = sim.members("IUM_user_software");
-    assert!(members.contains(&"casual01".to_string()), "users who were there before stay");
+    assert!(
+        members.contains(&"casual01".to_string()),
+        "users who were there before stay"
+    );
     assert_eq!(members.len(), 20);
 }

@@ -200,11 +200,35 @@ pub async fn run(cfg: &Config, directory: &dyn Directory) -> Report {
     };
     let mut fixed: BTreeSet<UserId> = BTreeSet::new();
     for g in &cfg.licence.fixed_groups {
-        fixed.extend(members(g).iter().filter(|m| m.active).map(|m| m.name.clone()));
+        fixed.extend(
+            members(g)
+                .iter()
+                .filter(|m| m.active)
+                .map(|m| m.name.clone()),
+        );
     }
-    check_power_users(&mut r, cfg, &fixed, members(&cfg.ium.user_group), members(&cfg.ium.access_group));
-    check_read_only(&mut r, cfg, directory, members(&cfg.ium.access_group), members(&cfg.ium.user_group)).await;
-    check_tier(&mut r, cfg, &fixed, members(&cfg.ium.access_group), licence.as_ref().ok().cloned().flatten());
+    check_power_users(
+        &mut r,
+        cfg,
+        &fixed,
+        members(&cfg.ium.user_group),
+        members(&cfg.ium.access_group),
+    );
+    check_read_only(
+        &mut r,
+        cfg,
+        directory,
+        members(&cfg.ium.access_group),
+        members(&cfg.ium.user_group),
+    )
+    .await;
+    check_tier(
+        &mut r,
+        cfg,
+        &fixed,
+        members(&cfg.ium.access_group),
+        licence.as_ref().ok().cloned().flatten(),
+    );
     if cfg.proxy.product == Product::Jira {
         check_browse_users(&mut r, cfg);
         check_email_notifications(&mut r, &http, &upstream).await;
@@ -221,13 +245,18 @@ fn probe_client(cfg: &Config) -> Result<reqwest::Client, String> {
     if let Some(path) = &cfg.proxy.upstream_ca_file {
         let pem = std::fs::read(path)
             .map_err(|e| format!("cannot read proxy.upstream_ca_file {}: {e}", path.display()))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| format!("proxy.upstream_ca_file {}: not PEM certificates: {e}", path.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+            format!(
+                "proxy.upstream_ca_file {}: not PEM certificates: {e}",
+                path.display()
+            )
+        })?;
         for c in certs {
             b = b.add_root_certificate(c);
         }
     }
-    b.build().map_err(|e| format!("cannot build the HTTP client: {e}"))
+    b.build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))
 }
 
 /// `GET /status`: every Atlassian DC app answers `{"state":"RUNNING"}` there.
@@ -298,7 +327,10 @@ fn check_credentials(
     groups: &Groups,
     licence: &Result<Option<LicenceInfo>, DirectoryError>,
 ) -> bool {
-    let errors = groups.values().filter_map(|g| g.as_ref().err()).chain(licence.as_ref().err());
+    let errors = groups
+        .values()
+        .filter_map(|g| g.as_ref().err())
+        .chain(licence.as_ref().err());
     let mut first_other = None;
     for e in errors {
         match e {
@@ -363,8 +395,12 @@ fn check_groups_exist(r: &mut Report, groups: &Groups) {
             .map(|(k, v)| format!("{k} ({})", v.as_ref().map_or(0, Vec::len)))
             .collect();
         r.push(
-            Finding::new("groups_exist", Verdict::Pass, format!("all groups exist: {}", listed.join(", ")))
-                .alert("directory_group_missing"),
+            Finding::new(
+                "groups_exist",
+                Verdict::Pass,
+                format!("all groups exist: {}", listed.join(", ")),
+            )
+            .alert("directory_group_missing"),
         );
     } else {
         r.push(
@@ -386,14 +422,27 @@ fn check_power_users(
     user_members: &[Member],
     access_members: &[Member],
 ) {
-    let in_ium: BTreeSet<&UserId> = user_members.iter().chain(access_members).map(|m| &m.name).collect();
-    let both: Vec<&str> = fixed.iter().filter(|u| in_ium.contains(u)).map(UserId::as_str).collect();
+    let in_ium: BTreeSet<&UserId> = user_members
+        .iter()
+        .chain(access_members)
+        .map(|m| &m.name)
+        .collect();
+    let both: Vec<&str> = fixed
+        .iter()
+        .filter(|u| in_ium.contains(u))
+        .map(UserId::as_str)
+        .collect();
     if both.is_empty() {
         r.push(
             Finding::new(
                 "power_users_in_ium_groups",
                 Verdict::Pass,
-                format!("no member of {} is also in {} or {}", cfg.licence.fixed_groups.join(", "), cfg.ium.user_group, cfg.ium.access_group),
+                format!(
+                    "no member of {} is also in {} or {}",
+                    cfg.licence.fixed_groups.join(", "),
+                    cfg.ium.user_group,
+                    cfg.ium.access_group
+                ),
             )
             .alert("power_user_in_ium_group"),
         );
@@ -440,9 +489,12 @@ async fn check_read_only(
         );
         return;
     }
-    let probe = [(&cfg.ium.access_group, access_members), (&cfg.ium.user_group, user_members)]
-        .into_iter()
-        .find_map(|(g, m)| m.first().map(|m| (g, m.name.clone())));
+    let probe = [
+        (&cfg.ium.access_group, access_members),
+        (&cfg.ium.user_group, user_members),
+    ]
+    .into_iter()
+    .find_map(|(g, m)| m.first().map(|m| (g, m.name.clone())));
     let Some((group, user)) = probe else {
         r.push(
             Finding::new(
@@ -550,14 +602,27 @@ fn check_tier(
     if let (Tier::Fixed(n), Some(seats)) = (cfg.licence.tier, l.seats) {
         if n != seats {
             verdict = verdict.max(Verdict::Warn);
-            problems.push(format!("licence.tier is {n} but the application reports {seats} seats"));
-            fix.get_or_insert(format!("Set licence.tier = {seats}, or \"auto\" to read it from the application."));
+            problems.push(format!(
+                "licence.tier is {n} but the application reports {seats} seats"
+            ));
+            fix.get_or_insert(format!(
+                "Set licence.tier = {seats}, or \"auto\" to read it from the application."
+            ));
         }
     }
-    if l.groups.iter().any(|g| g.eq_ignore_ascii_case(&cfg.ium.user_group)) {
+    if l.groups
+        .iter()
+        .any(|g| g.eq_ignore_ascii_case(&cfg.ium.user_group))
+    {
         verdict = Verdict::Fail;
-        problems.push(format!("the IUM user group {} gives application access, so every casual user holds a licence", cfg.ium.user_group));
-        fix.get_or_insert(format!("Remove {} from the application's licensed groups; only {} must carry access.", cfg.ium.user_group, cfg.ium.access_group));
+        problems.push(format!(
+            "the IUM user group {} gives application access, so every casual user holds a licence",
+            cfg.ium.user_group
+        ));
+        fix.get_or_insert(format!(
+            "Remove {} from the application's licensed groups; only {} must carry access.",
+            cfg.ium.user_group, cfg.ium.access_group
+        ));
     }
     let uncounted: Vec<&str> = l
         .groups
@@ -565,7 +630,11 @@ fn check_tier(
         .filter(|g| {
             !g.eq_ignore_ascii_case(&cfg.ium.access_group)
                 && !g.eq_ignore_ascii_case(&cfg.ium.user_group)
-                && !cfg.licence.fixed_groups.iter().any(|f| f.eq_ignore_ascii_case(g))
+                && !cfg
+                    .licence
+                    .fixed_groups
+                    .iter()
+                    .any(|f| f.eq_ignore_ascii_case(g))
         })
         .map(String::as_str)
         .collect();
@@ -575,7 +644,10 @@ fn check_tier(
             "{} give(s) application access but is not in licence.fixed_groups, so its members are not counted",
             uncounted.join(", ")
         ));
-        fix.get_or_insert("Add these groups to licence.fixed_groups so their users are counted against the tier.".to_string());
+        fix.get_or_insert(
+            "Add these groups to licence.fixed_groups so their users are counted against the tier."
+                .to_string(),
+        );
     }
     let mut f = if problems.is_empty() {
         Finding::new(
@@ -615,11 +687,17 @@ fn parse_version(v: &serde_json::Value) -> Option<(u64, u64, u64)> {
     if let Some(nums) = v.get("versionNumbers").and_then(|n| n.as_array()) {
         let n: Vec<u64> = nums.iter().filter_map(|x| x.as_u64()).collect();
         if !n.is_empty() {
-            return Some((n[0], n.get(1).copied().unwrap_or(0), n.get(2).copied().unwrap_or(0)));
+            return Some((
+                n[0],
+                n.get(1).copied().unwrap_or(0),
+                n.get(2).copied().unwrap_or(0),
+            ));
         }
     }
     let s = v.get("version")?.as_str()?;
-    let mut it = s.split(|c: char| !c.is_ascii_digit()).filter(|p| !p.is_empty());
+    let mut it = s
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|p| !p.is_empty());
     let major = it.next()?.parse().ok()?;
     let minor = it.next().and_then(|p| p.parse().ok()).unwrap_or(0);
     let patch = it.next().and_then(|p| p.parse().ok()).unwrap_or(0);
@@ -644,7 +722,11 @@ async fn check_email_notifications(r: &mut Report, http: &reqwest::Client, upstr
     let v = (major, minor, patch);
     let shown = format!("{major}.{minor}.{patch}");
     let f = if v < (8, 19, 0) {
-        Finding::new("email_notifications", Verdict::Pass, format!("Jira {shown} still e-mails users without application access"))
+        Finding::new(
+            "email_notifications",
+            Verdict::Pass,
+            format!("Jira {shown} still e-mails users without application access"),
+        )
     } else if v < (8, 20, 6) {
         Finding::new(
             "email_notifications",
@@ -693,7 +775,11 @@ mod tests {
     fn findings_raise_and_resolve_their_alerts() {
         let alerts = Alerts::default();
         let mut r = Report::default();
-        r.push(Finding::new("x", Verdict::Fail, "broken").fix("mend it").alert("k"));
+        r.push(
+            Finding::new("x", Verdict::Fail, "broken")
+                .fix("mend it")
+                .alert("k"),
+        );
         assert_eq!(r.to_alerts(&alerts, 1), 1);
         assert!(alerts.is_active("k"));
         let mut ok = Report::default();

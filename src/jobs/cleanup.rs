@@ -30,7 +30,13 @@ pub async fn cleanup(gate: &Gate) -> Result<CleanupReport, DirectoryError> {
     let access_members = dir.group_members(&s.access_group).await?;
     let mut fixed: BTreeSet<UserId> = BTreeSet::new();
     for g in &s.fixed_groups {
-        fixed.extend(dir.group_members(g).await?.into_iter().filter(|m| m.active).map(|m| m.name));
+        fixed.extend(
+            dir.group_members(g)
+                .await?
+                .into_iter()
+                .filter(|m| m.active)
+                .map(|m| m.name),
+        );
     }
     // name → (active, in user group, in access group)
     let mut seen: BTreeMap<UserId, (bool, bool, bool)> = BTreeMap::new();
@@ -90,7 +96,9 @@ async fn remove_from_ium(
         }
         freed = true;
     } else if in_access {
-        gate.directory.remove_from_group(user, &s.access_group).await?;
+        gate.directory
+            .remove_from_group(user, &s.access_group)
+            .await?;
         // A seat reserved but not granted yet, or adopted meanwhile.
         if gate.with_pool(|p| p.release(user)).is_some() {
             gate.count_release(ReleaseReason::Cleanup);
@@ -98,7 +106,9 @@ async fn remove_from_ium(
         }
     }
     if in_user {
-        gate.directory.remove_from_group(user, &s.user_group).await?;
+        gate.directory
+            .remove_from_group(user, &s.user_group)
+            .await?;
     }
     Ok(freed)
 }

@@ -37,7 +37,11 @@ pub fn spawn_all(cfg: &Config, gate: Arc<Gate>, stop: CancellationToken) -> Arc<
         cfg.jobs.reconcile_every.get(),
         stop.clone(),
     ));
-    tokio::spawn(prune_loop(gate.clone(), Duration::from_secs(5), stop.clone()));
+    tokio::spawn(prune_loop(
+        gate.clone(),
+        Duration::from_secs(5),
+        stop.clone(),
+    ));
     let hk = Arc::new(Housekeeping::new(cfg, gate));
     tokio::spawn(hk.clone().run(Duration::from_secs(1), stop));
     hk
@@ -83,7 +87,8 @@ async fn prune_loop(gate: Arc<Gate>, every: Duration, stop: CancellationToken) {
         let now = gate.now();
         gate.with_pool(|p| p.prune(now));
         let s = gate.settings.load();
-        gate.sessions.prune(now, s.session_ttl_ms, s.remember_ttl_ms);
+        gate.sessions
+            .prune(now, s.session_ttl_ms, s.remember_ttl_ms);
     }
 }
 
@@ -209,7 +214,11 @@ impl Housekeeping {
             }
             out.tier = Some(r);
         }
-        if self.daily.as_ref().is_some_and(|d| d.due(sch.last_tick_ms, now)) {
+        if self
+            .daily
+            .as_ref()
+            .is_some_and(|d| d.due(sch.last_tick_ms, now))
+        {
             out.cleanup = Some(self.cleanup(now).await);
         }
         if let Some(every) = self.sync_every_ms {
@@ -235,7 +244,12 @@ impl Housekeeping {
                 if rep.failed.is_empty() {
                     self.gate.alerts.resolve("cleanup_failed");
                 } else {
-                    let names: Vec<&str> = rep.failed.iter().take(10).map(|(u, _)| u.as_str()).collect();
+                    let names: Vec<&str> = rep
+                        .failed
+                        .iter()
+                        .take(10)
+                        .map(|(u, _)| u.as_str())
+                        .collect();
                     self.gate.alerts.raise(
                         "cleanup_failed",
                         format!(
@@ -268,16 +282,17 @@ impl Housekeeping {
         let run = async {
             let s = crate::sync::SyncSettings::from_config(&self.cfg)?;
             let dir = self.gate.directory.as_ref();
-            let plan = crate::sync::plan(dir, &s).await.map_err(|e| format!("sync: {e}"))?;
+            let plan = crate::sync::plan(dir, &s)
+                .await
+                .map_err(|e| format!("sync: {e}"))?;
             let opts = crate::sync::RunOptions {
                 journal: crate::sync::job_journal(&self.cfg),
                 progress: false,
             };
-            let rep = crate::sync::apply(dir, &s, &plan, &opts).await.map_err(|e| e.to_string())?;
-            tracing::info!(
-                "sync job: {}",
-                plan.summary(true)
-            );
+            let rep = crate::sync::apply(dir, &s, &plan, &opts)
+                .await
+                .map_err(|e| e.to_string())?;
+            tracing::info!("sync job: {}", plan.summary(true));
             Ok::<_, String>(rep)
         };
         let r = run.await;

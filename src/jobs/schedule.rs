@@ -103,8 +103,18 @@ mod tests {
         let plus1 = parse_timezone(Some("+01:00")).unwrap();
         assert_eq!(plus1.to_fixed_offset().unwrap().seconds(), 3600);
         let minus = parse_timezone(Some("-05:30")).unwrap();
-        assert_eq!(minus.to_fixed_offset().unwrap().seconds(), -(5 * 3600 + 30 * 60));
-        assert_eq!(parse_timezone(Some("+02")).unwrap().to_fixed_offset().unwrap().seconds(), 7200);
+        assert_eq!(
+            minus.to_fixed_offset().unwrap().seconds(),
+            -(5 * 3600 + 30 * 60)
+        );
+        assert_eq!(
+            parse_timezone(Some("+02"))
+                .unwrap()
+                .to_fixed_offset()
+                .unwrap()
+                .seconds(),
+            7200
+        );
         assert!(parse_timezone(Some("UTC")).is_ok());
         assert!(parse_timezone(Some("+25:00")).is_err());
         assert!(parse_timezone(Some("Mars/Olympus")).is_err());
@@ -117,7 +127,10 @@ mod tests {
         // 02:00 at +01:00 is 01:00 UTC.
         assert_eq!(d.last_at_or_before(DAY0 + H), Some(DAY0 + H));
         assert_eq!(d.last_at_or_before(DAY0 + H - 1), Some(DAY0 + H - 24 * H));
-        assert!(!d.due(DAY0 + H - 2 * M, DAY0 + H - M), "01:58 → 01:59 local is not yet due");
+        assert!(
+            !d.due(DAY0 + H - 2 * M, DAY0 + H - M),
+            "01:58 → 01:59 local is not yet due"
+        );
         assert!(d.due(DAY0 + H - M, DAY0 + H), "01:59 → 02:00 local is due");
         assert!(!d.due(DAY0 + H, DAY0 + 2 * H), "already ran at 02:00");
     }

@@ -14,18 +14,52 @@ use std::path::{Path, PathBuf};
 #[serde(tag = "t", rename_all = "snake_case")]
 pub enum Entry {
     /// A run starts.
-    Run { run: String, at_ms: u64, group: String, planned: usize },
+    Run {
+        run: String,
+        at_ms: u64,
+        group: String,
+        planned: usize,
+    },
     /// An interrupted run is taken up again.
-    Resume { run: String, at_ms: u64, planned: usize },
+    Resume {
+        run: String,
+        at_ms: u64,
+        planned: usize,
+    },
     /// About to add `user` (written before the call).
-    Add { run: String, user: UserId, group: String },
-    Done { run: String, user: UserId, group: String },
-    Failed { run: String, user: UserId, group: String, error: String },
+    Add {
+        run: String,
+        user: UserId,
+        group: String,
+    },
+    Done {
+        run: String,
+        user: UserId,
+        group: String,
+    },
+    Failed {
+        run: String,
+        user: UserId,
+        group: String,
+        error: String,
+    },
     /// The run finished (nothing to resume).
-    End { run: String, added: usize, failed: usize },
+    End {
+        run: String,
+        added: usize,
+        failed: usize,
+    },
     /// About to remove `user` again (undo).
-    Undo { run: String, user: UserId, group: String },
-    Undone { run: String, user: UserId, group: String },
+    Undo {
+        run: String,
+        user: UserId,
+        group: String,
+    },
+    Undone {
+        run: String,
+        user: UserId,
+        group: String,
+    },
 }
 
 impl Entry {
@@ -65,7 +99,10 @@ impl Journal {
     /// line (the process killed mid-write) is cut off; any other bad line
     /// is an error, since guessing could undo the wrong thing.
     pub fn open(path: &Path) -> Result<Journal, SyncError> {
-        let io = |source| SyncError::Journal { path: path.to_owned(), source };
+        let io = |source| SyncError::Journal {
+            path: path.to_owned(),
+            source,
+        };
         let mut entries = Vec::new();
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
@@ -92,7 +129,11 @@ impl Journal {
             }
             good_len += piece.len();
         }
-        let mut file = OpenOptions::new().create(true).append(true).open(path).map_err(io)?;
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(io)?;
         if good_len < text.len() {
             // The process was killed mid-write: drop the torn line.
             file.set_len(good_len as u64).map_err(io)?;
@@ -100,12 +141,19 @@ impl Journal {
         if good_len > 0 && !text[..good_len].ends_with('\n') {
             file.write_all(b"\n").map_err(io)?;
         }
-        Ok(Journal { path: path.to_owned(), file, entries })
+        Ok(Journal {
+            path: path.to_owned(),
+            file,
+            entries,
+        })
     }
 
     /// Appends `e` and flushes it to disk before returning.
     pub fn write(&mut self, e: &Entry) -> Result<(), SyncError> {
-        let io = |source| SyncError::Journal { path: self.path.clone(), source };
+        let io = |source| SyncError::Journal {
+            path: self.path.clone(),
+            source,
+        };
         let mut line = serde_json::to_vec(e).map_err(|e| SyncError::BadJournal {
             path: self.path.clone(),
             detail: e.to_string(),
@@ -185,15 +233,41 @@ mod tests {
         let p = dir.path().join("j.jsonl");
         {
             let mut j = Journal::open(&p).unwrap();
-            j.write(&Entry::Run { run: "r1".into(), at_ms: 1, group: "g".into(), planned: 2 }).unwrap();
-            j.write(&Entry::Add { run: "r1".into(), user: "a".into(), group: "g".into() }).unwrap();
-            j.write(&Entry::Done { run: "r1".into(), user: "a".into(), group: "g".into() }).unwrap();
+            j.write(&Entry::Run {
+                run: "r1".into(),
+                at_ms: 1,
+                group: "g".into(),
+                planned: 2,
+            })
+            .unwrap();
+            j.write(&Entry::Add {
+                run: "r1".into(),
+                user: "a".into(),
+                group: "g".into(),
+            })
+            .unwrap();
+            j.write(&Entry::Done {
+                run: "r1".into(),
+                user: "a".into(),
+                group: "g".into(),
+            })
+            .unwrap();
         }
-        std::fs::OpenOptions::new().append(true).open(&p).unwrap().write_all(b"{\"t\":\"add\",\"ru").unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&p)
+            .unwrap()
+            .write_all(b"{\"t\":\"add\",\"ru")
+            .unwrap();
         let mut j = Journal::open(&p).unwrap();
         assert_eq!(j.unfinished_run().as_deref(), Some("r1"));
         assert_eq!(j.done_adds("r1"), vec![UserId::new("a")]);
-        j.write(&Entry::End { run: "r1".into(), added: 1, failed: 0 }).unwrap();
+        j.write(&Entry::End {
+            run: "r1".into(),
+            added: 1,
+            failed: 0,
+        })
+        .unwrap();
         let j = Journal::open(&p).unwrap();
         assert_eq!(j.unfinished_run(), None);
         assert_eq!(j.to_undo("r1"), vec![(UserId::new("a"), "g".to_string())]);

@@ -83,7 +83,11 @@ impl Plan {
             ("already present", &self.present),
         ] {
             let names: Vec<&str> = list.iter().map(UserId::as_str).collect();
-            out.push_str(&format!("  {label} ({}): {}\n", list.len(), names.join(" ")));
+            out.push_str(&format!(
+                "  {label} ({}): {}\n",
+                list.len(),
+                names.join(" ")
+            ));
         }
         out
     }
@@ -93,7 +97,13 @@ impl Plan {
 pub async fn plan(dir: &dyn Directory, s: &SyncSettings) -> Result<Plan, DirectoryError> {
     let mut fixed: BTreeSet<UserId> = BTreeSet::new();
     for g in &s.fixed_groups {
-        fixed.extend(dir.group_members(g).await?.into_iter().filter(|m| m.active).map(|m| m.name));
+        fixed.extend(
+            dir.group_members(g)
+                .await?
+                .into_iter()
+                .filter(|m| m.active)
+                .map(|m| m.name),
+        );
     }
     let present: BTreeSet<UserId> = dir
         .group_members(&s.user_group)
@@ -194,7 +204,11 @@ pub async fn apply(
             report.added_before = done.into_iter().filter(|u| present.contains(u)).collect();
             report.resumed = true;
             report.run = run.clone();
-            j.write(&Entry::Resume { run, at_ms: journal::now_ms(), planned: plan.add.len() })?;
+            j.write(&Entry::Resume {
+                run,
+                at_ms: journal::now_ms(),
+                planned: plan.add.len(),
+            })?;
         }
         (Some(j), None) => {
             report.run = journal::new_run_id();
@@ -216,22 +230,41 @@ pub async fn apply(
         let run = report.run.clone();
         let group = s.user_group.clone();
         if let Some(j) = &mut journal {
-            j.write(&Entry::Add { run: run.clone(), user: user.clone(), group: group.clone() })?;
+            j.write(&Entry::Add {
+                run: run.clone(),
+                user: user.clone(),
+                group: group.clone(),
+            })?;
         }
         match dir.add_to_group(user, &s.user_group).await {
             Ok(()) => {
                 if let Some(j) = &mut journal {
-                    j.write(&Entry::Done { run, user: user.clone(), group })?;
+                    j.write(&Entry::Done {
+                        run,
+                        user: user.clone(),
+                        group,
+                    })?;
                 }
                 report.added.push(user.clone());
             }
             Err(e) => {
                 tracing::warn!(user = %user, error = %e, "sync: cannot add the user");
                 if let Some(j) = &mut journal {
-                    j.write(&Entry::Failed { run, user: user.clone(), group, error: e.to_string() })?;
+                    j.write(&Entry::Failed {
+                        run,
+                        user: user.clone(),
+                        group,
+                        error: e.to_string(),
+                    })?;
                 }
                 report.failed.push((user.clone(), e.to_string()));
-                if matches!(e, DirectoryError::BadCredentials | DirectoryError::NotAdmin | DirectoryError::ReadOnly(_) | DirectoryError::GroupMissing(_)) {
+                if matches!(
+                    e,
+                    DirectoryError::BadCredentials
+                        | DirectoryError::NotAdmin
+                        | DirectoryError::ReadOnly(_)
+                        | DirectoryError::GroupMissing(_)
+                ) {
                     // Every further call would fail the same way.
                     pb.abandon();
                     return Err(e.into());
@@ -276,17 +309,28 @@ pub async fn undo(
         });
     };
     let todo = j.to_undo(&run);
-    let mut report = UndoReport { run: run.clone(), ..Default::default() };
+    let mut report = UndoReport {
+        run: run.clone(),
+        ..Default::default()
+    };
     let pb = progress_bar(todo.len(), progress, "removing");
     for (i, (user, group)) in todo.iter().enumerate() {
         if i > 0 && !pace.is_zero() {
             tokio::time::sleep(pace).await;
         }
         pb.set_message(user.to_string());
-        j.write(&Entry::Undo { run: run.clone(), user: user.clone(), group: group.clone() })?;
+        j.write(&Entry::Undo {
+            run: run.clone(),
+            user: user.clone(),
+            group: group.clone(),
+        })?;
         match dir.remove_from_group(user, group).await {
             Ok(()) => {
-                j.write(&Entry::Undone { run: run.clone(), user: user.clone(), group: group.clone() })?;
+                j.write(&Entry::Undone {
+                    run: run.clone(),
+                    user: user.clone(),
+                    group: group.clone(),
+                })?;
                 report.removed.push(user.clone());
             }
             Err(e) => {
@@ -302,8 +346,9 @@ pub async fn undo(
 
 /// The journal of the `[sync] every` job: beside `[state] path`, if set.
 pub fn job_journal(cfg: &Config) -> Option<PathBuf> {
-    cfg.state
-        .path
-        .as_ref()
-        .map(|p| p.parent().unwrap_or(Path::new(".")).join("iumgate-sync-journal.jsonl"))
+    cfg.state.path.as_ref().map(|p| {
+        p.parent()
+            .unwrap_or(Path::new("."))
+            .join("iumgate-sync-journal.jsonl")
+    })
 }

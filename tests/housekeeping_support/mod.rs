@@ -25,12 +25,20 @@ pub const T0: u64 = 1_736_901_000_000;
 pub const MIN: u64 = 60_000;
 
 pub async fn jira_sim() -> Sim {
-    Sim::start(SimConfig::demo(Product::Jira)).await.expect("sim starts")
+    Sim::start(SimConfig::demo(Product::Jira))
+        .await
+        .expect("sim starts")
 }
 
 pub fn config(sim: &Sim) -> Config {
     let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let mut cfg = iumgate::demo::demo_config(Product::Jira, &sim.url(), any, any, Duration::from_secs(30 * 60));
+    let mut cfg = iumgate::demo::demo_config(
+        Product::Jira,
+        &sim.url(),
+        any,
+        any,
+        Duration::from_secs(30 * 60),
+    );
     // demo_config leaves the credentials to Options.directory; `check` needs none either.
     cfg.ium.min_idle = Dur::secs(30 * 60);
     cfg
@@ -57,7 +65,10 @@ pub async fn start_gate(sim: &Sim, cfg: Config, clock: Arc<ManualClock>) -> Runn
 pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while !cond() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -71,7 +82,11 @@ pub async fn login(proxy: SocketAddr, user: &str) -> reqwest::Client {
         .unwrap();
     let resp = client
         .post(format!("http://{proxy}/login.jsp"))
-        .form(&[("os_username", user), ("os_password", "demo"), ("os_destination", "/browse/DEMO-1")])
+        .form(&[
+            ("os_username", user),
+            ("os_password", "demo"),
+            ("os_destination", "/browse/DEMO-1"),
+        ])
         .send()
         .await
         .unwrap();
@@ -106,14 +121,21 @@ impl Webhook {
         let (b, r) = (bodies.clone(), requests.clone());
         tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
                 let (b, r) = (b.clone(), r.clone());
                 tokio::spawn(async move {
                     let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                         let (b, r) = (b.clone(), r.clone());
                         async move {
                             let n = r.fetch_add(1, Ordering::SeqCst);
-                            let body = req.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+                            let body = req
+                                .into_body()
+                                .collect()
+                                .await
+                                .map(|c| c.to_bytes())
+                                .unwrap_or_default();
                             let status = if n < fail_first {
                                 500
                             } else {
@@ -136,7 +158,11 @@ impl Webhook {
                 });
             }
         });
-        Webhook { url, bodies, requests }
+        Webhook {
+            url,
+            bodies,
+            requests,
+        }
     }
 
     pub fn received(&self) -> Vec<serde_json::Value> {
