@@ -99,6 +99,23 @@ async fn a_read_only_directory_is_detected_from_the_apps_answer() {
 }
 
 #[tokio::test]
+async fn an_unknown_time_zone_is_flagged() {
+    let sim = jira_sim().await;
+    let mut cfg = config(&sim);
+    cfg.jobs.timezone = Some("Europe/Atlantis".into());
+    let r = run(&sim, &cfg).await;
+    assert_eq!(verdict(&r, "cleanup_schedule"), Verdict::Fail);
+    assert_eq!(r.exit_code(), 1);
+    cfg.jobs.timezone = Some("Europe/Berlin".into());
+    let r = run(&sim, &cfg).await;
+    assert!(r
+        .get("cleanup_schedule")
+        .unwrap()
+        .evidence
+        .contains("02:00 (Europe/Berlin)"));
+}
+
+#[tokio::test]
 async fn missing_groups_are_listed() {
     let sim = jira_sim().await;
     let mut cfg = config(&sim);

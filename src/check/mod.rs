@@ -170,6 +170,7 @@ pub async fn run(cfg: &Config, directory: &dyn Directory) -> Report {
             return r;
         }
     };
+    check_schedule(&mut r, cfg);
     let upstream = cfg.proxy.upstream.trim_end_matches('/').to_string();
     if !check_upstream(&mut r, &http, &upstream).await {
         return r;
@@ -234,6 +235,25 @@ pub async fn run(cfg: &Config, directory: &dyn Directory) -> Report {
         check_email_notifications(&mut r, &http, &upstream).await;
     }
     r
+}
+
+/// The nightly cleanup needs a time zone iumgate understands.
+fn check_schedule(r: &mut Report, cfg: &Config) {
+    let tz = crate::jobs::schedule::parse_timezone(cfg.jobs.timezone.as_deref());
+    let f = match tz {
+        Ok(tz) => Finding::new(
+            "cleanup_schedule",
+            Verdict::Pass,
+            format!(
+                "the nightly cleanup runs at {} ({})",
+                cfg.jobs.cleanup_at,
+                tz.iana_name().unwrap_or(cfg.jobs.timezone.as_deref().unwrap_or("the machine's local time"))
+            ),
+        ),
+        Err(e) => Finding::new("cleanup_schedule", Verdict::Fail, e)
+            .fix("Set jobs.timezone to an offset like \"+01:00\" or a zone like \"Europe/Berlin\", or remove it to use the machine's time zone."),
+    };
+    r.push(f.alert("cleanup_not_scheduled"));
 }
 
 fn probe_client(cfg: &Config) -> Result<reqwest::Client, String> {
