@@ -4,7 +4,9 @@
 
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Alert {
@@ -27,11 +29,11 @@ pub trait AlertSink: Send + Sync + std::fmt::Debug {
 #[derive(Debug, Default)]
 pub struct Alerts {
     active: Mutex<BTreeMap<String, Alert>>,
-    sink: Mutex<Option<std::sync::Arc<dyn AlertSink>>>,
+    sink: Mutex<Option<Arc<dyn AlertSink>>>,
 }
 
 impl Alerts {
-    pub fn set_sink(&self, sink: std::sync::Arc<dyn AlertSink>) {
+    pub fn set_sink(&self, sink: Arc<dyn AlertSink>) {
         if let Ok(mut s) = self.sink.lock() {
             *s = Some(sink);
         }
@@ -95,6 +97,149 @@ impl Alerts {
             .lock()
             .map(|m| m.contains_key(key))
             .unwrap_or(false)
+    }
+}
+
+/// How the webhook is called.
+#[derive(Debug, Clone)]
+pub struct WebhookOptions {
+    /// Whole-call time-out of one attempt.
+    pub timeout: Duration,
+    /// Tries per alert, the first included.
+    pub attempts: u32,
+    /// Wait before the second try; doubled before each further one.
+    pub backoff: Duration,
+    /// Alerts waiting to be sent; more are dropped (with a log line) rather
+    /// than making the request path wait.
+    pub queue: usize,
+}
+
+impl Default for WebhookOptions {
+    fn default() -> Self {
+        WebhookOptions {
+            timeout: Duration::from_secs(10),
+            attempts: 5,
+            backoff: Duration::from_secs(2),
+            queue: 256,
+        }
+    }
+}
+
+/// What the webhook sender has done so far (for tests and metrics).
+#[derive(Debug, Default)]
+pub struct WebhookStats {
+    pub queued: AtomicU64,
+    pub delivered: AtomicU64,
+    /// Alerts given up on after every attempt failed (or a 4xx).
+    pub failed: AtomicU64,
+    /// Alerts not queued because the queue was full.
+    pub dropped: AtomicU64,
+}
+
+impl WebhookStats {
+    /// Queued alerts whose sending has finished, one way or the other.
+    pub fn settled(&self) -> u64 {
+        self.delivered.load(Ordering::Relaxed) + self.failed.load(Ordering::Relaxed)
+    }
+}
+
+/// Posts each new alert as JSON with a human `text` field, so Slack- and
+/// Teams-style incoming webhooks show it as it is. `send` only queues: a
+/// background task posts, retrying with back-off, so whatever raised the
+/// alert (a grant on the request path) never waits for the webhook.
+#[derive(Debug)]
+pub struct WebhookSink {
+    tx: tokio::sync::mpsc::Sender<Alert>,
+    stats: Arc<WebhookStats>,
+}
+
+impl WebhookSink {
+    /// Starts the sender task; call inside a Tokio runtime. The task ends
+    /// when the sink is dropped (after the alert it is sending).
+    pub fn spawn(url: &str, opts: WebhookOptions) -> Result<Arc<WebhookSink>, String> {
+        let parsed = reqwest::Url::parse(url)
+            .map_err(|e| format!("alerts.webhook_url: \"{url}\" is not a URL: {e}"))?;
+        let client = reqwest::Client::builder()
+            .timeout(opts.timeout)
+            .connect_timeout(opts.timeout)
+            .build()
+            .map_err(|e| format!("alerts.webhook_url: cannot build the HTTP client: {e}"))?;
+        let (tx, rx) = tokio::sync::mpsc::channel(opts.queue.max(1));
+        let stats = Arc::new(WebhookStats::default());
+        tokio::spawn(post_loop(client, parsed, opts, rx, stats.clone()));
+        Ok(Arc::new(WebhookSink { tx, stats }))
+    }
+
+    pub fn stats(&self) -> &WebhookStats {
+        &self.stats
+    }
+}
+
+impl AlertSink for WebhookSink {
+    fn send(&self, alert: &Alert) {
+        match self.tx.try_send(alert.clone()) {
+            Ok(()) => {
+                self.stats.queued.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(alert = %alert.key, error = %e, "alert webhook: queue full or sender gone; this alert is not posted");
+            }
+        }
+    }
+}
+
+/// The JSON body: `text` for chat webhooks, the fields for anything smarter.
+pub fn webhook_body(alert: &Alert) -> serde_json::Value {
+    serde_json::json!({
+        "text": format!("iumgate: {}\nFix: {}", alert.text, alert.fix),
+        "key": alert.key,
+        "fix": alert.fix,
+        "since_ms": alert.since_ms,
+    })
+}
+
+async fn post_loop(
+    client: reqwest::Client,
+    url: reqwest::Url,
+    opts: WebhookOptions,
+    mut rx: tokio::sync::mpsc::Receiver<Alert>,
+    stats: Arc<WebhookStats>,
+) {
+    while let Some(alert) = rx.recv().await {
+        let body = webhook_body(&alert);
+        let mut wait = opts.backoff;
+        let mut delivered = false;
+        for attempt in 1..=opts.attempts.max(1) {
+            let outcome = client.post(url.clone()).json(&body).send().await;
+            let retry = match outcome {
+                Ok(r) if r.status().is_success() => {
+                    delivered = true;
+                    break;
+                }
+                Ok(r) => {
+                    let status = r.status();
+                    tracing::warn!(alert = %alert.key, %status, attempt, "alert webhook refused the alert");
+                    // Another try cannot fix a 4xx, except "too many requests".
+                    status.is_server_error() || status.as_u16() == 429
+                }
+                Err(e) => {
+                    tracing::warn!(alert = %alert.key, error = %e, attempt, "alert webhook unreachable");
+                    true
+                }
+            };
+            if !retry || attempt == opts.attempts.max(1) {
+                break;
+            }
+            tokio::time::sleep(wait).await;
+            wait = wait.saturating_mul(2);
+        }
+        if delivered {
+            stats.delivered.fetch_add(1, Ordering::Relaxed);
+        } else {
+            stats.failed.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(alert = %alert.key, "alert webhook: giving up on this alert (it stays in the status API)");
+        }
     }
 }
 

@@ -23,6 +23,8 @@ pub struct Running {
     /// The licence gate, when `[ium]` groups are configured.
     pub gate: Option<Arc<Gate>>,
     pub alerts: Arc<Alerts>,
+    /// The scheduled jobs (tier check, cleanup, sync), when the gate is on.
+    pub jobs: Option<Arc<crate::jobs::Housekeeping>>,
     /// Cancel to start a graceful drain (SIGTERM).
     pub stop: CancellationToken,
     done: tokio::task::JoinHandle<()>,
@@ -102,8 +104,8 @@ pub async fn start_opts(cfg: Config, opts: Options) -> Result<Running, String> {
         alerts.clone(),
         hash_key,
     ));
-    let running = start_with(cfg.clone(), gate.clone(), Some(gate.clone()), alerts).await?;
-    crate::jobs::spawn_all(&cfg, gate, running.stop.clone());
+    let mut running = start_with(cfg.clone(), gate.clone(), Some(gate.clone()), alerts).await?;
+    running.jobs = Some(crate::jobs::spawn_all(&cfg, gate, running.stop.clone()));
     Ok(running)
 }
 
@@ -173,6 +175,7 @@ pub async fn start_with<H: Hooks>(
         tls,
         gate,
         alerts,
+        jobs: None,
         stop,
         done,
     })

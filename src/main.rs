@@ -44,6 +44,38 @@ enum Cmd {
         #[arg(short, long)]
         config: PathBuf,
     },
+    /// Diagnose the setup against the running app (0: all is well, 1: something
+    /// needs the admin, 2: the check itself could not run).
+    Check {
+        #[arg(short, long, env = "IUMGATE_CONFIG")]
+        config: PathBuf,
+        /// Print the findings as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Bring casual users in: add `[sync] source_groups` members who are neither
+    /// deactivated nor holding a fixed licence to the IUM user group.
+    /// Without --apply it only prints the plan.
+    Sync {
+        #[arg(short, long, env = "IUMGATE_CONFIG")]
+        config: PathBuf,
+        /// Make the changes (journaled first; an interrupted run resumes).
+        #[arg(long, conflicts_with = "undo")]
+        apply: bool,
+        /// Revert the last run recorded in this journal.
+        #[arg(long, value_name = "JOURNAL")]
+        undo: Option<PathBuf>,
+        /// Where --apply journals its changes.
+        #[arg(
+            long,
+            value_name = "FILE",
+            default_value = "iumgate-sync-journal.jsonl"
+        )]
+        journal: PathBuf,
+        /// List the users of each category.
+        #[arg(short, long)]
+        verbose: bool,
+    },
 }
 
 fn parse_dur(s: &str) -> Result<std::time::Duration, String> {
@@ -82,6 +114,26 @@ fn main() -> ExitCode {
             })
             .await
         }),
+        Cmd::Check { config, json } => {
+            let cfg = match load(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            runtime(|| async move { check(cfg, json).await })
+        }
+        Cmd::Sync {
+            config,
+            apply,
+            undo,
+            journal,
+            verbose,
+        } => {
+            let cfg = match load(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            runtime(|| async move { sync(cfg, apply, undo, journal, verbose).await })
+        }
         Cmd::Serve { config } => {
             let cfg = match load(&config) {
                 Ok(c) => c,
@@ -105,6 +157,146 @@ fn main() -> ExitCode {
                     }
                 }
             })
+        }
+    }
+}
+
+async fn check(cfg: Config, json: bool) -> i32 {
+    iumgate::app::install_crypto();
+    let directory = match iumgate::directory::from_config(&cfg) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("iumgate check: {e}");
+            return 2;
+        }
+    };
+    let report = iumgate::check::run(&cfg, directory.as_ref()).await;
+    if json {
+        match serde_json::to_string_pretty(&serde_json::json!({
+            "exit_code": report.exit_code(),
+            "findings": report.findings,
+        })) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("iumgate check: cannot write JSON: {e}");
+                return 2;
+            }
+        }
+    } else {
+        print!("{}", report.human());
+    }
+    report.exit_code()
+}
+
+async fn sync(
+    cfg: Config,
+    apply: bool,
+    undo: Option<PathBuf>,
+    journal: PathBuf,
+    verbose: bool,
+) -> i32 {
+    use iumgate::sync;
+    use std::io::IsTerminal;
+    iumgate::app::install_crypto();
+    // Warnings only, and on stderr: stdout carries the plan and the counts.
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::WARN)
+        .try_init();
+    let settings = match sync::SyncSettings::from_config(&cfg) {
+        Ok(s) => s,
+        Err(e) if undo.is_none() => {
+            eprintln!("iumgate sync: {e}");
+            return 2;
+        }
+        Err(_) => sync::SyncSettings {
+            source_groups: Vec::new(),
+            user_group: cfg.ium.user_group.clone(),
+            fixed_groups: Vec::new(),
+            pace: cfg.sync.pace.map_or(sync::DEFAULT_PACE, |d| d.get()),
+        },
+    };
+    let directory = match iumgate::directory::from_config(&cfg) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("iumgate sync: {e}");
+            return 2;
+        }
+    };
+    let progress = std::io::stderr().is_terminal();
+    if let Some(path) = undo {
+        return match sync::undo(directory.as_ref(), &path, settings.pace, progress).await {
+            Ok(r) => {
+                println!(
+                    "undid run {}: removed {} user(s) from the group, {} failed",
+                    r.run,
+                    r.removed.len(),
+                    r.failed.len()
+                );
+                if verbose {
+                    let names: Vec<&str> = r.removed.iter().map(|u| u.as_str()).collect();
+                    println!("  removed: {}", names.join(" "));
+                }
+                for (u, e) in &r.failed {
+                    eprintln!("  failed: {u}: {e}");
+                }
+                i32::from(!r.failed.is_empty())
+            }
+            Err(e) => {
+                eprintln!("iumgate {e}");
+                2
+            }
+        };
+    }
+    let plan = match sync::plan(directory.as_ref(), &settings).await {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("iumgate sync: cannot read the groups: {e}");
+            return 2;
+        }
+    };
+    println!(
+        "plan for {} from {}: {}",
+        settings.user_group,
+        settings.source_groups.join(", "),
+        plan.summary(false)
+    );
+    if verbose {
+        print!("{}", plan.details());
+    }
+    if !apply {
+        println!("(nothing changed: run with --apply to make these changes)");
+        return 0;
+    }
+    let opts = sync::RunOptions {
+        journal: Some(journal.clone()),
+        progress,
+    };
+    match sync::apply(directory.as_ref(), &settings, &plan, &opts).await {
+        Ok(r) => {
+            if r.resumed {
+                println!(
+                    "resumed interrupted run {} ({} added before the interruption)",
+                    r.run,
+                    r.added_before.len()
+                );
+            }
+            println!(
+                "run {}: added {}, failed {}; journal {} (undo: iumgate sync --config FILE --undo {})",
+                r.run,
+                r.added.len(),
+                r.failed.len(),
+                journal.display(),
+                journal.display()
+            );
+            for (u, e) in &r.failed {
+                eprintln!("  failed: {u}: {e}");
+            }
+            i32::from(!r.failed.is_empty())
+        }
+        Err(e) => {
+            eprintln!("iumgate {e}");
+            2
         }
     }
 }

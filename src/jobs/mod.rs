@@ -1,20 +1,50 @@
 //! Housekeeping that runs inside `iumgate serve`: reconcile with the
-//! directory, prune abandoned waiters and stale sessions.
+//! directory, prune abandoned waiters and stale sessions, and the scheduled
+//! jobs — the tier check, the nightly cleanup and the optional user sync.
+//!
+//! The scheduled jobs are decided by [`Housekeeping::tick`], a function of
+//! "now" (the gate's clock) and the last runs; a thin loop calls it every
+//! second. Tests move a manual clock to "02:00" and call `tick` themselves.
 
-use crate::config::Config;
+mod cleanup;
+pub mod schedule;
+mod tier;
+
+pub use cleanup::{cleanup, CleanupReport};
+pub use tier::{run_checks, tier_check, TierReport};
+
+use crate::alerts::{WebhookOptions, WebhookSink};
+use crate::check;
+use crate::config::{parse_hh_mm, Config};
 use crate::gate::Gate;
-use std::sync::Arc;
+use schedule::Daily;
+use serde::Serialize;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// Starts every job; they stop with `stop`.
-pub fn spawn_all(cfg: &Config, gate: Arc<Gate>, stop: CancellationToken) {
+/// Starts every job; they stop with `stop`. The returned handle lets the
+/// status API read the last reports and tests drive the schedule.
+pub fn spawn_all(cfg: &Config, gate: Arc<Gate>, stop: CancellationToken) -> Arc<Housekeeping> {
+    if let Some(url) = &cfg.alerts.webhook_url {
+        match WebhookSink::spawn(url, WebhookOptions::default()) {
+            Ok(sink) => gate.alerts.set_sink(sink),
+            Err(e) => tracing::error!("{e}; alerts are not posted"),
+        }
+    }
     tokio::spawn(reconcile_loop(
         gate.clone(),
         cfg.jobs.reconcile_every.get(),
         stop.clone(),
     ));
-    tokio::spawn(prune_loop(gate, Duration::from_secs(5), stop));
+    tokio::spawn(prune_loop(
+        gate.clone(),
+        Duration::from_secs(5),
+        stop.clone(),
+    ));
+    let hk = Arc::new(Housekeeping::new(cfg, gate));
+    tokio::spawn(hk.clone().run(Duration::from_secs(1), stop));
+    hk
 }
 
 /// Reconciles at start and every `every`. A failed pass is retried with a
@@ -59,5 +89,237 @@ async fn prune_loop(gate: Arc<Gate>, every: Duration, stop: CancellationToken) {
         let s = gate.settings.load();
         gate.sessions
             .prune(now, s.session_ttl_ms, s.remember_ttl_ms);
+    }
+}
+
+/// What one tick did (each `None`: not due, or not configured).
+#[derive(Debug, Default)]
+pub struct Tick {
+    /// The start-up diagnostics (first tick only).
+    pub startup_checks: Option<check::Report>,
+    pub tier: Option<Result<TierReport, String>>,
+    pub cleanup: Option<Result<CleanupReport, String>>,
+    pub sync: Option<Result<crate::sync::ApplyReport, String>>,
+}
+
+/// The last outcome of each scheduled job, for the status API.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LastRuns {
+    pub tier: Option<TierReport>,
+    pub cleanup: Option<CleanupReport>,
+    pub sync: Option<crate::sync::ApplyReport>,
+}
+
+#[derive(Debug)]
+struct Schedule {
+    started: bool,
+    /// Time of the previous tick: the nightly job runs when its time of day
+    /// falls after it.
+    last_tick_ms: u64,
+    last_tier_ms: u64,
+    last_sync_ms: u64,
+}
+
+/// The scheduled jobs of one gate.
+#[derive(Debug)]
+pub struct Housekeeping {
+    cfg: Config,
+    gate: Arc<Gate>,
+    daily: Option<Daily>,
+    tier_every_ms: u64,
+    sync_every_ms: Option<u64>,
+    /// A tokio mutex: ticks from the loop and from a test never overlap, and
+    /// the second one sees the first one's runs.
+    schedule: tokio::sync::Mutex<Schedule>,
+    last: Mutex<LastRuns>,
+}
+
+impl Housekeeping {
+    pub fn new(cfg: &Config, gate: Arc<Gate>) -> Housekeeping {
+        let daily = parse_hh_mm(&cfg.jobs.cleanup_at).and_then(|(h, m)| {
+            let tz = schedule::parse_timezone(cfg.jobs.timezone.as_deref())?;
+            Daily::new(h, m, tz)
+        });
+        let daily = match daily {
+            Ok(d) => Some(d),
+            Err(e) => {
+                gate.alerts.raise(
+                    "cleanup_not_scheduled",
+                    format!("The nightly cleanup is off: {e}"),
+                    "Fix [jobs] cleanup_at (\"02:00\") and timezone (\"+01:00\" or \"Europe/Berlin\").",
+                    gate.now(),
+                );
+                None
+            }
+        };
+        let now = gate.now();
+        Housekeeping {
+            tier_every_ms: cfg.jobs.tier_check_every.get().as_millis() as u64,
+            sync_every_ms: if cfg.sync.source_groups.is_empty() {
+                None
+            } else {
+                cfg.sync.every.map(|d| d.get().as_millis() as u64)
+            },
+            cfg: cfg.clone(),
+            gate,
+            daily,
+            schedule: tokio::sync::Mutex::new(Schedule {
+                started: false,
+                last_tick_ms: now,
+                last_tier_ms: now,
+                last_sync_ms: now,
+            }),
+            last: Mutex::new(LastRuns::default()),
+        }
+    }
+
+    /// Calls `tick` every `poll` until `stop`.
+    pub async fn run(self: Arc<Self>, poll: Duration, stop: CancellationToken) {
+        loop {
+            self.tick(self.gate.now()).await;
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(poll) => {}
+            }
+        }
+    }
+
+    /// Runs whatever is due at `now`: the diagnostics on the first tick,
+    /// the tier check every `tier_check_every`, the cleanup once when
+    /// `cleanup_at` local time has passed since the previous tick, and the
+    /// sync every `[sync] every`.
+    pub async fn tick(&self, now: u64) -> Tick {
+        let mut sch = self.schedule.lock().await;
+        let mut out = Tick::default();
+        if !sch.started {
+            sch.started = true;
+            out.startup_checks = Some(run_checks(&self.gate, &self.cfg).await);
+        }
+        if schedule::every_due(sch.last_tier_ms, self.tier_every_ms, now) {
+            sch.last_tier_ms = now;
+            let r = tier_check(&self.gate, &self.cfg).await;
+            match &r {
+                Ok(rep) => {
+                    self.gate.alerts.resolve("tier_check_failed");
+                    self.set_last(|l| l.tier = Some(rep.clone()));
+                }
+                Err(e) => {
+                    self.gate.alerts.raise(
+                        "tier_check_failed",
+                        e.clone(),
+                        "Check [directory] and that the application is reachable; the tier check runs again next time.",
+                        now,
+                    );
+                }
+            }
+            out.tier = Some(r);
+        }
+        if self
+            .daily
+            .as_ref()
+            .is_some_and(|d| d.due(sch.last_tick_ms, now))
+        {
+            out.cleanup = Some(self.cleanup(now).await);
+        }
+        if let Some(every) = self.sync_every_ms {
+            if schedule::every_due(sch.last_sync_ms, every, now) {
+                sch.last_sync_ms = now;
+                out.sync = Some(self.sync().await);
+            }
+        }
+        sch.last_tick_ms = sch.last_tick_ms.max(now);
+        out
+    }
+
+    async fn cleanup(&self, now: u64) -> Result<CleanupReport, String> {
+        match cleanup(&self.gate).await {
+            Ok(rep) => {
+                tracing::info!(
+                    deactivated = rep.deactivated.len(),
+                    fixed = rep.fixed.len(),
+                    seats_freed = rep.seats_freed,
+                    failed = rep.failed.len(),
+                    "nightly cleanup: removed deactivated and fixed-licence users from the IUM groups"
+                );
+                if rep.failed.is_empty() {
+                    self.gate.alerts.resolve("cleanup_failed");
+                } else {
+                    let names: Vec<&str> = rep
+                        .failed
+                        .iter()
+                        .take(10)
+                        .map(|(u, _)| u.as_str())
+                        .collect();
+                    self.gate.alerts.raise(
+                        "cleanup_failed",
+                        format!(
+                            "The nightly cleanup could not remove {} user(s) from the IUM groups: {} ({})",
+                            rep.failed.len(),
+                            names.join(", "),
+                            rep.failed[0].1
+                        ),
+                        "Check that the IUM groups are writable and the service account is an administrator.",
+                        now,
+                    );
+                }
+                self.set_last(|l| l.cleanup = Some(rep.clone()));
+                Ok(rep)
+            }
+            Err(e) => {
+                let msg = format!("nightly cleanup: cannot read the groups: {e}");
+                self.gate.alerts.raise(
+                    "cleanup_failed",
+                    msg.clone(),
+                    "Check [directory] and that the application is reachable; the cleanup runs again tomorrow.",
+                    now,
+                );
+                Err(msg)
+            }
+        }
+    }
+
+    async fn sync(&self) -> Result<crate::sync::ApplyReport, String> {
+        let run = async {
+            let s = crate::sync::SyncSettings::from_config(&self.cfg)?;
+            let dir = self.gate.directory.as_ref();
+            let plan = crate::sync::plan(dir, &s)
+                .await
+                .map_err(|e| format!("sync: {e}"))?;
+            let opts = crate::sync::RunOptions {
+                journal: crate::sync::job_journal(&self.cfg),
+                progress: false,
+            };
+            let rep = crate::sync::apply(dir, &s, &plan, &opts)
+                .await
+                .map_err(|e| e.to_string())?;
+            tracing::info!("sync job: {}", plan.summary(true));
+            Ok::<_, String>(rep)
+        };
+        let r = run.await;
+        match &r {
+            Ok(rep) => {
+                self.gate.alerts.resolve("sync_failed");
+                self.set_last(|l| l.sync = Some(rep.clone()));
+            }
+            Err(e) => {
+                self.gate.alerts.raise(
+                    "sync_failed",
+                    e.clone(),
+                    "Run `iumgate sync --config FILE` by hand to see the plan and the error.",
+                    self.gate.now(),
+                );
+            }
+        }
+        r
+    }
+
+    pub fn last_runs(&self) -> LastRuns {
+        self.last.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    fn set_last(&self, f: impl FnOnce(&mut LastRuns)) {
+        if let Ok(mut l) = self.last.lock() {
+            f(&mut l);
+        }
     }
 }

@@ -26,6 +26,10 @@ pub(crate) fn route(st: &mut State, req: &Req, cx: &mut Cx) -> Reply {
         .strip_prefix("/rest/api/2/")
         .or_else(|| path.strip_prefix("/rest/api/latest/"))
     {
+        if api == "serverInfo" {
+            // Served to anyone, as Jira does.
+            return server_info(st);
+        }
         if is_admin_api(api) {
             return admin(st, req, cx, api);
         }
@@ -54,6 +58,23 @@ pub(crate) fn route(st: &mut State, req: &Req, cx: &mut Cx) -> Reply {
             "<p>Oops, you've found a dead link.</p>",
         ),
     }
+}
+
+fn server_info(st: &State) -> Reply {
+    let numbers: Vec<u64> = st
+        .version
+        .split('.')
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    Reply::json(
+        200,
+        json!({
+            "version": st.version,
+            "versionNumbers": numbers,
+            "deploymentType": "Server",
+            "serverTitle": "Jira",
+        }),
+    )
 }
 
 fn is_static(path: &str) -> bool {

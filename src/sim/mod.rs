@@ -302,6 +302,11 @@ impl Sim {
         self.lock().ausername_header = on;
     }
 
+    /// The version the app reports (Jira's `/rest/api/2/serverInfo`).
+    pub fn set_version(&self, version: &str) {
+        self.lock().version = version.to_string();
+    }
+
     /// Requests seen whose path (without query) starts with `path_prefix`.
     pub fn count(&self, path_prefix: &str) -> usize {
         self.lock().count(path_prefix)

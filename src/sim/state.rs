@@ -67,6 +67,8 @@ pub(crate) struct State {
     /// Whether responses carry `X-AUSERNAME` (Confluence's is unconfirmed, so
     /// tests can switch it off to prove iumgate copes without it).
     pub ausername_header: bool,
+    /// What `/rest/api/2/serverInfo` reports (Jira), e.g. `9.12.0`.
+    pub version: String,
     hits: HashMap<String, usize>,
     writes: Vec<(String, String, String)>,
     peaks: HashMap<String, usize>,
@@ -102,6 +104,7 @@ impl State {
             fail_admin: None,
             down: false,
             ausername_header: true,
+            version: "9.12.0".into(),
             hits: HashMap::new(),
             writes: Vec::new(),
             peaks: HashMap::new(),

@@ -1,0 +1,810 @@
+//! `iumgate check`: the classic misconfigurations of a licence-pooling
+//! setup, found and explained before users notice them. Each finding says
+//! what was found (the verdict), why (the evidence) and what to do (the fix,
+//! one sentence). The same checks run in `iumgate serve` at start-up and with
+//! each tier check; their findings become alerts.
+//!
+//! Every check only reads, except the read-only probe, which re-adds a
+//! current member to an IUM group: a no-op on a writable directory.
+
+use crate::alerts::Alerts;
+use crate::config::{Config, DirectoryKind, Tier};
+use crate::directory::{Directory, DirectoryError, LicenceInfo, Member};
+use crate::product::Product;
+use crate::user::UserId;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// How a check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Pass,
+    /// A hint worth knowing; nothing is wrong.
+    Info,
+    /// Could not be verified automatically: the fix says what to check by hand.
+    Unverified,
+    /// Needs the admin, but nothing is broken yet.
+    Warn,
+    /// Broken, or about to break things for users.
+    Fail,
+    /// The check itself could not run (e.g. the app is unreachable).
+    Error,
+}
+
+impl Verdict {
+    fn tag(self) -> &'static str {
+        match self {
+            Verdict::Pass => " ok ",
+            Verdict::Info => "info",
+            Verdict::Unverified => " ?? ",
+            Verdict::Warn => "WARN",
+            Verdict::Fail => "FAIL",
+            Verdict::Error => "ERR ",
+        }
+    }
+
+    fn needs_admin(self) -> bool {
+        matches!(self, Verdict::Warn | Verdict::Fail)
+    }
+}
+
+/// One finding.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    /// Stable name of the check, e.g. `power_users_in_ium_groups`.
+    pub check: &'static str,
+    pub verdict: Verdict,
+    /// What was seen, with the numbers and names.
+    pub evidence: String,
+    /// What to do, in one sentence (absent when all is well).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+    /// The alert this finding raises in `iumgate serve` (and resolves when it passes).
+    #[serde(skip)]
+    pub alert_key: Option<&'static str>,
+}
+
+impl Finding {
+    fn new(check: &'static str, verdict: Verdict, evidence: impl Into<String>) -> Finding {
+        Finding {
+            check,
+            verdict,
+            evidence: evidence.into(),
+            fix: None,
+            alert_key: None,
+        }
+    }
+    fn fix(mut self, fix: impl Into<String>) -> Finding {
+        self.fix = Some(fix.into());
+        self
+    }
+    fn alert(mut self, key: &'static str) -> Finding {
+        self.alert_key = Some(key);
+        self
+    }
+}
+
+/// Every finding of one run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    /// 0: all is well; 1: something needs the admin; 2: the check could not run.
+    pub fn exit_code(&self) -> i32 {
+        if self.findings.iter().any(|f| f.verdict == Verdict::Error) {
+            2
+        } else if self.findings.iter().any(|f| f.verdict.needs_admin()) {
+            1
+        } else {
+            0
+        }
+    }
+
+    pub fn get(&self, check: &str) -> Option<&Finding> {
+        self.findings.iter().find(|f| f.check == check)
+    }
+
+    fn push(&mut self, f: Finding) {
+        self.findings.push(f);
+    }
+
+    /// The report for a terminal: one block per finding.
+    pub fn human(&self) -> String {
+        let mut out = String::new();
+        for f in &self.findings {
+            let _ = writeln!(out, "[{}] {}: {}", f.verdict.tag(), f.check, f.evidence);
+            if let Some(fix) = &f.fix {
+                let _ = writeln!(out, "       fix: {fix}");
+            }
+        }
+        let summary = match self.exit_code() {
+            0 => "all is well",
+            1 => "something needs the admin",
+            _ => "the check could not run completely",
+        };
+        let _ = writeln!(out, "{summary}");
+        out
+    }
+
+    /// Raises an alert for each finding that needs the admin and resolves
+    /// the alert of each that passes. Returns how many alerts are raised.
+    pub fn to_alerts(&self, alerts: &Alerts, now_ms: u64) -> usize {
+        let mut raised = 0;
+        for f in &self.findings {
+            let Some(key) = f.alert_key else { continue };
+            match f.verdict {
+                Verdict::Warn | Verdict::Fail | Verdict::Error => {
+                    let fix = f.fix.clone().unwrap_or_default();
+                    alerts.raise(key, f.evidence.clone(), fix, now_ms);
+                    raised += 1;
+                }
+                Verdict::Pass => {
+                    alerts.resolve(key);
+                }
+                Verdict::Info | Verdict::Unverified => {}
+            }
+        }
+        raised
+    }
+}
+
+/// The e-mail dark feature that gives unlicensed users notifications back (Jira 8.20.6+).
+pub const EMAIL_DARK_FEATURE: &str =
+    "com.atlassian.jira.send.email.notifications.to.user.without.application.access.enabled";
+
+/// Runs every check against the app that `cfg` names, through `directory`.
+pub async fn run(cfg: &Config, directory: &dyn Directory) -> Report {
+    let mut r = Report::default();
+    let http = match probe_client(cfg) {
+        Ok(c) => c,
+        Err(e) => {
+            r.push(
+                Finding::new("upstream_reachable", Verdict::Error, e)
+                    .fix("Fix proxy.upstream_ca_file so iumgate can build its HTTP client."),
+            );
+            return r;
+        }
+    };
+    check_schedule(&mut r, cfg);
+    let upstream = cfg.proxy.upstream.trim_end_matches('/').to_string();
+    if !check_upstream(&mut r, &http, &upstream).await {
+        return r;
+    }
+    if !cfg.gate_enabled() {
+        r.push(
+            Finding::new(
+                "ium_groups_configured",
+                Verdict::Info,
+                "no [ium] groups are configured: iumgate runs as a plain proxy and manages no licences",
+            )
+            .fix("Set ium.user_group and ium.access_group to manage licences."),
+        );
+        return r;
+    }
+
+    let groups = read_groups(cfg, directory).await;
+    let licence = directory.licence(&cfg.licence.application).await;
+    if !check_credentials(&mut r, &groups, &licence) {
+        return r;
+    }
+    check_groups_exist(&mut r, &groups);
+    let members = |g: &str| -> &[Member] {
+        match groups.get(g) {
+            Some(Ok(m)) => m,
+            _ => &[],
+        }
+    };
+    let mut fixed: BTreeSet<UserId> = BTreeSet::new();
+    for g in &cfg.licence.fixed_groups {
+        fixed.extend(
+            members(g)
+                .iter()
+                .filter(|m| m.active)
+                .map(|m| m.name.clone()),
+        );
+    }
+    check_power_users(
+        &mut r,
+        cfg,
+        &fixed,
+        members(&cfg.ium.user_group),
+        members(&cfg.ium.access_group),
+    );
+    check_read_only(
+        &mut r,
+        cfg,
+        directory,
+        members(&cfg.ium.access_group),
+        members(&cfg.ium.user_group),
+    )
+    .await;
+    check_tier(
+        &mut r,
+        cfg,
+        &fixed,
+        members(&cfg.ium.access_group),
+        licence.as_ref().ok().cloned().flatten(),
+    );
+    if cfg.proxy.product == Product::Jira {
+        check_browse_users(&mut r, cfg);
+        check_email_notifications(&mut r, &http, &upstream).await;
+    }
+    r
+}
+
+/// The nightly cleanup needs a time zone iumgate understands.
+fn check_schedule(r: &mut Report, cfg: &Config) {
+    let tz = crate::jobs::schedule::parse_timezone(cfg.jobs.timezone.as_deref());
+    let f = match tz {
+        Ok(tz) => Finding::new(
+            "cleanup_schedule",
+            Verdict::Pass,
+            format!(
+                "the nightly cleanup runs at {} ({})",
+                cfg.jobs.cleanup_at,
+                tz.iana_name().unwrap_or(cfg.jobs.timezone.as_deref().unwrap_or("the machine's local time"))
+            ),
+        ),
+        Err(e) => Finding::new("cleanup_schedule", Verdict::Fail, e)
+            .fix("Set jobs.timezone to an offset like \"+01:00\" or a zone like \"Europe/Berlin\", or remove it to use the machine's time zone."),
+    };
+    r.push(f.alert("cleanup_not_scheduled"));
+}
+
+fn probe_client(cfg: &Config) -> Result<reqwest::Client, String> {
+    let t = cfg.directory.timeout.get().max(Duration::from_secs(1));
+    let mut b = reqwest::Client::builder()
+        .timeout(t)
+        .connect_timeout(t)
+        .redirect(reqwest::redirect::Policy::none());
+    if let Some(path) = &cfg.proxy.upstream_ca_file {
+        let pem = std::fs::read(path)
+            .map_err(|e| format!("cannot read proxy.upstream_ca_file {}: {e}", path.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+            format!(
+                "proxy.upstream_ca_file {}: not PEM certificates: {e}",
+                path.display()
+            )
+        })?;
+        for c in certs {
+            b = b.add_root_certificate(c);
+        }
+    }
+    b.build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+}
+
+/// `GET /status`: every Atlassian DC app answers `{"state":"RUNNING"}` there.
+async fn check_upstream(r: &mut Report, http: &reqwest::Client, upstream: &str) -> bool {
+    let url = format!("{upstream}/status");
+    match http.get(&url).send().await {
+        Ok(resp) => {
+            let status = resp.status();
+            let state = resp
+                .json::<serde_json::Value>()
+                .await
+                .ok()
+                .and_then(|v| v.get("state").and_then(|s| s.as_str()).map(str::to_string));
+            match state.as_deref() {
+                Some("RUNNING") | None if status.is_success() => r.push(
+                    Finding::new(
+                        "upstream_reachable",
+                        Verdict::Pass,
+                        format!("GET {url} answered {status}{}", state.map(|s| format!(" ({s})")).unwrap_or_default()),
+                    )
+                    .alert("upstream_unreachable"),
+                ),
+                _ => r.push(
+                    Finding::new(
+                        "upstream_reachable",
+                        Verdict::Warn,
+                        format!(
+                            "GET {url} answered {status}, state {}",
+                            state.as_deref().unwrap_or("unknown")
+                        ),
+                    )
+                    .fix("Wait until the application has started, or check proxy.upstream points at the application itself.")
+                    .alert("upstream_unreachable"),
+                ),
+            }
+            true
+        }
+        Err(e) => {
+            r.push(
+                Finding::new("upstream_reachable", Verdict::Error, format!("GET {url} failed: {e}"))
+                    .fix("Check proxy.upstream and that the application runs and is reachable from this host.")
+                    .alert("upstream_unreachable"),
+            );
+            false
+        }
+    }
+}
+
+type Groups = BTreeMap<String, Result<Vec<Member>, DirectoryError>>;
+
+async fn read_groups(cfg: &Config, dir: &dyn Directory) -> Groups {
+    let mut names: Vec<&String> = vec![&cfg.ium.user_group, &cfg.ium.access_group];
+    names.extend(cfg.licence.fixed_groups.iter());
+    names.extend(cfg.sync.source_groups.iter());
+    let mut out = Groups::new();
+    for g in names {
+        if !out.contains_key(g) {
+            out.insert(g.clone(), dir.group_members(g).await);
+        }
+    }
+    out
+}
+
+/// Valid credentials with admin rights: the group listings and the licence
+/// (Jira's application roles need an administrator) must not be refused.
+fn check_credentials(
+    r: &mut Report,
+    groups: &Groups,
+    licence: &Result<Option<LicenceInfo>, DirectoryError>,
+) -> bool {
+    let errors = groups
+        .values()
+        .filter_map(|g| g.as_ref().err())
+        .chain(licence.as_ref().err());
+    let mut first_other = None;
+    for e in errors {
+        match e {
+            DirectoryError::BadCredentials => {
+                r.push(
+                    Finding::new("directory_credentials", Verdict::Fail, e.to_string())
+                        .fix("Set [directory] username and password_env/password_file (or token_env/token_file) to a working service account.")
+                        .alert("directory_bad_credentials"),
+                );
+                return false;
+            }
+            DirectoryError::NotAdmin => {
+                r.push(
+                    Finding::new("directory_credentials", Verdict::Fail, e.to_string())
+                        .fix("Give the service account administrator rights (Jira: jira-administrators), which group changes need.")
+                        .alert("directory_not_admin"),
+                );
+                return false;
+            }
+            DirectoryError::Unavailable(_) => {
+                r.push(
+                    Finding::new("directory_credentials", Verdict::Error, e.to_string())
+                        .fix("Check [directory] url and that the application's REST API is reachable from iumgate.")
+                        .alert("directory_unavailable"),
+                );
+                return false;
+            }
+            DirectoryError::GroupMissing(_) | DirectoryError::UserMissing(_) => {}
+            other => {
+                first_other.get_or_insert(other.clone());
+            }
+        }
+    }
+    match first_other {
+        Some(e) => {
+            r.push(
+                Finding::new("directory_credentials", Verdict::Warn, format!("the admin REST API answered oddly: {e}"))
+                    .fix("Check [directory] kind and url: they must name the application's own REST API."),
+            );
+        }
+        None => r.push(
+            Finding::new(
+                "directory_credentials",
+                Verdict::Pass,
+                "the service account may list groups and read the licence (administrator rights)",
+            )
+            .alert("directory_not_admin"),
+        ),
+    }
+    true
+}
+
+fn check_groups_exist(r: &mut Report, groups: &Groups) {
+    let missing: Vec<&str> = groups
+        .iter()
+        .filter(|(_, v)| matches!(v, Err(DirectoryError::GroupMissing(_))))
+        .map(|(k, _)| k.as_str())
+        .collect();
+    if missing.is_empty() {
+        let listed: Vec<String> = groups
+            .iter()
+            .map(|(k, v)| format!("{k} ({})", v.as_ref().map_or(0, Vec::len)))
+            .collect();
+        r.push(
+            Finding::new(
+                "groups_exist",
+                Verdict::Pass,
+                format!("all groups exist: {}", listed.join(", ")),
+            )
+            .alert("directory_group_missing"),
+        );
+    } else {
+        r.push(
+            Finding::new(
+                "groups_exist",
+                Verdict::Fail,
+                format!("these groups do not exist in the application: {}", missing.join(", ")),
+            )
+            .fix("Create the groups in the application's user directory, or correct their names in [ium], [licence] or [sync].")
+            .alert("directory_group_missing"),
+        );
+    }
+}
+
+fn check_power_users(
+    r: &mut Report,
+    cfg: &Config,
+    fixed: &BTreeSet<UserId>,
+    user_members: &[Member],
+    access_members: &[Member],
+) {
+    let in_ium: BTreeSet<&UserId> = user_members
+        .iter()
+        .chain(access_members)
+        .map(|m| &m.name)
+        .collect();
+    let both: Vec<&str> = fixed
+        .iter()
+        .filter(|u| in_ium.contains(u))
+        .map(UserId::as_str)
+        .collect();
+    if both.is_empty() {
+        r.push(
+            Finding::new(
+                "power_users_in_ium_groups",
+                Verdict::Pass,
+                format!(
+                    "no member of {} is also in {} or {}",
+                    cfg.licence.fixed_groups.join(", "),
+                    cfg.ium.user_group,
+                    cfg.ium.access_group
+                ),
+            )
+            .alert("power_user_in_ium_group"),
+        );
+        return;
+    }
+    let shown: Vec<&str> = both.iter().take(20).copied().collect();
+    r.push(
+        Finding::new(
+            "power_users_in_ium_groups",
+            Verdict::Fail,
+            format!(
+                "{} user(s) hold a fixed licence and are also in an IUM group (this causes \"waiting screen for every user\" and \"users not removed\"): {}{}",
+                both.len(),
+                shown.join(", "),
+                if both.len() > shown.len() { ", …" } else { "" }
+            ),
+        )
+        .fix(format!(
+            "Remove these users from {} and {} (the nightly cleanup does it, or remove them by hand).",
+            cfg.ium.user_group, cfg.ium.access_group
+        ))
+        .alert("power_user_in_ium_group"),
+    );
+}
+
+const READ_ONLY_FIX: &str = "Make the user directory read/write, or set it to \"Read Only, with Local Groups\" and create the IUM groups as local groups (Bitbucket with Crowd cannot work: use Bitbucket's own directory).";
+
+/// A read-only directory is seen in the app's answer to a write: re-adding a
+/// current member changes nothing on a writable directory.
+async fn check_read_only(
+    r: &mut Report,
+    cfg: &Config,
+    dir: &dyn Directory,
+    access_members: &[Member],
+    user_members: &[Member],
+) {
+    if cfg.proxy.product == Product::Bitbucket
+        && cfg.directory.kind_for(cfg.proxy.product) == DirectoryKind::Crowd
+    {
+        r.push(
+            Finding::new("directory_writable", Verdict::Fail, "Bitbucket with a Crowd directory: Bitbucket sees group changes made in Crowd only at its next sync")
+                .fix(READ_ONLY_FIX)
+                .alert("directory_read_only"),
+        );
+        return;
+    }
+    let probe = [
+        (&cfg.ium.access_group, access_members),
+        (&cfg.ium.user_group, user_members),
+    ]
+    .into_iter()
+    .find_map(|(g, m)| m.first().map(|m| (g, m.name.clone())));
+    let Some((group, user)) = probe else {
+        r.push(
+            Finding::new(
+                "directory_writable",
+                Verdict::Unverified,
+                "both IUM groups are empty: there is no member to re-add as a harmless write test",
+            )
+            .fix("Check by hand that the IUM groups are writable (a read/write directory or \"Read Only, with Local Groups\")."),
+        );
+        return;
+    };
+    match dir.add_to_group(&user, group).await {
+        Ok(()) => r.push(
+            Finding::new(
+                "directory_writable",
+                Verdict::Pass,
+                format!("re-adding member `{user}` to {group} was accepted: the IUM groups are writable"),
+            )
+            .alert("directory_read_only"),
+        ),
+        Err(e @ DirectoryError::ReadOnly(_)) => r.push(
+            Finding::new(
+                "directory_writable",
+                Verdict::Fail,
+                format!("re-adding member `{user}` to {group} was refused: {e}"),
+            )
+            .fix(READ_ONLY_FIX)
+            .alert("directory_read_only"),
+        ),
+        Err(e) => r.push(
+            Finding::new(
+                "directory_writable",
+                Verdict::Unverified,
+                format!("re-adding member `{user}` to {group} failed, so writability is unknown: {e}"),
+            )
+            .fix("Check by hand that the IUM groups are writable (a read/write directory or \"Read Only, with Local Groups\")."),
+        ),
+    }
+}
+
+fn check_tier(
+    r: &mut Report,
+    cfg: &Config,
+    fixed: &BTreeSet<UserId>,
+    access_members: &[Member],
+    licence: Option<LicenceInfo>,
+) {
+    let app_seats = licence.as_ref().and_then(|l| l.seats);
+    let tier = match (cfg.licence.tier, app_seats) {
+        (Tier::Fixed(n), _) => n,
+        (Tier::Auto, Some(n)) => n,
+        (Tier::Auto, None) => {
+            r.push(
+                Finding::new(
+                    "tier_arithmetic",
+                    Verdict::Fail,
+                    format!("licence.tier = \"auto\" but the application `{}` reports no seat count", cfg.licence.application),
+                )
+                .fix("Set licence.tier to the number of users of the licence, or licence.application to the right application role.")
+                .alert("tier_exceeded"),
+            );
+            return;
+        }
+    };
+    let fixed_n = u32::try_from(fixed.len()).unwrap_or(u32::MAX);
+    let reserved = cfg.licence.reserved;
+    let shared = tier.saturating_sub(fixed_n).saturating_sub(reserved);
+    let holders = access_members
+        .iter()
+        .filter(|m| m.active && !fixed.contains(&m.name))
+        .count();
+    if fixed_n.saturating_add(reserved) > tier {
+        r.push(
+            Finding::new(
+                "tier_arithmetic",
+                Verdict::Fail,
+                format!("{fixed_n} fixed-licence users + {reserved} reserved exceed the tier of {tier}: no seat is left to share"),
+            )
+            .fix("Move power users into the IUM user group, or buy a larger tier.")
+            .alert("tier_exceeded"),
+        );
+    } else {
+        r.push(
+            Finding::new(
+                "tier_arithmetic",
+                Verdict::Pass,
+                format!("tier {tier} = {fixed_n} fixed + {reserved} reserved + {shared} shared seats; {holders} shared seats are held"),
+            )
+            .alert("tier_exceeded"),
+        );
+    }
+
+    // The app's own view, where its API gives one.
+    let Some(l) = licence else { return };
+    let mut problems = Vec::new();
+    let mut verdict = Verdict::Pass;
+    let mut fix = None;
+    if let (Some(seats), Some(used)) = (l.seats, l.used) {
+        if used > seats {
+            verdict = Verdict::Fail;
+            problems.push(format!("the application counts {used} licensed users against {seats} seats and refuses work until that falls"));
+            fix = Some("Remove users from the licensed groups now (the IUM access group first) until the count is within the tier.".to_string());
+        }
+    }
+    if let (Tier::Fixed(n), Some(seats)) = (cfg.licence.tier, l.seats) {
+        if n != seats {
+            verdict = verdict.max(Verdict::Warn);
+            problems.push(format!(
+                "licence.tier is {n} but the application reports {seats} seats"
+            ));
+            fix.get_or_insert(format!(
+                "Set licence.tier = {seats}, or \"auto\" to read it from the application."
+            ));
+        }
+    }
+    if l.groups
+        .iter()
+        .any(|g| g.eq_ignore_ascii_case(&cfg.ium.user_group))
+    {
+        verdict = Verdict::Fail;
+        problems.push(format!(
+            "the IUM user group {} gives application access, so every casual user holds a licence",
+            cfg.ium.user_group
+        ));
+        fix.get_or_insert(format!(
+            "Remove {} from the application's licensed groups; only {} must carry access.",
+            cfg.ium.user_group, cfg.ium.access_group
+        ));
+    }
+    let uncounted: Vec<&str> = l
+        .groups
+        .iter()
+        .filter(|g| {
+            !g.eq_ignore_ascii_case(&cfg.ium.access_group)
+                && !g.eq_ignore_ascii_case(&cfg.ium.user_group)
+                && !cfg
+                    .licence
+                    .fixed_groups
+                    .iter()
+                    .any(|f| f.eq_ignore_ascii_case(g))
+        })
+        .map(String::as_str)
+        .collect();
+    if !uncounted.is_empty() {
+        verdict = verdict.max(Verdict::Warn);
+        problems.push(format!(
+            "{} give(s) application access but is not in licence.fixed_groups, so its members are not counted",
+            uncounted.join(", ")
+        ));
+        fix.get_or_insert(
+            "Add these groups to licence.fixed_groups so their users are counted against the tier."
+                .to_string(),
+        );
+    }
+    let mut f = if problems.is_empty() {
+        Finding::new(
+            "tier_application",
+            Verdict::Pass,
+            format!(
+                "the application reports {} of {} seats in use",
+                l.used.map_or("?".into(), |u| u.to_string()),
+                l.seats.map_or("unlimited".into(), |s| s.to_string())
+            ),
+        )
+    } else {
+        Finding::new("tier_application", verdict, problems.join("; "))
+    };
+    f.fix = fix;
+    r.push(f.alert("licence_mismatch"));
+}
+
+/// Jira's REST API does not say which groups hold a global permission, so
+/// this one is a reminder with the exact place to look.
+fn check_browse_users(r: &mut Report, cfg: &Config) {
+    r.push(
+        Finding::new(
+            "browse_users_permission",
+            Verdict::Unverified,
+            "Jira's REST API does not tell which groups hold the global \"Browse users and groups\" permission; without it IUM users cannot @mention anyone",
+        )
+        .fix(format!(
+            "In Jira administration → System → Global permissions, grant \"Browse users and groups\" to {} (Jira Service Management also needs the \"Service Desk Team\" role).",
+            cfg.ium.user_group
+        )),
+    );
+}
+
+/// Parses `8.20.6` (or the `versionNumbers` array) into (major, minor, patch).
+fn parse_version(v: &serde_json::Value) -> Option<(u64, u64, u64)> {
+    if let Some(nums) = v.get("versionNumbers").and_then(|n| n.as_array()) {
+        let n: Vec<u64> = nums.iter().filter_map(|x| x.as_u64()).collect();
+        if !n.is_empty() {
+            return Some((
+                n[0],
+                n.get(1).copied().unwrap_or(0),
+                n.get(2).copied().unwrap_or(0),
+            ));
+        }
+    }
+    let s = v.get("version")?.as_str()?;
+    let mut it = s
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|p| !p.is_empty());
+    let major = it.next()?.parse().ok()?;
+    let minor = it.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let patch = it.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    Some((major, minor, patch))
+}
+
+/// Since Jira 8.19 unlicensed users get no e-mail notifications; 8.20.6+
+/// brings them back with a dark feature.
+async fn check_email_notifications(r: &mut Report, http: &reqwest::Client, upstream: &str) {
+    let url = format!("{upstream}/rest/api/2/serverInfo");
+    let version = match http.get(&url).send().await {
+        Ok(resp) if resp.status().is_success() => resp.json::<serde_json::Value>().await.ok(),
+        _ => None,
+    };
+    let Some((major, minor, patch)) = version.as_ref().and_then(parse_version) else {
+        r.push(
+            Finding::new("email_notifications", Verdict::Unverified, format!("could not read Jira's version from {url}"))
+                .fix(format!("On Jira 8.20.6 or later, enable the dark feature {EMAIL_DARK_FEATURE} so IUM users without a seat still get e-mail notifications.")),
+        );
+        return;
+    };
+    let v = (major, minor, patch);
+    let shown = format!("{major}.{minor}.{patch}");
+    let f = if v < (8, 19, 0) {
+        Finding::new(
+            "email_notifications",
+            Verdict::Pass,
+            format!("Jira {shown} still e-mails users without application access"),
+        )
+    } else if v < (8, 20, 6) {
+        Finding::new(
+            "email_notifications",
+            Verdict::Info,
+            format!("Jira {shown} sends no e-mail notifications to users without a seat, and has no switch to change it"),
+        )
+        .fix("Upgrade to Jira 8.20.6 or later and enable the e-mail dark feature, or accept that idle IUM users get no notifications.")
+    } else {
+        Finding::new(
+            "email_notifications",
+            Verdict::Info,
+            format!("Jira {shown} sends no e-mail notifications to users without a seat unless a dark feature is on (its state is not readable over REST)"),
+        )
+        .fix(format!("In Jira administration, open /secure/admin/SiteDarkFeatures!default.jspa and enable {EMAIL_DARK_FEATURE}."))
+    };
+    r.push(f);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_parse_from_both_shapes() {
+        let v = serde_json::json!({"version": "8.20.6", "versionNumbers": [8, 20, 6]});
+        assert_eq!(parse_version(&v), Some((8, 20, 6)));
+        let v = serde_json::json!({"version": "9.12.0-SNAPSHOT"});
+        assert_eq!(parse_version(&v), Some((9, 12, 0)));
+        assert_eq!(parse_version(&serde_json::json!({})), None);
+    }
+
+    #[test]
+    fn exit_codes_follow_the_worst_verdict() {
+        let mut r = Report::default();
+        r.push(Finding::new("a", Verdict::Pass, "fine"));
+        r.push(Finding::new("b", Verdict::Info, "hint"));
+        r.push(Finding::new("c", Verdict::Unverified, "by hand"));
+        assert_eq!(r.exit_code(), 0);
+        r.push(Finding::new("d", Verdict::Warn, "hm"));
+        assert_eq!(r.exit_code(), 1);
+        r.push(Finding::new("e", Verdict::Error, "down"));
+        assert_eq!(r.exit_code(), 2);
+    }
+
+    #[test]
+    fn findings_raise_and_resolve_their_alerts() {
+        let alerts = Alerts::default();
+        let mut r = Report::default();
+        r.push(
+            Finding::new("x", Verdict::Fail, "broken")
+                .fix("mend it")
+                .alert("k"),
+        );
+        assert_eq!(r.to_alerts(&alerts, 1), 1);
+        assert!(alerts.is_active("k"));
+        let mut ok = Report::default();
+        ok.push(Finding::new("x", Verdict::Pass, "fine").alert("k"));
+        assert_eq!(ok.to_alerts(&alerts, 2), 0);
+        assert!(!alerts.is_active("k"));
+    }
+}
