@@ -21,5 +21,6 @@ pub mod pool;
 pub mod product;
 pub mod proxy;
 pub mod sim;
+pub mod state;
 pub mod telemetry;
 pub mod user;
