@@ -116,7 +116,12 @@ pub async fn start_opts(cfg: Config, opts: Options) -> Result<Running, String> {
     ));
     if let Some(s) = &snapshot {
         let r = s.restore(&gate);
-        tracing::info!(holders = r.holders, waiters = r.waiters, sessions = r.sessions, "state restored");
+        tracing::info!(
+            holders = r.holders,
+            waiters = r.waiters,
+            sessions = r.sessions,
+            "state restored"
+        );
     }
     let mut running = start_with(cfg.clone(), gate.clone(), Some(gate.clone()), alerts).await?;
     crate::jobs::spawn_all(&cfg, gate.clone(), running.stop.clone());

@@ -43,7 +43,11 @@ enum Cmd {
     /// Probe a health endpoint: exit 0 on 200, 1 otherwise (the container
     /// image's HEALTHCHECK; the image has no curl).
     Healthcheck {
-        #[arg(long, env = "IUMGATE_HEALTHCHECK_URL", default_value = "http://127.0.0.1:9102/healthz")]
+        #[arg(
+            long,
+            env = "IUMGATE_HEALTHCHECK_URL",
+            default_value = "http://127.0.0.1:9102/healthz"
+        )]
         url: String,
     },
 }
@@ -143,16 +147,25 @@ fn healthcheck(url: &str) -> Result<(), String> {
         .next()
         .ok_or_else(|| format!("address {authority}: no address"))?;
     let timeout = Duration::from_secs(3);
-    let mut conn = TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect: {e}"))?;
-    conn.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
-    conn.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
-    write!(conn, "GET {path} HTTP/1.0\r\nHost: {authority}\r\nConnection: close\r\n\r\n")
-        .map_err(|e| format!("send: {e}"))?;
+    let mut conn =
+        TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect: {e}"))?;
+    conn.set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    conn.set_write_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    write!(
+        conn,
+        "GET {path} HTTP/1.0\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| format!("send: {e}"))?;
     // The status line only; a short read may split it.
     let mut head = [0u8; 64];
     let mut n = 0;
     while n < head.len() && !head[..n].contains(&b'\n') {
-        match conn.read(&mut head[n..]).map_err(|e| format!("read: {e}"))? {
+        match conn
+            .read(&mut head[n..])
+            .map_err(|e| format!("read: {e}"))?
+        {
             0 => break,
             m => n += m,
         }

@@ -23,14 +23,26 @@ fn u(name: &str) -> UserId {
 
 async fn start(sim: &Sim, state_path: &Path, clock: Arc<ManualClock>) -> Running {
     let any = "127.0.0.1:0".parse().unwrap();
-    let mut cfg = demo_config(Product::Jira, &sim.url(), any, any, Duration::from_secs(3600));
+    let mut cfg = demo_config(
+        Product::Jira,
+        &sim.url(),
+        any,
+        any,
+        Duration::from_secs(3600),
+    );
     cfg.state.path = Some(state_path.to_owned());
     // Only the final snapshot of a drain is wanted here, not timed ones.
     cfg.state.snapshot_every = iumgate::config::Dur::secs(3600);
     let directory = demo_directory(Product::Jira, &sim.url()).unwrap();
-    app::start_opts(cfg, Options { clock, directory: Some(directory) })
-        .await
-        .unwrap()
+    app::start_opts(
+        cfg,
+        Options {
+            clock,
+            directory: Some(directory),
+        },
+    )
+    .await
+    .unwrap()
 }
 
 async fn reconciled(gate: &Gate) {
@@ -69,16 +81,27 @@ async fn holders_removed_by_hand_while_down_are_not_resurrected() {
         assert_eq!(gate.admit(&u(name), Mode::MayEvict).await, Outcome::Pass);
     }
     gate.touch(&u("casual01"), 1_050_000);
-    gate.sessions.bind(Kind::Session, "SESSION-OF-CASUAL03", &u("casual03"), 1_020_000);
+    gate.sessions.bind(
+        Kind::Session,
+        "SESSION-OF-CASUAL03",
+        &u("casual03"),
+        1_020_000,
+    );
     // casual02 got the seat at the very moment of the stop: a restart within
     // the same millisecond (or a clock stepped back) must still let the
     // first reconcile judge it.
     clock.set(1_060_000);
-    gate.release(&u("casual02"), iumgate::pool::ReleaseReason::Logout).await;
-    assert_eq!(gate.admit(&u("casual02"), Mode::MayEvict).await, Outcome::Pass);
+    gate.release(&u("casual02"), iumgate::pool::ReleaseReason::Logout)
+        .await;
+    assert_eq!(
+        gate.admit(&u("casual02"), Mode::MayEvict).await,
+        Outcome::Pass
+    );
     drop(gate);
     stop(first).await;
-    let Loaded::Found(snap) = state::load(&path, 0).unwrap() else { panic!("no final snapshot") };
+    let Loaded::Found(snap) = state::load(&path, 0).unwrap() else {
+        panic!("no final snapshot")
+    };
     assert_eq!(snap.pool.holders.len(), 3);
 
     // While iumgate is down, an admin takes casual02 out of the access group.
@@ -88,10 +111,17 @@ async fn holders_removed_by_hand_while_down_are_not_resurrected() {
     let second = start(&sim, &path, clock.clone()).await;
     let gate = second.gate.clone().unwrap();
     reconciled(&gate).await;
-    assert!(!gate.holds(&u("casual02")), "a holder removed by hand came back");
+    assert!(
+        !gate.holds(&u("casual02")),
+        "a holder removed by hand came back"
+    );
     assert!(gate.holds(&u("casual01")) && gate.holds(&u("casual03")));
     assert_eq!(sorted(sim.members(ACCESS)), ["casual01", "casual03"]);
-    assert_eq!(sim.group_writes().len(), writes_before, "the restart changed no group");
+    assert_eq!(
+        sim.group_writes().len(),
+        writes_before,
+        "the restart changed no group"
+    );
     // The snapshot, not the directory, supplied the activity times: a holder
     // adopted from the directory alone would be dated "now".
     let (holders, _, _) = gate.snapshot_view();
@@ -102,10 +132,14 @@ async fn holders_removed_by_hand_while_down_are_not_resurrected() {
     times.sort();
     assert_eq!(
         times,
-        [("casual01".to_owned(), 1_000_000, 1_050_000), ("casual03".to_owned(), 1_020_000, 1_020_000)]
+        [
+            ("casual01".to_owned(), 1_000_000, 1_050_000),
+            ("casual03".to_owned(), 1_020_000, 1_020_000)
+        ]
     );
     assert_eq!(
-        gate.sessions.lookup(Kind::Session, "SESSION-OF-CASUAL03", 1_060_000),
+        gate.sessions
+            .lookup(Kind::Session, "SESSION-OF-CASUAL03", 1_060_000),
         Some(u("casual03")),
         "session bindings survive (same hashing key)"
     );
@@ -126,7 +160,10 @@ async fn a_corrupt_snapshot_is_kept_aside_and_the_start_goes_on_from_the_directo
     let running = start(&sim, &path, clock.clone()).await;
     let gate = running.gate.clone().unwrap();
     reconciled(&gate).await;
-    assert!(gate.holds(&u("casual05")), "holders come from the directory");
+    assert!(
+        gate.holds(&u("casual05")),
+        "holders come from the directory"
+    );
     assert!(running.alerts.is_active("state_set_aside"));
     let kept: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
@@ -138,10 +175,15 @@ async fn a_corrupt_snapshot_is_kept_aside_and_the_start_goes_on_from_the_directo
     assert!(!path.exists(), "nothing written yet at the path itself");
 
     stop(running).await;
-    let Loaded::Found(snap) = state::load(&path, 0).unwrap() else { panic!("no new snapshot") };
+    let Loaded::Found(snap) = state::load(&path, 0).unwrap() else {
+        panic!("no new snapshot")
+    };
     assert_eq!(snap.pool.holders.len(), 1);
     assert_eq!(snap.pool.holders[0].user, u("casual05"));
-    assert!(kept[0].exists(), "a new snapshot does not remove the kept file");
+    assert!(
+        kept[0].exists(),
+        "a new snapshot does not remove the kept file"
+    );
     sim.shutdown();
 }
 
@@ -152,23 +194,42 @@ async fn snapshots_are_written_every_interval_while_running() {
     let path = dir.path().join("state.json");
     let clock = Arc::new(ManualClock::new(7_000_000));
     let any = "127.0.0.1:0".parse().unwrap();
-    let mut cfg = demo_config(Product::Jira, &sim.url(), any, any, Duration::from_secs(3600));
+    let mut cfg = demo_config(
+        Product::Jira,
+        &sim.url(),
+        any,
+        any,
+        Duration::from_secs(3600),
+    );
     cfg.state.path = Some(path.clone());
     cfg.state.snapshot_every = iumgate::config::Dur(Duration::from_millis(200));
     let directory = demo_directory(Product::Jira, &sim.url()).unwrap();
-    let running = app::start_opts(cfg, Options { clock: clock.clone(), directory: Some(directory) })
-        .await
-        .unwrap();
+    let running = app::start_opts(
+        cfg,
+        Options {
+            clock: clock.clone(),
+            directory: Some(directory),
+        },
+    )
+    .await
+    .unwrap();
     let gate = running.gate.clone().unwrap();
     reconciled(&gate).await;
-    assert_eq!(gate.admit(&u("casual07"), Mode::MayEvict).await, Outcome::Pass);
+    assert_eq!(
+        gate.admit(&u("casual07"), Mode::MayEvict).await,
+        Outcome::Pass
+    );
     clock.set(7_100_000);
     gate.touch(&u("casual07"), 7_100_000);
     // No drain: the timed writer alone must get the touch to disk.
     let mut seen = None;
     for _ in 0..300 {
         if let Ok(Loaded::Found(s)) = state::load(&path, 0) {
-            if s.pool.holders.iter().any(|h| h.user == u("casual07") && h.last_active == 7_100_000) {
+            if s.pool
+                .holders
+                .iter()
+                .any(|h| h.user == u("casual07") && h.last_active == 7_100_000)
+            {
                 seen = Some(s);
                 break;
             }

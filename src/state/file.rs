@@ -17,9 +17,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
         _ => PathBuf::from("."),
     };
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("state {}: not a file path", path.display())))?;
+    let name = path.file_name().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("state {}: not a file path", path.display()),
+        )
+    })?;
     fs::create_dir_all(&dir).map_err(|e| with_path(&dir, "create the directory", e))?;
     // One fixed temp name: saves are serialised within the process, and a
     // temp file left by a crash is simply overwritten by the next save.
@@ -36,7 +39,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
             opts.mode(0o600);
         }
         let mut f = opts.open(&tmp).map_err(|e| with_path(&tmp, "create", e))?;
-        f.write_all(bytes).map_err(|e| with_path(&tmp, "write", e))?;
+        f.write_all(bytes)
+            .map_err(|e| with_path(&tmp, "write", e))?;
         f.sync_all().map_err(|e| with_path(&tmp, "fsync", e))?;
     }
     fs::rename(&tmp, path).map_err(|e| with_path(path, "rename the temp file over it", e))?;

@@ -61,7 +61,7 @@ impl Snapshot {
         let pool = gate.with_pool(|p| p.export());
         let mut sessions = gate.sessions.export();
         // Stable order: two snapshots of the same state are byte-identical.
-        sessions.sort_by(|a, b| a.key.cmp(&b.key));
+        sessions.sort_by_key(|s| s.key);
         Snapshot {
             version: FORMAT_VERSION,
             written_at_ms: gate.now(),
@@ -133,7 +133,10 @@ pub enum Loaded {
     Missing,
     Found(Snapshot),
     /// Not understood; renamed to `kept_at` (not deleted).
-    SetAside { kept_at: PathBuf, reason: String },
+    SetAside {
+        kept_at: PathBuf,
+        reason: String,
+    },
 }
 
 /// An error that stops the start: the file is there but cannot be read or
@@ -153,7 +156,11 @@ fn parse(bytes: &[u8]) -> Result<Snapshot, String> {
         serde_json::from_slice(bytes).map_err(|e| format!("not JSON ({e})"))?;
     match value.get("version").and_then(serde_json::Value::as_u64) {
         Some(v) if v == u64::from(FORMAT_VERSION) => {}
-        Some(v) => return Err(format!("format version {v}, this build reads {FORMAT_VERSION}")),
+        Some(v) => {
+            return Err(format!(
+                "format version {v}, this build reads {FORMAT_VERSION}"
+            ))
+        }
         None => return Err("no format version".into()),
     }
     serde_json::from_value(value).map_err(|e| format!("not a snapshot ({e})"))
@@ -188,9 +195,15 @@ pub fn load(path: &Path, now_ms: u64) -> Result<Loaded, StateError> {
 
 /// At start: loads `[state] path` (if set), logs what it found and raises an
 /// alert for a file set aside. Returns the snapshot to build the gate from.
-pub fn load_at_start(cfg: &StateConfig, alerts: &Alerts, now_ms: u64) -> Result<Option<Snapshot>, String> {
+pub fn load_at_start(
+    cfg: &StateConfig,
+    alerts: &Alerts,
+    now_ms: u64,
+) -> Result<Option<Snapshot>, String> {
     let Some(path) = &cfg.path else {
-        tracing::info!("no [state] path: activity times, the queue and sessions are not kept across restarts");
+        tracing::info!(
+            "no [state] path: activity times, the queue and sessions are not kept across restarts"
+        );
         return Ok(None);
     };
     match load(path, now_ms).map_err(|e| e.to_string())? {
@@ -241,7 +254,9 @@ pub struct StateStore {
 
 impl std::fmt::Debug for StateStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StateStore").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("StateStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -290,7 +305,11 @@ impl StateStore {
 
 /// Starts the snapshot loop when `[state] path` is set; the returned store
 /// also writes the final snapshot after a graceful drain.
-pub fn start(cfg: &StateConfig, gate: Arc<Gate>, stop: CancellationToken) -> Option<Arc<StateStore>> {
+pub fn start(
+    cfg: &StateConfig,
+    gate: Arc<Gate>,
+    stop: CancellationToken,
+) -> Option<Arc<StateStore>> {
     let path = cfg.path.clone()?;
     let store = Arc::new(StateStore::new(path, gate));
     tokio::spawn(snapshot_loop(store.clone(), cfg.snapshot_every.get(), stop));
