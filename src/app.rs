@@ -27,6 +27,8 @@ pub struct Running {
     pub jobs: Option<Arc<crate::jobs::Housekeeping>>,
     /// Cancel to start a graceful drain (SIGTERM).
     pub stop: CancellationToken,
+    /// Writes the state snapshots (`[state] path`); the final one after a drain.
+    pub state: Option<Arc<crate::state::StateStore>>,
     done: tokio::task::JoinHandle<()>,
 }
 
@@ -38,9 +40,15 @@ impl Running {
         self.stop.cancel();
     }
 
-    /// Waits until the drain has finished.
+    /// Waits until the drain has finished, then writes the final snapshot
+    /// (no request can change the state any more).
     pub async fn wait(self) {
         let _ = self.done.await;
+        if let Some(store) = &self.state {
+            if store.save().await.is_ok() {
+                tracing::info!(path = %store.path().display(), "final state snapshot written");
+            }
+        }
     }
 
     /// Reloads what SIGHUP reloads (the TLS certificate for now).
@@ -95,7 +103,11 @@ pub async fn start_opts(cfg: Config, opts: Options) -> Result<Running, String> {
         min_idle_ms: cfg.ium.min_idle.get().as_millis() as u64,
         abandon_after_ms: cfg.queue.abandon_after.get().as_millis() as u64,
     };
-    let hash_key: [u8; 32] = rand::random();
+    // The snapshot is loaded before the first reconcile (started by
+    // `spawn_all` below), so the directory has the last word on membership
+    // while the snapshot supplies activity times, the queue and sessions.
+    let snapshot = crate::state::load_at_start(&cfg.state, &alerts, opts.clock.now_ms())?;
+    let hash_key: [u8; 32] = snapshot.as_ref().map_or_else(rand::random, |s| s.hash_key);
     let gate = Arc::new(Gate::new(
         settings,
         pool_cfg,
@@ -104,8 +116,22 @@ pub async fn start_opts(cfg: Config, opts: Options) -> Result<Running, String> {
         alerts.clone(),
         hash_key,
     ));
+    if let Some(s) = &snapshot {
+        let r = s.restore(&gate);
+        tracing::info!(
+            holders = r.holders,
+            waiters = r.waiters,
+            sessions = r.sessions,
+            "state restored"
+        );
+    }
     let mut running = start_with(cfg.clone(), gate.clone(), Some(gate.clone()), alerts).await?;
-    running.jobs = Some(crate::jobs::spawn_all(&cfg, gate, running.stop.clone()));
+    running.jobs = Some(crate::jobs::spawn_all(
+        &cfg,
+        gate.clone(),
+        running.stop.clone(),
+    ));
+    running.state = crate::state::start(&cfg.state, gate, running.stop.clone());
     Ok(running)
 }
 
@@ -177,6 +203,7 @@ pub async fn start_with<H: Hooks>(
         alerts,
         jobs: None,
         stop,
+        state: None,
         done,
     })
 }

@@ -22,6 +22,7 @@ pub mod pool;
 pub mod product;
 pub mod proxy;
 pub mod sim;
+pub mod state;
 pub mod sync;
 pub mod telemetry;
 pub mod user;

@@ -76,6 +76,16 @@ enum Cmd {
         #[arg(short, long)]
         verbose: bool,
     },
+    /// Probe a health endpoint: exit 0 on 200, 1 otherwise (the container
+    /// image's HEALTHCHECK; the image has no curl).
+    Healthcheck {
+        #[arg(
+            long,
+            env = "IUMGATE_HEALTHCHECK_URL",
+            default_value = "http://127.0.0.1:9102/healthz"
+        )]
+        url: String,
+    },
 }
 
 fn parse_dur(s: &str) -> Result<std::time::Duration, String> {
@@ -98,6 +108,13 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(code) => code,
+        },
+        Cmd::Healthcheck { url } => match healthcheck(&url) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("iumgate healthcheck {url}: {e}");
+                ExitCode::from(1)
+            }
         },
         Cmd::Demo {
             product,
@@ -315,5 +332,55 @@ where
             eprintln!("iumgate: cannot start the async runtime: {e}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// One plain HTTP/1.0 GET with short time-outs; only `http://host:port/path`.
+fn healthcheck(url: &str) -> Result<(), String> {
+    use std::io::{Read, Write};
+    use std::net::{TcpStream, ToSocketAddrs};
+    use std::time::Duration;
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or("only http:// URLs are supported")?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let addr = authority
+        .to_socket_addrs()
+        .map_err(|e| format!("address {authority}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("address {authority}: no address"))?;
+    let timeout = Duration::from_secs(3);
+    let mut conn =
+        TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect: {e}"))?;
+    conn.set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    conn.set_write_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    write!(
+        conn,
+        "GET {path} HTTP/1.0\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| format!("send: {e}"))?;
+    // The status line only; a short read may split it.
+    let mut head = [0u8; 64];
+    let mut n = 0;
+    while n < head.len() && !head[..n].contains(&b'\n') {
+        match conn
+            .read(&mut head[n..])
+            .map_err(|e| format!("read: {e}"))?
+        {
+            0 => break,
+            m => n += m,
+        }
+    }
+    let status_line = String::from_utf8_lossy(&head[..n]);
+    let status = status_line.split_whitespace().nth(1).unwrap_or("none");
+    if status == "200" {
+        Ok(())
+    } else {
+        Err(format!("status {status}"))
     }
 }
