@@ -84,9 +84,13 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             runtime(|| async move {
-                iumgate::telemetry::init(&cfg.log);
+                let log_filter = iumgate::telemetry::init(&cfg.log);
                 match iumgate::app::start(cfg).await {
-                    Ok(running) => iumgate::app::run_until_signalled(running).await,
+                    Ok(running) => {
+                        // SIGHUP re-reads this file and swaps the log filter.
+                        running.reloader.set_source(config, Some(log_filter));
+                        iumgate::app::run_until_signalled(running).await
+                    }
                     Err(e) => {
                         tracing::error!("cannot start: {e}");
                         eprintln!("iumgate: cannot start: {e}");
