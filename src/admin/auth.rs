@@ -1,12 +1,15 @@
-//! The admin token: `Authorization: Bearer <token>` for scripts, or a cookie
-//! the login form sets for a browser. Compared in constant time.
+//! The admin token, compared in constant time. Scripts send
+//! `Authorization: Bearer <token>`; a browser answers the Basic challenge of
+//! the HTML page with any user name and the token as password.
+//!
+//! Why not a cookie: cookies ignore the port, so a cookie set by the admin
+//! listener would also travel through the proxy on the same host to the
+//! upstream app. Basic credentials are kept per origin (port included).
 
 use crate::config::Secret;
+use base64::Engine;
 use http::{header, HeaderMap};
 use subtle::ConstantTimeEq;
-
-/// The browser's admin cookie (a keyed hash of the token, never the token).
-pub const COOKIE: &str = "iumgate_admin";
 
 /// What a request may see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,70 +24,56 @@ pub enum Access {
 #[derive(Debug)]
 pub struct AdminAuth {
     token: Option<Secret>,
-    /// The cookie value that proves the token: keyed with a per-process
-    /// random key, so it is useless to another process and reveals nothing.
-    cookie: Option<String>,
 }
 
 /// Equal in time independent of where the strings differ (and, since both
 /// are hashed to 32 bytes first, of their lengths).
-pub fn ct_eq(a: &str, b: &str) -> bool {
-    let ha = blake3::hash(a.as_bytes());
-    let hb = blake3::hash(b.as_bytes());
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    let ha = blake3::hash(a);
+    let hb = blake3::hash(b);
     ha.as_bytes().ct_eq(hb.as_bytes()).into()
 }
 
 impl AdminAuth {
     pub fn new(token: Option<Secret>) -> AdminAuth {
-        let key: [u8; 32] = rand::random();
-        let cookie = token
-            .as_ref()
-            .map(|t| blake3::keyed_hash(&key, t.expose().as_bytes()).to_hex().to_string());
-        AdminAuth { token, cookie }
+        AdminAuth { token }
     }
 
     pub fn is_configured(&self) -> bool {
         self.token.is_some()
     }
 
-    /// Whether `presented` is the token.
-    pub fn token_matches(&self, presented: &str) -> bool {
-        self.token
-            .as_ref()
-            .is_some_and(|t| ct_eq(presented, t.expose()))
-    }
-
-    /// `Set-Cookie` value after a successful login form.
-    pub fn set_cookie(&self) -> Option<String> {
-        self.cookie.as_ref().map(|c| {
-            format!("{COOKIE}={c}; Path=/; HttpOnly; SameSite=Strict; Max-Age=43200")
-        })
-    }
-
     pub fn check(&self, headers: &HeaderMap) -> Access {
-        let (Some(token), Some(cookie)) = (&self.token, &self.cookie) else {
+        let Some(token) = &self.token else {
             return Access::NotConfigured;
         };
-        if let Some(presented) = bearer(headers) {
-            if ct_eq(presented, token.expose()) {
-                return Access::Allowed;
-            }
+        let Some(presented) = presented(headers) else {
+            return Access::Denied;
+        };
+        if ct_eq(&presented, token.expose().as_bytes()) {
+            Access::Allowed
+        } else {
+            Access::Denied
         }
-        for (name, value) in crate::identity::cookies(headers) {
-            if name == COOKIE && ct_eq(value, cookie) {
-                return Access::Allowed;
-            }
-        }
-        Access::Denied
     }
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+/// The token from `Bearer <token>` or the password of `Basic user:token`.
+fn presented(headers: &HeaderMap) -> Option<Vec<u8>> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, rest) = v.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| rest.trim())
+    let (scheme, rest) = v.trim().split_once(' ')?;
+    let rest = rest.trim();
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Some(rest.as_bytes().to_vec());
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(rest)
+            .ok()?;
+        let colon = decoded.iter().position(|b| *b == b':')?;
+        return Some(decoded[colon + 1..].to_vec());
+    }
+    None
 }
 
 #[cfg(test)]
@@ -92,57 +81,45 @@ mod tests {
     use super::*;
     use http::HeaderValue;
 
-    fn with(name: header::HeaderName, v: &str) -> HeaderMap {
+    fn auth_header(v: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert(name, HeaderValue::from_str(v).unwrap());
+        h.insert(header::AUTHORIZATION, HeaderValue::from_str(v).unwrap());
         h
     }
 
+    fn basic(user_pass: &str) -> String {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(user_pass)
+        )
+    }
+
     #[test]
-    fn bearer_token_and_cookie_open_the_pages() {
+    fn bearer_or_basic_password_opens_the_pages() {
         let auth = AdminAuth::new(Some(Secret::new("s3cret-token")));
         assert_eq!(auth.check(&HeaderMap::new()), Access::Denied);
-        assert_eq!(
-            auth.check(&with(header::AUTHORIZATION, "Bearer s3cret-token")),
-            Access::Allowed
-        );
-        assert_eq!(
-            auth.check(&with(header::AUTHORIZATION, "bearer  s3cret-token")),
-            Access::Allowed
-        );
-        assert_eq!(
-            auth.check(&with(header::AUTHORIZATION, "Bearer s3cret-tokeN")),
-            Access::Denied
-        );
-        assert_eq!(
-            auth.check(&with(header::AUTHORIZATION, "Basic s3cret-token")),
-            Access::Denied
-        );
-        let set = auth.set_cookie().unwrap();
-        let pair = set.split(';').next().unwrap();
-        assert!(!pair.contains("s3cret"), "the cookie must not carry the token");
-        assert_eq!(auth.check(&with(header::COOKIE, pair)), Access::Allowed);
-        assert_eq!(
-            auth.check(&with(header::COOKIE, &format!("{COOKIE}=s3cret-token"))),
-            Access::Denied
-        );
+        assert_eq!(auth.check(&auth_header("Bearer s3cret-token")), Access::Allowed);
+        assert_eq!(auth.check(&auth_header("bearer  s3cret-token")), Access::Allowed);
+        assert_eq!(auth.check(&auth_header("Bearer s3cret-tokeN")), Access::Denied);
+        assert_eq!(auth.check(&auth_header("Bearer s3cret")), Access::Denied);
+        assert_eq!(auth.check(&auth_header(&basic("admin:s3cret-token"))), Access::Allowed);
+        assert_eq!(auth.check(&auth_header(&basic(":s3cret-token"))), Access::Allowed);
+        assert_eq!(auth.check(&auth_header(&basic("s3cret-token:x"))), Access::Denied);
+        assert_eq!(auth.check(&auth_header("Basic !!notbase64")), Access::Denied);
     }
 
     #[test]
     fn without_a_token_the_pages_are_off() {
         let auth = AdminAuth::new(None);
-        assert_eq!(
-            auth.check(&with(header::AUTHORIZATION, "Bearer anything")),
-            Access::NotConfigured
-        );
-        assert!(!auth.token_matches(""));
+        assert!(!auth.is_configured());
+        assert_eq!(auth.check(&auth_header("Bearer anything")), Access::NotConfigured);
     }
 
     #[test]
     fn constant_time_comparison_is_still_a_comparison() {
-        assert!(ct_eq("abc", "abc"));
-        assert!(!ct_eq("abc", "abd"));
-        assert!(!ct_eq("abc", "abcd"));
-        assert!(!ct_eq("", "a"));
+        assert!(ct_eq(b"abc", b"abc"));
+        assert!(!ct_eq(b"abc", b"abd"));
+        assert!(!ct_eq(b"abc", b"abcd"));
+        assert!(!ct_eq(b"", b"a"));
     }
 }

@@ -18,7 +18,6 @@ use crate::proxy::body::{full, Body};
 use async_trait::async_trait;
 use auth::{Access, AdminAuth};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -75,7 +74,7 @@ pub async fn route(health: &Health, pages: &dyn AdminPages, req: Request<Incomin
     }
 }
 
-/// The admin pages proper: metrics, status, the HTML page and its login.
+/// The admin pages proper: metrics, status and the HTML page.
 pub struct AdminSurface {
     pub metrics: Arc<Metrics>,
     pub gate: Option<Arc<Gate>>,
@@ -86,9 +85,6 @@ pub struct AdminSurface {
     pub metrics_need_token: bool,
 }
 
-/// The login form's body is one short field.
-const LOGIN_BODY_LIMIT: usize = 4096;
-
 impl AdminSurface {
     fn status_now(&self) -> status::Status {
         status::collect(
@@ -97,34 +93,6 @@ impl AdminSurface {
             self.health.is_ready(),
             self.metrics.config_loaded_at_ms(),
         )
-    }
-
-    async fn login(&self, req: Request<Incoming>) -> Response<Body> {
-        let body = match Limited::new(req.into_body(), LOGIN_BODY_LIMIT).collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(_) => return text(StatusCode::PAYLOAD_TOO_LARGE, "too large\n"),
-        };
-        let token = form_urlencoded::parse(&body)
-            .find(|(k, _)| k == "token")
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default();
-        match self.auth.set_cookie() {
-            Some(cookie) if self.auth.token_matches(&token) => {
-                let mut r = Response::new(full(""));
-                *r.status_mut() = StatusCode::SEE_OTHER;
-                r.headers_mut()
-                    .insert(header::LOCATION, HeaderValue::from_static("/"));
-                if let Ok(v) = HeaderValue::from_str(&cookie) {
-                    r.headers_mut().insert(header::SET_COOKIE, v);
-                }
-                r
-            }
-            Some(_) => {
-                tracing::warn!("admin login with a wrong token");
-                html(StatusCode::UNAUTHORIZED, status::render_login(true))
-            }
-            None => not_configured(),
-        }
     }
 }
 
@@ -137,7 +105,7 @@ fn html(status: StatusCode, body: String) -> Response<Body> {
     // The page has no script; nothing may frame it.
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"),
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"),
     );
     r
 }
@@ -147,6 +115,16 @@ fn unauthorized() -> Response<Body> {
     r.headers_mut().insert(
         header::WWW_AUTHENTICATE,
         HeaderValue::from_static("Bearer realm=\"iumgate admin\""),
+    );
+    r
+}
+
+/// A browser asks for the token: any user name, the token as password.
+fn unauthorized_page() -> Response<Body> {
+    let mut r = html(StatusCode::UNAUTHORIZED, status::render_login());
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"iumgate admin (any user name, the admin token as password)\", charset=\"UTF-8\""),
     );
     r
 }
@@ -195,10 +173,9 @@ impl AdminPages for AdminSurface {
             },
             (&Method::GET, "/") => match access {
                 Access::Allowed => html(StatusCode::OK, status::render_html(&self.status_now())),
-                Access::Denied => html(StatusCode::UNAUTHORIZED, status::render_login(false)),
+                Access::Denied => unauthorized_page(),
                 Access::NotConfigured => not_configured(),
             },
-            (&Method::POST, "/login") => self.login(req).await,
             _ => text(StatusCode::NOT_FOUND, "not found\n"),
         }
     }

@@ -83,6 +83,7 @@ impl Reloader {
         let path = lock(&self.source).as_ref().map(|s| s.path.clone());
         let Some(path) = path else {
             let e = "no config file to reload (started without one)".to_string();
+            self.metrics.config_loaded(false, self.now());
             tracing::warn!("config reload: {e}");
             return Err(e);
         };

@@ -365,21 +365,16 @@ pub fn render_html(st: &Status) -> String {
     page("iumgate — status", &b, "<meta http-equiv=\"refresh\" content=\"15\">")
 }
 
-/// The token form, shown (with 401) to a browser without the admin cookie.
-pub fn render_login(wrong: bool) -> String {
-    let mut b = String::from("<h1>iumgate — admin</h1><section>");
-    if wrong {
-        b.push_str("<p class=\"bad\" id=\"wrong\">That is not the admin token.</p>");
-    }
-    b.push_str(
-        "<form method=\"post\" action=\"/login\"><p><label for=\"token\">Admin token \
-         (<code>[admin] token_env</code> / <code>token_file</code>)</label></p>\
-         <p><input type=\"password\" id=\"token\" name=\"token\" autocomplete=\"current-password\" \
-         size=\"40\" autofocus> <button type=\"submit\" id=\"login\">Open</button></p></form>\
-         <p class=\"muted\">Scripts send <code>Authorization: Bearer &lt;token&gt;</code> instead.</p>\
-         </section>",
-    );
-    page("iumgate — admin", &b, "")
+/// Shown with the 401 when the browser has no (or a wrong) token.
+pub fn render_login() -> String {
+    page(
+        "iumgate — admin",
+        "<h1>iumgate — admin</h1><section><p id=\"need-token\">This page needs the admin token \
+         (<code>[admin] token_env</code> / <code>token_file</code>): give any user name and the \
+         token as password.</p><p class=\"muted\">Scripts send \
+         <code>Authorization: Bearer &lt;token&gt;</code>.</p></section>",
+        "",
+    )
 }
 
 fn page(title: &str, body: &str, head_extra: &str) -> String {
