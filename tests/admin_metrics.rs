@@ -84,7 +84,7 @@ async fn metrics_show_a_full_pool_a_waiter_and_one_eviction() {
     assert_eq!(v(&m, "iumgate_gate_reconciled"), 1.0);
     assert_eq!(v(&m, "iumgate_ready"), 1.0);
     assert_eq!(v(&m, "iumgate_queue_wait_seconds_count"), 0.0);
-    assert!(v(&m, "iumgate_job_last_success_timestamp_seconds{job=\"reconcile\"}") > 0.0);
+    assert!(v(&m, "iumgate_job_last_success_timestamp_seconds{job_name=\"reconcile\"}") > 0.0);
     // No user name ever appears in the metrics.
     assert!(
         !m.lines().any(|l| l.contains("casual") && !l.starts_with('#')),

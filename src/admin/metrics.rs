@@ -309,22 +309,22 @@ impl Metrics {
             job_last_success: b.gauge_vec(
                 "iumgate_job_last_success_timestamp_seconds",
                 "When each background job last succeeded (unix seconds).",
-                &["job"],
+                &["job_name"],
             )?,
             job_last_run: b.gauge_vec(
                 "iumgate_job_last_run_timestamp_seconds",
                 "When each background job last started (unix seconds).",
-                &["job"],
+                &["job_name"],
             )?,
             job_interval: b.gauge_vec(
                 "iumgate_job_interval_seconds",
                 "How often each periodic job is meant to run.",
-                &["job"],
+                &["job_name"],
             )?,
             job_failures: b.counter_vec(
                 "iumgate_job_failures_total",
                 "Failed runs of each background job.",
-                &["job"],
+                &["job_name"],
             )?,
             ready: b.int_gauge(
                 "iumgate_ready",
@@ -453,6 +453,8 @@ impl Metrics {
         }
     }
 
+    /// Labelled `job_name`, not `job`: Prometheus sets `job` on every series
+    /// to the scrape job and would rename ours to `exported_job`.
     fn export_job(&self, job: &str, run: &JobRun) {
         let labels = [job];
         if let Ok(g) = self.job_interval.get_metric_with_label_values(&labels) {
