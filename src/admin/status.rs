@@ -196,6 +196,7 @@ fn ago(now: u64, t: u64) -> String {
 fn duration(s: u64) -> String {
     match s {
         0..=59 => format!("{s} s"),
+        60..=3599 if s % 60 == 0 => format!("{} min", s / 60),
         60..=3599 => format!("{} min {} s", s / 60, s % 60),
         _ => format!("{} h {} min", s / 3600, (s % 3600) / 60),
     }
@@ -413,6 +414,7 @@ mod tests {
     fn durations_read_like_a_person_would_say_them() {
         assert_eq!(duration(5), "5 s");
         assert_eq!(duration(125), "2 min 5 s");
+        assert_eq!(duration(120), "2 min");
         assert_eq!(duration(7260), "2 h 1 min");
     }
 }

@@ -85,20 +85,25 @@ impl World {
             .unwrap()
     }
 
-    /// Logs `user` in through the proxy; returns the client holding the session.
+    /// Logs `user` in through the proxy; returns the client holding the
+    /// session. A 307 (a seat was just granted: "send the login again") is
+    /// followed as a browser would, re-posting the form once.
     pub async fn login(&self, user: &str) -> (reqwest::Client, reqwest::Response) {
         let c = Self::client();
-        let r = c
-            .post(format!("{}/login.jsp", self.proxy))
-            .header("Accept", "text/html")
-            .form(&[
-                ("os_username", user),
-                ("os_password", "demo"),
-                ("os_destination", "/browse/DEMO-1"),
-            ])
-            .send()
-            .await
-            .unwrap();
+        let post = || {
+            c.post(format!("{}/login.jsp", self.proxy))
+                .header("Accept", "text/html")
+                .form(&[
+                    ("os_username", user),
+                    ("os_password", "demo"),
+                    ("os_destination", "/browse/DEMO-1"),
+                ])
+                .send()
+        };
+        let mut r = post().await.unwrap();
+        if r.status() == reqwest::StatusCode::TEMPORARY_REDIRECT {
+            r = post().await.unwrap();
+        }
         (c, r)
     }
 
