@@ -80,7 +80,10 @@ fn spawn(config: &Path) -> Binary {
     let (tx, rx) = mpsc::channel::<String>();
     // Keep draining the log so the child never blocks on a full pipe.
     std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
             let _ = tx.send(line);
         }
     });
@@ -100,9 +103,7 @@ fn spawn(config: &Path) -> Binary {
 /// Every `iumgate_…` name a file mentions, histogram suffixes folded into the family.
 fn names_in(text: &str) -> BTreeSet<String> {
     let re = regex::Regex::new(r"\biumgate_[a-z0-9_]+").unwrap();
-    re.find_iter(text)
-        .map(|m| m.as_str().to_string())
-        .collect()
+    re.find_iter(text).map(|m| m.as_str().to_string()).collect()
 }
 
 fn family_of(name: &str, exported: &BTreeSet<String>) -> bool {
@@ -129,7 +130,10 @@ async fn wait_for_metrics(admin: &str, what: &str, cond: impl Fn(&str) -> bool) 
         if cond(&text) {
             return text;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}:\n{text}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}:\n{text}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -156,7 +160,9 @@ fn sighup(b: &Binary) {
 }
 
 fn deploy(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy").join(path)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("deploy")
+        .join(path)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -211,7 +217,10 @@ async fn the_binary_exports_every_metric_the_dashboard_and_rules_name_and_reload
         "iumgate_alert_active",
         "iumgate_build_info",
     ] {
-        assert!(named.contains(must), "neither dashboard nor rules use {must}");
+        assert!(
+            named.contains(must),
+            "neither dashboard nor rules use {must}"
+        );
     }
     // Dashboard: stable uid, datasource as a variable, nothing to import by hand.
     let d: serde_json::Value = serde_json::from_str(&dashboard).unwrap();
@@ -230,7 +239,11 @@ async fn the_binary_exports_every_metric_the_dashboard_and_rules_name_and_reload
     assert_eq!(st["settings"]["message"], "first message");
     // The timestamp has millisecond resolution; make sure it can move.
     tokio::time::sleep(Duration::from_millis(20)).await;
-    std::fs::write(&cfg, config(&sim.url(), &token_file, "10m", "after the reload")).unwrap();
+    std::fs::write(
+        &cfg,
+        config(&sim.url(), &token_file, "10m", "after the reload"),
+    )
+    .unwrap();
     sighup(&bin);
     let text = wait_for_metrics(&bin.admin, "the reload", |t| {
         sample(t, "iumgate_config_reload_success_timestamp_seconds").is_some_and(|v| v > before)

@@ -57,7 +57,10 @@ async fn metrics_show_a_full_pool_a_waiter_and_one_eviction() {
     assert_eq!(v(&m, "iumgate_seats_reserved"), 0.0);
     assert_eq!(v(&m, "iumgate_releases_total{reason=\"eviction\"}"), 1.0);
     assert_eq!(
-        v(&m, "iumgate_admissions_total{result=\"granted_by_eviction\"}"),
+        v(
+            &m,
+            "iumgate_admissions_total{result=\"granted_by_eviction\"}"
+        ),
         1.0
     );
     assert_eq!(v(&m, "iumgate_admissions_total{result=\"granted\"}"), 7.0);
@@ -77,17 +80,38 @@ async fn metrics_show_a_full_pool_a_waiter_and_one_eviction() {
         ),
         1.0
     );
-    assert!(v(&m, "iumgate_directory_calls_total{op=\"group_members\",result=\"ok\"}") >= 3.0);
-    assert!(v(&m, "iumgate_proxy_request_duration_seconds_count{class=\"2xx\"}") >= 6.0);
-    assert!(v(&m, "iumgate_proxy_request_duration_seconds_count{class=\"3xx\"}") >= 9.0);
+    assert!(
+        v(
+            &m,
+            "iumgate_directory_calls_total{op=\"group_members\",result=\"ok\"}"
+        ) >= 3.0
+    );
+    assert!(
+        v(
+            &m,
+            "iumgate_proxy_request_duration_seconds_count{class=\"2xx\"}"
+        ) >= 6.0
+    );
+    assert!(
+        v(
+            &m,
+            "iumgate_proxy_request_duration_seconds_count{class=\"3xx\"}"
+        ) >= 9.0
+    );
     assert!(v(&m, "iumgate_sessions_tracked") >= 8.0);
     assert_eq!(v(&m, "iumgate_gate_reconciled"), 1.0);
     assert_eq!(v(&m, "iumgate_ready"), 1.0);
     assert_eq!(v(&m, "iumgate_queue_wait_seconds_count"), 0.0);
-    assert!(v(&m, "iumgate_job_last_success_timestamp_seconds{job_name=\"reconcile\"}") > 0.0);
+    assert!(
+        v(
+            &m,
+            "iumgate_job_last_success_timestamp_seconds{job_name=\"reconcile\"}"
+        ) > 0.0
+    );
     // No user name ever appears in the metrics.
     assert!(
-        !m.lines().any(|l| l.contains("casual") && !l.starts_with('#')),
+        !m.lines()
+            .any(|l| l.contains("casual") && !l.starts_with('#')),
         "a user name leaked into /metrics:\n{m}"
     );
     // The upstream never had more licensed casual users than shared seats.
@@ -162,7 +186,10 @@ async fn status_needs_the_token_and_then_lists_holders_idle_first() {
     assert_eq!(st["reconciled"], true);
     let jobs = st["jobs"].as_array().unwrap();
     let reconcile = jobs.iter().find(|j| j["job"] == "reconcile").unwrap();
-    assert!(reconcile["last_success_ms"].as_u64().is_some(), "{reconcile}");
+    assert!(
+        reconcile["last_success_ms"].as_u64().is_some(),
+        "{reconcile}"
+    );
     let recent = st["recent"].as_array().unwrap();
     assert!(recent
         .iter()
@@ -172,7 +199,10 @@ async fn status_needs_the_token_and_then_lists_holders_idle_first() {
     let page = format!("{}/", w.admin);
     let r = http.get(&page).send().await.unwrap();
     assert_eq!(r.status(), 401);
-    let challenge = r.headers()["www-authenticate"].to_str().unwrap().to_string();
+    let challenge = r.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_string();
     assert!(challenge.starts_with("Basic "), "{challenge}");
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("admin:{TOKEN}"));
     let r = http
@@ -187,7 +217,11 @@ async fn status_needs_the_token_and_then_lists_holders_idle_first() {
     assert!(html.contains("Capacity 7 = tier 10 − 3 fixed-licence users − 0 reserved"));
 
     // Metrics are open by default.
-    let r = http.get(format!("{}/metrics", w.admin)).send().await.unwrap();
+    let r = http
+        .get(format!("{}/metrics", w.admin))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     w.running.begin_drain();
 }
@@ -237,8 +271,14 @@ async fn a_live_reload_changes_min_idle_message_and_tier() {
     cfg.licence.tier = iumgate::config::Tier::Fixed(8);
     w.clock.advance(1_000);
     let report = w.running.reloader.apply(cfg).await.unwrap();
-    assert!(report.applied.iter().any(|a| a.starts_with("ium.min_idle")), "{report:?}");
-    assert!(report.applied.iter().any(|a| a == "queue.message"), "{report:?}");
+    assert!(
+        report.applied.iter().any(|a| a.starts_with("ium.min_idle")),
+        "{report:?}"
+    );
+    assert!(
+        report.applied.iter().any(|a| a == "queue.message"),
+        "{report:?}"
+    );
 
     let s = gate.settings.load();
     assert_eq!(s.min_idle_ms, 600_000);

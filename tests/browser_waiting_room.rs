@@ -31,13 +31,18 @@ async fn a_waiting_user_is_taken_to_the_issue_by_the_page_itself() {
 
     // casual08 logs in through the proxy's login page while a seat is free.
     browser
-        .goto(&format!("{}/login.jsp?os_destination=%2Fbrowse%2FDEMO-1", w.proxy))
+        .goto(&format!(
+            "{}/login.jsp?os_destination=%2Fbrowse%2FDEMO-1",
+            w.proxy
+        ))
         .await;
     browser.type_into("#login-form-username", "casual08").await;
     browser.type_into("#login-form-password", "demo").await;
     browser.click("input[name=login]").await;
     browser
-        .wait_for_url("the first issue", PAGE_WAIT, |u| u.ends_with("/browse/DEMO-1"))
+        .wait_for_url("the first issue", PAGE_WAIT, |u| {
+            u.ends_with("/browse/DEMO-1")
+        })
         .await;
     assert!(gate.holds(&UserId::new("casual08")));
     browser.screenshot("01-logged-in").await;
@@ -50,7 +55,11 @@ async fn a_waiting_user_is_taken_to_the_issue_by_the_page_itself() {
     }
     w.clock.advance(180_000);
     for c in &colleagues {
-        let r = c.get(format!("{}/browse/DEMO-1", w.proxy)).send().await.unwrap();
+        let r = c
+            .get(format!("{}/browse/DEMO-1", w.proxy))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
     }
     // casual07 arrives and takes casual08's seat (idle longer than min_idle).
@@ -63,7 +72,9 @@ async fn a_waiting_user_is_taken_to_the_issue_by_the_page_itself() {
     // long enough, so the waiting page shows the position.
     browser.goto(&format!("{}/browse/DEMO-2", w.proxy)).await;
     let url = browser
-        .wait_for_url("the waiting page", PAGE_WAIT, |u| u.contains("/iumgate/wait"))
+        .wait_for_url("the waiting page", PAGE_WAIT, |u| {
+            u.contains("/iumgate/wait")
+        })
         .await;
     let to = percent_encoding::percent_decode_str(url.split("to=").nth(1).unwrap_or(""))
         .decode_utf8_lossy()
@@ -90,14 +101,22 @@ async fn a_waiting_user_is_taken_to_the_issue_by_the_page_itself() {
     assert!(gate.holds(&UserId::new("casual08")));
     // The simulator shows the issue to casual08 (a page only a licensed user gets).
     assert_eq!(browser.text("#key-val").await.as_deref(), Some("DEMO-2"));
-    assert!(browser.source().await.contains("data-username=\"casual08\""));
+    assert!(browser
+        .source()
+        .await
+        .contains("data-username=\"casual08\""));
     browser.screenshot("03-issue-after-waiting").await;
 
     // The admin page, with its token (any user name, the token as password).
     let admin = w.admin.trim_start_matches("http://");
-    browser.goto(&format!("http://admin:{TOKEN}@{admin}/")).await;
+    browser
+        .goto(&format!("http://admin:{TOKEN}@{admin}/"))
+        .await;
     let holders = browser.text("#holders").await.unwrap_or_default();
-    assert!(holders.contains("casual08"), "admin page holders: {holders}");
+    assert!(
+        holders.contains("casual08"),
+        "admin page holders: {holders}"
+    );
     assert_eq!(browser.text("#in-use").await.as_deref(), Some("7"));
     assert_eq!(browser.text("#capacity").await.as_deref(), Some("7"));
     let shot = browser.screenshot("04-admin-page").await;

@@ -98,21 +98,45 @@ mod tests {
     fn bearer_or_basic_password_opens_the_pages() {
         let auth = AdminAuth::new(Some(Secret::new("s3cret-token")));
         assert_eq!(auth.check(&HeaderMap::new()), Access::Denied);
-        assert_eq!(auth.check(&auth_header("Bearer s3cret-token")), Access::Allowed);
-        assert_eq!(auth.check(&auth_header("bearer  s3cret-token")), Access::Allowed);
-        assert_eq!(auth.check(&auth_header("Bearer s3cret-tokeN")), Access::Denied);
+        assert_eq!(
+            auth.check(&auth_header("Bearer s3cret-token")),
+            Access::Allowed
+        );
+        assert_eq!(
+            auth.check(&auth_header("bearer  s3cret-token")),
+            Access::Allowed
+        );
+        assert_eq!(
+            auth.check(&auth_header("Bearer s3cret-tokeN")),
+            Access::Denied
+        );
         assert_eq!(auth.check(&auth_header("Bearer s3cret")), Access::Denied);
-        assert_eq!(auth.check(&auth_header(&basic("admin:s3cret-token"))), Access::Allowed);
-        assert_eq!(auth.check(&auth_header(&basic(":s3cret-token"))), Access::Allowed);
-        assert_eq!(auth.check(&auth_header(&basic("s3cret-token:x"))), Access::Denied);
-        assert_eq!(auth.check(&auth_header("Basic !!notbase64")), Access::Denied);
+        assert_eq!(
+            auth.check(&auth_header(&basic("admin:s3cret-token"))),
+            Access::Allowed
+        );
+        assert_eq!(
+            auth.check(&auth_header(&basic(":s3cret-token"))),
+            Access::Allowed
+        );
+        assert_eq!(
+            auth.check(&auth_header(&basic("s3cret-token:x"))),
+            Access::Denied
+        );
+        assert_eq!(
+            auth.check(&auth_header("Basic !!notbase64")),
+            Access::Denied
+        );
     }
 
     #[test]
     fn without_a_token_the_pages_are_off() {
         let auth = AdminAuth::new(None);
         assert!(!auth.is_configured());
-        assert_eq!(auth.check(&auth_header("Bearer anything")), Access::NotConfigured);
+        assert_eq!(
+            auth.check(&auth_header("Bearer anything")),
+            Access::NotConfigured
+        );
     }
 
     #[test]

@@ -71,9 +71,7 @@ const RELEASE_REASONS: [&str; 6] = [
 const REQUEST_BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
 ];
-const DIRECTORY_BUCKETS: [f64; 11] = [
-    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-];
+const DIRECTORY_BUCKETS: [f64; 11] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
 /// Every metric iumgate exports, and the registry they live in.
 pub struct Metrics {
@@ -143,11 +141,21 @@ impl Builder<'_> {
     fn counter(&self, name: &str, help: &str) -> Result<IntCounter, String> {
         self.reg(name, IntCounter::new(name, help).map_err(|e| err(name, e))?)
     }
-    fn counter_vec(&self, name: &str, help: &str, labels: &[&str]) -> Result<IntCounterVec, String> {
+    fn counter_vec(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+    ) -> Result<IntCounterVec, String> {
         let v = IntCounterVec::new(Opts::new(name, help), labels).map_err(|e| err(name, e))?;
         self.reg(name, v)
     }
-    fn int_gauge_vec(&self, name: &str, help: &str, labels: &[&str]) -> Result<IntGaugeVec, String> {
+    fn int_gauge_vec(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+    ) -> Result<IntGaugeVec, String> {
         let v = IntGaugeVec::new(Opts::new(name, help), labels).map_err(|e| err(name, e))?;
         self.reg(name, v)
     }

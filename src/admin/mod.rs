@@ -65,7 +65,11 @@ fn text(status: StatusCode, body: &'static str) -> Response<Body> {
     r
 }
 
-pub async fn route(health: &Health, pages: &dyn AdminPages, req: Request<Incoming>) -> Response<Body> {
+pub async fn route(
+    health: &Health,
+    pages: &dyn AdminPages,
+    req: Request<Incoming>,
+) -> Response<Body> {
     match req.uri().path() {
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/readyz" if health.is_ready() => text(StatusCode::OK, "ready\n"),
@@ -100,18 +104,26 @@ fn html(status: StatusCode, body: String) -> Response<Body> {
     let mut r = Response::new(full(body));
     *r.status_mut() = status;
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     // The page has no script; nothing may frame it.
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"),
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+        ),
     );
     r
 }
 
 fn unauthorized() -> Response<Body> {
-    let mut r = text(StatusCode::UNAUTHORIZED, "the admin token is needed: Authorization: Bearer <token>\n");
+    let mut r = text(
+        StatusCode::UNAUTHORIZED,
+        "the admin token is needed: Authorization: Bearer <token>\n",
+    );
     r.headers_mut().insert(
         header::WWW_AUTHENTICATE,
         HeaderValue::from_static("Bearer realm=\"iumgate admin\""),

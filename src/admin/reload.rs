@@ -112,7 +112,9 @@ impl Reloader {
                 Ok(_) => Some(crate::telemetry::filter_for(&new.log)),
                 Err(e) => {
                     self.metrics.config_loaded(false, self.now());
-                    tracing::error!("config reload failed, the running settings stay in force: {e}");
+                    tracing::error!(
+                        "config reload failed, the running settings stay in force: {e}"
+                    );
                     return Err(e);
                 }
             }
@@ -164,7 +166,9 @@ impl Reloader {
             let handle = lock(&self.source).as_ref().and_then(|s| s.filter.clone());
             match handle {
                 Some(h) => match h.reload(f) {
-                    Ok(()) => report.applied.push(format!("log: {}", new.log.directives())),
+                    Ok(()) => report
+                        .applied
+                        .push(format!("log: {}", new.log.directives())),
                     Err(e) => tracing::warn!("config reload: cannot swap the log filter: {e}"),
                 },
                 None => report.need_restart.push("log".into()),

@@ -144,8 +144,11 @@ pub fn collect(gate: Option<&Gate>, alerts: &Alerts, ready: bool, config_loaded_
             }
         })
         .collect();
-    st.holders
-        .sort_by(|x, y| x.last_active_ms.cmp(&y.last_active_ms).then_with(|| x.user.cmp(&y.user)));
+    st.holders.sort_by(|x, y| {
+        x.last_active_ms
+            .cmp(&y.last_active_ms)
+            .then_with(|| x.user.cmp(&y.user))
+    });
     st.queue = queue
         .into_iter()
         .enumerate()
@@ -363,7 +366,11 @@ pub fn render_html(st: &Status) -> String {
             "at start".into()
         }
     ));
-    page("iumgate — status", &b, "<meta http-equiv=\"refresh\" content=\"15\">")
+    page(
+        "iumgate — status",
+        &b,
+        "<meta http-equiv=\"refresh\" content=\"15\">",
+    )
 }
 
 /// Shown with the 401 when the browser has no (or a wrong) token.

@@ -262,7 +262,12 @@ impl Driver {
     }
 
     /// Waits (bounded) until the current URL satisfies `cond`.
-    pub async fn wait_for_url(&self, what: &str, limit: Duration, cond: impl Fn(&str) -> bool) -> String {
+    pub async fn wait_for_url(
+        &self,
+        what: &str,
+        limit: Duration,
+        cond: impl Fn(&str) -> bool,
+    ) -> String {
         let start = Instant::now();
         loop {
             let url = self.url().await;
