@@ -1,7 +1,7 @@
 //! Wiring: builds the rooms from the config, binds the listeners, runs until
 //! told to stop. Used by `iumgate serve`, `iumgate demo` and the tests.
 
-use crate::admin::{self, Health};
+use crate::admin::{self, auth::AdminAuth, AdminSurface, Health, Metrics, Reloader};
 use crate::alerts::Alerts;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
@@ -25,6 +25,10 @@ pub struct Running {
     pub alerts: Arc<Alerts>,
     /// The scheduled jobs (tier check, cleanup, sync), when the gate is on.
     pub jobs: Option<Arc<crate::jobs::Housekeeping>>,
+    /// Every metric `/metrics` shows.
+    pub metrics: Arc<Metrics>,
+    /// Re-reads the config file on SIGHUP (`set_source` tells it which).
+    pub reloader: Arc<Reloader>,
     /// Cancel to start a graceful drain (SIGTERM).
     pub stop: CancellationToken,
     /// Writes the state snapshots (`[state] path`); the final one after a drain.
@@ -51,11 +55,17 @@ impl Running {
         }
     }
 
-    /// Reloads what SIGHUP reloads (the TLS certificate for now).
+    /// Reloads what SIGHUP reloads: the TLS certificate, and the settings
+    /// of the config file that can change live (in the background).
     pub fn reload(&self) {
         if let Some(tls) = &self.tls {
             let _ = tls.reload();
         }
+        let reloader = self.reloader.clone();
+        tokio::spawn(async move {
+            // The outcome is logged and exported by the reloader itself.
+            let _ = reloader.reload().await;
+        });
     }
 }
 
@@ -89,13 +99,14 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
 pub async fn start_opts(cfg: Config, opts: Options) -> Result<Running, String> {
     install_crypto();
     let alerts = Arc::new(Alerts::default());
+    let metrics = Arc::new(Metrics::new()?);
     if !cfg.gate_enabled() {
         tracing::info!("no [ium] groups configured: running as a plain proxy (no licence gate)");
-        return start_with(cfg, Arc::new(NoGate), None, alerts).await;
+        return start_with(cfg, Arc::new(NoGate), None, alerts, metrics).await;
     }
     let directory = match opts.directory {
-        Some(d) => d,
-        None => crate::directory::from_config(&cfg)?,
+        Some(d) => admin::metrics::ObservedDirectory::wrap(d, metrics.clone()),
+        None => crate::directory::from_config_with_observer(&cfg, metrics.clone())?,
     };
     let settings = GateSettings::from_config(&cfg)?;
     let pool_cfg = PoolConfig {
@@ -125,7 +136,15 @@ pub async fn start_opts(cfg: Config, opts: Options) -> Result<Running, String> {
             "state restored"
         );
     }
-    let mut running = start_with(cfg.clone(), gate.clone(), Some(gate.clone()), alerts).await?;
+    metrics.attach_gate(&gate)?;
+    let mut running = start_with(
+        cfg.clone(),
+        gate.clone(),
+        Some(gate.clone()),
+        alerts,
+        metrics,
+    )
+    .await?;
     running.jobs = Some(crate::jobs::spawn_all(
         &cfg,
         gate.clone(),
@@ -140,7 +159,9 @@ pub async fn start_with<H: Hooks>(
     hooks: Arc<H>,
     gate: Option<Arc<Gate>>,
     alerts: Arc<Alerts>,
+    metrics: Arc<Metrics>,
 ) -> Result<Running, String> {
+    let admin_token = cfg.admin.token().resolve()?;
     let settings = proxy::Settings::from_config(&cfg.proxy)?;
     let client = proxy::client::build(&cfg.proxy)?;
     let tls = match &cfg.proxy.tls {
@@ -165,13 +186,22 @@ pub async fn start_with<H: Hooks>(
         settings,
         client,
         hooks,
-        observer: Arc::new(()),
+        observer: metrics.clone(),
         tasks: tokio_util::task::TaskTracker::new(),
     });
+    let surface = AdminSurface {
+        metrics: metrics.clone(),
+        gate: gate.clone(),
+        alerts: alerts.clone(),
+        health: health.clone(),
+        auth: AdminAuth::new(admin_token),
+        metrics_need_token: cfg.admin.metrics_need_token,
+    };
+    let reloader = Arc::new(Reloader::new(cfg.clone(), gate.clone(), metrics.clone()));
     tokio::spawn(admin::serve(
         admin_listener,
         health.clone(),
-        Arc::new(()),
+        Arc::new(surface),
         admin_stop.clone(),
     ));
     if let (Some(store), Some(t)) = (&tls, &cfg.proxy.tls) {
@@ -202,6 +232,8 @@ pub async fn start_with<H: Hooks>(
         gate,
         alerts,
         jobs: None,
+        metrics,
+        reloader,
         stop,
         state: None,
         done,

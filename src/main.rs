@@ -157,7 +157,7 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             runtime(|| async move {
-                iumgate::telemetry::init(&cfg.log);
+                let log_filter = iumgate::telemetry::init(&cfg.log);
                 let signals = match iumgate::app::Signals::install() {
                     Ok(s) => s,
                     Err(e) => {
@@ -166,7 +166,11 @@ fn main() -> ExitCode {
                     }
                 };
                 match iumgate::app::start(cfg).await {
-                    Ok(running) => iumgate::app::run_until_signalled(running, signals).await,
+                    Ok(running) => {
+                        // SIGHUP re-reads this file and swaps the log filter.
+                        running.reloader.set_source(config, Some(log_filter));
+                        iumgate::app::run_until_signalled(running, signals).await
+                    }
                     Err(e) => {
                         tracing::error!("cannot start: {e}");
                         eprintln!("iumgate: cannot start: {e}");

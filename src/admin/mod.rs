@@ -1,8 +1,23 @@
-//! The admin listener: `/healthz`, `/readyz` (and `/metrics`, `/status`).
-//! Separate from the public listener so it can stay on a private address.
+//! The admin listener: `/healthz`, `/readyz`, `/metrics`, and behind the
+//! admin token `/status` (JSON) and `/` (HTML). Separate from the public
+//! listener so it can stay on a private address.
 
+pub mod auth;
+pub mod metrics;
+pub mod reload;
+pub mod runs;
+pub mod status;
+
+pub use metrics::Metrics;
+pub use reload::{ReloadReport, Reloader};
+pub use runs::JobRuns;
+
+use crate::alerts::Alerts;
+use crate::gate::Gate;
 use crate::proxy::body::{full, Body};
-use http::{header, HeaderValue, Request, Response, StatusCode};
+use async_trait::async_trait;
+use auth::{Access, AdminAuth};
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -27,14 +42,16 @@ impl Health {
     }
 }
 
-/// What the admin listener serves beyond health (filled by later rooms).
+/// What the admin listener serves beyond health.
+#[async_trait]
 pub trait AdminPages: Send + Sync + 'static {
-    fn handle(&self, req: &Request<Incoming>) -> Option<Response<Body>>;
+    async fn handle(&self, req: Request<Incoming>) -> Response<Body>;
 }
 
+#[async_trait]
 impl AdminPages for () {
-    fn handle(&self, _req: &Request<Incoming>) -> Option<Response<Body>> {
-        None
+    async fn handle(&self, _req: Request<Incoming>) -> Response<Body> {
+        text(StatusCode::NOT_FOUND, "not found\n")
     }
 }
 
@@ -48,14 +65,131 @@ fn text(status: StatusCode, body: &'static str) -> Response<Body> {
     r
 }
 
-pub fn route(health: &Health, pages: &dyn AdminPages, req: &Request<Incoming>) -> Response<Body> {
+pub async fn route(
+    health: &Health,
+    pages: &dyn AdminPages,
+    req: Request<Incoming>,
+) -> Response<Body> {
     match req.uri().path() {
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/readyz" if health.is_ready() => text(StatusCode::OK, "ready\n"),
         "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "draining\n"),
-        _ => pages
-            .handle(req)
-            .unwrap_or_else(|| text(StatusCode::NOT_FOUND, "not found\n")),
+        _ => pages.handle(req).await,
+    }
+}
+
+/// The admin pages proper: metrics, status and the HTML page.
+pub struct AdminSurface {
+    pub metrics: Arc<Metrics>,
+    pub gate: Option<Arc<Gate>>,
+    pub alerts: Arc<Alerts>,
+    pub health: Arc<Health>,
+    pub auth: AdminAuth,
+    /// `[admin] metrics_need_token`.
+    pub metrics_need_token: bool,
+}
+
+impl AdminSurface {
+    fn status_now(&self) -> status::Status {
+        status::collect(
+            self.gate.as_deref(),
+            &self.alerts,
+            self.health.is_ready(),
+            self.metrics.config_loaded_at_ms(),
+        )
+    }
+}
+
+fn html(status: StatusCode, body: String) -> Response<Body> {
+    let mut r = Response::new(full(body));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // The page has no script; nothing may frame it.
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+        ),
+    );
+    r
+}
+
+fn unauthorized() -> Response<Body> {
+    let mut r = text(
+        StatusCode::UNAUTHORIZED,
+        "the admin token is needed: Authorization: Bearer <token>\n",
+    );
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"iumgate admin\""),
+    );
+    r
+}
+
+/// A browser asks for the token: any user name, the token as password.
+fn unauthorized_page() -> Response<Body> {
+    let mut r = html(StatusCode::UNAUTHORIZED, status::render_login());
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"iumgate admin (any user name, the admin token as password)\", charset=\"UTF-8\""),
+    );
+    r
+}
+
+fn not_configured() -> Response<Body> {
+    text(
+        StatusCode::FORBIDDEN,
+        "the status pages are off: set [admin] token_env or token_file to turn them on\n",
+    )
+}
+
+#[async_trait]
+impl AdminPages for AdminSurface {
+    async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+        let access = self.auth.check(req.headers());
+        match (req.method(), req.uri().path()) {
+            (&Method::GET, "/metrics") => {
+                if self.metrics_need_token && access != Access::Allowed {
+                    return unauthorized();
+                }
+                let body = self.metrics.render(self.gate.as_deref(), &self.health);
+                let mut r = Response::new(full(body));
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(metrics::CONTENT_TYPE),
+                );
+                r
+            }
+            (&Method::GET, "/status") => match access {
+                Access::Allowed => {
+                    let st = self.status_now();
+                    let body = serde_json::to_string_pretty(&st).unwrap_or_else(|e| {
+                        format!("{{\"error\":{}}}", crate::pages::json_str(&e.to_string()))
+                    });
+                    let mut r = Response::new(full(body));
+                    r.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    );
+                    r.headers_mut()
+                        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                    r
+                }
+                Access::Denied => unauthorized(),
+                Access::NotConfigured => not_configured(),
+            },
+            (&Method::GET, "/") => match access {
+                Access::Allowed => html(StatusCode::OK, status::render_html(&self.status_now())),
+                Access::Denied => unauthorized_page(),
+                Access::NotConfigured => not_configured(),
+            },
+            _ => text(StatusCode::NOT_FOUND, "not found\n"),
+        }
     }
 }
 
@@ -83,8 +217,9 @@ pub async fn serve(
         let stop = stop.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req| {
-                let r = route(&health, &*pages, &req);
-                async move { Ok::<_, Infallible>(r) }
+                let health = health.clone();
+                let pages = pages.clone();
+                async move { Ok::<_, Infallible>(route(&health, &*pages, req).await) }
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             let conn = builder.serve_connection(TokioIo::new(stream), svc);

@@ -50,7 +50,25 @@ impl Gate {
             };
         }
         let now = self.now();
-        let admission = self.with_pool(|p| p.admit(user, now, mode));
+        let (admission, queued_since) = self.with_pool(|p| {
+            // When a waiter is admitted, how long it waited (metrics). Only
+            // waiters pay for the queue scan.
+            let since = p
+                .position(user)
+                .and_then(|_| p.queue().into_iter().find(|w| &w.user == user))
+                .map(|w| w.since);
+            (p.admit(user, now, mode), since)
+        });
+        let out = self.apply_admission(user, now, admission).await;
+        if let (Outcome::Pass, Some(since)) = (&out, queued_since) {
+            self.counters
+                .queue_wait_seconds
+                .observe(now.saturating_sub(since) as f64 / 1000.0);
+        }
+        out
+    }
+
+    async fn apply_admission(&self, user: &UserId, now: u64, admission: Admission) -> Outcome {
         match admission {
             Admission::Holding => {
                 self.counters.admit_holding.fetch_add(1, Ordering::Relaxed);

@@ -113,7 +113,7 @@ pub struct Event {
 }
 
 /// Counters for metrics and status (plain atomics; read by the admin room).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Counters {
     pub admit_holding: AtomicU64,
     pub admit_granted: AtomicU64,
@@ -127,6 +127,40 @@ pub struct Counters {
     pub release_rollback: AtomicU64,
     pub release_reconcile: AtomicU64,
     pub login_failed: AtomicU64,
+    /// Queue entry → admission, seconds (observed once per admitted waiter).
+    pub queue_wait_seconds: prometheus::Histogram,
+}
+
+/// Buckets of the queue wait: seconds to an hour (min_idle is minutes).
+pub const QUEUE_WAIT_BUCKETS: [f64; 12] = [
+    1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 2700.0, 3600.0,
+];
+
+impl Default for Counters {
+    fn default() -> Self {
+        let opts = prometheus::HistogramOpts::new(
+            "iumgate_queue_wait_seconds",
+            "Time from entering the queue to getting a seat.",
+        )
+        .buckets(QUEUE_WAIT_BUCKETS.to_vec());
+        Counters {
+            admit_holding: AtomicU64::new(0),
+            admit_granted: AtomicU64::new(0),
+            admit_evicted: AtomicU64::new(0),
+            admit_waited: AtomicU64::new(0),
+            admit_failed: AtomicU64::new(0),
+            release_eviction: AtomicU64::new(0),
+            release_logout: AtomicU64::new(0),
+            release_tier_shrink: AtomicU64::new(0),
+            release_cleanup: AtomicU64::new(0),
+            release_rollback: AtomicU64::new(0),
+            release_reconcile: AtomicU64::new(0),
+            login_failed: AtomicU64::new(0),
+            // Constant name and increasing buckets: this cannot fail.
+            queue_wait_seconds: prometheus::Histogram::with_opts(opts)
+                .expect("constant histogram options are valid"),
+        }
+    }
 }
 
 /// The licence arithmetic, as last computed by reconcile.
@@ -147,6 +181,8 @@ pub struct Gate {
     pub directory: Arc<dyn Directory>,
     pub alerts: Arc<Alerts>,
     pub counters: Counters,
+    /// Last runs of the background jobs (they report here; status reads).
+    pub job_runs: crate::admin::runs::JobRuns,
     pool: Mutex<Pool>,
     seats: Arc<SeatMap>,
     /// Seats reserved whose directory grant has not finished yet.
@@ -191,6 +227,7 @@ impl Gate {
             directory,
             alerts,
             counters: Counters::default(),
+            job_runs: crate::admin::runs::JobRuns::default(),
             pool: Mutex::new(pool),
             seats,
             pending: DashSet::new(),

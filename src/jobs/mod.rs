@@ -51,14 +51,18 @@ pub fn spawn_all(cfg: &Config, gate: Arc<Gate>, stop: CancellationToken) -> Arc<
 /// growing back-off (1 s, 2 s, 4 s … up to `every`) and raises an alert.
 async fn reconcile_loop(gate: Arc<Gate>, every: Duration, stop: CancellationToken) {
     let mut backoff = Duration::from_secs(1);
+    gate.job_runs.register("reconcile", every.as_secs());
     loop {
+        gate.job_runs.started("reconcile", gate.now());
         let wait = match gate.reconcile().await {
             Ok(_) => {
+                gate.job_runs.succeeded("reconcile", gate.now());
                 gate.alerts.resolve("reconcile_failed");
                 backoff = Duration::from_secs(1);
                 every
             }
             Err(e) => {
+                gate.job_runs.failed("reconcile", gate.now(), e.to_string());
                 gate.alerts.raise(
                     "reconcile_failed",
                     format!("Cannot read the IUM groups from the directory: {e}"),
@@ -79,16 +83,19 @@ async fn reconcile_loop(gate: Arc<Gate>, every: Duration, stop: CancellationToke
 
 /// Drops abandoned waiters and sessions past their time to live.
 async fn prune_loop(gate: Arc<Gate>, every: Duration, stop: CancellationToken) {
+    gate.job_runs.register("prune", every.as_secs());
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(every) => {}
         }
         let now = gate.now();
+        gate.job_runs.started("prune", now);
         gate.with_pool(|p| p.prune(now));
         let s = gate.settings.load();
         gate.sessions
             .prune(now, s.session_ttl_ms, s.remember_ttl_ms);
+        gate.job_runs.succeeded("prune", now);
     }
 }
 

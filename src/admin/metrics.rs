@@ -1,0 +1,684 @@
+//! Prometheus metrics: one registry, prefix `iumgate_`, base units, `_total`
+//! counters, no user names as labels (per-user detail is on `/status`).
+//!
+//! Two kinds of sources:
+//! - **events on the request path** (proxied requests, upstream errors,
+//!   directory calls) are observed as they happen, into children looked up
+//!   once at start-up and kept in arrays: a proxied request costs one
+//!   histogram observation and nothing else;
+//! - **state** (seats, queue, sessions, alerts, jobs) and the gate's own
+//!   atomic counters are read at scrape time, so the gate does no metrics
+//!   work at all beyond its atomics.
+
+use super::runs::JobRun;
+use super::Health;
+use crate::directory::{CallObserver, Directory, DirectoryError, LicenceInfo, Member, UserInfo};
+use crate::gate::Gate;
+use crate::proxy::{Observer, UpstreamError};
+use crate::user::UserId;
+use async_trait::async_trait;
+use prometheus::core::Collector;
+use prometheus::{
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// The `Content-Type` of the text exposition format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+const UPSTREAM_KINDS: [&str; 3] = ["connect", "timeout", "protocol"];
+/// `CallObserver`'s operations; anything else is counted as `other`.
+const DIR_OPS: [&str; 6] = [
+    "add_to_group",
+    "remove_from_group",
+    "group_members",
+    "user",
+    "licence",
+    "other",
+];
+/// `"ok"`, every [`DirectoryError::kind`], and `other` for anything new.
+const DIR_RESULTS: [&str; 9] = [
+    "ok",
+    "bad_credentials",
+    "not_admin",
+    "group_missing",
+    "user_missing",
+    "read_only",
+    "unavailable",
+    "unexpected",
+    "other",
+];
+const ADMISSION_RESULTS: [&str; 5] = [
+    "holding",
+    "granted",
+    "granted_by_eviction",
+    "waited",
+    "failed",
+];
+const RELEASE_REASONS: [&str; 6] = [
+    "eviction",
+    "logout",
+    "tier_shrink",
+    "cleanup",
+    "reconcile",
+    "rollback",
+];
+
+const REQUEST_BUCKETS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+];
+const DIRECTORY_BUCKETS: [f64; 11] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+/// Every metric iumgate exports, and the registry they live in.
+pub struct Metrics {
+    registry: Registry,
+    // Observed as they happen: children cached by index.
+    request_duration: Vec<Histogram>,
+    upstream_errors: Vec<IntCounter>,
+    directory_calls: Vec<Vec<IntCounter>>,
+    directory_duration: Vec<Histogram>,
+    // Set at scrape time.
+    seats_capacity: IntGauge,
+    seats_in_use: IntGauge,
+    seats_tier: IntGauge,
+    seats_fixed: IntGauge,
+    seats_reserved: IntGauge,
+    queue_length: IntGauge,
+    sessions_tracked: IntGauge,
+    users_tracked: IntGauge,
+    gate_reconciled: IntGauge,
+    power_users_in_ium: IntGauge,
+    admissions: Vec<IntCounter>,
+    releases: Vec<IntCounter>,
+    login_failures: IntCounter,
+    alerts_active: IntGauge,
+    alert_active: IntGaugeVec,
+    job_last_success: GaugeVec,
+    job_last_run: GaugeVec,
+    job_interval: GaugeVec,
+    job_failures: IntCounterVec,
+    ready: IntGauge,
+    reload_success: IntGauge,
+    reload_timestamp: Gauge,
+    /// Scrapes copy the gate's atomics into counters by difference; one at a
+    /// time, so a difference is never added twice.
+    scrape: Mutex<()>,
+    /// Unix ms of the last successful config load (the start counts).
+    reload_ok_ms: AtomicU64,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+fn err(what: &str, e: prometheus::Error) -> String {
+    format!("metrics: {what}: {e}")
+}
+
+struct Builder<'a> {
+    registry: &'a Registry,
+}
+
+impl Builder<'_> {
+    fn reg<C: Collector + Clone + 'static>(&self, name: &str, c: C) -> Result<C, String> {
+        self.registry
+            .register(Box::new(c.clone()))
+            .map_err(|e| err(name, e))?;
+        Ok(c)
+    }
+    fn int_gauge(&self, name: &str, help: &str) -> Result<IntGauge, String> {
+        self.reg(name, IntGauge::new(name, help).map_err(|e| err(name, e))?)
+    }
+    fn gauge(&self, name: &str, help: &str) -> Result<Gauge, String> {
+        self.reg(name, Gauge::new(name, help).map_err(|e| err(name, e))?)
+    }
+    fn counter(&self, name: &str, help: &str) -> Result<IntCounter, String> {
+        self.reg(name, IntCounter::new(name, help).map_err(|e| err(name, e))?)
+    }
+    fn counter_vec(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+    ) -> Result<IntCounterVec, String> {
+        let v = IntCounterVec::new(Opts::new(name, help), labels).map_err(|e| err(name, e))?;
+        self.reg(name, v)
+    }
+    fn int_gauge_vec(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+    ) -> Result<IntGaugeVec, String> {
+        let v = IntGaugeVec::new(Opts::new(name, help), labels).map_err(|e| err(name, e))?;
+        self.reg(name, v)
+    }
+    fn gauge_vec(&self, name: &str, help: &str, labels: &[&str]) -> Result<GaugeVec, String> {
+        let v = GaugeVec::new(Opts::new(name, help), labels).map_err(|e| err(name, e))?;
+        self.reg(name, v)
+    }
+    fn histogram_vec(
+        &self,
+        name: &str,
+        help: &str,
+        label: &str,
+        buckets: &[f64],
+    ) -> Result<HistogramVec, String> {
+        let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+        let v = HistogramVec::new(opts, &[label]).map_err(|e| err(name, e))?;
+        self.reg(name, v)
+    }
+}
+
+/// One child per value, in the order of `values` (looked up once, here).
+fn children<T: prometheus::core::Metric + Clone>(
+    name: &str,
+    values: &[&str],
+    lookup: impl Fn(&[&str]) -> prometheus::Result<T>,
+) -> Result<Vec<T>, String> {
+    values
+        .iter()
+        .map(|v| lookup(&[v]).map_err(|e| err(name, e)))
+        .collect()
+}
+
+fn index_of(values: &[&str], v: &str) -> usize {
+    values
+        .iter()
+        .position(|x| *x == v)
+        .unwrap_or(values.len() - 1)
+}
+
+impl Metrics {
+    pub fn new() -> Result<Metrics, String> {
+        let registry = Registry::new();
+        let b = Builder {
+            registry: &registry,
+        };
+
+        let req = b.histogram_vec(
+            "iumgate_proxy_request_duration_seconds",
+            "Proxied requests by status class (the _count series counts them) and how long they took, iumgate's own answers included.",
+            "class",
+            &REQUEST_BUCKETS,
+        )?;
+        let request_duration = children("request", &STATUS_CLASSES, |l| {
+            req.get_metric_with_label_values(l)
+        })?;
+        let up = b.counter_vec(
+            "iumgate_upstream_errors_total",
+            "Requests the upstream application did not answer, by kind.",
+            &["kind"],
+        )?;
+        let upstream_errors = children("upstream", &UPSTREAM_KINDS, |l| {
+            up.get_metric_with_label_values(l)
+        })?;
+        let calls = b.counter_vec(
+            "iumgate_directory_calls_total",
+            "Calls of the application's admin REST API, by operation and result (ok or the error kind).",
+            &["op", "result"],
+        )?;
+        let mut directory_calls = Vec::with_capacity(DIR_OPS.len());
+        for op in DIR_OPS {
+            let row = DIR_RESULTS
+                .iter()
+                .map(|r| {
+                    calls
+                        .get_metric_with_label_values(&[op, r])
+                        .map_err(|e| err("directory calls", e))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            directory_calls.push(row);
+        }
+        let dd = b.histogram_vec(
+            "iumgate_directory_call_duration_seconds",
+            "How long directory operations took, retries and pages included.",
+            "op",
+            &DIRECTORY_BUCKETS,
+        )?;
+        let directory_duration = children("directory duration", &DIR_OPS, |l| {
+            dd.get_metric_with_label_values(l)
+        })?;
+
+        let adm = b.counter_vec(
+            "iumgate_admissions_total",
+            "Admission attempts of casual users, by result.",
+            &["result"],
+        )?;
+        let admissions = children("admissions", &ADMISSION_RESULTS, |l| {
+            adm.get_metric_with_label_values(l)
+        })?;
+        let rel = b.counter_vec(
+            "iumgate_releases_total",
+            "Seats given back, by reason.",
+            &["reason"],
+        )?;
+        let releases = children("releases", &RELEASE_REASONS, |l| {
+            rel.get_metric_with_label_values(l)
+        })?;
+
+        let m = Metrics {
+            request_duration,
+            upstream_errors,
+            directory_calls,
+            directory_duration,
+            seats_capacity: b.int_gauge(
+                "iumgate_seats_capacity",
+                "Shared seats: tier minus fixed-licence users minus reserved seats.",
+            )?,
+            seats_in_use: b.int_gauge(
+                "iumgate_seats_in_use",
+                "Shared seats held by casual users.",
+            )?,
+            seats_tier: b.int_gauge("iumgate_seats_tier", "The licence tier (user limit).")?,
+            seats_fixed: b.int_gauge(
+                "iumgate_seats_fixed",
+                "Users holding a fixed licence through a licensed group.",
+            )?,
+            seats_reserved: b.int_gauge(
+                "iumgate_seats_reserved",
+                "Seats kept free for API and service use.",
+            )?,
+            queue_length: b.int_gauge("iumgate_queue_length", "Users waiting for a seat.")?,
+            sessions_tracked: b.int_gauge(
+                "iumgate_sessions_tracked",
+                "Session, remember-me and token bindings iumgate knows.",
+            )?,
+            users_tracked: b.int_gauge(
+                "iumgate_users_tracked",
+                "Distinct users with at least one known session.",
+            )?,
+            gate_reconciled: b.int_gauge(
+                "iumgate_gate_reconciled",
+                "1 once the groups have been read from the directory (before that nobody is admitted).",
+            )?,
+            power_users_in_ium: b.int_gauge(
+                "iumgate_power_users_in_ium_groups",
+                "Fixed-licence users who are also in an IUM group (a misconfiguration).",
+            )?,
+            admissions,
+            releases,
+            login_failures: b.counter(
+                "iumgate_login_failures_total",
+                "Logins through iumgate that the application refused.",
+            )?,
+            alerts_active: b.int_gauge("iumgate_alerts_active", "Alerts currently raised.")?,
+            alert_active: b.int_gauge_vec(
+                "iumgate_alert_active",
+                "1 for each alert currently raised, by its stable key.",
+                &["alert"],
+            )?,
+            job_last_success: b.gauge_vec(
+                "iumgate_job_last_success_timestamp_seconds",
+                "When each background job last succeeded (unix seconds).",
+                &["job_name"],
+            )?,
+            job_last_run: b.gauge_vec(
+                "iumgate_job_last_run_timestamp_seconds",
+                "When each background job last started (unix seconds).",
+                &["job_name"],
+            )?,
+            job_interval: b.gauge_vec(
+                "iumgate_job_interval_seconds",
+                "How often each periodic job is meant to run.",
+                &["job_name"],
+            )?,
+            job_failures: b.counter_vec(
+                "iumgate_job_failures_total",
+                "Failed runs of each background job.",
+                &["job_name"],
+            )?,
+            ready: b.int_gauge(
+                "iumgate_ready",
+                "1 while iumgate accepts traffic, 0 while it drains.",
+            )?,
+            reload_success: b.int_gauge(
+                "iumgate_config_reload_success",
+                "1 if the last configuration (re)load succeeded, 0 if it failed.",
+            )?,
+            reload_timestamp: b.gauge(
+                "iumgate_config_reload_success_timestamp_seconds",
+                "When the configuration was last (re)loaded successfully (unix seconds).",
+            )?,
+            scrape: Mutex::new(()),
+            reload_ok_ms: AtomicU64::new(0),
+            registry,
+        };
+        let info = IntGaugeVec::new(
+            Opts::new(
+                "iumgate_build_info",
+                "Always 1; the labels say which iumgate runs.",
+            ),
+            &["version"],
+        )
+        .map_err(|e| err("build_info", e))?;
+        info.get_metric_with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .map_err(|e| err("build_info", e))?
+            .set(1);
+        m.registry
+            .register(Box::new(info))
+            .map_err(|e| err("build_info", e))?;
+        Ok(m)
+    }
+
+    /// Exports the gate's queue-wait histogram (it lives in the gate, which
+    /// observes it when a waiter gets a seat).
+    pub fn attach_gate(&self, gate: &Gate) -> Result<(), String> {
+        self.registry
+            .register(Box::new(gate.counters.queue_wait_seconds.clone()))
+            .map_err(|e| err("queue wait", e))
+    }
+
+    /// Records the outcome of a configuration (re)load at `now_ms`.
+    pub fn config_loaded(&self, ok: bool, now_ms: u64) {
+        self.reload_success.set(i64::from(ok));
+        if ok {
+            self.reload_ok_ms.store(now_ms, Ordering::Relaxed);
+            self.reload_timestamp.set(now_ms as f64 / 1000.0);
+        }
+    }
+
+    /// Unix ms of the last successful config (re)load.
+    pub fn config_loaded_at_ms(&self) -> u64 {
+        self.reload_ok_ms.load(Ordering::Relaxed)
+    }
+
+    /// The text exposition of every metric, state read now.
+    pub fn render(&self, gate: Option<&Gate>, health: &Health) -> String {
+        let _one_scrape = match self.scrape.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        self.ready.set(i64::from(health.is_ready()));
+        if let Some(gate) = gate {
+            self.read_gate(gate);
+        }
+        let families = self.registry.gather();
+        let mut out = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&families, &mut out) {
+            tracing::warn!(error = %e, "metrics: cannot encode");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    fn read_gate(&self, gate: &Gate) {
+        let (capacity, in_use, queue) =
+            gate.with_pool(|p| (p.capacity(), p.in_use(), p.queue_len()));
+        let a = gate.arithmetic();
+        self.seats_capacity.set(capacity as i64);
+        self.seats_in_use.set(in_use as i64);
+        self.queue_length.set(queue as i64);
+        self.seats_tier.set(i64::from(a.tier));
+        self.seats_fixed.set(i64::from(a.fixed));
+        self.seats_reserved.set(i64::from(a.reserved));
+        self.power_users_in_ium.set(a.power_in_ium.len() as i64);
+        self.gate_reconciled.set(i64::from(gate.is_reconciled()));
+        self.sessions_tracked.set(gate.sessions.len() as i64);
+        self.users_tracked.set(gate.sessions.users() as i64);
+
+        let c = &gate.counters;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let admissions = [
+            load(&c.admit_holding),
+            load(&c.admit_granted),
+            load(&c.admit_evicted),
+            load(&c.admit_waited),
+            load(&c.admit_failed),
+        ];
+        for (counter, v) in self.admissions.iter().zip(admissions) {
+            catch_up(counter, v);
+        }
+        let releases = [
+            load(&c.release_eviction),
+            load(&c.release_logout),
+            load(&c.release_tier_shrink),
+            load(&c.release_cleanup),
+            load(&c.release_reconcile),
+            load(&c.release_rollback),
+        ];
+        for (counter, v) in self.releases.iter().zip(releases) {
+            catch_up(counter, v);
+        }
+        catch_up(&self.login_failures, load(&c.login_failed));
+
+        let alerts = gate.alerts.list();
+        self.alerts_active.set(alerts.len() as i64);
+        // Resolved alerts must disappear, not linger at their last value.
+        self.alert_active.reset();
+        for a in &alerts {
+            if let Ok(g) = self.alert_active.get_metric_with_label_values(&[&a.key]) {
+                g.set(1);
+            }
+        }
+        for (job, run) in gate.job_runs.list() {
+            self.export_job(job, &run);
+        }
+    }
+
+    /// Labelled `job_name`, not `job`: Prometheus sets `job` on every series
+    /// to the scrape job and would rename ours to `exported_job`.
+    fn export_job(&self, job: &str, run: &JobRun) {
+        let labels = [job];
+        if let Ok(g) = self.job_interval.get_metric_with_label_values(&labels) {
+            g.set(run.every_s as f64);
+        }
+        // A job that has not succeeded yet shows 0: "never", which an alert
+        // on `time() - x` treats as very late, as it should.
+        if let Ok(g) = self.job_last_success.get_metric_with_label_values(&labels) {
+            g.set(run.last_success_ms.unwrap_or(0) as f64 / 1000.0);
+        }
+        if let Ok(g) = self.job_last_run.get_metric_with_label_values(&labels) {
+            g.set(run.last_start_ms.unwrap_or(0) as f64 / 1000.0);
+        }
+        if let Ok(c) = self.job_failures.get_metric_with_label_values(&labels) {
+            catch_up(&c, run.failures);
+        }
+    }
+}
+
+/// Brings a counter up to an atomic's value (both only grow).
+fn catch_up(counter: &IntCounter, value: u64) {
+    let cur = counter.get();
+    if value > cur {
+        counter.inc_by(value - cur);
+    }
+}
+
+impl Observer for Metrics {
+    fn request_done(&self, status: u16, seconds: f64) {
+        let i = usize::from((status / 100).clamp(1, 5)) - 1;
+        self.request_duration[i].observe(seconds);
+    }
+
+    fn upstream_error(&self, kind: UpstreamError) {
+        let i = match kind {
+            UpstreamError::Connect => 0,
+            UpstreamError::Timeout => 1,
+            UpstreamError::Protocol => 2,
+        };
+        self.upstream_errors[i].inc();
+    }
+}
+
+impl CallObserver for Metrics {
+    fn observe(&self, op: &'static str, result: &'static str, seconds: f64) {
+        let o = index_of(&DIR_OPS, op);
+        let r = index_of(&DIR_RESULTS, result);
+        self.directory_calls[o][r].inc();
+        self.directory_duration[o].observe(seconds);
+    }
+}
+
+/// A directory client wrapped so each operation is observed (for clients
+/// built elsewhere, e.g. the demo's and the tests'; the configured clients
+/// report through [`crate::directory::from_config_with_observer`]).
+pub struct ObservedDirectory {
+    inner: Arc<dyn Directory>,
+    observer: Arc<dyn CallObserver>,
+}
+
+impl ObservedDirectory {
+    pub fn wrap(inner: Arc<dyn Directory>, observer: Arc<dyn CallObserver>) -> Arc<dyn Directory> {
+        Arc::new(ObservedDirectory { inner, observer })
+    }
+
+    fn done<T>(&self, op: &'static str, start: Instant, r: &Result<T, DirectoryError>) {
+        let result = match r {
+            Ok(_) => "ok",
+            Err(e) => e.kind(),
+        };
+        self.observer
+            .observe(op, result, start.elapsed().as_secs_f64());
+    }
+}
+
+impl std::fmt::Debug for ObservedDirectory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObservedDirectory")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl Directory for ObservedDirectory {
+    async fn add_to_group(&self, user: &UserId, group: &str) -> Result<(), DirectoryError> {
+        let start = Instant::now();
+        let r = self.inner.add_to_group(user, group).await;
+        self.done("add_to_group", start, &r);
+        r
+    }
+    async fn remove_from_group(&self, user: &UserId, group: &str) -> Result<(), DirectoryError> {
+        let start = Instant::now();
+        let r = self.inner.remove_from_group(user, group).await;
+        self.done("remove_from_group", start, &r);
+        r
+    }
+    async fn group_members(&self, group: &str) -> Result<Vec<Member>, DirectoryError> {
+        let start = Instant::now();
+        let r = self.inner.group_members(group).await;
+        self.done("group_members", start, &r);
+        r
+    }
+    async fn user(&self, user: &UserId) -> Result<Option<UserInfo>, DirectoryError> {
+        let start = Instant::now();
+        let r = self.inner.user(user).await;
+        self.done("user", start, &r);
+        r
+    }
+    async fn licence(&self, application: &str) -> Result<Option<LicenceInfo>, DirectoryError> {
+        let start = Instant::now();
+        let r = self.inner.licence(application).await;
+        self.done("licence", start, &r);
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    }
+
+    #[test]
+    fn requests_are_counted_by_status_class() {
+        let m = Metrics::new().unwrap();
+        m.request_done(200, 0.01);
+        m.request_done(204, 0.02);
+        m.request_done(503, 0.5);
+        m.request_done(42, 0.5); // nonsense status: counted as 1xx, not a panic
+        m.upstream_error(UpstreamError::Timeout);
+        let text = m.render(None, &Health::default());
+        let count = |c: &str| {
+            sample(
+                &text,
+                &format!("iumgate_proxy_request_duration_seconds_count{{class=\"{c}\"}}"),
+            )
+        };
+        assert_eq!(count("2xx"), Some(2.0));
+        assert_eq!(count("5xx"), Some(1.0));
+        assert_eq!(count("1xx"), Some(1.0));
+        assert_eq!(
+            sample(&text, "iumgate_upstream_errors_total{kind=\"timeout\"}"),
+            Some(1.0)
+        );
+        let build = format!(
+            "iumgate_build_info{{version=\"{}\"}}",
+            env!("CARGO_PKG_VERSION")
+        );
+        assert_eq!(sample(&text, &build), Some(1.0));
+    }
+
+    #[test]
+    fn directory_calls_are_counted_by_op_and_result() {
+        let m = Metrics::new().unwrap();
+        m.observe("add_to_group", "ok", 0.1);
+        m.observe("add_to_group", "unavailable", 2.0);
+        m.observe("something_new", "weird", 0.1);
+        let text = m.render(None, &Health::default());
+        assert_eq!(
+            sample(
+                &text,
+                "iumgate_directory_calls_total{op=\"add_to_group\",result=\"ok\"}"
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "iumgate_directory_calls_total{op=\"add_to_group\",result=\"unavailable\"}"
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "iumgate_directory_calls_total{op=\"other\",result=\"other\"}"
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "iumgate_directory_call_duration_seconds_count{op=\"add_to_group\"}"
+            ),
+            Some(2.0)
+        );
+    }
+
+    #[test]
+    fn catching_up_never_counts_twice() {
+        let c = IntCounter::new("x_total", "x").unwrap();
+        catch_up(&c, 3);
+        catch_up(&c, 3);
+        assert_eq!(c.get(), 3);
+        catch_up(&c, 5);
+        assert_eq!(c.get(), 5);
+        catch_up(&c, 4); // never backwards
+        assert_eq!(c.get(), 5);
+    }
+
+    #[test]
+    fn a_failed_reload_keeps_the_last_success_time() {
+        let m = Metrics::new().unwrap();
+        m.config_loaded(true, 10_000);
+        m.config_loaded(false, 20_000);
+        let text = m.render(None, &Health::default());
+        assert_eq!(sample(&text, "iumgate_config_reload_success"), Some(0.0));
+        assert_eq!(
+            sample(&text, "iumgate_config_reload_success_timestamp_seconds"),
+            Some(10.0)
+        );
+    }
+}

@@ -1,0 +1,228 @@
+//! SIGHUP: re-read the config file and apply what can change while running —
+//! the tier, `min_idle`, the waiting page's message and logo, the log
+//! filters. Everything else needs a restart and is named in the log. A file
+//! that does not load changes nothing; the outcome goes to the log and to
+//! `iumgate_config_reload_success` (+ `_timestamp_seconds`).
+
+use super::metrics::Metrics;
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::gate::Gate;
+use crate::telemetry::FilterHandle;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// What a reload changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// Applied now, e.g. `ium.min_idle: 30m → 10m`.
+    pub applied: Vec<String>,
+    /// Changed in the file but only taken on a restart.
+    pub need_restart: Vec<String>,
+}
+
+struct Source {
+    path: PathBuf,
+    filter: Option<FilterHandle>,
+}
+
+pub struct Reloader {
+    source: Mutex<Option<Source>>,
+    /// The config in force (what the next file is compared with).
+    current: Mutex<Config>,
+    gate: Option<Arc<Gate>>,
+    metrics: Arc<Metrics>,
+    /// Serialises reloads: two quick SIGHUPs apply one after the other.
+    running: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Reloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reloader").finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+impl Reloader {
+    /// `cfg` is the config the process started with (its load counts as the
+    /// first successful one).
+    pub fn new(cfg: Config, gate: Option<Arc<Gate>>, metrics: Arc<Metrics>) -> Reloader {
+        let r = Reloader {
+            source: Mutex::new(None),
+            current: Mutex::new(cfg),
+            gate,
+            metrics,
+            running: tokio::sync::Mutex::new(()),
+        };
+        r.metrics.config_loaded(true, r.now());
+        r
+    }
+
+    fn now(&self) -> u64 {
+        match &self.gate {
+            Some(g) => g.now(),
+            None => SystemClock.now_ms(),
+        }
+    }
+
+    /// Where the config came from, and the log filter to swap. Without a
+    /// source (the demo, tests that build a `Config` in code) a reload
+    /// re-applies nothing and says so.
+    pub fn set_source(&self, path: PathBuf, filter: Option<FilterHandle>) {
+        *lock(&self.source) = Some(Source { path, filter });
+    }
+
+    /// Reads the file again and applies it (SIGHUP).
+    pub async fn reload(&self) -> Result<ReloadReport, String> {
+        let path = lock(&self.source).as_ref().map(|s| s.path.clone());
+        let Some(path) = path else {
+            let e = "no config file to reload (started without one)".to_string();
+            self.metrics.config_loaded(false, self.now());
+            tracing::warn!("config reload: {e}");
+            return Err(e);
+        };
+        let loaded = Config::load(&path).map_err(|e| format!("{}: {e}", path.display()));
+        match loaded {
+            Ok(cfg) => self.apply(cfg).await,
+            Err(e) => {
+                self.metrics.config_loaded(false, self.now());
+                tracing::error!("config reload failed, the running settings stay in force: {e}");
+                Err(e)
+            }
+        }
+    }
+
+    /// Applies `new` (already validated) as far as it can change live.
+    pub async fn apply(&self, new: Config) -> Result<ReloadReport, String> {
+        let _one = self.running.lock().await;
+        let old = lock(&self.current).clone();
+        let mut report = ReloadReport::default();
+
+        // Validate what can still fail before changing anything.
+        let filter = if old.log.directives() != new.log.directives() {
+            let f = tracing_subscriber::EnvFilter::try_new(new.log.directives())
+                .map_err(|e| format!("log.filters: {e}"));
+            match f {
+                Ok(_) => Some(crate::telemetry::filter_for(&new.log)),
+                Err(e) => {
+                    self.metrics.config_loaded(false, self.now());
+                    tracing::error!(
+                        "config reload failed, the running settings stay in force: {e}"
+                    );
+                    return Err(e);
+                }
+            }
+        } else {
+            None
+        };
+
+        let mut tier_changed = false;
+        if let Some(gate) = &self.gate {
+            let cur = gate.settings.load_full();
+            let mut next = (*cur).clone();
+            if old.licence.tier != new.licence.tier {
+                report.applied.push(format!(
+                    "licence.tier: {:?} → {:?}",
+                    old.licence.tier, new.licence.tier
+                ));
+                next.tier = new.licence.tier;
+                tier_changed = true;
+            }
+            if old.licence.reserved != new.licence.reserved {
+                report.applied.push(format!(
+                    "licence.reserved: {} → {}",
+                    old.licence.reserved, new.licence.reserved
+                ));
+                next.reserved = new.licence.reserved;
+                tier_changed = true;
+            }
+            let min_idle = new.ium.min_idle.get().as_millis() as u64;
+            if old.ium.min_idle.get() != new.ium.min_idle.get() {
+                report.applied.push(format!(
+                    "ium.min_idle: {} → {}",
+                    humantime::format_duration(old.ium.min_idle.get()),
+                    humantime::format_duration(new.ium.min_idle.get())
+                ));
+                next.min_idle_ms = min_idle;
+            }
+            if old.queue.message != new.queue.message {
+                report.applied.push("queue.message".into());
+                next.message = new.queue.message.clone();
+            }
+            if old.queue.logo_url != new.queue.logo_url {
+                report.applied.push("queue.logo_url".into());
+                next.logo_url = new.queue.logo_url.clone();
+            }
+            gate.settings.store(Arc::new(next));
+            gate.with_pool(|p| p.set_min_idle(min_idle));
+        }
+        if let Some(f) = filter {
+            let handle = lock(&self.source).as_ref().and_then(|s| s.filter.clone());
+            match handle {
+                Some(h) => match h.reload(f) {
+                    Ok(()) => report
+                        .applied
+                        .push(format!("log: {}", new.log.directives())),
+                    Err(e) => tracing::warn!("config reload: cannot swap the log filter: {e}"),
+                },
+                None => report.need_restart.push("log".into()),
+            }
+        }
+        report.need_restart.extend(restart_only_changes(&old, &new));
+        *lock(&self.current) = new;
+        self.metrics.config_loaded(true, self.now());
+        tracing::info!(
+            applied = ?report.applied,
+            need_restart = ?report.need_restart,
+            "config reloaded"
+        );
+        if tier_changed {
+            if let Some(gate) = &self.gate {
+                // The capacity follows from the tier only through a reconcile
+                // (it needs the fixed-licence count): run one now.
+                if let Err(e) = gate.reconcile().await {
+                    tracing::warn!(error = %e, "reconcile after the tier change failed; the reconcile job retries");
+                }
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// Sections that changed but are only read at start-up.
+fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut check = |name: &str, changed: bool| {
+        if changed {
+            out.push(name.to_string());
+        }
+    };
+    check("proxy.listen", old.proxy.listen != new.proxy.listen);
+    check("proxy.upstream", old.proxy.upstream != new.proxy.upstream);
+    check("proxy.product", old.proxy.product != new.proxy.product);
+    check("admin.listen", old.admin.listen != new.admin.listen);
+    check(
+        "admin.token",
+        old.admin.token_env != new.admin.token_env || old.admin.token_file != new.admin.token_file,
+    );
+    check(
+        "ium groups",
+        old.ium.user_group != new.ium.user_group || old.ium.access_group != new.ium.access_group,
+    );
+    check(
+        "licence.fixed_groups",
+        old.licence.fixed_groups != new.licence.fixed_groups,
+    );
+    check("directory.url", old.directory.url != new.directory.url);
+    check(
+        "queue.retry_every",
+        old.queue.retry_every.get() != new.queue.retry_every.get(),
+    );
+    out
+}
