@@ -72,11 +72,12 @@ fn spawn(config: &Path) -> Binary {
         .arg(config)
         .env(PASSWORD_VAR, "demo")
         .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("start iumgate");
-    let stdout = child.stdout.take().unwrap();
+    // The log goes to stderr.
+    let stdout = child.stderr.take().unwrap();
     let (tx, rx) = mpsc::channel::<String>();
     // Keep draining the log so the child never blocks on a full pipe.
     std::thread::spawn(move || {

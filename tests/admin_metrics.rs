@@ -65,14 +65,20 @@ async fn metrics_show_a_full_pool_a_waiter_and_one_eviction() {
     );
     assert_eq!(v(&m, "iumgate_admissions_total{result=\"granted\"}"), 7.0);
     assert!(v(&m, "iumgate_admissions_total{result=\"waited\"}") >= 1.0);
-    // 7 grants + 1 grant after the eviction; 1 removal (the eviction).
-    assert_eq!(
-        v(
-            &m,
-            "iumgate_directory_calls_total{op=\"add_to_group\",result=\"ok\"}"
-        ),
-        8.0
+    // 7 grants + 1 grant after the eviction (the start-up diagnostics may
+    // add one idempotent probe of their own); 1 removal (the eviction).
+    let grants = w
+        .sim
+        .group_writes()
+        .iter()
+        .filter(|(op, _, g)| op == "add" && g == "IUM_access_software")
+        .count();
+    assert_eq!(grants, 8);
+    let adds = v(
+        &m,
+        "iumgate_directory_calls_total{op=\"add_to_group\",result=\"ok\"}",
     );
+    assert!((8.0..=9.0).contains(&adds), "{adds}");
     assert_eq!(
         v(
             &m,

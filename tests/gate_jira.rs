@@ -657,3 +657,19 @@ async fn exempt_users_pass_untouched() {
     assert_eq!((status, path.as_str()), (200, "/login.jsp"));
     assert!(w.sim.group_writes().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_tier_above_the_apps_own_seat_count_is_capped_by_it() {
+    let w = World::start(
+        iumgate::product::Product::Jira,
+        |_| {},
+        |cfg| cfg.licence.tier = iumgate::config::Tier::Fixed(20),
+    )
+    .await;
+    let a = w.gate.arithmetic();
+    assert_eq!(
+        (a.tier, a.capacity),
+        (10, 7),
+        "the app allows 10 seats, not 20"
+    );
+}

@@ -37,7 +37,16 @@ impl Gate {
             }
         }
         let tier = match s.tier {
-            Tier::Fixed(n) => n,
+            // The configured tier, but never above what the app itself says it
+            // allows: going over the real tier stops the app for everyone.
+            Tier::Fixed(n) => match self.directory.licence(&s.application).await {
+                Ok(Some(l)) => l.seats.map_or(n, |app| app.min(n)),
+                Ok(None) => n,
+                Err(e) => {
+                    tracing::debug!(error = %e, "cannot read the app's seat count; using the configured tier");
+                    n
+                }
+            },
             Tier::Auto => match self.directory.licence(&s.application).await? {
                 Some(l) => l.seats.unwrap_or(u32::MAX),
                 None => {

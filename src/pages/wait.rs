@@ -70,9 +70,11 @@ fn fmt_eta(lang: Lang, s: u64) -> String {
 }
 
 fn seconds(lang: Lang, s: u64) -> String {
-    match lang {
-        Lang::En => format!("{s} seconds"),
-        Lang::De => format!("{s} Sekunden"),
+    match (lang, s) {
+        (Lang::En, 1) => "second".into(),
+        (Lang::En, _) => format!("{s} seconds"),
+        (Lang::De, 1) => "Sekunde".into(),
+        (Lang::De, _) => format!("{s} Sekunden"),
     }
 }
 
