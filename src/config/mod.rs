@@ -687,6 +687,14 @@ impl Config {
         if let Err(m) = parse_hh_mm(&self.jobs.cleanup_at) {
             err("jobs.cleanup_at", m);
         }
+        if self.jobs.timezone.is_some() {
+            if let Err(m) = parse_timezone(self.jobs.timezone.as_deref()) {
+                err(
+                    "jobs.timezone",
+                    m.trim_start_matches("jobs.timezone: ").to_string(),
+                );
+            }
+        }
         if let Some(url) = &self.alerts.webhook_url {
             if let Err(m) = check_http_url(url) {
                 err("alerts.webhook_url", m);
@@ -726,6 +734,36 @@ fn check_http_url(s: &str) -> Result<(), String> {
         )),
         Err(e) => Err(format!("\"{s}\" is not a URL: {e}")),
     }
+}
+
+/// Parses `[jobs] timezone`: a fixed offset (`"+01:00"`, `"-05:30"`, `"+02"`,
+/// `"UTC"`, `"Z"`) or an IANA name (`"Europe/Berlin"`, daylight saving time
+/// included). `None`: the machine's own time zone (`TZ`, `/etc/localtime`).
+pub fn parse_timezone(spec: Option<&str>) -> Result<jiff::tz::TimeZone, String> {
+    let Some(spec) = spec.map(str::trim) else {
+        return Ok(jiff::tz::TimeZone::system());
+    };
+    if spec.eq_ignore_ascii_case("utc") || spec == "Z" {
+        return Ok(jiff::tz::TimeZone::UTC);
+    }
+    if let Some(rest) = spec.strip_prefix('+').or_else(|| spec.strip_prefix('-')) {
+        let sign: i32 = if spec.starts_with('-') { -1 } else { 1 };
+        let bad = || {
+            format!("jobs.timezone: \"{spec}\" is not an offset like \"+01:00\" or a zone like \"Europe/Berlin\"")
+        };
+        let (h, m) = rest.split_once(':').unwrap_or((rest, "0"));
+        let h: i32 = h.parse().map_err(|_| bad())?;
+        let m: i32 = m.parse().map_err(|_| bad())?;
+        if !(0..=18).contains(&h) || !(0..=59).contains(&m) {
+            return Err(bad());
+        }
+        let offset =
+            jiff::tz::Offset::from_seconds(sign * (h * 3600 + m * 60)).map_err(|_| bad())?;
+        return Ok(jiff::tz::TimeZone::fixed(offset));
+    }
+    jiff::tz::TimeZone::get(spec).map_err(|e| {
+        format!("jobs.timezone: \"{spec}\" is neither an offset like \"+01:00\" nor a known time zone: {e}")
+    })
 }
 
 /// Parses `"HH:MM"` into (hour, minute).

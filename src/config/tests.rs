@@ -127,3 +127,16 @@ fn example_config_is_valid() {
         panic!("{e}");
     }
 }
+
+#[test]
+fn timezone_is_checked_at_load() {
+    let c = Config::parse(&format!(
+        "{MINIMAL}\n[jobs]\ntimezone = \"Europe/Berlin\"\n"
+    ))
+    .unwrap();
+    assert_eq!(c.jobs.timezone.as_deref(), Some("Europe/Berlin"));
+    assert!(Config::parse(&format!("{MINIMAL}\n[jobs]\ntimezone = \"+01:00\"\n")).is_ok());
+    let e = errors(&format!("{MINIMAL}\n[jobs]\ntimezone = \"Mars/Olympus\"\n"));
+    assert_eq!(e[0].key, "jobs.timezone");
+    assert_eq!(e[0].line, Some(7));
+}

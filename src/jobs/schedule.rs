@@ -1,37 +1,10 @@
 //! When the jobs are due, as pure functions of "now" and the last run, so a
 //! test can say "it is 02:00 now" with a manual clock instead of waiting.
 
-use jiff::tz::{Offset, TimeZone};
+use jiff::tz::TimeZone;
 use jiff::Timestamp;
 
-/// Parses `[jobs] timezone`: a fixed offset (`"+01:00"`, `"-05:30"`, `"+02"`,
-/// `"UTC"`, `"Z"`) or an IANA name (`"Europe/Berlin"`, daylight saving time
-/// included). `None`: the machine's own time zone (`TZ`, `/etc/localtime`).
-pub fn parse_timezone(spec: Option<&str>) -> Result<TimeZone, String> {
-    let Some(spec) = spec.map(str::trim) else {
-        return Ok(TimeZone::system());
-    };
-    if spec.eq_ignore_ascii_case("utc") || spec == "Z" {
-        return Ok(TimeZone::UTC);
-    }
-    if let Some(rest) = spec.strip_prefix('+').or_else(|| spec.strip_prefix('-')) {
-        let sign: i32 = if spec.starts_with('-') { -1 } else { 1 };
-        let bad = || {
-            format!("jobs.timezone: \"{spec}\" is not an offset like \"+01:00\" or a zone like \"Europe/Berlin\"")
-        };
-        let (h, m) = rest.split_once(':').unwrap_or((rest, "0"));
-        let h: i32 = h.parse().map_err(|_| bad())?;
-        let m: i32 = m.parse().map_err(|_| bad())?;
-        if !(0..=18).contains(&h) || !(0..=59).contains(&m) {
-            return Err(bad());
-        }
-        let offset = Offset::from_seconds(sign * (h * 3600 + m * 60)).map_err(|_| bad())?;
-        return Ok(TimeZone::fixed(offset));
-    }
-    TimeZone::get(spec).map_err(|e| {
-        format!("jobs.timezone: \"{spec}\" is neither an offset like \"+01:00\" nor a known time zone: {e}")
-    })
-}
+pub use crate::config::parse_timezone;
 
 /// A job that runs once a day at a local time of day.
 #[derive(Debug, Clone)]
