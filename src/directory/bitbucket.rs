@@ -3,41 +3,19 @@
 //! `/admin/license`.
 
 use super::http::{self, enc, Asked, Transport};
-use super::{
-    Auth, CallObserver, ClientOptions, Directory, DirectoryError, LicenceInfo, Member, UserInfo,
-};
+use super::{Directory, DirectoryError, LicenceInfo, Member, UserInfo};
 use crate::user::UserId;
 use async_trait::async_trait;
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use std::sync::Arc;
 
 /// Bitbucket caps pages at 1000 by default; 100 keeps each answer small.
 const PAGE: usize = 100;
 
-#[derive(Debug)]
-pub struct BitbucketDirectory {
-    t: Transport,
-}
+client!(BitbucketDirectory, "bitbucket");
 
 impl BitbucketDirectory {
-    pub fn new(base_url: &str, auth: Auth, opts: ClientOptions) -> Result<Self, String> {
-        Ok(BitbucketDirectory {
-            t: Transport::new("bitbucket", base_url, auth, opts)?,
-        })
-    }
-
-    /// Reports every operation to `observer` (metrics).
-    pub fn with_observer(self, observer: Arc<dyn CallObserver>) -> Self {
-        self.observed_by(Some(observer))
-    }
-
-    pub(crate) fn observed_by(mut self, observer: Option<Arc<dyn CallObserver>>) -> Self {
-        self.t.set_observer(observer);
-        self
-    }
-
     /// Reads every page of a `{"values","isLastPage","nextPageStart"}` list,
     /// or stops early when `found` says so. `Ok(None)`: the first page was a
     /// 404 and `none_on_404` is set.

@@ -2,40 +2,18 @@
 //! `/rest/api/group/{g}/member`, `/rest/api/user`, `/rest/license/1.0/…`.
 
 use super::http::{self, enc, Asked, Transport};
-use super::{
-    Auth, CallObserver, ClientOptions, Directory, DirectoryError, LicenceInfo, Member, UserInfo,
-};
+use super::{Directory, DirectoryError, LicenceInfo, Member, UserInfo};
 use crate::user::UserId;
 use async_trait::async_trait;
 use reqwest::Method;
 use serde::Deserialize;
-use std::sync::Arc;
 
 /// Confluence's largest page for group members and memberships.
 const PAGE: usize = 200;
 
-#[derive(Debug)]
-pub struct ConfluenceDirectory {
-    t: Transport,
-}
+client!(ConfluenceDirectory, "confluence");
 
 impl ConfluenceDirectory {
-    pub fn new(base_url: &str, auth: Auth, opts: ClientOptions) -> Result<Self, String> {
-        Ok(ConfluenceDirectory {
-            t: Transport::new("confluence", base_url, auth, opts)?,
-        })
-    }
-
-    /// Reports every operation to `observer` (metrics).
-    pub fn with_observer(self, observer: Arc<dyn CallObserver>) -> Self {
-        self.observed_by(Some(observer))
-    }
-
-    pub(crate) fn observed_by(mut self, observer: Option<Arc<dyn CallObserver>>) -> Self {
-        self.t.set_observer(observer);
-        self
-    }
-
     /// Reads every page of a `{"results","start","limit","size","_links"}`
     /// list; `start` and `limit` are added to `path`'s query.
     /// `Ok(None)` when the first page is a 404 and `none_on_404` is set.

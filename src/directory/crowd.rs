@@ -3,41 +3,16 @@
 //! (`USER_NOT_FOUND`, `GROUP_NOT_FOUND`, …), which is read before any text.
 
 use super::http::{self, enc, mentions_read_only, Answer, Asked, Transport};
-use super::{
-    Auth, CallObserver, ClientOptions, Directory, DirectoryError, LicenceInfo, Member, UserInfo,
-};
+use super::{Directory, DirectoryError, LicenceInfo, Member, UserInfo};
 use crate::user::UserId;
 use async_trait::async_trait;
 use reqwest::Method;
 use serde::Deserialize;
-use std::sync::Arc;
 
 /// Crowd's own default page size.
 const PAGE: usize = 1000;
 
-#[derive(Debug)]
-pub struct CrowdDirectory {
-    t: Transport,
-}
-
-impl CrowdDirectory {
-    /// `auth` is the Crowd application's name and password (Basic).
-    pub fn new(base_url: &str, auth: Auth, opts: ClientOptions) -> Result<Self, String> {
-        Ok(CrowdDirectory {
-            t: Transport::new("crowd", base_url, auth, opts)?,
-        })
-    }
-
-    /// Reports every operation to `observer` (metrics).
-    pub fn with_observer(self, observer: Arc<dyn CallObserver>) -> Self {
-        self.observed_by(Some(observer))
-    }
-
-    pub(crate) fn observed_by(mut self, observer: Option<Arc<dyn CallObserver>>) -> Self {
-        self.t.set_observer(observer);
-        self
-    }
-}
+client!(CrowdDirectory, "crowd");
 
 #[derive(Deserialize)]
 struct Users {

@@ -2,40 +2,16 @@
 //! `/applicationrole`.
 
 use super::http::{self, enc, Asked, Transport};
-use super::{
-    Auth, CallObserver, ClientOptions, Directory, DirectoryError, LicenceInfo, Member, UserInfo,
-};
+use super::{Directory, DirectoryError, LicenceInfo, Member, UserInfo};
 use crate::user::UserId;
 use async_trait::async_trait;
 use reqwest::Method;
 use serde::Deserialize;
-use std::sync::Arc;
 
 /// Jira's page size for group members (its maximum is 50).
 const PAGE: usize = 50;
 
-#[derive(Debug)]
-pub struct JiraDirectory {
-    t: Transport,
-}
-
-impl JiraDirectory {
-    pub fn new(base_url: &str, auth: Auth, opts: ClientOptions) -> Result<Self, String> {
-        Ok(JiraDirectory {
-            t: Transport::new("jira", base_url, auth, opts)?,
-        })
-    }
-
-    /// Reports every operation to `observer` (metrics).
-    pub fn with_observer(self, observer: Arc<dyn CallObserver>) -> Self {
-        self.observed_by(Some(observer))
-    }
-
-    pub(crate) fn observed_by(mut self, observer: Option<Arc<dyn CallObserver>>) -> Self {
-        self.t.set_observer(observer);
-        self
-    }
-}
+client!(JiraDirectory, "jira");
 
 #[derive(Deserialize)]
 struct MemberPage {

@@ -3,6 +3,47 @@
 //! account (Basic auth or a personal access token, which avoids WebSudo),
 //! under a time-out, retried with back-off on 5xx and time-outs, never on 4xx.
 
+/// Each product's client: a [`http::Transport`] with the product's name, a
+/// constructor, and the metrics observer hook.
+macro_rules! client {
+    ($ty:ident, $product:literal) => {
+        #[derive(Debug)]
+        pub struct $ty {
+            t: Transport,
+        }
+
+        impl $ty {
+            /// A client for `base_url` (Crowd: `auth` is the application's
+            /// name and password).
+            pub fn new(
+                base_url: &str,
+                auth: $crate::directory::Auth,
+                opts: $crate::directory::ClientOptions,
+            ) -> Result<Self, String> {
+                Ok($ty {
+                    t: Transport::new($product, base_url, auth, opts)?,
+                })
+            }
+
+            /// Reports every operation to `observer` (metrics).
+            pub fn with_observer(
+                self,
+                observer: std::sync::Arc<dyn $crate::directory::CallObserver>,
+            ) -> Self {
+                self.observed_by(Some(observer))
+            }
+
+            pub(crate) fn observed_by(
+                mut self,
+                observer: Option<std::sync::Arc<dyn $crate::directory::CallObserver>>,
+            ) -> Self {
+                self.t.set_observer(observer);
+                self
+            }
+        }
+    };
+}
+
 mod bitbucket;
 mod confluence;
 mod crowd;
