@@ -449,7 +449,11 @@ impl Analyzer {
         let mut users = Vec::with_capacity(self.users.len());
         let mut input = SimInput::default();
         let mut sessions = 0usize;
-        for acc in &self.users.list {
+        // Casual users enter the replay by name, so that ties between equal times break the
+        // same way whatever order the logs were read in.
+        let mut by_name: Vec<&stats::UserActivity> = self.users.list.iter().collect();
+        by_name.sort_by(|a, b| a.name.cmp(&b.name));
+        for acc in by_name {
             let days = stats::busy_by_day(&acc.sessions, idle_ms, offset_ms);
             let busy_ms: i64 = days.iter().map(|(_, ms)| ms).sum();
             let days_seen = days.len() as u32;

@@ -153,6 +153,9 @@ struct Replay<'a> {
     evictions: u64,
     peak: usize,
     series: Vec<u32>,
+    /// Seats held now, and the first bucket not yet given that level.
+    level: u32,
+    filled: usize,
 }
 
 fn t_of(ms: i64) -> u64 {
@@ -177,13 +180,27 @@ impl Replay<'_> {
         }
     }
 
+    /// Records the seats held after a change at `t`. Buckets since the last change hold the
+    /// level that was in force then (holders keep their seats until something happens).
     fn note_held(&mut self, t: u64) {
         let n = self.pool.in_use();
         self.peak = self.peak.max(n);
         let b = (t as i64 - self.p.origin_ms).div_euclid(self.p.bucket_ms.max(1));
-        if b >= 0 && (b as usize) < self.series.len() {
-            let slot = &mut self.series[b as usize];
+        let b = b.clamp(0, self.series.len() as i64) as usize;
+        self.fill_to(b);
+        if let Some(slot) = self.series.get_mut(b) {
             *slot = (*slot).max(n as u32);
+        }
+        self.level = n as u32;
+    }
+
+    /// Carries the current level through the buckets before `b`.
+    fn fill_to(&mut self, b: usize) {
+        let b = b.min(self.series.len());
+        while self.filled < b {
+            let slot = &mut self.series[self.filled];
+            *slot = (*slot).max(self.level);
+            self.filled += 1;
         }
     }
 
@@ -227,6 +244,7 @@ impl Replay<'_> {
             Kind::Release => {
                 if self.pool.release(user).is_some() {
                     self.drop_holder(u);
+                    self.note_held(t);
                 } else if let Some(since) = self.waiting_since[u as usize].take() {
                     // Logged out while waiting: the wait ends there.
                     self.pool.leave_queue(user);
@@ -296,6 +314,8 @@ pub fn simulate(input: &SimInput, seats: usize, p: &SimParams) -> SimResult {
         evictions: 0,
         peak: 0,
         series: vec![0; p.buckets],
+        level: 0,
+        filled: 0,
     };
     let mut events = Events::new(&input.sessions, p.min_idle_ms);
     let mut tick: Option<u64> = None;
@@ -326,6 +346,7 @@ pub fn simulate(input: &SimInput, seats: usize, p: &SimParams) -> SimResult {
             }
         }
     }
+    r.fill_to(r.series.len());
     let still_waiting = r.queue.len() as u64;
     for u in r.queue.iter() {
         if let Some(since) = r.waiting_since[*u as usize] {
