@@ -41,7 +41,7 @@ enum Cmd {
         config: PathBuf,
     },
     /// Find the heavy users and the licence tier a site needs, from its access logs.
-    Analyze(AnalyzeArgs),
+    Analyze(Box<AnalyzeArgs>),
 }
 
 #[derive(clap::Args, Debug)]
@@ -225,7 +225,7 @@ fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Analyze(args) => analyze(args),
+        Cmd::Analyze(args) => analyze(*args),
         Cmd::CheckConfig { config } => match load(&config) {
             Ok(_) => {
                 println!("{}: valid", config.display());

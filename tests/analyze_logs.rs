@@ -34,10 +34,17 @@ fn analyze_text(name: &str, text: &str, opts: Options) -> Report {
 #[test]
 fn heavy_users_found_are_exactly_the_generated_ones() {
     let g = generate(&shape(), LogFormat::Jira);
-    let r = analyze_text("jira.log", &render_log(&g, LogFormat::Jira, 0), quick_opts());
+    let r = analyze_text(
+        "jira.log",
+        &render_log(&g, LogFormat::Jira, 0),
+        quick_opts(),
+    );
     assert_eq!(r.power_users, g.heavy, "the recommended power users");
     assert_eq!(r.totals.users, g.heavy.len() + g.casual.len());
-    assert_eq!(r.totals.casual_users + r.power_users.len(), r.totals.users - idle_only(&r));
+    assert_eq!(
+        r.totals.casual_users + r.power_users.len(),
+        r.totals.users - idle_only(&r)
+    );
     // Heavy users are busy ~9 h a working day; casual ones far below the 4 h threshold even
     // though their polling tab hits the server all day (polling is not activity).
     for u in &r.users {
@@ -75,7 +82,14 @@ fn a_lower_threshold_makes_more_heavy_users() {
         },
     );
     assert!(loose.power_users.len() > strict.power_users.len());
-    assert!(strict.heavy_rule.explanation.contains("4.0 h per working day"), "{}", strict.heavy_rule.explanation);
+    assert!(
+        strict
+            .heavy_rule
+            .explanation
+            .contains("4.0 h per working day"),
+        "{}",
+        strict.heavy_rule.explanation
+    );
 }
 
 #[test]
@@ -87,12 +101,24 @@ fn every_format_parses_and_counts_malformed_lines() {
         let log = render_log(&g, f, 7);
         let r = analyze_text("access.log", &log, quick_opts());
         let file = &r.inputs[0];
-        assert_eq!(file.format, format!("{f:?}").to_lowercase(), "detected format");
+        assert_eq!(
+            file.format,
+            format!("{f:?}").to_lowercase(),
+            "detected format"
+        );
         assert_eq!(file.malformed, 7, "{f:?}: malformed lines counted");
         assert_eq!(file.malformed_examples.len(), 3, "{f:?}: examples kept");
-        assert_eq!(file.requests as usize, g.reqs.len(), "{f:?}: every request read");
+        assert_eq!(
+            file.requests as usize,
+            g.reqs.len(),
+            "{f:?}: every request read"
+        );
         if f == LogFormat::Bitbucket {
-            assert_eq!(file.skipped as usize, g.reqs.len(), "{f:?}: incoming halves skipped");
+            assert_eq!(
+                file.skipped as usize,
+                g.reqs.len(),
+                "{f:?}: incoming halves skipped"
+            );
         }
         assert_eq!(r.power_users, g.heavy, "{f:?}");
         for u in &r.users {
@@ -142,8 +168,10 @@ fn cluster_node_logs_in_any_order_give_the_same_answer() {
         nodes[i % 2].push('\n');
     }
     let mut a = Analyzer::new(quick_opts()).unwrap();
-    a.read("node2", std::io::Cursor::new(nodes[1].as_bytes())).unwrap();
-    a.read("node1", std::io::Cursor::new(nodes[0].as_bytes())).unwrap();
+    a.read("node2", std::io::Cursor::new(nodes[1].as_bytes()))
+        .unwrap();
+    a.read("node1", std::io::Cursor::new(nodes[0].as_bytes()))
+        .unwrap();
     let split = a.finish();
     assert_eq!(split.power_users, whole.power_users);
     assert_eq!(split.totals.sessions, whole.totals.sessions);
@@ -170,7 +198,10 @@ fn a_custom_pattern_reads_other_layouts() {
 fn a_file_of_unknown_format_is_an_error_naming_it() {
     let mut a = Analyzer::new(Options::default()).unwrap();
     let e = a
-        .read("mystery.log", std::io::Cursor::new(b"foo\nbar\nbaz\n".as_slice()))
+        .read(
+            "mystery.log",
+            std::io::Cursor::new(b"foo\nbar\nbaz\n".as_slice()),
+        )
         .unwrap_err();
     assert!(e.to_string().contains("mystery.log"), "{e}");
 }

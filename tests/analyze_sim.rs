@@ -16,7 +16,8 @@ fn run(lines: &[String], seats: Option<Vec<usize>>) -> Report {
     })
     .unwrap();
     let text = lines.join("\n");
-    a.read("hand.log", std::io::Cursor::new(text.into_bytes())).unwrap();
+    a.read("hand.log", std::io::Cursor::new(text.into_bytes()))
+        .unwrap();
     a.finish()
 }
 
@@ -41,12 +42,18 @@ fn a_newcomer_waits_until_the_holder_has_been_idle_min_idle() {
     let one = &r.simulation[0];
     assert_eq!(one.seats, 1);
     assert_eq!((one.logins, one.waited, one.evictions), (3, 1, 2));
-    assert_eq!((one.mean_wait_s, one.p95_wait_s, one.max_wait_s), (1200.0, 1200.0, 1200.0));
+    assert_eq!(
+        (one.mean_wait_s, one.p95_wait_s, one.max_wait_s),
+        (1200.0, 1200.0, 1200.0)
+    );
     assert_eq!(one.peak_held, 1);
     assert!((one.wait_share - 1.0 / 3.0).abs() < 1e-9);
     // Two seats: nobody waits; carol evicts the longest idle (alice, since 09:10).
     let two = &r.simulation[1];
-    assert_eq!((two.logins, two.waited, two.evictions, two.peak_held), (3, 0, 1, 2));
+    assert_eq!(
+        (two.logins, two.waited, two.evictions, two.peak_held),
+        (3, 0, 1, 2)
+    );
     // Demand: alice busy 09:00–09:40 and bob 09:20–09:50 overlap: two at once at the peak.
     assert_eq!(r.peak_demand, 2);
     assert_eq!(r.recommendation.shared_seats, 2);
@@ -66,7 +73,10 @@ fn waiters_are_let_in_first_come_first_served() {
         Some(vec![1]),
     );
     let s = &r.simulation[0];
-    assert_eq!((s.logins, s.waited, s.evictions, s.still_waiting), (3, 2, 2, 0));
+    assert_eq!(
+        (s.logins, s.waited, s.evictions, s.still_waiting),
+        (3, 2, 2, 0)
+    );
     assert_eq!(s.mean_wait_s, (25.0 * 60.0 + 54.0 * 60.0) / 2.0);
     assert_eq!(s.p95_wait_s, 54.0 * 60.0);
 }
@@ -94,7 +104,12 @@ fn non_activity_requests_never_hold_a_seat_busy() {
     let mut timed = vec![("09:00:00".to_string(), browse("09:00:00", "alice"))];
     for m in (5..60).step_by(5) {
         let at = format!("09:{m:02}:00");
-        let poll = jira_line(&at, "alice", "GET", "/rest/mywork/latest/notification/count");
+        let poll = jira_line(
+            &at,
+            "alice",
+            "GET",
+            "/rest/mywork/latest/notification/count",
+        );
         timed.push((at, poll));
     }
     timed.push(("09:20:00".to_string(), browse("09:20:00", "bob")));
@@ -132,11 +147,21 @@ fn the_sweep_finds_the_smallest_seat_count_under_the_target_and_the_tier() {
     // The recommended count meets the 1% target, one seat fewer does not (binary search).
     assert!(at(rec.shared_seats).wait_share <= 0.01);
     assert!(rec.shared_seats > 1);
-    assert!(at(rec.shared_seats - 1).wait_share > 0.01, "{:?}", r.simulation);
+    assert!(
+        at(rec.shared_seats - 1).wait_share > 0.01,
+        "{:?}",
+        r.simulation
+    );
     assert!(rec.shared_seats <= r.peak_demand);
     assert_eq!(rec.power_users, 4);
     assert_eq!(rec.users_needed, 4 + rec.shared_seats + 3);
-    assert_eq!(rec.tier, iumgate::analyze::TIERS.iter().copied().find(|t| *t as usize >= rec.users_needed));
+    assert_eq!(
+        rec.tier,
+        iumgate::analyze::TIERS
+            .iter()
+            .copied()
+            .find(|t| *t as usize >= rec.users_needed)
+    );
     let cur = rec.current.as_ref().unwrap();
     assert_eq!((cur.tier, cur.shared_seats), (50, 50 - 4 - 3));
     // No count above the peak demand ever waits.
@@ -158,14 +183,19 @@ fn the_html_report_holds_its_charts() {
         LogFormat::Jira,
     );
     let mut a = Analyzer::new(Options::default()).unwrap();
-    a.read("j", std::io::Cursor::new(render_log(&g, LogFormat::Jira, 0).into_bytes()))
-        .unwrap();
+    a.read(
+        "j",
+        std::io::Cursor::new(render_log(&g, LogFormat::Jira, 0).into_bytes()),
+    )
+    .unwrap();
     let r = a.finish();
     let html = render_html(&r);
     assert!(html.starts_with("<!DOCTYPE html>"));
     assert_eq!(html.matches("<svg ").count(), 3);
     let chart = |id: &str| {
-        let start = html.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("{id} missing"));
+        let start = html
+            .find(&format!("id=\"{id}\""))
+            .unwrap_or_else(|| panic!("{id} missing"));
         let end = start + html[start..].find("</svg>").unwrap();
         html[start..end].to_string()
     };
@@ -217,7 +247,11 @@ fn the_command_writes_json_html_and_the_power_user_list() {
         .arg(&power)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["product"], "confluence");
     assert_eq!(json["totals"]["malformed"], 1);
@@ -228,7 +262,9 @@ fn the_command_writes_json_html_and_the_power_user_list() {
         .map(str::to_owned)
         .collect();
     assert_eq!(listed, g.heavy);
-    assert!(std::fs::read_to_string(&html).unwrap().contains("id=\"chart-waits\""));
+    assert!(std::fs::read_to_string(&html)
+        .unwrap()
+        .contains("id=\"chart-waits\""));
 
     // The terminal summary names the recommendation.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_iumgate"))
@@ -238,5 +274,8 @@ fn the_command_writes_json_html_and_the_power_user_list() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
-    assert!(text.contains("Recommendation:") && text.contains("heavy00"), "{text}");
+    assert!(
+        text.contains("Recommendation:") && text.contains("heavy00"),
+        "{text}"
+    );
 }

@@ -245,7 +245,12 @@ impl Analyzer {
             })?),
             (None, None) => None,
         };
-        if !(opts.heavy_share > 0.0) || !(opts.target_wait_share >= 0.0) {
+        // Written to reject NaN too.
+        if opts.heavy_share.is_nan()
+            || opts.heavy_share <= 0.0
+            || opts.target_wait_share.is_nan()
+            || opts.target_wait_share < 0.0
+        {
             return Err(AnalyzeError::Options(
                 "--heavy and --target must be positive shares".into(),
             ));
@@ -275,7 +280,11 @@ impl Analyzer {
     }
 
     /// Reads a file, plain or gzip (told by its first bytes), with a progress bar on a terminal.
-    pub fn read_path(&mut self, path: &Path, bar: &indicatif::ProgressBar) -> Result<(), AnalyzeError> {
+    pub fn read_path(
+        &mut self,
+        path: &Path,
+        bar: &indicatif::ProgressBar,
+    ) -> Result<(), AnalyzeError> {
         let name = path.display().to_string();
         let io = |source| AnalyzeError::Io {
             path: name.clone(),
@@ -306,7 +315,11 @@ impl Analyzer {
 
     /// Reads one log from `reader`. Malformed lines are counted, never fatal; a read error or a
     /// file whose format cannot be told is.
-    pub fn read(&mut self, name: &str, mut reader: impl BufRead) -> Result<FileSummary, AnalyzeError> {
+    pub fn read(
+        &mut self,
+        name: &str,
+        mut reader: impl BufRead,
+    ) -> Result<FileSummary, AnalyzeError> {
         let io = |source| AnalyzeError::Io {
             path: name.to_owned(),
             source,
@@ -421,7 +434,9 @@ impl Analyzer {
         } else {
             (0, -1)
         };
-        let mut working_days = (first_day..=last_day).filter(|d| stats::is_weekday(*d)).count() as i64;
+        let mut working_days = (first_day..=last_day)
+            .filter(|d| stats::is_weekday(*d))
+            .count() as i64;
         if working_days == 0 {
             working_days = (last_day - first_day + 1).max(1);
         }
@@ -463,7 +478,9 @@ impl Analyzer {
             if !heavy && !acc.sessions.is_empty() {
                 let idx = input.users.len() as u32;
                 input.users.push(crate::user::UserId::new(&acc.name));
-                input.sessions.extend(acc.sessions.iter().map(|s| (idx, *s)));
+                input
+                    .sessions
+                    .extend(acc.sessions.iter().map(|s| (idx, *s)));
             }
             users.push(UserReport {
                 user: acc.name.to_string(),
@@ -486,12 +503,20 @@ impl Analyzer {
                 .total_cmp(&a.busy_hours_per_working_day)
                 .then_with(|| a.user.cmp(&b.user))
         });
-        let mut power_users: Vec<String> = users.iter().filter(|u| u.heavy).map(|u| u.user.clone()).collect();
+        let mut power_users: Vec<String> = users
+            .iter()
+            .filter(|u| u.heavy)
+            .map(|u| u.user.clone())
+            .collect();
         power_users.sort();
         input.sessions.sort_by_key(|(u, s)| (s.start, *u));
 
         // ~400 buckets over the period (at least a minute each), plus room for the last idle.
-        let span = if have_data { self.last_ts - self.first_ts } else { 0 };
+        let span = if have_data {
+            self.last_ts - self.first_ts
+        } else {
+            0
+        };
         let bucket_ms = (span / 400).max(60_000);
         let params = SimParams {
             min_idle_ms: o.min_idle.as_millis() as u64,
@@ -628,7 +653,10 @@ fn sweep(input: &SimInput, peak: usize, target: f64, p: &SimParams) -> Vec<SimRe
     };
     let mut results = run_all(input, &grid, p);
     if let Some(k) = results.iter().position(|r| r.wait_share <= target) {
-        let (mut lo, mut hi) = (if k == 0 { 0 } else { results[k - 1].seats }, results[k].seats);
+        let (mut lo, mut hi) = (
+            if k == 0 { 0 } else { results[k - 1].seats },
+            results[k].seats,
+        );
         // Invariant: lo misses the target (or is 0), hi meets it.
         while hi - lo > 1 {
             let mid = lo + (hi - lo) / 2;

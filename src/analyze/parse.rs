@@ -49,7 +49,7 @@ impl CustomPattern {
             return Err("--pattern: needs the named groups (?P<time>…) and (?P<user>…)".into());
         }
         let has_request = has("request");
-        if !has_request && !(has("method") && has("path")) {
+        if !(has_request || (has("method") && has("path"))) {
             return Err(
                 "--pattern: needs a (?P<request>…) group or both (?P<method>…) and (?P<path>…)"
                     .into(),
@@ -381,7 +381,14 @@ fn hms(s: &str) -> Option<(i64, i64, i64)> {
     Some((h, m, sec))
 }
 
-fn to_ms(y: i64, mo: i64, d: i64, (h, mi, s): (i64, i64, i64), frac_ms: i64, off: i32) -> Option<i64> {
+fn to_ms(
+    y: i64,
+    mo: i64,
+    d: i64,
+    (h, mi, s): (i64, i64, i64),
+    frac_ms: i64,
+    off: i32,
+) -> Option<i64> {
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) {
         return None;
     }
@@ -539,7 +546,12 @@ mod tests {
 
     #[test]
     fn garbage_is_malformed_for_every_format() {
-        for f in [Format::Jira, Format::Confluence, Format::Bitbucket, Format::Iumgate] {
+        for f in [
+            Format::Jira,
+            Format::Confluence,
+            Format::Bitbucket,
+            Format::Iumgate,
+        ] {
             assert_eq!(f.parse("hello world"), Line::Malformed, "{}", f.name());
             assert_eq!(f.parse(""), Line::Malformed, "{}", f.name());
         }
@@ -560,8 +572,9 @@ mod tests {
     #[test]
     fn custom_pattern_needs_its_groups() {
         assert!(CustomPattern::new(r"(?P<time>\S+) (?P<user>\S+)").is_err());
-        let p = CustomPattern::new(r"^(?P<time>\S+) (?P<user>\S+) (?P<method>[A-Z]+) (?P<path>\S+)$")
-            .unwrap();
+        let p =
+            CustomPattern::new(r"^(?P<time>\S+) (?P<user>\S+) (?P<method>[A-Z]+) (?P<path>\S+)$")
+                .unwrap();
         let f = Format::Custom(Arc::new(p));
         let r = req(f.parse("2024-03-25T09:15:02Z eve GET /browse/X-1"));
         assert_eq!((r.user, r.path), (Some("eve"), "/browse/X-1"));

@@ -110,7 +110,11 @@ pub fn render_text(r: &Report) -> String {
         o,
         "Recommendation: {} shared seats{} keep waits at or below {} of logins.",
         rec.shared_seats,
-        if rec.meets_target { "" } else { " (the most simulated; it does NOT)" },
+        if rec.meets_target {
+            ""
+        } else {
+            " (the most simulated; it does NOT)"
+        },
         pct(rec.target_wait_share)
     );
     let _ = writeln!(
@@ -120,9 +124,7 @@ pub fn render_text(r: &Report) -> String {
         rec.shared_seats,
         rec.reserved,
         rec.users_needed,
-        rec.tier
-            .map(|t| format!(" → tier {t}"))
-            .unwrap_or_default()
+        rec.tier.map(|t| format!(" → tier {t}")).unwrap_or_default()
     );
     if let Some(c) = &rec.current {
         let _ = writeln!(
@@ -223,7 +225,16 @@ fn chart_seats(r: &Report) -> String {
         o,
         r#"<svg id="chart-seats" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img"><title>Seats in use over time</title>"#
     );
-    axes(&mut o, max, "seats", &format!("time from {} (bucket {} min)", esc(&t.origin), t.bucket_s / 60));
+    axes(
+        &mut o,
+        max,
+        "seats",
+        &format!(
+            "time from {} (bucket {} min)",
+            esc(&t.origin),
+            t.bucket_s / 60
+        ),
+    );
     polyline(&mut o, &t.demand, max, "#999", "demand");
     polyline(&mut o, &t.held, max, "#1f6feb", "held");
     let y = y_of(r.recommendation.shared_seats as f64, max);
@@ -255,7 +266,12 @@ fn chart_waits(sims: &[SimResult], r: &Report) -> String {
         o,
         r#"<svg id="chart-waits" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img"><title>Waits against seat count</title>"#
     );
-    axes(&mut o, (max_share * 1000.0).round() / 10.0, "% of logins that wait", "shared seats");
+    axes(
+        &mut o,
+        (max_share * 1000.0).round() / 10.0,
+        "% of logins that wait",
+        "shared seats",
+    );
     let pts: Vec<String> = sims
         .iter()
         .map(|s| {
@@ -328,7 +344,12 @@ fn chart_heavy(r: &Report) -> String {
         o,
         r#"<svg id="chart-heavy" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img"><title>Heavy-user distribution</title>"#
     );
-    axes(&mut o, max, "users", "busy hours per working day (last bar: a full working day or more)");
+    axes(
+        &mut o,
+        max,
+        "users",
+        "busy hours per working day (last bar: a full working day or more)",
+    );
     for (i, c) in counts.iter().enumerate() {
         let hours = i as f64 / 2.0;
         let heavy = hours + 0.5 > r.heavy_rule.threshold_hours;
@@ -460,7 +481,11 @@ td:first-child,th:first-child{{text-align:left}}.big{{font-size:1.2em;background
     }
     o.push_str("</table>");
     if r.users.len() > 200 {
-        let _ = write!(o, "<p class=\"note\">… and {} more users (see --json).</p>", r.users.len() - 200);
+        let _ = write!(
+            o,
+            "<p class=\"note\">… and {} more users (see --json).</p>",
+            r.users.len() - 200
+        );
     }
     let _ = write!(
         o,

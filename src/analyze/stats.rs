@@ -29,7 +29,9 @@ impl Session {
     /// When the seat stops being busy: `min_idle` after the last activity (it cannot be taken
     /// before), or the logout if that came first.
     pub fn busy_until(&self, idle_ms: i64) -> i64 {
-        self.end.saturating_add(idle_ms).min(self.release.max(self.end))
+        self.end
+            .saturating_add(idle_ms)
+            .min(self.release.max(self.end))
     }
 }
 
@@ -215,9 +217,10 @@ pub fn typical_hours(hours: &[u32; 24], share: f64) -> Option<(u8, u8)> {
     let mut best: Option<(u8, u8)> = None;
     for a in 0..24 {
         let mut sum = 0u64;
-        for b in a..24 {
-            sum += hours[b] as u64;
+        for (k, &h) in hours[a..].iter().enumerate() {
+            sum += h as u64;
             if sum >= need {
+                let b = a + k;
                 if best.is_none_or(|(x, y)| b + 1 - a < (y - x) as usize) {
                     best = Some((a as u8, (b + 1) as u8));
                 }
@@ -245,7 +248,11 @@ mod tests {
         for t in [0, 10, 25, 60, 200] {
             u.add_activity(t * MIN, 30 * MIN);
         }
-        let ranges: Vec<(i64, i64)> = u.sessions.iter().map(|s| (s.start / MIN, s.end / MIN)).collect();
+        let ranges: Vec<(i64, i64)> = u
+            .sessions
+            .iter()
+            .map(|s| (s.start / MIN, s.end / MIN))
+            .collect();
         assert_eq!(ranges, vec![(0, 25), (60, 60), (200, 200)]);
     }
 
@@ -270,7 +277,11 @@ mod tests {
         u.add_activity(5 * MIN, 30 * MIN);
         u.add_logout(6 * MIN);
         u.add_activity(8 * MIN, 30 * MIN);
-        assert_eq!(u.sessions.len(), 2, "activity after a logout is a new session");
+        assert_eq!(
+            u.sessions.len(),
+            2,
+            "activity after a logout is a new session"
+        );
         assert_eq!(u.sessions[0].release, 6 * MIN);
         assert_eq!(u.sessions[0].busy_until(30 * MIN), 6 * MIN);
     }
@@ -283,7 +294,10 @@ mod tests {
             end: day - 10 * MIN,
             release: NO_LOGOUT,
         }];
-        assert_eq!(busy_by_day(&s, 30 * MIN, 0), vec![(0, 60 * MIN), (1, 20 * MIN)]);
+        assert_eq!(
+            busy_by_day(&s, 30 * MIN, 0),
+            vec![(0, 60 * MIN), (1, 20 * MIN)]
+        );
     }
 
     #[test]

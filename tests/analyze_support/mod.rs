@@ -248,7 +248,11 @@ pub fn render(r: &Req, f: LogFormat, n: usize) -> String {
 /// The whole log as text, with `malformed` garbage lines spread through it.
 pub fn render_log(g: &Generated, f: LogFormat, malformed: usize) -> String {
     let mut out = String::new();
-    let every = if malformed > 0 { (g.reqs.len() / malformed).max(1) } else { usize::MAX };
+    let every = g
+        .reqs
+        .len()
+        .checked_div(malformed)
+        .map_or(usize::MAX, |n| n.max(1));
     let mut left = malformed;
     for (i, r) in g.reqs.iter().enumerate() {
         out.push_str(&render(r, f, i));
