@@ -103,7 +103,12 @@ fn noise_path(p: LogFormat) -> (&'static str, &'static str) {
 /// busy ~9.5 h a day). Casual users: on about half the days, one or two sessions of 5–40
 /// minutes (at most ~2.3 busy hours a day with a 30-minute idle).
 pub fn generate(shape: &Shape, p: LogFormat) -> Generated {
-    let mut rng = Rng::new(shape.seed);
+    generate_days(shape, p, 0..shape.days)
+}
+
+/// Only the working days in `days` (a large log is written a slice of days at a time).
+pub fn generate_days(shape: &Shape, p: LogFormat, days: std::ops::Range<usize>) -> Generated {
+    let mut rng = Rng::new(shape.seed.wrapping_add(days.start as u64 * 7919));
     let mut reqs = Vec::new();
     let heavy: Vec<String> = (0..shape.heavy).map(|i| format!("heavy{i:02}")).collect();
     let casual: Vec<String> = (0..shape.casual).map(|i| format!("user{i:03}")).collect();
@@ -118,7 +123,7 @@ pub fn generate(shape: &Shape, p: LogFormat) -> Generated {
         });
         *activity.entry(u.to_string()).or_insert(0u64) += 1;
     };
-    for day in 0..shape.days {
+    for day in days {
         let d0 = day_start(day);
         for u in &heavy {
             let mut t = d0 + 8 * HOUR + rng.range(0, 10) * MIN;
