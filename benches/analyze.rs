@@ -36,13 +36,15 @@ fn bench(c: &mut Criterion) {
     g.bench_function("parse", |b| {
         b.iter(|| {
             let mut a = Analyzer::new(Options::default()).unwrap();
-            a.read("bench.log", std::io::Cursor::new(log.as_bytes())).unwrap()
+            a.read("bench.log", std::io::Cursor::new(log.as_bytes()))
+                .unwrap()
         })
     });
     g.bench_function("parse_and_simulate", |b| {
         b.iter(|| {
             let mut a = Analyzer::new(Options::default()).unwrap();
-            a.read("bench.log", std::io::Cursor::new(log.as_bytes())).unwrap();
+            a.read("bench.log", std::io::Cursor::new(log.as_bytes()))
+                .unwrap();
             a.finish()
         })
     });
