@@ -673,3 +673,39 @@ async fn a_configured_tier_above_the_apps_own_seat_count_is_capped_by_it() {
         "the app allows 10 seats, not 20"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_tabs_polling_never_takes_a_colleagues_seat() {
+    let w = World::jira().await;
+    let clients = fill(&w, &SEVEN).await;
+    w.advance_min(31);
+    // casual08 takes casual01's seat; everyone else is idle past min_idle too.
+    let (c8, _) = browser();
+    let (_, path, _) = text(jira_login(&w, &c8, "casual08", "demo", false).await).await;
+    assert_eq!(path, "/browse/DEMO-1");
+    assert!(!w.holds("casual01"));
+    // casual01's forgotten tab keeps polling: no colleague loses a seat.
+    for _ in 0..3 {
+        let r = clients[0]
+            .get(w.url("/rest/mywork/1.0/notification/count"))
+            .header("accept", "application/json")
+            .header("x-requested-with", "XMLHttpRequest")
+            .send()
+            .await
+            .unwrap();
+        assert_ne!(r.status(), 503);
+    }
+    assert_eq!(w.access_members().len(), 7);
+    assert!(!w.holds("casual01"));
+    for u in &SEVEN[1..] {
+        assert!(w.holds(u), "{u} kept the seat");
+    }
+    // When casual01 really opens an issue, the idlest colleague's seat goes.
+    let r = clients[0]
+        .get(w.url("/browse/DEMO-3"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(w.holds("casual01"));
+}

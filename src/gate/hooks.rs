@@ -145,14 +145,22 @@ impl Hooks for Gate {
                 None => self.class_or_lookup(&user).await,
             };
             if class == Class::Casual {
+                let activity = s.activity.is_activity(parts.method.as_str(), path);
                 if !self.holds(&user) {
-                    let mode = if basic {
+                    // A seat may be taken from an idle colleague only for
+                    // real work: a page the user opens, or an activity
+                    // request. Background traffic (an open tab's polling)
+                    // takes a free seat at most, and otherwise passes
+                    // unlicensed, as the app answers it anyway.
+                    let background = !basic && !activity && !ctx.html;
+                    let mode = if basic || background {
                         Mode::FreeOnly
                     } else {
                         Mode::MayEvict
                     };
                     match self.admit(&user, mode).await {
                         Outcome::Pass => ctx.basic_grant = basic,
+                        Outcome::NoFreeSeat if background => {}
                         Outcome::Wait { position } => {
                             return Err(self.wait_response(
                                 &ctx,
@@ -170,7 +178,7 @@ impl Hooks for Gate {
                         }
                     }
                 }
-                if s.activity.is_activity(parts.method.as_str(), path) {
+                if activity {
                     self.touch(&user, now);
                 }
             }
