@@ -45,7 +45,7 @@ async fn serve_one_conn(mut s: TcpStream, release: Arc<Notify>) {
         match path.as_str() {
             "/reset" => {
                 // SO_LINGER 0: close with RST instead of FIN.
-                let _ = s.set_linger(Some(std::time::Duration::ZERO));
+                let _ = s.set_zero_linger();
                 return;
             }
             "/close" => return,

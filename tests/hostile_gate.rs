@@ -14,8 +14,6 @@ use iumgate::user::UserId;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const ACCESS: &str = "IUM_access_software";
-
 /// `name=value` of the cookies a jar holds for the proxy.
 fn jar_cookies(w: &World, jar: &reqwest::cookie::Jar) -> Vec<(String, String)> {
     let url: reqwest::Url = w.base.parse().unwrap();
