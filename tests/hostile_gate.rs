@@ -338,17 +338,30 @@ async fn the_waiting_room_cannot_be_turned_into_an_open_redirect_or_a_script() {
         assert_eq!(r.headers()["location"], "/", "{evil}");
         assert!(r.headers().get("set-cookie").is_none(), "{evil}");
     }
-    // Not admitted (no cookie): the page renders `to` into its script.
-    let anon = reqwest::Client::new();
+    // A waiter: the page renders `to` into its polling script.
+    fill(
+        &w,
+        &[
+            "casual02", "casual03", "casual04", "casual05", "casual06", "casual07",
+        ],
+    )
+    .await;
+    let (c8, jar8) = browser();
+    let (_, path, _) = text(jira_login(&w, &c8, "casual08", "demo", false).await).await;
+    assert_eq!(path, "/iumgate/wait");
+    let waiter = browser_no_redirect(jar8);
     let xss = "%2Fx%3C%2Fscript%3E%3Cscript%3Ealert(1)%3C%2Fscript%3E%22%27%3E%3Cimg%20src%3Dx%3E";
-    let page = anon
+    let r = waiter
         .get(w.url(&format!("/iumgate/wait?to={xss}")))
         .send()
         .await
-        .unwrap()
-        .text()
-        .await
         .unwrap();
+    assert_eq!(r.status(), 200);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("/iumgate/api/queue"),
+        "the polling script is there: {page}"
+    );
     assert!(!page.contains("<script>alert(1)"), "{page}");
     assert!(!page.contains("<img src=x>"), "{page}");
     assert_eq!(
@@ -356,6 +369,7 @@ async fn the_waiting_room_cannot_be_turned_into_an_open_redirect_or_a_script() {
         page.matches("<script>").count(),
         "{page}"
     );
+    let anon = reqwest::Client::new();
     let q: serde_json::Value = anon
         .get(w.url(&format!("/iumgate/api/queue?to={xss}")))
         .send()
