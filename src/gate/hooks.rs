@@ -295,8 +295,13 @@ impl Gate {
             }
             resp = Response::from_parts(parts, body);
         }
-        let succeeded = reason == Some(LoginReason::Ok)
-            || (reason.is_none() && upstream == Some(UpstreamUser::User(login.user.clone())));
+        // When the app names whoever it logged in, that must be the user the
+        // seat was taken for: a form the app read differently than iumgate
+        // did must not leave a colleague holding a seat.
+        let named_other = matches!(&upstream, Some(UpstreamUser::User(u)) if *u != login.user);
+        let succeeded = !named_other
+            && (reason == Some(LoginReason::Ok)
+                || (reason.is_none() && upstream == Some(UpstreamUser::User(login.user.clone()))));
         if succeeded {
             // Apps that do not name the user in a header: the session the
             // login opened belongs to the user who logged in.

@@ -140,12 +140,20 @@ pub fn login_attempt(
         if ct.contains("json") {
             return json_login(body);
         }
-        let mut user = None;
+        // Servlets (Seraph) read the first of repeated fields. A form that
+        // names two different users is refused outright rather than guessed
+        // at: reading another one than the app would hand a free seat to a
+        // colleague while the app logs someone else in.
+        let mut user: Option<String> = None;
         let mut destination = None;
         for (k, v) in form_urlencoded::parse(body) {
             if k == form.user_field {
-                user = Some(v.into_owned());
-            } else if k == form.destination_field {
+                match &user {
+                    None => user = Some(v.into_owned()),
+                    Some(first) if UserId::new(first) == UserId::new(&v) => {}
+                    Some(_) => return None,
+                }
+            } else if k == form.destination_field && destination.is_none() {
                 destination = Some(v.into_owned());
             }
         }

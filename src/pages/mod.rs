@@ -24,8 +24,25 @@ pub fn escape(s: &str) -> String {
 }
 
 /// Escapes text for a JSON string.
+///
+/// `<`, `>`, `&` and the JS line separators are escaped too, so the result is
+/// also safe inside an inline `<script>`: a value holding `</script>` (a
+/// waiting room's `to`, which only has to be a local path) cannot end the
+/// script and start markup of its own.
 pub fn json_str(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+    let json = serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// German or English, by `Accept-Language` (first match wins).
@@ -145,6 +162,17 @@ pub fn error(status: StatusCode, req_headers: &HeaderMap, cause: &str) -> Respon
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_strings_cannot_close_a_script() {
+        let j = json_str("/x</script><script>alert(1)</script>&\u{2028}");
+        assert!(
+            !j.contains('<') && !j.contains('>') && !j.contains('&'),
+            "{j}"
+        );
+        let back: String = serde_json::from_str(&j).unwrap();
+        assert_eq!(back, "/x</script><script>alert(1)</script>&\u{2028}");
+    }
 
     #[test]
     fn escapes_html() {

@@ -7,6 +7,7 @@ pub mod body;
 pub mod client;
 pub mod headers;
 pub mod server;
+pub mod target;
 pub mod tls;
 
 use body::{boxed, Body};
@@ -173,13 +174,20 @@ impl<H: Hooks> Proxy<H> {
         } else {
             None
         };
-        let path = parts.uri.path();
-        if path.starts_with(OWN_PREFIX) || path == "/iumgate" {
-            headers::strip_upstream_only(&mut parts.headers);
-            return self
-                .hooks
-                .own_page(conn, Request::from_parts(parts, boxed(body)))
-                .await;
+        match target::classify(parts.uri.path()) {
+            target::Target::Upstream => {}
+            target::Target::Own => {
+                headers::strip_upstream_only(&mut parts.headers);
+                return self
+                    .hooks
+                    .own_page(conn, Request::from_parts(parts, boxed(body)))
+                    .await;
+            }
+            // Dressed up to slip past the prefix check: neither ours to serve
+            // nor the upstream's to see.
+            target::Target::DisguisedOwn => {
+                return crate::pages::error(StatusCode::NOT_FOUND, &parts.headers, "no such page");
+            }
         }
 
         // Host as the client sent it (HTTP/2: the :authority) unless told otherwise.
