@@ -1,10 +1,11 @@
 //! The user pages in a real browser (Debian's chromium, headless, through
 //! chromedriver), through the proxy in front of the Jira simulator.
 //!
-//! A casual user who has a Jira session but lost the seat while idle comes
-//! back while the pool is full: the waiting page shows the position and,
-//! once a seat frees, takes the user to the issue asked for by itself —
-//! nothing is clicked. Then the admin page renders with its token.
+//! A casual user logs in while the pool is full: the waiting page shows the
+//! position and, once a seat frees, repeats the login and takes the user to
+//! the issue asked for by itself — nothing is clicked. Then the same user,
+//! idle, loses the seat and comes back while the pool is full: again the
+//! page lets them in by itself. Then the admin page renders with its token.
 //! Screenshots are kept under `target/screenshots/`.
 
 mod admin_support;
@@ -29,7 +30,16 @@ async fn a_waiting_user_is_taken_to_the_issue_by_the_page_itself() {
     let gate = w.gate();
     let browser = Driver::start(&chromium, &chromedriver).await;
 
-    // casual08 logs in through the proxy's login page while a seat is free.
+    // Seven colleagues hold every shared seat.
+    let mut colleagues = Vec::new();
+    for i in 1..=7 {
+        let (c, _) = w.login(&format!("casual{i:02}")).await;
+        colleagues.push(c);
+    }
+    assert_eq!(gate.with_pool(|p| (p.in_use(), p.capacity())), (7, 7));
+
+    // casual08 logs in through the proxy's login page while the pool is full:
+    // the right password lands on the waiting page, with the position.
     browser
         .goto(&format!(
             "{}/login.jsp?os_destination=%2Fbrowse%2FDEMO-1",
@@ -40,19 +50,27 @@ async fn a_waiting_user_is_taken_to_the_issue_by_the_page_itself() {
     browser.type_into("#login-form-password", "demo").await;
     browser.click("input[name=login]").await;
     browser
-        .wait_for_url("the first issue", PAGE_WAIT, |u| {
-            u.ends_with("/browse/DEMO-1")
+        .wait_for_url("the waiting page after the login", PAGE_WAIT, |u| {
+            u.contains("/iumgate/wait")
+        })
+        .await;
+    assert_eq!(browser.text("#pos").await.as_deref(), Some("1"));
+    browser.screenshot("01-waiting-after-login").await;
+
+    // casual07 logs out; the page repeats the login by itself and shows the
+    // issue asked for — nothing is clicked, no password typed again.
+    let c7 = colleagues.pop().unwrap();
+    c7.get(format!("{}/logout", w.proxy)).send().await.unwrap();
+    browser
+        .wait_for_url("the issue after waiting", PAGE_WAIT, |u| {
+            u.ends_with("/browse/DEMO-1") && !u.contains("/iumgate/")
         })
         .await;
     assert!(gate.holds(&UserId::new("casual08")));
-    browser.screenshot("01-logged-in").await;
+    assert_eq!(browser.text("#key-val").await.as_deref(), Some("DEMO-1"));
+    browser.screenshot("02-issue-after-login-wait").await;
 
-    // Six colleagues fill the other seats and keep working; casual08 idles.
-    let mut colleagues = Vec::new();
-    for i in 1..=6 {
-        let (c, _) = w.login(&format!("casual{i:02}")).await;
-        colleagues.push(c);
-    }
+    // Second round: casual08 idles while six colleagues keep working.
     w.clock.advance(180_000);
     for c in &colleagues {
         let r = c
@@ -83,7 +101,7 @@ async fn a_waiting_user_is_taken_to_the_issue_by_the_page_itself() {
     assert_eq!(browser.text("#pos").await.as_deref(), Some("1"));
     let title = browser.title().await;
     assert_eq!(title, "All licences are in use");
-    browser.screenshot("02-waiting-page").await;
+    browser.screenshot("03-waiting-page").await;
     // Several polls later it is still waiting (nothing frees by itself).
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(browser.url().await.contains("/iumgate/wait"));
@@ -106,7 +124,7 @@ async fn a_waiting_user_is_taken_to_the_issue_by_the_page_itself() {
         .source()
         .await
         .contains("data-username=\"casual08\""));
-    browser.screenshot("03-issue-after-waiting").await;
+    browser.screenshot("04-issue-after-waiting").await;
 
     // The admin page, with its token (any user name, the token as password).
     let admin = w.admin.trim_start_matches("http://");
@@ -120,7 +138,7 @@ async fn a_waiting_user_is_taken_to_the_issue_by_the_page_itself() {
     );
     assert_eq!(browser.text("#in-use").await.as_deref(), Some("7"));
     assert_eq!(browser.text("#capacity").await.as_deref(), Some("7"));
-    let shot = browser.screenshot("04-admin-page").await;
+    let shot = browser.screenshot("05-admin-page").await;
     assert!(std::fs::metadata(shot).unwrap().len() > 1000);
     drop(browser);
     w.running.begin_drain();

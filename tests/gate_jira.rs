@@ -51,7 +51,7 @@ async fn eighth_casual_user_waits_then_gets_in_by_itself_once_a_holder_is_idle_p
     let w = World::jira().await;
     fill(&w, &SEVEN).await;
     w.advance_min(5);
-    let (c, _) = browser();
+    let (c, jar) = browser();
     let r = jira_login(&w, &c, "casual08", "demo", false).await;
     let (status, path, body) = text(r).await;
     assert_eq!((status, path.as_str()), (200, "/iumgate/wait"));
@@ -84,11 +84,21 @@ async fn eighth_casual_user_waits_then_gets_in_by_itself_once_a_holder_is_idle_p
     assert_eq!(q["state"], "admitted", "{q}");
     assert!(w.access_members().contains(&"casual08".to_string()));
     assert_eq!(w.access_members().len(), 7);
-    // Its login never went through: back to the login page with the destination.
+    // Its login never went through: the waiting room repeats it now, so the
+    // page leads straight to the issue — no second login.
     let to = q["to"].as_str().unwrap();
-    assert!(to.starts_with("/login.jsp?os_destination="), "{to}");
-    let (status, path, _) = text(jira_login(&w, &c, "casual08", "demo", false).await).await;
-    assert_eq!((status, path.as_str()), (200, "/browse/DEMO-1"));
+    assert_eq!(to, "/iumgate/resume");
+    let r = c.get(w.url(to)).send().await.unwrap();
+    let (status, path, body) = text(r).await;
+    assert_eq!((status, path.as_str()), (200, "/browse/DEMO-1"), "{body}");
+    assert!(body.contains("casual08"), "{body}");
+    // The kept form is gone once used.
+    let r = browser_no_redirect(jar.clone())
+        .get(w.url("/iumgate/resume"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["location"], "/login.jsp");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -44,6 +44,8 @@ struct LoginCtx {
     class: Class,
     /// A free seat was granted before forwarding (give it back on failure).
     granted_free: bool,
+    /// The whole form, kept to repeat the login once a seat is free.
+    replay: Option<(Option<HeaderValue>, Vec<u8>)>,
 }
 
 impl Hooks for Gate {
@@ -127,6 +129,21 @@ impl Hooks for Gate {
                         Outcome::NoFreeSeat | Outcome::Wait { .. } => {}
                     }
                 }
+                // A browser form that fits in the peek can be repeated later
+                // if the user has to wait for a seat.
+                let whole = parts
+                    .headers
+                    .get(header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .is_some_and(|n| n == prefix.len());
+                let replay = (class == Class::Casual && !granted_free && !attempt.json && whole)
+                    .then(|| {
+                        (
+                            parts.headers.get(header::CONTENT_TYPE).cloned(),
+                            prefix.to_vec(),
+                        )
+                    });
                 ctx.user = Some(attempt.user.clone());
                 ctx.login = Some(LoginCtx {
                     user: attempt.user,
@@ -134,6 +151,7 @@ impl Hooks for Gate {
                     json: attempt.json,
                     class,
                     granted_free,
+                    replay,
                 });
             }
             return Ok((Request::from_parts(parts, body), ctx));
@@ -162,16 +180,10 @@ impl Hooks for Gate {
                         Outcome::Pass => ctx.basic_grant = basic,
                         Outcome::NoFreeSeat if background => {}
                         Outcome::Wait { position } => {
-                            return Err(self.wait_response(
-                                &ctx,
-                                &user,
-                                position,
-                                &parts.headers,
-                                None,
-                            ));
+                            return Err(self.wait_response(&ctx, &user, position, None, None));
                         }
                         Outcome::NoFreeSeat => {
-                            return Err(self.wait_response(&ctx, &user, 0, &parts.headers, None));
+                            return Err(self.wait_response(&ctx, &user, 0, None, None));
                         }
                         Outcome::Unavailable => {
                             return Err(self.unavailable_response(&ctx, &parts.headers));
@@ -249,13 +261,9 @@ impl Hooks for Gate {
                 if self.class_or_lookup(u).await == Class::Casual && !self.holds(u) {
                     return match self.admit(u, Mode::MayEvict).await {
                         Outcome::Pass => retry_response(&ctx.target, resp.headers()),
-                        Outcome::Wait { position } => self.wait_response(
-                            &ctx,
-                            u,
-                            position,
-                            &HeaderMap::new(),
-                            Some(resp.headers()),
-                        ),
+                        Outcome::Wait { position } => {
+                            self.wait_response(&ctx, u, position, None, Some(resp.headers()))
+                        }
                         Outcome::NoFreeSeat => resp,
                         Outcome::Unavailable => self.unavailable_response(&ctx, &HeaderMap::new()),
                     };
@@ -274,7 +282,7 @@ impl Gate {
     async fn finish_login(
         &self,
         ctx: &Ctx,
-        login: LoginCtx,
+        mut login: LoginCtx,
         resp: Response<Body>,
         upstream: Option<UpstreamUser>,
     ) -> Response<Body> {
@@ -327,14 +335,33 @@ impl Gate {
                             .destination
                             .as_deref()
                             .and_then(local_path)
-                            .unwrap_or("/");
+                            .unwrap_or("/")
+                            .to_owned();
                         let profile = self.settings.load().profile;
-                        let to = format!(
-                            "{}?{}={}",
-                            profile.login_page,
-                            profile.login_destination_param,
-                            pct(dest)
-                        );
+                        // With the form kept, the waiting room repeats the
+                        // login itself once admitted; without it (a JSON
+                        // login, a huge form), back to the login page.
+                        let pending = login.replay.take().map(|(ct, body)| {
+                            let expires = self.now()
+                                + self.with_pool(|p| p.config().abandon_after_ms).max(60_000);
+                            super::resume::PendingLogin::new(
+                                login.user.clone(),
+                                ctx.target.clone(),
+                                ct,
+                                body,
+                                expires,
+                            )
+                        });
+                        let to = if pending.is_some() {
+                            dest
+                        } else {
+                            format!(
+                                "{}?{}={}",
+                                profile.login_page,
+                                profile.login_destination_param,
+                                pct(&dest)
+                            )
+                        };
                         let wctx = Ctx {
                             html: !login.json,
                             target: to,
@@ -345,7 +372,7 @@ impl Gate {
                             &wctx,
                             &login.user,
                             position,
-                            &HeaderMap::new(),
+                            pending,
                             Some(resp.headers()),
                         )
                     }
@@ -372,7 +399,7 @@ impl Gate {
         ctx: &Ctx,
         user: &UserId,
         position: usize,
-        _req_headers: &HeaderMap,
+        pending: Option<super::resume::PendingLogin>,
         upstream_headers: Option<&HeaderMap>,
     ) -> Response<Body> {
         let retry = self.settings.load().retry_every_s;
@@ -397,6 +424,9 @@ impl Gate {
         {
             let token = new_token();
             self.sessions.bind(Kind::Wait, &token, user, self.now());
+            if let Some(p) = pending {
+                self.keep_pending_login(&token, p);
+            }
             let to = local_path(&ctx.target).unwrap_or("/");
             let mut r = answer(StatusCode::SEE_OTHER, TEXT, String::new(), retry);
             if let Ok(v) = HeaderValue::from_str(&format!("/iumgate/wait?to={}", pct(to))) {

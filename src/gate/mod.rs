@@ -11,6 +11,7 @@
 mod admit;
 mod hooks;
 mod reconcile;
+mod resume;
 mod waitroom;
 
 pub use admit::Outcome;
@@ -194,6 +195,8 @@ pub struct Gate {
     reconciled: AtomicBool,
     /// Sessions the whoami fallback found anonymous, until when (ms).
     anonymous: DashMap<crate::identity::SessionKey, u64>,
+    /// Login forms waiting for a seat, by wait-cookie hash (memory only).
+    pending_logins: DashMap<crate::identity::SessionKey, resume::PendingLogin>,
     whoami_client: Option<reqwest::Client>,
     events: Mutex<VecDeque<Event>>,
 }
@@ -236,6 +239,7 @@ impl Gate {
             arithmetic: Mutex::new(Arithmetic::default()),
             reconciled: AtomicBool::new(false),
             anonymous: DashMap::new(),
+            pending_logins: DashMap::new(),
             whoami_client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .timeout(std::time::Duration::from_secs(5))

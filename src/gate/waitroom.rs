@@ -33,9 +33,13 @@ impl Gate {
         let to = local_path(&to).unwrap_or("/").to_owned();
         let lang = Lang::from_headers(req.headers());
         match path.as_str() {
+            "/iumgate/resume" => self.resume_login(req.headers()).await,
             "/iumgate/wait" | "/iumgate/wait/" => {
                 let state = self.poll_state(req.headers()).await;
                 if state == QueueState::Admitted {
+                    if self.has_pending_login(req.headers()) {
+                        return redirect("/iumgate/resume");
+                    }
                     return redirect(&to);
                 }
                 let s = self.settings.load();
@@ -65,6 +69,11 @@ impl Gate {
             "/iumgate/api/queue" => {
                 let state = self.poll_state(req.headers()).await;
                 let retry = self.settings.load().retry_every_s;
+                let to = if state == QueueState::Admitted && self.has_pending_login(req.headers()) {
+                    "/iumgate/resume".to_string()
+                } else {
+                    to
+                };
                 let body = match &state {
                     QueueState::Admitted => {
                         format!("{{\"state\":\"admitted\",\"to\":{}}}", pages::json_str(&to))

@@ -92,6 +92,7 @@ async fn prune_loop(gate: Arc<Gate>, every: Duration, stop: CancellationToken) {
         let now = gate.now();
         gate.job_runs.started("prune", now);
         gate.with_pool(|p| p.prune(now));
+        gate.prune_pending_logins(now);
         let s = gate.settings.load();
         gate.sessions
             .prune(now, s.session_ttl_ms, s.remember_ttl_ms);
