@@ -31,9 +31,30 @@ pub struct Ctx {
     logout: bool,
     html: bool,
     /// The original path and query (for 307 and the waiting room's `to`).
-    target: String,
+    target: Target,
     method: Method,
     git: bool,
+}
+
+/// Where the request was going. The request's own path and query is kept by
+/// sharing its bytes: copying it into a `String` cost an allocation on every
+/// request, and only the rare wait/retry answers read it.
+#[derive(Debug, Default)]
+enum Target {
+    #[default]
+    Root,
+    Request(http::uri::PathAndQuery),
+    Page(String),
+}
+
+impl Target {
+    fn as_str(&self) -> &str {
+        match self {
+            Target::Root => "/",
+            Target::Request(p) => p.as_str(),
+            Target::Page(s) => s,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -63,8 +84,7 @@ impl Hooks for Gate {
             target: parts
                 .uri
                 .path_and_query()
-                .map(|p| p.as_str().to_owned())
-                .unwrap_or_else(|| "/".into()),
+                .map_or(Target::Root, |p| Target::Request(p.clone())),
             method: parts.method.clone(),
             git: s.profile.is_git(path),
             ..Ctx::default()
@@ -240,7 +260,7 @@ impl Hooks for Gate {
             if let Some(UpstreamUser::User(u)) = &upstream {
                 if self.class_or_lookup(u).await == Class::Casual && !self.holds(u) {
                     return match self.admit(u, Mode::MayEvict).await {
-                        Outcome::Pass => retry_response(&ctx.target, resp.headers()),
+                        Outcome::Pass => retry_response(ctx.target.as_str(), resp.headers()),
                         Outcome::Wait { position } => self.wait_response(
                             &ctx,
                             u,
@@ -308,7 +328,7 @@ impl Gate {
                 // The password is right; only the licence is missing. Now a
                 // seat may be taken from an idle holder.
                 match self.admit(&login.user, Mode::MayEvict).await {
-                    Outcome::Pass => retry_response(&ctx.target, resp.headers()),
+                    Outcome::Pass => retry_response(ctx.target.as_str(), resp.headers()),
                     Outcome::Wait { position } => {
                         let dest = login
                             .destination
@@ -324,7 +344,7 @@ impl Gate {
                         );
                         let wctx = Ctx {
                             html: !login.json,
-                            target: to,
+                            target: Target::Page(to),
                             method: ctx.method.clone(),
                             ..Ctx::default()
                         };
@@ -383,7 +403,7 @@ impl Gate {
         {
             let token = new_token();
             self.sessions.bind(Kind::Wait, &token, user, self.now());
-            let to = local_path(&ctx.target).unwrap_or("/");
+            let to = local_path(ctx.target.as_str()).unwrap_or("/");
             let mut r = Response::new(empty());
             *r.status_mut() = StatusCode::SEE_OTHER;
             if let Ok(v) = HeaderValue::from_str(&format!("/iumgate/wait?to={}", pct(to))) {
@@ -429,7 +449,7 @@ impl Gate {
             let mut r = Response::new(full(crate::pages::wait::unavailable_page(
                 lang,
                 retry,
-                &ctx.target,
+                ctx.target.as_str(),
             )));
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
