@@ -92,8 +92,7 @@ async fn main() -> std::process::ExitCode {
     };
     println!("url {}", sim.url());
     let _ = std::io::stdout().flush();
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-    {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("load_world: cannot handle SIGTERM: {e}");
