@@ -31,9 +31,30 @@ pub struct Ctx {
     logout: bool,
     html: bool,
     /// The original path and query (for 307 and the waiting room's `to`).
-    target: String,
+    target: Target,
     method: Method,
     git: bool,
+}
+
+/// Where the request was going. The request's own path and query is kept by
+/// sharing its bytes: copying it into a `String` cost an allocation on every
+/// request, and only the rare wait/retry answers read it.
+#[derive(Debug, Default)]
+enum Target {
+    #[default]
+    Root,
+    Request(http::uri::PathAndQuery),
+    Page(String),
+}
+
+impl Target {
+    fn as_str(&self) -> &str {
+        match self {
+            Target::Root => "/",
+            Target::Request(p) => p.as_str(),
+            Target::Page(s) => s,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -65,8 +86,7 @@ impl Hooks for Gate {
             target: parts
                 .uri
                 .path_and_query()
-                .map(|p| p.as_str().to_owned())
-                .unwrap_or_else(|| "/".into()),
+                .map_or(Target::Root, |p| Target::Request(p.clone())),
             method: parts.method.clone(),
             git: s.profile.is_git(path),
             ..Ctx::default()
@@ -260,7 +280,7 @@ impl Hooks for Gate {
             if let Some(UpstreamUser::User(u)) = &upstream {
                 if self.class_or_lookup(u).await == Class::Casual && !self.holds(u) {
                     return match self.admit(u, Mode::MayEvict).await {
-                        Outcome::Pass => retry_response(&ctx.target, resp.headers()),
+                        Outcome::Pass => retry_response(ctx.target.as_str(), resp.headers()),
                         Outcome::Wait { position } => {
                             self.wait_response(&ctx, u, position, None, Some(resp.headers()))
                         }
@@ -329,7 +349,7 @@ impl Gate {
                 // The password is right; only the licence is missing. Now a
                 // seat may be taken from an idle holder.
                 match self.admit(&login.user, Mode::MayEvict).await {
-                    Outcome::Pass => retry_response(&ctx.target, resp.headers()),
+                    Outcome::Pass => retry_response(ctx.target.as_str(), resp.headers()),
                     Outcome::Wait { position } => {
                         let dest = login
                             .destination
@@ -346,7 +366,7 @@ impl Gate {
                                 + self.with_pool(|p| p.config().abandon_after_ms).max(60_000);
                             super::resume::PendingLogin::new(
                                 login.user.clone(),
-                                ctx.target.clone(),
+                                ctx.target.as_str().to_owned(),
                                 ct,
                                 body,
                                 expires,
@@ -364,7 +384,7 @@ impl Gate {
                         };
                         let wctx = Ctx {
                             html: !login.json,
-                            target: to,
+                            target: Target::Page(to),
                             method: ctx.method.clone(),
                             ..Ctx::default()
                         };
@@ -427,7 +447,7 @@ impl Gate {
             if let Some(p) = pending {
                 self.keep_pending_login(&token, p);
             }
-            let to = local_path(&ctx.target).unwrap_or("/");
+            let to = local_path(ctx.target.as_str()).unwrap_or("/");
             let mut r = answer(StatusCode::SEE_OTHER, TEXT, String::new(), retry);
             if let Ok(v) = HeaderValue::from_str(&format!("/iumgate/wait?to={}", pct(to))) {
                 r.headers_mut().insert(header::LOCATION, v);
@@ -465,7 +485,7 @@ impl Gate {
             let lang = crate::pages::Lang::from_headers(req_headers);
             (
                 HTML,
-                crate::pages::wait::unavailable_page(lang, retry, &ctx.target),
+                crate::pages::wait::unavailable_page(lang, retry, ctx.target.as_str()),
             )
         } else if ctx.git {
             (TEXT, "iumgate: the licence service is unavailable; the administrator has been told. Retry later.\n".to_string())

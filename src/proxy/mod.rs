@@ -118,6 +118,9 @@ impl Observer for () {
 pub struct Settings {
     pub upstream_scheme: http::uri::Scheme,
     pub upstream_authority: http::uri::Authority,
+    /// `Host` towards the upstream when the client's is not preserved
+    /// (built once, not per request).
+    pub upstream_host: HeaderValue,
     pub preserve_host: bool,
     pub trusted: Vec<IpNet>,
     pub request_timeout: Duration,
@@ -130,11 +133,14 @@ impl Settings {
             .parse()
             .map_err(|e| format!("proxy.upstream: {e}"))?;
         let parts = uri.into_parts();
+        let upstream_authority = parts
+            .authority
+            .ok_or_else(|| "proxy.upstream: no host".to_string())?;
         Ok(Settings {
             upstream_scheme: parts.scheme.unwrap_or(http::uri::Scheme::HTTP),
-            upstream_authority: parts
-                .authority
-                .ok_or_else(|| "proxy.upstream: no host".to_string())?,
+            upstream_host: HeaderValue::from_str(upstream_authority.as_str())
+                .unwrap_or(HeaderValue::from_static("localhost")),
+            upstream_authority,
             preserve_host: cfg.preserve_host,
             trusted: cfg.trusted_proxies.clone(),
             request_timeout: cfg.request_timeout.get(),
@@ -210,8 +216,7 @@ impl<H: Hooks> Proxy<H> {
         );
         let upstream_host = match (&client_host, self.settings.preserve_host) {
             (Some(h), true) => h.clone(),
-            _ => HeaderValue::from_str(self.settings.upstream_authority.as_str())
-                .unwrap_or(HeaderValue::from_static("localhost")),
+            _ => self.settings.upstream_host.clone(),
         };
         parts.headers.insert(header::HOST, upstream_host);
         let path_and_query = parts
@@ -233,7 +238,8 @@ impl<H: Hooks> Proxy<H> {
         };
         parts.uri = uri;
         parts.version = http::Version::HTTP_11;
-        let req_headers = parts.headers.clone();
+        // Only what an error page needs, not a copy of every header per request.
+        let err_headers = ErrorPageHeaders::of(&parts.headers);
 
         let (req, ctx) = match self
             .hooks
@@ -256,7 +262,11 @@ impl<H: Hooks> Proxy<H> {
                 };
                 self.observer.upstream_error(kind);
                 tracing::warn!(error = %error_chain(&e), kind = kind.label(), "upstream request failed");
-                return crate::pages::error(StatusCode::BAD_GATEWAY, &req_headers, kind.label());
+                return crate::pages::error(
+                    StatusCode::BAD_GATEWAY,
+                    &err_headers.into_map(),
+                    kind.label(),
+                );
             }
             Err(_) => {
                 self.observer.upstream_error(UpstreamError::Timeout);
@@ -264,7 +274,11 @@ impl<H: Hooks> Proxy<H> {
                     timeout = ?self.settings.request_timeout,
                     "upstream did not answer in time"
                 );
-                return crate::pages::error(StatusCode::GATEWAY_TIMEOUT, &req_headers, "timeout");
+                return crate::pages::error(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    &err_headers.into_map(),
+                    "timeout",
+                );
             }
         };
 
@@ -290,6 +304,34 @@ impl<H: Hooks> Proxy<H> {
         headers::remove_hop_by_hop(&mut rparts.headers, keep_upgrade);
         let resp = Response::from_parts(rparts, boxed(rbody));
         self.hooks.on_response(ctx, resp).await
+    }
+}
+
+/// The request headers an error page reads (`Accept` for HTML or JSON,
+/// `Accept-Language`), kept aside before the request moves on: cloning a
+/// header value shares its bytes, cloning the whole map would allocate.
+struct ErrorPageHeaders {
+    accept: Option<HeaderValue>,
+    accept_language: Option<HeaderValue>,
+}
+
+impl ErrorPageHeaders {
+    fn of(headers: &http::HeaderMap) -> ErrorPageHeaders {
+        ErrorPageHeaders {
+            accept: headers.get(header::ACCEPT).cloned(),
+            accept_language: headers.get(header::ACCEPT_LANGUAGE).cloned(),
+        }
+    }
+
+    fn into_map(self) -> http::HeaderMap {
+        let mut m = http::HeaderMap::new();
+        if let Some(v) = self.accept {
+            m.insert(header::ACCEPT, v);
+        }
+        if let Some(v) = self.accept_language {
+            m.insert(header::ACCEPT_LANGUAGE, v);
+        }
+        m
     }
 }
 

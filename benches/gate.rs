@@ -1,0 +1,300 @@
+//! Request-path costs of identity and the gate (issue 8):
+//!
+//! - `identity/*`: cookie parse + keyed hash + session look-up among 1,000,000 sessions,
+//!   login body parse (form and JSON);
+//! - `gate/holder_on_request`: the gate's whole per-request decision for a seat holder
+//!   (identify → class → seat check → activity touch), as the proxy calls it;
+//! - `gate/holder_on_response`: learning from the upstream's answer (`X-AUSERNAME`);
+//! - `proxy/header_ops`: the proxy's own header fix-ups per request.
+//!
+//! `cargo bench --bench gate -- --warm-up-time 1 --measurement-time 3`
+
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use async_trait::async_trait;
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use http::{header, HeaderMap, HeaderValue, Request, Response};
+use iumgate::alerts::Alerts;
+use iumgate::clock::ManualClock;
+use iumgate::directory::{Directory, DirectoryError, LicenceInfo, Member, UserInfo};
+use iumgate::gate::{Gate, GateSettings};
+use iumgate::identity::{self, Kind, Sessions};
+use iumgate::pool::PoolConfig;
+use iumgate::product::{Product, JIRA};
+use iumgate::proxy::body::empty;
+use iumgate::proxy::{headers, ConnInfo, Hooks};
+use iumgate::user::UserId;
+
+const USERS: usize = 100_000;
+const SESSIONS_PER_USER: usize = 10;
+const CASUAL: usize = 3_000;
+const POWER: usize = 1_000;
+
+/// A browser's cookie header: Jira's XSRF token, the session, a third-party cookie.
+fn cookie_header(session: &str) -> HeaderValue {
+    HeaderValue::from_str(&format!(
+        "atlassian.xsrf.token=BWP3-NZB2-6EDY-6C7K_2b6ab8bbb6a1b1b6b6b6b6b6b6b6b6b6b6b6b6b6_lin; \
+         JSESSIONID={session}; _ga=GA1.2.1234567890.1234567890"
+    ))
+    .unwrap()
+}
+
+fn browser_headers(session: &str) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(header::HOST, HeaderValue::from_static("jira.example.com"));
+    h.insert(
+        header::USER_AGENT,
+        HeaderValue::from_static("Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/128.0"),
+    );
+    h.insert(
+        header::ACCEPT,
+        HeaderValue::from_static("text/html,application/xhtml+xml,*/*;q=0.8"),
+    );
+    h.insert(
+        header::ACCEPT_LANGUAGE,
+        HeaderValue::from_static("en-GB,en;q=0.5"),
+    );
+    h.insert(header::COOKIE, cookie_header(session));
+    h
+}
+
+fn session_value(user: usize, k: usize) -> String {
+    // Tomcat's JSESSIONID: 32 hex digits.
+    format!("{:016X}{:016X}", user as u64 * 7_919 + 1, k as u64 + 13)
+}
+
+fn identity_benches(c: &mut Criterion) {
+    let sessions = Sessions::new([7u8; 32]);
+    let users: Vec<UserId> = (0..USERS)
+        .map(|i| UserId::new(&format!("u{i:06}")))
+        .collect();
+    for (i, u) in users.iter().enumerate() {
+        for k in 0..SESSIONS_PER_USER {
+            sessions.bind(Kind::Session, &session_value(i, k), u, 1);
+        }
+    }
+    assert_eq!(sessions.len(), USERS * SESSIONS_PER_USER);
+    // Stride through the sessions so that look-ups do not stay in one cache line.
+    let probes: Vec<HeaderMap> = (0..4096)
+        .map(|j| {
+            let i = (j * 7_919) % USERS;
+            browser_headers(&session_value(i, j % SESSIONS_PER_USER))
+        })
+        .collect();
+    let mut j = 0usize;
+    c.bench_function("identity/cookie_parse_and_session_lookup_1m", |b| {
+        b.iter(|| {
+            j = (j + 1) % probes.len();
+            let mut found = None;
+            for (kind, value) in identity::session_cookies(&JIRA, &probes[j]) {
+                let key = sessions.hash(kind, value);
+                found = sessions.lookup_key(&key, 2);
+            }
+            assert!(found.is_some());
+            black_box(found)
+        })
+    });
+    c.bench_function("identity/cookie_parse_only", |b| {
+        b.iter(|| {
+            j = (j + 1) % probes.len();
+            black_box(identity::session_cookies(&JIRA, &probes[j]).count())
+        })
+    });
+    let form = b"os_username=casual0042&os_password=correct+horse+battery&os_cookie=true\
+                 &os_destination=%2Fbrowse%2FDEMO-1&user_role=&atl_token=&login=Log+In";
+    c.bench_function("identity/login_form_parse", |b| {
+        b.iter(|| {
+            let a = identity::login_attempt(
+                &JIRA,
+                "/login.jsp",
+                Some("application/x-www-form-urlencoded"),
+                black_box(form),
+            );
+            assert!(a.is_some());
+            black_box(a)
+        })
+    });
+    let json = br#"{"username":"casual0042","password":"correct horse battery"}"#;
+    c.bench_function("identity/login_json_parse", |b| {
+        b.iter(|| {
+            let a = identity::login_attempt(
+                &JIRA,
+                "/rest/auth/1/session",
+                Some("application/json"),
+                black_box(json),
+            );
+            assert!(a.is_some());
+            black_box(a)
+        })
+    });
+}
+
+/// The directory as reconcile sees it: casual users `c…` all holding a seat,
+/// power users `p…`, tier large enough for everyone.
+#[derive(Debug)]
+struct World;
+
+fn members(prefix: &str, n: usize) -> Vec<Member> {
+    (0..n)
+        .map(|i| Member {
+            name: UserId::new(&format!("{prefix}{i:06}")),
+            active: true,
+        })
+        .collect()
+}
+
+#[async_trait]
+impl Directory for World {
+    async fn add_to_group(&self, _: &UserId, _: &str) -> Result<(), DirectoryError> {
+        Ok(())
+    }
+    async fn remove_from_group(&self, _: &UserId, _: &str) -> Result<(), DirectoryError> {
+        Ok(())
+    }
+    async fn group_members(&self, group: &str) -> Result<Vec<Member>, DirectoryError> {
+        Ok(match group {
+            "IUM_user_software" | "IUM_access_software" => members("c", CASUAL),
+            "jira-software-users" => members("p", POWER),
+            _ => Vec::new(),
+        })
+    }
+    async fn user(&self, _: &UserId) -> Result<Option<UserInfo>, DirectoryError> {
+        Ok(None)
+    }
+    async fn licence(&self, _: &str) -> Result<Option<LicenceInfo>, DirectoryError> {
+        Ok(Some(LicenceInfo {
+            seats: Some(100_000),
+            used: None,
+            groups: Vec::new(),
+        }))
+    }
+}
+
+/// Polls a future that must finish without waiting (a holder's request never waits).
+fn ready<F: Future>(f: F) -> F::Output {
+    let mut f = pin!(f);
+    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(v) => v,
+        Poll::Pending => panic!("a holder's request had to wait"),
+    }
+}
+
+fn gate_benches(c: &mut Criterion) {
+    let cfg = iumgate::demo::demo_config(
+        Product::Jira,
+        "http://127.0.0.1:9",
+        "127.0.0.1:0".parse().unwrap(),
+        "127.0.0.1:0".parse().unwrap(),
+        std::time::Duration::from_secs(1800),
+    );
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let gate = Gate::new(
+        GateSettings::from_config(&cfg).unwrap(),
+        PoolConfig {
+            capacity: 0,
+            min_idle_ms: 1_800_000,
+            abandon_after_ms: 120_000,
+        },
+        Arc::new(World),
+        clock.clone(),
+        Arc::new(Alerts::default()),
+        [9u8; 32],
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let report = rt.block_on(gate.reconcile()).unwrap();
+    assert_eq!(report.holders, CASUAL);
+    // Two sessions per user, as in the load benchmark.
+    let sessions: Vec<(String, UserId)> = (0..CASUAL)
+        .map(|i| format!("c{i:06}"))
+        .chain((0..POWER).map(|i| format!("p{i:06}")))
+        .flat_map(|name| {
+            let u = UserId::new(&name);
+            (0..2).map(move |k| (format!("{name}.{k}"), u.clone()))
+        })
+        .collect();
+    for (v, u) in &sessions {
+        gate.sessions.bind(Kind::Session, v, u, 1_000_000);
+    }
+    let conn = ConnInfo {
+        peer: "127.0.0.1:40000".parse().unwrap(),
+        tls: false,
+        trusted: false,
+    };
+    // Casual holders only: the full path (class, seat check, activity touch).
+    let holder_reqs: Vec<HeaderMap> = (0..2 * CASUAL)
+        .step_by(7)
+        .map(|i| browser_headers(&sessions[i].0))
+        .collect();
+    let mut j = 0usize;
+    let request = |j: &mut usize| {
+        *j = (*j + 1) % holder_reqs.len();
+        let mut r = Request::new(empty());
+        *r.uri_mut() = "http://127.0.0.1:8081/browse/DEMO-42".parse().unwrap();
+        *r.headers_mut() = holder_reqs[*j].clone();
+        r
+    };
+    c.bench_function("gate/holder_on_request", |b| {
+        b.iter_batched(
+            || request(&mut j),
+            |req| match ready(gate.on_request(&conn, req)) {
+                // Returned, so that dropping the request is not timed.
+                Ok(passed) => passed,
+                Err(resp) => panic!("a holder must pass, got {}", resp.status()),
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    let make_ctx = |j: &mut usize| ready(gate.on_request(&conn, request(j))).unwrap().1;
+    c.bench_function("gate/holder_on_response", |b| {
+        b.iter_batched(
+            || {
+                let ctx = make_ctx(&mut j);
+                let mut resp = Response::new(empty());
+                resp.headers_mut()
+                    .insert("x-ausername", HeaderValue::from_static("c000042"));
+                resp.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/html;charset=UTF-8"),
+                );
+                (ctx, resp)
+            },
+            |(ctx, resp)| ready(gate.on_response(ctx, resp)),
+            BatchSize::SmallInput,
+        )
+    });
+    let in_use = gate.with_pool(|p| p.in_use());
+    assert_eq!(in_use, CASUAL, "the benchmark must not change who holds");
+}
+
+fn proxy_benches(c: &mut Criterion) {
+    let h = browser_headers("c000001.0");
+    c.bench_function("proxy/header_ops", |b| {
+        b.iter_batched(
+            || h.clone(),
+            |mut h| {
+                let up = headers::is_upgrade(&h);
+                headers::remove_hop_by_hop(&mut h, up);
+                headers::strip_upstream_only(&mut h);
+                headers::set_forwarded(
+                    &mut h,
+                    "127.0.0.1".parse().unwrap(),
+                    false,
+                    "http",
+                    Some(HeaderValue::from_static("jira.example.com")),
+                );
+                h
+            },
+            BatchSize::SmallInput,
+        )
+    });
+}
+
+criterion_group!(benches, identity_benches, gate_benches, proxy_benches);
+criterion_main!(benches);
