@@ -120,8 +120,11 @@ impl State {
         st.licensed = cfg.licensed_groups.iter().map(|g| fold(g)).collect();
         st.licensed.dedup();
         for u in cfg.users {
-            st.add_user(u);
+            st.insert_user(u);
         }
+        // Once, not per user: counting licensed users is linear, so a large
+        // world (50,000 members for the start-up benchmark) stays quick.
+        st.note_licensed();
         for (token, user) in cfg.tokens {
             st.tokens.insert(token, fold(&user));
         }
@@ -140,6 +143,11 @@ impl State {
     /// Adds (or replaces) a user and puts them in their groups, creating
     /// groups that do not exist yet.
     pub fn add_user(&mut self, u: SimUser) {
+        self.insert_user(u);
+        self.note_licensed();
+    }
+
+    fn insert_user(&mut self, u: SimUser) {
         let key = fold(&u.name);
         let id = match self.users.get(&key) {
             Some(old) => old.id,
@@ -166,7 +174,6 @@ impl State {
             }
             self.note_peaks(&gk);
         }
-        self.note_licensed();
     }
 
     pub fn user(&self, name: &str) -> Option<&UserRec> {
