@@ -85,11 +85,14 @@ pub async fn serve<H: Hooks>(
     loop {
         // Take a permit before accepting: over the limit, new connections
         // wait in the kernel's backlog instead of being half-served.
+        // `biased`: once the drain began, no further connection is taken.
         let permit = tokio::select! {
+            biased;
             _ = stop.cancelled() => break,
             p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
         };
         let (stream, peer) = tokio::select! {
+            biased;
             _ = stop.cancelled() => break,
             r = listener.accept() => match r {
                 Ok(x) => x,
