@@ -362,7 +362,8 @@ fn parse_offset(s: &str) -> Option<i32> {
         _ => return None,
     };
     let digits: String = s[1..].chars().filter(|c| *c != ':').collect();
-    if digits.len() != 4 {
+    // Byte slicing below: only four ASCII digits may get there.
+    if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     let h = num(&digits[..2])?;
