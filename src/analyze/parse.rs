@@ -390,7 +390,8 @@ fn to_ms(
     frac_ms: i64,
     off: i32,
 ) -> Option<i64> {
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) {
+    // Years outside 1..=9999 are malformed (and would overflow the sums below).
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || !(1..=9999).contains(&y) {
         return None;
     }
     let days = days_from_civil(y, mo, d);
