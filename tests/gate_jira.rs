@@ -595,27 +595,8 @@ async fn a_user_first_learned_from_the_response_is_admitted_and_sent_back_to_ret
     // A session iumgate has never seen (e.g. an SSO login), of a casual user
     // whom an admin put into the access group by hand since the last reconcile.
     w.sim.add_to_group("casual05", "IUM_access_software");
-    let direct = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let r = direct
-        .post(format!("{}/login.jsp", w.sim.url()))
-        .form(&[("os_username", "casual05"), ("os_password", "demo")])
-        .send()
-        .await
-        .unwrap();
-    let session = r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let r = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
+    let session = session_behind_the_gates_back(&w, "/login.jsp", "casual05").await;
+    let r = no_redirect()
         .get(w.url("/browse/DEMO-4"))
         .header("cookie", &session)
         .send()

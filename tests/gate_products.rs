@@ -223,23 +223,8 @@ async fn confluence_asks_who_owns_an_unknown_session_before_forwarding() {
     w.sim.add_to_group("casual04", "IUM_access_confluence");
     w.gate.reconcile().await.unwrap();
     w.advance_min(3);
-    let direct = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let r = direct
-        .post(format!("{}/dologin.action", w.sim.url()))
-        .form(&[("os_username", "casual04"), ("os_password", "demo")])
-        .send()
-        .await
-        .unwrap();
-    let session = r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let direct = no_redirect();
+    let session = session_behind_the_gates_back(&w, "/dologin.action", "casual04").await;
     let before = w.sim.count("/rest/api/user/current");
     let r = direct
         .get(w.url("/display/DEMO/Home"))

@@ -218,3 +218,29 @@ pub async fn fill(w: &World, users: &[&str]) -> Vec<reqwest::Client> {
     }
     out
 }
+
+/// A client that never follows redirects (to look at them).
+pub fn no_redirect() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Logs in straight at the simulator, behind iumgate's back, and returns the
+/// session cookie (`NAME=value`): a session iumgate has never seen.
+pub async fn session_behind_the_gates_back(w: &World, login_path: &str, user: &str) -> String {
+    let r = no_redirect()
+        .post(format!("{}{login_path}", w.sim.url()))
+        .form(&[("os_username", user), ("os_password", "demo")])
+        .send()
+        .await
+        .unwrap();
+    r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string()
+}
