@@ -328,3 +328,27 @@ async fn run_cli(args: &[&str]) -> std::process::Output {
         .await
         .unwrap()
 }
+
+/// The writability probe re-adds a member of the IUM *user* group only: a
+/// member of the access group read a moment earlier may have lost the seat
+/// since, and re-adding them there would grant a licence behind the pool's back.
+#[tokio::test]
+async fn the_writability_probe_never_writes_to_the_access_group() {
+    let sim = jira_sim().await;
+    sim.add_to_group("casual01", "IUM_access_software");
+    let r = run(&sim, &config(&sim)).await;
+    assert_eq!(
+        verdict(&r, "directory_writable"),
+        Verdict::Pass,
+        "{}",
+        r.human()
+    );
+    assert!(
+        r.get("directory_writable")
+            .unwrap()
+            .evidence
+            .contains("IUM_user_software"),
+        "{}",
+        r.human()
+    );
+}

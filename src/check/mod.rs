@@ -215,14 +215,7 @@ pub async fn run(cfg: &Config, directory: &dyn Directory) -> Report {
         members(&cfg.ium.user_group),
         members(&cfg.ium.access_group),
     );
-    check_read_only(
-        &mut r,
-        cfg,
-        directory,
-        members(&cfg.ium.access_group),
-        members(&cfg.ium.user_group),
-    )
-    .await;
+    check_read_only(&mut r, cfg, directory, members(&cfg.ium.user_group)).await;
     check_tier(
         &mut r,
         cfg,
@@ -496,7 +489,6 @@ async fn check_read_only(
     r: &mut Report,
     cfg: &Config,
     dir: &dyn Directory,
-    access_members: &[Member],
     user_members: &[Member],
 ) {
     if cfg.proxy.product == Product::Bitbucket
@@ -509,18 +501,18 @@ async fn check_read_only(
         );
         return;
     }
-    let probe = [
-        (&cfg.ium.access_group, access_members),
-        (&cfg.ium.user_group, user_members),
-    ]
-    .into_iter()
-    .find_map(|(g, m)| m.first().map(|m| (g, m.name.clone())));
+    // Only ever the user group: it carries no licence. A member of the access
+    // group read a moment ago may have lost the seat since (logout, eviction);
+    // re-adding them there would grant a licence behind the pool's back.
+    let probe = user_members
+        .first()
+        .map(|m| (&cfg.ium.user_group, m.name.clone()));
     let Some((group, user)) = probe else {
         r.push(
             Finding::new(
                 "directory_writable",
                 Verdict::Unverified,
-                "both IUM groups are empty: there is no member to re-add as a harmless write test",
+                "the IUM user group is empty: there is no member to re-add as a harmless write test",
             )
             .fix("Check by hand that the IUM groups are writable (a read/write directory or \"Read Only, with Local Groups\")."),
         );
