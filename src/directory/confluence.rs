@@ -156,12 +156,13 @@ impl Directory for ConfluenceDirectory {
         self.t
             .observe("user", async {
                 let path = format!("/rest/api/user?username={}", enc(user.as_str()));
-                let ans = self.t.call(Method::GET, &path, None).await?;
-                if ans.status == 404 {
+                let Some(u) = self
+                    .t
+                    .get_optional::<ConfluenceUser>(&path, Asked::user(user.as_str()))
+                    .await?
+                else {
                     return Ok(None);
-                }
-                ans.ok_or_classify(Asked::user(user.as_str()))?;
-                let u: ConfluenceUser = ans.json()?;
+                };
                 let path = format!("/rest/api/user/memberof?username={}", enc(user.as_str()));
                 // Deleted between the two calls: as if it never existed.
                 let Some(groups) = self

@@ -143,12 +143,13 @@ impl Directory for CrowdDirectory {
                     "/rest/usermanagement/1/user?username={}",
                     enc(user.as_str())
                 );
-                let ans = self.t.call(Method::GET, &path, None).await?;
-                if ans.status == 404 {
+                let Some(u) = self
+                    .t
+                    .get_optional::<CrowdUser>(&path, Asked::user(user.as_str()))
+                    .await?
+                else {
                     return Ok(None);
-                }
-                ans.ok_or_classify(Asked::user(user.as_str()))?;
-                let u: CrowdUser = ans.json()?;
+                };
                 // Nested: a fixed licence often comes through a parent group.
                 let mut groups = Vec::new();
                 let mut start = 0u64;
@@ -157,13 +158,14 @@ impl Directory for CrowdDirectory {
                         "/rest/usermanagement/1/user/group/nested?username={}&start-index={start}&max-results={PAGE}",
                         enc(user.as_str())
                     );
-                    let ans = self.t.call(Method::GET, &path, None).await?;
-                    if ans.status == 404 {
-                        // Deleted between the two calls: as if it never existed.
+                    // Deleted between the two calls: as if it never existed.
+                    let Some(page) = self
+                        .t
+                        .get_optional::<Groups>(&path, Asked::user(user.as_str()))
+                        .await?
+                    else {
                         return Ok(None);
-                    }
-                    ans.ok_or_classify(Asked::user(user.as_str()))?;
-                    let page: Groups = ans.json()?;
+                    };
                     let n = page.groups.len();
                     groups.extend(page.groups.into_iter().map(|g| g.name));
                     if n < PAGE {

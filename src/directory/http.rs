@@ -395,6 +395,21 @@ impl Transport {
         res
     }
 
+    /// `GET` of one resource: `Ok(None)` on 404 (it does not exist), the
+    /// parsed body on success, a classified error otherwise.
+    pub async fn get_optional<T: DeserializeOwned>(
+        &self,
+        path_and_query: &str,
+        asked: Asked<'_>,
+    ) -> Result<Option<T>, DirectoryError> {
+        let ans = self.call(Method::GET, path_and_query, None).await?;
+        if ans.status == 404 {
+            return Ok(None);
+        }
+        ans.ok_or_classify(asked)?;
+        ans.json().map(Some)
+    }
+
     /// Makes one call, retrying 5xx, time-outs and connection errors with a
     /// doubling back-off. Every other answer is returned as it came, for the
     /// product's client to classify.

@@ -130,12 +130,13 @@ impl Directory for JiraDirectory {
                     "/rest/api/2/user?username={}&expand=groups",
                     enc(user.as_str())
                 );
-                let ans = self.t.call(Method::GET, &path, None).await?;
-                if ans.status == 404 {
+                let Some(u) = self
+                    .t
+                    .get_optional::<JiraUser>(&path, Asked::user(user.as_str()))
+                    .await?
+                else {
                     return Ok(None);
-                }
-                ans.ok_or_classify(Asked::user(user.as_str()))?;
-                let u: JiraUser = ans.json()?;
+                };
                 Ok(Some(UserInfo {
                     name: UserId::new(&u.name),
                     active: u.active,
