@@ -60,27 +60,18 @@ async fn eighth_casual_user_waits_then_gets_in_by_itself_once_a_holder_is_idle_p
     assert!(!w.access_members().contains(&"casual08".to_string()));
 
     // The page polls; nobody is idle long enough yet.
-    let q: serde_json::Value = c
-        .get(w.url("/iumgate/api/queue"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let q = poll_queue(&w, &c, "").await;
     assert_eq!(q["state"], "waiting");
     assert_eq!(q["position"], 1);
 
     // casual01 … 07 idle past min_idle: the next poll lets casual08 in.
     w.advance_min(26);
-    let q: serde_json::Value = c
-        .get(w.url("/iumgate/api/queue?to=%2Flogin.jsp%3Fos_destination%3D%252Fbrowse%252FDEMO-1"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let q = poll_queue(
+        &w,
+        &c,
+        "?to=%2Flogin.jsp%3Fos_destination%3D%252Fbrowse%252FDEMO-1",
+    )
+    .await;
     assert_eq!(q["state"], "admitted", "{q}");
     assert!(w.access_members().contains(&"casual08".to_string()));
     assert_eq!(w.access_members().len(), 7);
@@ -126,28 +117,14 @@ async fn longest_idle_holder_is_evicted_never_a_recently_active_one() {
     let (status, path, _) = text(jira_login(&w, &c9, "casual09", "demo", false).await).await;
     // casual08 waits ahead of casual09: casual09 must queue behind.
     assert_eq!((status, path.as_str()), (200, "/iumgate/wait"));
-    let q: serde_json::Value = c8
-        .get(w.url("/iumgate/api/queue"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let q = poll_queue(&w, &c8, "").await;
     assert_eq!(q["state"], "admitted", "{q}");
     let members = w.access_members();
     assert!(!members.contains(&"casual01".to_string()), "{members:?}");
     assert!(members.contains(&"casual02".to_string()), "{members:?}");
     assert!(members.contains(&"casual08".to_string()), "{members:?}");
     // casual09 is first in line now but casual02 was active 29 min ago.
-    let q: serde_json::Value = c9
-        .get(w.url("/iumgate/api/queue"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let q = poll_queue(&w, &c9, "").await;
     assert_eq!(q["state"], "waiting", "{q}");
     assert_eq!(q["position"], 1);
     let evicted: Vec<_> = w
@@ -467,14 +444,7 @@ async fn a_logged_in_user_who_lost_the_seat_waits_and_the_page_lets_them_in_by_i
     );
     // 31 minutes after the others' last activity, the page's poll admits.
     w.advance_min(20);
-    let q: serde_json::Value = clients[0]
-        .get(w.url("/iumgate/api/queue?to=%2Fbrowse%2FDEMO-2"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let q = poll_queue(&w, &clients[0], "?to=%2Fbrowse%2FDEMO-2").await;
     assert_eq!(q["state"], "admitted");
     assert_eq!(q["to"], "/browse/DEMO-2");
     let r = clients[0]

@@ -96,27 +96,13 @@ async fn eighth_waits_then_gets_in(p: Product) {
     let (c, _) = browser();
     let (status, path) = login(&w, &c, "casual08", "demo").await;
     assert_eq!((status, path.as_str()), (200, "/iumgate/wait"), "{p:?}");
-    let q: serde_json::Value = c
-        .get(w.url("/iumgate/api/queue"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let q = poll_queue(&w, &c, "").await;
     assert_eq!(
         (q["state"].as_str(), q["position"].as_u64()),
         (Some("waiting"), Some(1))
     );
     w.advance_min(31);
-    let q: serde_json::Value = c
-        .get(w.url("/iumgate/api/queue"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let q = poll_queue(&w, &c, "").await;
     assert_eq!(q["state"], "admitted", "{p:?} {q}");
     let (status, path) = login(&w, &c, "casual08", "demo").await;
     assert_eq!((status, path.as_str()), (200, ui(p).landing));

@@ -244,3 +244,14 @@ pub async fn session_behind_the_gates_back(w: &World, login_path: &str, user: &s
         .unwrap()
         .to_string()
 }
+
+/// One poll of the waiting room, as its page makes it: `/iumgate/api/queue` + `query`.
+pub async fn poll_queue(w: &World, c: &reqwest::Client, query: &str) -> serde_json::Value {
+    c.get(w.url(&format!("/iumgate/api/queue{query}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
