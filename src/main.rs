@@ -5,6 +5,12 @@ use iumgate::config::Config;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// mimalloc: the request path allocates and frees many small, short-lived
+/// objects (header maps, buffers, futures); glibc's malloc/free were ≈ 5 % of
+/// the proxy's profile (docs/PERFORMANCE.md).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "iumgate",
@@ -497,15 +503,45 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = i32>,
 {
-    match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let built = match worker_threads() {
+        Ok(1) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        Ok(n) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
+        Err(e) => {
+            eprintln!("iumgate: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match built {
         Ok(rt) => ExitCode::from(rt.block_on(f()).clamp(0, 255) as u8),
         Err(e) => {
             eprintln!("iumgate: cannot start the async runtime: {e}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// Worker threads: `IUMGATE_WORKERS` (a number, or `auto`), by default the
+/// CPUs this process may use (affinity and cgroup quota, as
+/// `available_parallelism` reads them). With one CPU the runtime is
+/// single-threaded: every connection, timer and upstream call is served by one
+/// thread without the work-stealing scheduler's cross-thread queues, which costs
+/// less per request than a one-worker multi-threaded runtime.
+fn worker_threads() -> Result<usize, String> {
+    let auto = || std::thread::available_parallelism().map_or(1, |n| n.get());
+    match std::env::var("IUMGATE_WORKERS") {
+        Err(_) => Ok(auto()),
+        Ok(v) if v.trim().eq_ignore_ascii_case("auto") || v.trim().is_empty() => Ok(auto()),
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(n) if (1..=1024).contains(&n) => Ok(n),
+            _ => Err(format!(
+                "IUMGATE_WORKERS={v:?}: expected a number of threads from 1 to 1024, or \"auto\""
+            )),
+        },
     }
 }
 
