@@ -33,6 +33,8 @@ pub struct Running {
     pub stop: CancellationToken,
     /// Writes the state snapshots (`[state] path`); the final one after a drain.
     pub state: Option<Arc<crate::state::StateStore>>,
+    /// The upstream client (its parked idle connections).
+    pub upstream: Arc<proxy::client::Upstream>,
     done: tokio::task::JoinHandle<()>,
 }
 
@@ -211,6 +213,8 @@ pub async fn start_with<H: Hooks>(
             admin_stop.clone(),
         ));
     }
+    let upstream = proxy.client.clone();
+    tokio::spawn(upstream.clone().sweep_every(admin_stop.clone()));
     let limits = server::Limits::from_config(&cfg.proxy);
     let scheme = if tls.is_some() { "https" } else { "http" };
     health.set_ready(true);
@@ -236,6 +240,7 @@ pub async fn start_with<H: Hooks>(
         reloader,
         stop,
         state: None,
+        upstream,
         done,
     })
 }

@@ -52,6 +52,7 @@ command -v wrk >/dev/null || need+=(wrk)
 command -v h2load >/dev/null || need+=(nghttp2-client)
 command -v taskset >/dev/null || need+=(util-linux)
 command -v curl >/dev/null || need+=(curl)
+command -v openssl >/dev/null || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
     say "installing ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive
@@ -121,7 +122,12 @@ wait_log() { # file pattern seconds
 mkdir -p "$work/www" "$work/tmp"
 head -c 2048 /dev/zero | tr '\0' 'x' >"$work/www/2k.html"
 chmod -R a+rX "$work/www"
-UP=$(free_port); UPS=$(free_port); NP=$(free_port)
+UP=$(free_port); UPS=$(free_port); NP=$(free_port); NTP=$(free_port)
+# One certificate for both TLS terminators (ECDSA P-256, as a modern site uses).
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
+    -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+    -keyout "$work/tls.key" -out "$work/tls.crt" >"$work/openssl.log" 2>&1
+chmod 644 "$work/tls.key"
 
 cat >"$work/upstream.conf" <<EOF
 worker_processes 1;
@@ -169,6 +175,25 @@ http {
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             # What iumgate sends too.
+            proxy_set_header Host \$host;
+            proxy_set_header X-Forwarded-For \$remote_addr;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+            proxy_set_header X-Forwarded-Host \$host;
+        }
+    }
+    # TLS termination in front of the same upstream. No session resumption, so
+    # that every new connection is a full handshake (as for rustls below).
+    server {
+        listen 127.0.0.1:$NTP ssl backlog=4096;
+        ssl_certificate $work/tls.crt;
+        ssl_certificate_key $work/tls.key;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_session_tickets off;
+        ssl_session_cache off;
+        location / {
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
             proxy_set_header Host \$host;
             proxy_set_header X-Forwarded-For \$remote_addr;
             proxy_set_header X-Forwarded-Proto \$scheme;
@@ -374,6 +399,63 @@ stop_pid "$IG_PID"
 stop_pid "$PLAIN_PID"
 stop_pid "$WORLD_PID"
 
+# ---- TLS termination: rustls vs nginx (OpenSSL) ---------------------------------------
+# iumgate without the gate (the TLS cost alone; the gate's is the same with or
+# without TLS). New handshakes: every request on a new connection
+# (`Connection: close`), so req/s = full handshakes/s. Keep-alive: throughput
+# over TLS as above.
+TLS_PORT=$(free_port)
+cat >"$work/tls.toml" <<EOF
+[proxy]
+listen = "127.0.0.1:$TLS_PORT"
+upstream = "http://127.0.0.1:$UP"
+product = "jira"
+max_connections = 20000
+
+[proxy.tls]
+cert_file = "$work/tls.crt"
+key_file = "$work/tls.key"
+
+[admin]
+listen = "127.0.0.1:$(free_port)"
+EOF
+taskset -c "$PROXY_CPU" "$IUMGATE" serve --config "$work/tls.toml" >"$work/tls.log" 2>&1 &
+TLS_PID=$!
+pids+=($TLS_PID)
+for ((i = 0; i < 500; i++)); do
+    curl -sk -o /dev/null "https://127.0.0.1:$TLS_PORT/" && break
+    sleep 0.02
+done
+tls_run() { # url duration extra-wrk-args… → "rps requests"
+    local out
+    out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$2"s "${@:3}" "$1/2k.html")
+    echo "$out" >>"$work/wrk-tls.log"
+    echo "$(echo "$out" | awk '/^Requests\/sec/ {print $2}') $(echo "$out" | awk '/requests in/ {print $1}')"
+}
+tls_run "https://127.0.0.1:$NTP" 2 >/dev/null
+tls_run "https://127.0.0.1:$TLS_PORT" 2 >/dev/null
+declare -A HS KA HSCPU
+for ((r = 1; r <= RUNS; r++)); do
+    for t in nginx iumgate; do
+        case $t in
+            nginx) url=https://127.0.0.1:$NTP pid=$NGINX_PID ;;
+            iumgate) url=https://127.0.0.1:$TLS_PORT pid=$TLS_PID ;;
+        esac
+        c0=$(cpu_ticks "$pid")
+        read -r rps reqs < <(tls_run "$url" "$DURATION" -H 'Connection: close')
+        c1=$(cpu_ticks "$pid")
+        HS[$t]+="$rps "
+        HSCPU[$t]+="$(awk -v d=$((c1 - c0)) -v n="$reqs" -v hz="$hz" 'BEGIN {printf "%.1f", d * 1e6 / hz / n}') "
+        read -r rps reqs < <(tls_run "$url" "$DURATION")
+        KA[$t]+="$rps "
+    done
+    say "TLS run $r: handshakes/s nginx $(echo ${HS[nginx]} | awk '{print $NF}'), iumgate $(echo ${HS[iumgate]} | awk '{print $NF}'); keep-alive req/s nginx $(echo ${KA[nginx]} | awk '{print $NF}'), iumgate $(echo ${KA[iumgate]} | awk '{print $NF}')"
+done
+stop_pid "$TLS_PID"
+n_hs=$(echo "${HS[nginx]}" | med); i_hs=$(echo "${HS[iumgate]}" | med)
+n_hscpu=$(echo "${HSCPU[nginx]}" | med); i_hscpu=$(echo "${HSCPU[iumgate]}" | med)
+n_ka=$(echo "${KA[nginx]}" | med); i_ka=$(echo "${KA[iumgate]}" | med)
+
 # ---- memory: 1,000,000 sessions for 100,000 users, then a soak over the same ----
 mem_rss=- soak_rss=- start_serve=- start_rec=-
 if [ "$QUICK" != 1 ]; then
@@ -441,6 +523,9 @@ gate active: $CASUAL casual holders + $POWER power users reconciled from the sim
 | iumgate without the gate (plain proxy): req/s |      | $p_rps | $(ratio "$p_rps" "$n_rps") | |
 | iumgate without the gate: CPU µs/request  |             | $p_cpu | $(ratio "$p_cpu" "$n_cpu") | |
 | upstream connections per 1000 requests    | $n_conn | $i_conn | | reuse (≈ 0) |
+| TLS: new handshakes/s (ECDSA P-256)       | $n_hs | $i_hs | $(ratio "$i_hs" "$n_hs") | reported |
+| TLS: proxy CPU per handshake, µs          | $n_hscpu | $i_hscpu | $(ratio "$i_hscpu" "$n_hscpu") | reported |
+| TLS: keep-alive throughput, req/s         | $n_ka | $i_ka | $(ratio "$i_ka" "$n_ka") | reported |
 | RSS after the load runs                   | $(mb "$nginx_rss") | $(mb "$loaded_rss") | | |
 | iumgate idle RSS (reconciled, no traffic) |             | $(mb "$idle_rss") | | ≤ 20 MB |
 | iumgate RSS, $sessions sessions learned   |             | $(mb "$warm_rss") | | |
@@ -452,4 +537,6 @@ gate active: $CASUAL casual holders + $POWER power users reconciled from the sim
 Raw runs (req/s): direct ${RPS[direct]}| nginx ${RPS[nginx]}| plain ${RPS[plain]}| iumgate ${RPS[iumgate]}
 Raw CPU µs/req:   nginx ${CPU[nginx]}| plain ${CPU[plain]}| iumgate ${CPU[iumgate]}
 Raw p99 µs:       nginx ${P99[nginx]}| iumgate ${P99[iumgate]}
+Raw TLS hs/s:     nginx ${HS[nginx]}| iumgate ${HS[iumgate]}
+Raw TLS ka req/s: nginx ${KA[nginx]}| iumgate ${KA[iumgate]}
 EOF

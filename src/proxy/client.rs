@@ -1,13 +1,62 @@
-//! The pooled keep-alive client towards the upstream (HTTP/1.1, http or https).
+//! The keep-alive client towards the upstream (HTTP/1.1 over http or https).
+//!
+//! Built on hyper's low-level HTTP/1 connections rather than a general pooled
+//! client, because on a proxy's request path the pool is the cost: a pooled
+//! client runs every upstream connection as a task of its own, so each request
+//! crosses tasks twice (request in, answer out) and pays a pool check-out with
+//! a lock and a hashed key. Here an upstream connection is **driven by the task
+//! of the client connection that uses it** ([`Driven`]): the request is written
+//! and its answer read in the same task that serves the client, with no
+//! cross-task hand-off. nginx works the same way (one event loop, the upstream
+//! connection handled inline).
+//!
+//! - Each client connection has a [`Local`] set of upstream connections it
+//!   opened or adopted; a request takes a ready one, else adopts a parked one,
+//!   else connects.
+//! - When the client connection ends, its idle upstream connections are
+//!   **parked** in the shared [`Upstream`] for the next client connection
+//!   (reuse across clients, as a pool would do); a sweep every few seconds
+//!   closes parked connections that the upstream closed or that stayed idle
+//!   longer than `idle_timeout`.
+//! - A request that was not sent (the connection closed just before) is
+//!   retried once on a fresh connection; one that was sent is never repeated.
 
 use super::body::Body;
 use crate::config::ProxyConfig;
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::{TokioExecutor, TokioTimer};
-use rustls_pki_types::{pem::PemObject, CertificateDer};
-use std::sync::Arc;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use rustls_pki_types::{pem::PemObject, CertificateDer, ServerName};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
-pub type Upstream = Client<hyper_rustls::HttpsConnector<HttpConnector>, Body>;
+/// Idle upstream connections kept for later client connections, at most.
+const MAX_PARKED: usize = 1024;
+
+/// An upstream connection's I/O future (hyper's connection state machine).
+type ConnFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Why the upstream could not be asked.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// No connection could be opened (refused, unreachable, DNS, TLS).
+    #[error("connect to {addr}: {msg}")]
+    Connect { addr: String, msg: String },
+    /// The connection failed while the request or answer was under way.
+    #[error("{0}")]
+    Protocol(#[source] hyper::Error),
+}
+
+impl ClientError {
+    pub fn is_connect(&self) -> bool {
+        matches!(self, ClientError::Connect { .. })
+    }
+}
 
 /// The rustls client config: the system's roots plus `upstream_ca_file`.
 pub fn tls_client_config(
@@ -41,21 +90,370 @@ pub fn tls_client_config(
         .map(|b| b.with_root_certificates(roots).with_no_client_auth())
 }
 
-pub fn build(cfg: &ProxyConfig) -> Result<Upstream, String> {
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(cfg.connect_timeout.get()));
-    http.set_keepalive(Some(std::time::Duration::from_secs(60)));
-    let tls = tls_client_config(cfg.upstream_ca_file.as_deref())?;
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(cfg.idle_timeout.get())
-        .pool_max_idle_per_host(1024)
-        .build(https))
+/// Where and how to connect.
+struct Target {
+    /// `host:port` for DNS (`[v6]:port` as written).
+    addr: String,
+    tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
+    connect_timeout: Duration,
+    idle_timeout: Duration,
+    h1: http1::Builder,
+}
+
+/// An idle upstream connection that no client connection drives right now.
+struct Parked {
+    send: http1::SendRequest<Body>,
+    conn: ConnFuture,
+    since: Instant,
+}
+
+/// The upstream: where it is, plus the parked idle connections.
+pub struct Upstream {
+    target: Target,
+    parked: Mutex<VecDeque<Parked>>,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("addr", &self.target.addr)
+            .field("tls", &self.target.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding these locks leaves plain lists behind: still usable.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub fn build(cfg: &ProxyConfig) -> Result<Arc<Upstream>, String> {
+    let uri: http::Uri = cfg
+        .upstream
+        .parse()
+        .map_err(|e| format!("proxy.upstream: {e}"))?;
+    let https = match uri.scheme_str() {
+        Some("https") => true,
+        Some("http") | None => false,
+        Some(other) => return Err(format!("proxy.upstream: unsupported scheme {other:?}")),
+    };
+    let host = uri
+        .host()
+        .ok_or_else(|| "proxy.upstream: no host".to_string())?;
+    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+    let bare_host = host.trim_start_matches('[').trim_end_matches(']');
+    let addr = if bare_host.contains(':') {
+        format!("[{bare_host}]:{port}")
+    } else {
+        format!("{bare_host}:{port}")
+    };
+    let tls = if https {
+        let mut tls = tls_client_config(cfg.upstream_ca_file.as_deref())?;
+        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let name = ServerName::try_from(bare_host.to_string())
+            .map_err(|e| format!("proxy.upstream: host {bare_host:?}: {e}"))?;
+        Some((tokio_rustls::TlsConnector::from(Arc::new(tls)), name))
+    } else {
+        None
+    };
+    let mut h1 = http1::Builder::new();
+    h1.max_buf_size(cfg.max_header_bytes.max(8192).max(64 * 1024));
+    Ok(Arc::new(Upstream {
+        target: Target {
+            addr,
+            tls,
+            connect_timeout: cfg.connect_timeout.get(),
+            idle_timeout: cfg.idle_timeout.get(),
+            h1,
+        },
+        parked: Mutex::new(VecDeque::new()),
+    }))
+}
+
+/// The upstream connections of one client connection, driven by its task
+/// (see [`Driven`]).
+#[derive(Default)]
+pub struct Local {
+    inner: Mutex<LocalInner>,
+}
+
+#[derive(Default)]
+struct LocalInner {
+    /// Request sides not in use (free, or once the answer in flight is read),
+    /// by connection id.
+    idle: Vec<(u64, http1::SendRequest<Body>)>,
+    /// The I/O of every connection, idle or in use, by connection id.
+    conns: Vec<(u64, ConnFuture)>,
+    next_id: u64,
+    /// The driving task, woken when a connection is added.
+    waker: Option<Waker>,
+    /// The client connection ended: nothing drives `conns` any more.
+    closed: bool,
+}
+
+impl std::fmt::Debug for Local {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let inner = lock(&self.inner);
+        f.debug_struct("Local")
+            .field("idle", &inner.idle.len())
+            .field("conns", &inner.conns.len())
+            .field("closed", &inner.closed)
+            .finish()
+    }
+}
+
+impl Local {
+    /// Hands a connection's I/O to the driving task (or, once the client
+    /// connection is gone, to a task of its own).
+    /// Returns the connection's id here.
+    fn adopt(&self, conn: ConnFuture) -> u64 {
+        let mut inner = lock(&self.inner);
+        if inner.closed {
+            drop(inner);
+            tokio::spawn(conn);
+            return u64::MAX;
+        }
+        let id = inner.next_id;
+        inner.next_id += 1;
+        inner.conns.push((id, conn));
+        if let Some(w) = &inner.waker {
+            w.wake_by_ref();
+        }
+        id
+    }
+
+    fn take_ready(&self) -> Option<(u64, http1::SendRequest<Body>)> {
+        let mut inner = lock(&self.inner);
+        inner.idle.retain(|(_, s)| !s.is_closed());
+        let i = inner.idle.iter().position(|(_, s)| s.is_ready())?;
+        Some(inner.idle.swap_remove(i))
+    }
+
+    fn give_back(&self, id: u64, send: http1::SendRequest<Body>) {
+        let mut inner = lock(&self.inner);
+        if !inner.closed {
+            inner.idle.push((id, send));
+        }
+    }
+
+    /// Polls every connection; finished ones are dropped.
+    fn poll_conns(&self, cx: &mut Context<'_>) {
+        let mut inner = lock(&self.inner);
+        if !inner
+            .waker
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            inner.waker = Some(cx.waker().clone());
+        }
+        inner
+            .conns
+            .retain_mut(|(_, c)| c.as_mut().poll(cx).is_pending());
+    }
+
+    /// The client connection ended: idle connections are parked for others,
+    /// the rest (an answer still in flight to a client that left) closed.
+    fn close(&self, upstream: &Upstream) {
+        let (idle, mut conns) = {
+            let mut inner = lock(&self.inner);
+            inner.closed = true;
+            inner.waker = None;
+            (
+                std::mem::take(&mut inner.idle),
+                std::mem::take(&mut inner.conns),
+            )
+        };
+        let now = Instant::now();
+        let mut parked = lock(&upstream.parked);
+        for (id, send) in idle {
+            if parked.len() >= MAX_PARKED || !send.is_ready() {
+                continue;
+            }
+            if let Some(i) = conns.iter().position(|(cid, _)| *cid == id) {
+                let (_, conn) = conns.swap_remove(i);
+                parked.push_back(Parked {
+                    send,
+                    conn,
+                    since: now,
+                });
+            }
+        }
+    }
+}
+
+impl Upstream {
+    /// Sends `req` over one of `local`'s connections (or a parked or new one).
+    /// `req`'s URI must be in origin form (`/path?query`).
+    pub async fn request(
+        &self,
+        local: &Local,
+        mut req: Request<Body>,
+    ) -> Result<Response<Incoming>, ClientError> {
+        // At most one retry, on a fresh connection, and only for a request
+        // hyper did not send.
+        for attempt in 0..2 {
+            let (id, mut send) = match (attempt, local.take_ready()) {
+                (0, Some(s)) => s,
+                _ => match (attempt == 0).then(|| self.unpark(local)).flatten() {
+                    Some(s) => s,
+                    None => self.connect(local).await?,
+                },
+            };
+            match send.try_send_request(req).await {
+                Ok(resp) => {
+                    local.give_back(id, send);
+                    return Ok(resp);
+                }
+                Err(mut e) => match e.take_message() {
+                    Some(back) if attempt == 0 => {
+                        tracing::debug!(error = %e.error(), "upstream connection closed before the request was sent; retrying on a new one");
+                        req = back;
+                    }
+                    _ => return Err(ClientError::Protocol(e.into_error())),
+                },
+            }
+        }
+        unreachable!("the second attempt returns")
+    }
+
+    /// A parked connection that is still open, handed to `local`.
+    fn unpark(&self, local: &Local) -> Option<(u64, http1::SendRequest<Body>)> {
+        let mut parked = lock(&self.parked);
+        while let Some(mut p) = parked.pop_back() {
+            if p.since.elapsed() >= self.target.idle_timeout {
+                continue;
+            }
+            // Notices a close by the upstream (EOF) that arrived while parked.
+            let mut cx = Context::from_waker(Waker::noop());
+            if p.conn.as_mut().poll(&mut cx).is_ready() || !p.send.is_ready() {
+                continue;
+            }
+            drop(parked);
+            return Some((local.adopt(p.conn), p.send));
+        }
+        None
+    }
+
+    /// Opens a new connection (TCP, TLS when https) and hands its I/O to `local`.
+    async fn connect(&self, local: &Local) -> Result<(u64, http1::SendRequest<Body>), ClientError> {
+        let t = &self.target;
+        let fail = |msg: String| ClientError::Connect {
+            addr: t.addr.clone(),
+            msg,
+        };
+        let tcp = tokio::time::timeout(t.connect_timeout, async {
+            let mut last = None;
+            for a in tokio::net::lookup_host(t.addr.as_str()).await? {
+                match tokio::net::TcpStream::connect(a).await {
+                    Ok(s) => return Ok(s),
+                    Err(e) => last = Some(e),
+                }
+            }
+            Err(last.unwrap_or_else(|| std::io::Error::other("no address")))
+        })
+        .await
+        .map_err(|_| fail(format!("timed out after {:?}", t.connect_timeout)))?
+        .map_err(|e| fail(e.to_string()))?;
+        let _ = tcp.set_nodelay(true);
+        let (send, conn): (_, ConnFuture) = match &t.tls {
+            None => {
+                let (send, conn) =
+                    t.h1.handshake(TokioIo::new(tcp))
+                        .await
+                        .map_err(ClientError::Protocol)?;
+                (send, Box::pin(run(conn.with_upgrades())))
+            }
+            Some((connector, name)) => {
+                let tls =
+                    tokio::time::timeout(t.connect_timeout, connector.connect(name.clone(), tcp))
+                        .await
+                        .map_err(|_| fail("TLS handshake timed out".into()))?
+                        .map_err(|e| fail(format!("TLS: {e}")))?;
+                let (send, conn) =
+                    t.h1.handshake(TokioIo::new(tls))
+                        .await
+                        .map_err(ClientError::Protocol)?;
+                (send, Box::pin(run(conn.with_upgrades())))
+            }
+        };
+        Ok((local.adopt(conn), send))
+    }
+
+    /// Closes parked connections that the upstream closed or that idled too
+    /// long. Called every few seconds by [`Upstream::sweep_every`].
+    pub fn sweep(&self) {
+        let mut cx = Context::from_waker(Waker::noop());
+        let idle_timeout = self.target.idle_timeout;
+        lock(&self.parked).retain_mut(|p| {
+            p.since.elapsed() < idle_timeout && p.conn.as_mut().poll(&mut cx).is_pending()
+        });
+    }
+
+    pub async fn sweep_every(self: Arc<Self>, stop: tokio_util::sync::CancellationToken) {
+        let every =
+            (self.target.idle_timeout / 4).clamp(Duration::from_secs(1), Duration::from_secs(15));
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(every) => self.sweep(),
+            }
+        }
+    }
+
+    /// Parked connections (for tests and the status page).
+    pub fn parked(&self) -> usize {
+        lock(&self.parked).len()
+    }
+}
+
+async fn run<F>(conn: F)
+where
+    F: Future<Output = hyper::Result<()>>,
+{
+    if let Err(e) = conn.await {
+        tracing::debug!(error = %e, "upstream connection ended");
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A client connection's future together with the upstream connections its
+    /// requests use, polled by one task.
+    pub struct Driven<F> {
+        #[pin]
+        inner: F,
+        local: Arc<Local>,
+        upstream: Arc<Upstream>,
+    }
+
+    impl<F> PinnedDrop for Driven<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            this.local.close(this.upstream);
+        }
+    }
+}
+
+impl<F> Driven<F> {
+    pub fn new(inner: F, local: Arc<Local>, upstream: Arc<Upstream>) -> Driven<F> {
+        Driven {
+            inner,
+            local,
+            upstream,
+        }
+    }
+}
+
+impl<F: Future> Future for Driven<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        // The client side first (it may send a request or adopt a
+        // connection), then the upstream connections (write it, read answers).
+        if let Poll::Ready(out) = this.inner.poll(cx) {
+            return Poll::Ready(out);
+        }
+        this.local.poll_conns(cx);
+        Poll::Pending
+    }
 }

@@ -116,8 +116,6 @@ impl Observer for () {
 /// Settings the request path needs, precomputed once.
 #[derive(Debug)]
 pub struct Settings {
-    pub upstream_scheme: http::uri::Scheme,
-    pub upstream_authority: http::uri::Authority,
     /// `Host` towards the upstream when the client's is not preserved
     /// (built once, not per request).
     pub upstream_host: HeaderValue,
@@ -137,10 +135,8 @@ impl Settings {
             .authority
             .ok_or_else(|| "proxy.upstream: no host".to_string())?;
         Ok(Settings {
-            upstream_scheme: parts.scheme.unwrap_or(http::uri::Scheme::HTTP),
             upstream_host: HeaderValue::from_str(upstream_authority.as_str())
                 .unwrap_or(HeaderValue::from_static("localhost")),
-            upstream_authority,
             preserve_host: cfg.preserve_host,
             trusted: cfg.trusted_proxies.clone(),
             request_timeout: cfg.request_timeout.get(),
@@ -156,7 +152,7 @@ impl Settings {
 /// The request path: clean headers → hooks → forward → hooks → client.
 pub struct Proxy<H: Hooks> {
     pub settings: Settings,
-    pub client: client::Upstream,
+    pub client: Arc<client::Upstream>,
     pub hooks: Arc<H>,
     pub observer: Arc<dyn Observer>,
     /// Upgraded connections (websockets), drained on shutdown.
@@ -164,15 +160,27 @@ pub struct Proxy<H: Hooks> {
 }
 
 impl<H: Hooks> Proxy<H> {
-    pub async fn handle(&self, conn: &ConnInfo, req: Request<Incoming>) -> Response<Body> {
+    /// Serves one request of a client connection; `local` holds that
+    /// connection's upstream connections (see [`client`]).
+    pub async fn handle(
+        &self,
+        conn: &ConnInfo,
+        local: &client::Local,
+        req: Request<Incoming>,
+    ) -> Response<Body> {
         let start = std::time::Instant::now();
-        let resp = self.handle_inner(conn, req).await;
+        let resp = self.handle_inner(conn, local, req).await;
         self.observer
             .request_done(resp.status().as_u16(), start.elapsed().as_secs_f64());
         resp
     }
 
-    async fn handle_inner(&self, conn: &ConnInfo, req: Request<Incoming>) -> Response<Body> {
+    async fn handle_inner(
+        &self,
+        conn: &ConnInfo,
+        local: &client::Local,
+        req: Request<Incoming>,
+    ) -> Response<Body> {
         let (mut parts, body) = req.into_parts();
         let upgrade = headers::is_upgrade(&parts.headers);
         let client_upgrade = if upgrade {
@@ -219,24 +227,16 @@ impl<H: Hooks> Proxy<H> {
             _ => self.settings.upstream_host.clone(),
         };
         parts.headers.insert(header::HOST, upstream_host);
-        let path_and_query = parts
-            .uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
-        let uri = Uri::builder()
-            .scheme(self.settings.upstream_scheme.clone())
-            .authority(self.settings.upstream_authority.clone())
-            .path_and_query(path_and_query)
-            .build();
-        let Ok(uri) = uri else {
-            return crate::pages::error(
-                StatusCode::BAD_REQUEST,
-                &parts.headers,
-                "bad request target",
-            );
-        };
-        parts.uri = uri;
+        // Origin form (`/path?query`) towards the upstream: the connection
+        // already says where it goes, and Host says for whom.
+        if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
+            let path_and_query = parts
+                .uri
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+            parts.uri = Uri::from(path_and_query);
+        }
         parts.version = http::Version::HTTP_11;
         // Only what an error page needs, not a copy of every header per request.
         let err_headers = ErrorPageHeaders::of(&parts.headers);
@@ -250,8 +250,11 @@ impl<H: Hooks> Proxy<H> {
             Err(resp) => return resp,
         };
 
-        let sent =
-            tokio::time::timeout(self.settings.request_timeout, self.client.request(req)).await;
+        let sent = tokio::time::timeout(
+            self.settings.request_timeout,
+            self.client.request(local, req),
+        )
+        .await;
         let mut resp = match sent {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {

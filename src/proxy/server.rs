@@ -2,6 +2,7 @@
 //! connection's task under a time-out, HTTP/1.1 + HTTP/2 (auto-detected, ALPN
 //! on TLS) with upgrades, and graceful drain.
 
+use super::client::{Driven, Local};
 use super::{tls::CertStore, ConnInfo, Hooks, Proxy};
 use crate::config::ProxyConfig;
 use hyper::service::service_fn;
@@ -114,14 +115,19 @@ pub async fn serve<H: Hooks>(
         let builder = builder.clone();
         let head_timeout = limits.header_timeout;
         let got_request = Arc::new(AtomicBool::new(false));
+        // This connection's upstream connections, driven by its task.
+        let local = Arc::new(Local::default());
+        let upstream = proxy.client.clone();
         let svc = {
             let conn = conn.clone();
             let got_request = got_request.clone();
+            let local = local.clone();
             service_fn(move |req| {
                 got_request.store(true, Ordering::Release);
                 let proxy = proxy.clone();
                 let conn = conn.clone();
-                async move { Ok::<_, Infallible>(proxy.handle(&conn, req).await) }
+                let local = local.clone();
+                async move { Ok::<_, Infallible>(proxy.handle(&conn, &local, req).await) }
             })
         };
         match &acceptor {
@@ -129,7 +135,7 @@ pub async fn serve<H: Hooks>(
                 let c = builder
                     .serve_connection_with_upgrades(TokioIo::new(stream), svc)
                     .into_owned();
-                let watched = graceful.watch(c);
+                let watched = Driven::new(graceful.watch(c), local, upstream);
                 tokio::spawn(async move {
                     match first_request_within(watched, &got_request, head_timeout).await {
                         Some(Err(e)) => {
@@ -161,7 +167,8 @@ pub async fn serve<H: Hooks>(
                     let c = builder
                         .serve_connection_with_upgrades(TokioIo::new(tls), svc)
                         .into_owned();
-                    match first_request_within(watcher.watch(c), &got_request, head_timeout).await {
+                    let watched = Driven::new(watcher.watch(c), local, upstream);
+                    match first_request_within(watched, &got_request, head_timeout).await {
                         Some(Err(e)) => {
                             tracing::debug!(peer = %conn.peer, error = %e, "connection ended with error");
                         }
