@@ -222,11 +222,7 @@ fn gate_benches(c: &mut Criterion) {
     for (v, u) in &sessions {
         gate.sessions.bind(Kind::Session, v, u, 1_000_000);
     }
-    let conn = ConnInfo {
-        peer: "127.0.0.1:40000".parse().unwrap(),
-        tls: false,
-        trusted: false,
-    };
+    let conn = ConnInfo::new("127.0.0.1:40000".parse().unwrap(), false, false);
     // Casual holders only: the full path (class, seat check, activity touch).
     let holder_reqs: Vec<HeaderMap> = (0..2 * CASUAL)
         .step_by(7)
@@ -276,6 +272,7 @@ fn gate_benches(c: &mut Criterion) {
 fn proxy_benches(c: &mut Criterion) {
     let h = browser_headers("c000001.0");
     c.bench_function("proxy/header_ops", |b| {
+        let peer = headers::peer_value("127.0.0.1".parse().unwrap());
         b.iter_batched(
             || h.clone(),
             |mut h| {
@@ -284,7 +281,7 @@ fn proxy_benches(c: &mut Criterion) {
                 headers::strip_upstream_only(&mut h);
                 headers::set_forwarded(
                     &mut h,
-                    "127.0.0.1".parse().unwrap(),
+                    &peer,
                     false,
                     "http",
                     Some(HeaderValue::from_static("jira.example.com")),

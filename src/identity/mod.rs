@@ -191,7 +191,11 @@ pub enum UpstreamUser {
 }
 
 pub fn upstream_user(headers: &HeaderMap) -> Option<UpstreamUser> {
-    let v = headers.get("x-ausername")?.to_str().ok()?.trim();
+    let v = headers
+        .get(&crate::proxy::headers::X_AUSERNAME)?
+        .to_str()
+        .ok()?
+        .trim();
     if v.is_empty() || v.eq_ignore_ascii_case("anonymous") {
         Some(UpstreamUser::Anonymous)
     } else if valid_username(v) {
@@ -214,7 +218,10 @@ pub enum LoginReason {
 }
 
 pub fn login_reason(headers: &HeaderMap) -> Option<LoginReason> {
-    let v = headers.get("x-seraph-loginreason")?.to_str().ok()?;
+    let v = headers
+        .get(&crate::proxy::headers::X_SERAPH_LOGINREASON)?
+        .to_str()
+        .ok()?;
     // Seraph may list several reasons; the first one decides.
     match v.split(',').next()?.trim() {
         "OK" => Some(LoginReason::Ok),

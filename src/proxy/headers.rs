@@ -5,12 +5,17 @@ use std::net::IpAddr;
 
 /// Headers that only the upstream may speak: a client sending them is trying
 /// to impersonate someone, so they never reach the upstream.
-pub const UPSTREAM_ONLY: [&str; 4] = [
-    "x-ausername",
-    "x-auserid",
-    "x-asessionid",
-    "x-seraph-loginreason",
+pub const UPSTREAM_ONLY: [HeaderName; 4] = [
+    X_AUSERNAME,
+    HeaderName::from_static("x-auserid"),
+    HeaderName::from_static("x-asessionid"),
+    X_SERAPH_LOGINREASON,
 ];
+
+/// The user the upstream served (Atlassian's response header).
+pub const X_AUSERNAME: HeaderName = HeaderName::from_static("x-ausername");
+/// Why a login failed (Seraph's response header).
+pub const X_SERAPH_LOGINREASON: HeaderName = HeaderName::from_static("x-seraph-loginreason");
 
 /// RFC 9110 §7.6.1 hop-by-hop headers (plus the de-facto `Proxy-*` family).
 const HOP_BY_HOP: [HeaderName; 6] = [
@@ -76,17 +81,23 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
 
 /// Strips the headers only the upstream may send (see [`UPSTREAM_ONLY`]).
 pub fn strip_upstream_only(headers: &mut HeaderMap) {
-    for name in UPSTREAM_ONLY {
+    for name in &UPSTREAM_ONLY {
         headers.remove(name);
     }
 }
 
-const XFF: &str = "x-forwarded-for";
-const XFP: &str = "x-forwarded-proto";
-const XFH: &str = "x-forwarded-host";
+// Names built once (a `&str` name is parsed again on every use).
+const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
+const XFP: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const XFH: HeaderName = HeaderName::from_static("x-forwarded-host");
 /// RFC 7239 `Forwarded`: we do not write it, but apps (and Tomcat valves) may
 /// read it, so an untrusted client must not be able to send one.
-const FORWARDED: &str = "forwarded";
+const FORWARDED: HeaderName = header::FORWARDED;
+
+/// The client's address as a header value, made once per connection.
+pub fn peer_value(peer: IpAddr) -> HeaderValue {
+    HeaderValue::from_str(&peer.to_string()).unwrap_or(HeaderValue::from_static("unknown"))
+}
 
 /// Sets `X-Forwarded-For/-Proto/-Host`. From a trusted peer (a load balancer
 /// in `trusted_proxies`) the incoming values are kept and the peer appended
@@ -94,44 +105,45 @@ const FORWARDED: &str = "forwarded";
 /// pretend to come from elsewhere (the same holds for `Forwarded`).
 pub fn set_forwarded(
     headers: &mut HeaderMap,
-    peer: IpAddr,
+    peer: &HeaderValue,
     trusted: bool,
     proto: &'static str,
     host: Option<HeaderValue>,
 ) {
-    let peer_s = peer.to_string();
     if trusted {
-        let chain: Vec<String> = headers
-            .get_all(XFF)
+        let chain: Vec<&str> = headers
+            .get_all(&XFF)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .map(str::to_owned)
             .collect();
         let value = if chain.is_empty() {
-            peer_s
+            Some(peer.clone())
         } else {
-            format!("{}, {peer_s}", chain.join(", "))
+            HeaderValue::from_str(&format!(
+                "{}, {}",
+                chain.join(", "),
+                peer.to_str().unwrap_or("unknown")
+            ))
+            .ok()
         };
-        headers.remove(XFF);
-        if let Ok(v) = HeaderValue::from_str(&value) {
+        headers.remove(&XFF);
+        if let Some(v) = value {
             headers.insert(XFF, v);
         }
-        if !headers.contains_key(XFP) {
+        if !headers.contains_key(&XFP) {
             headers.insert(XFP, HeaderValue::from_static(proto));
         }
-        if !headers.contains_key(XFH) {
+        if !headers.contains_key(&XFH) {
             if let Some(h) = host {
                 headers.insert(XFH, h);
             }
         }
     } else {
-        headers.remove(FORWARDED);
-        headers.remove(XFF);
-        headers.remove(XFP);
-        headers.remove(XFH);
-        if let Ok(v) = HeaderValue::from_str(&peer_s) {
-            headers.insert(XFF, v);
-        }
+        headers.remove(&FORWARDED);
+        headers.remove(&XFF);
+        headers.remove(&XFP);
+        headers.remove(&XFH);
+        headers.insert(XFF, peer.clone());
         headers.insert(XFP, HeaderValue::from_static(proto));
         if let Some(h) = host {
             headers.insert(XFH, h);
@@ -211,7 +223,7 @@ mod tests {
         ]);
         set_forwarded(
             &mut m,
-            "10.0.0.5".parse().unwrap(),
+            &peer_value("10.0.0.5".parse().unwrap()),
             false,
             "http",
             Some(HeaderValue::from_static("jira.example.com")),
@@ -228,7 +240,13 @@ mod tests {
             ("x-forwarded-for", "1.2.3.4"),
             ("x-forwarded-proto", "https"),
         ]);
-        set_forwarded(&mut m, "10.0.0.5".parse().unwrap(), true, "http", None);
+        set_forwarded(
+            &mut m,
+            &peer_value("10.0.0.5".parse().unwrap()),
+            true,
+            "http",
+            None,
+        );
         assert_eq!(m["x-forwarded-for"], "1.2.3.4, 10.0.0.5");
         assert_eq!(m["x-forwarded-proto"], "https");
     }

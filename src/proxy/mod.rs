@@ -29,6 +29,20 @@ pub struct ConnInfo {
     pub tls: bool,
     /// The peer is in `trusted_proxies`.
     pub trusted: bool,
+    /// The peer's address as `X-Forwarded-For` carries it (made once per
+    /// connection, shared by its requests).
+    pub peer_value: HeaderValue,
+}
+
+impl ConnInfo {
+    pub fn new(peer: SocketAddr, tls: bool, trusted: bool) -> ConnInfo {
+        ConnInfo {
+            peer,
+            tls,
+            trusted,
+            peer_value: headers::peer_value(peer.ip().to_canonical()),
+        }
+    }
 }
 
 /// The request lifecycle hooks (cf. Pingora's `request_filter` /
@@ -217,7 +231,7 @@ impl<H: Hooks> Proxy<H> {
         parts.headers.remove(header::EXPECT);
         headers::set_forwarded(
             &mut parts.headers,
-            conn.peer.ip().to_canonical(),
+            &conn.peer_value,
             conn.trusted,
             if conn.tls { "https" } else { "http" },
             client_host.clone(),

@@ -106,11 +106,11 @@ pub async fn serve<H: Hooks>(
             },
         };
         let _ = stream.set_nodelay(true);
-        let conn = Arc::new(ConnInfo {
+        let conn = Arc::new(ConnInfo::new(
             peer,
-            tls: acceptor.is_some(),
-            trusted: proxy.settings.is_trusted(&peer),
-        });
+            acceptor.is_some(),
+            proxy.settings.is_trusted(&peer),
+        ));
         let proxy = proxy.clone();
         let builder = builder.clone();
         let head_timeout = limits.header_timeout;
