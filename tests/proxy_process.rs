@@ -70,6 +70,11 @@ fn addr_after(line: &str, marker: &str) -> Option<SocketAddr> {
 /// Starts `iumgate serve` with a config in a tempdir and reads the bound
 /// addresses from its "listening" log line.
 fn spawn_gate(upstream_url: &str, proxy_extra: &str) -> Gate {
+    spawn_gate_env(upstream_url, proxy_extra, &[])
+}
+
+/// [`spawn_gate`] with more environment variables.
+fn spawn_gate_env(upstream_url: &str, proxy_extra: &str, env: &[(&str, &str)]) -> Gate {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("iumgate.toml");
     // The admin listener sits on another loopback address: validation
@@ -86,6 +91,7 @@ fn spawn_gate(upstream_url: &str, proxy_extra: &str) -> Gate {
         .args(["serve", "-c"])
         .arg(&path)
         .env_remove("RUST_LOG")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -290,4 +296,51 @@ fn check_config_names_the_key_and_line_of_each_error_and_exits_2() {
     let (code, out, err) = check_config(&path);
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("valid"), "{out}");
+}
+
+#[tokio::test]
+async fn one_worker_thread_serves_proxies_and_drains() {
+    // IUMGATE_WORKERS=1: the single-threaded runtime (what a 1-CPU pod gets).
+    let up = echo_upstream().await;
+    let mut gate = spawn_gate_env(&up.url(), "", &[("IUMGATE_WORKERS", "1")]);
+    for i in 0..20 {
+        let resp = within(
+            "a proxied answer",
+            client()
+                .get(format!("http://{}/browse/ABC-{i}", gate.proxy))
+                .send(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(resp.status(), 200);
+        let seen = Seen::parse(&resp.bytes().await.unwrap());
+        assert_eq!(seen.str("uri"), format!("/browse/ABC-{i}"));
+    }
+    assert_eq!(up.hits(), 20);
+    gate.signal("-TERM");
+    assert_eq!(gate.exit_status().await.code(), Some(0));
+}
+
+#[test]
+fn a_bad_iumgate_workers_value_is_refused_naming_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("iumgate.toml");
+    std::fs::write(
+        &path,
+        "[proxy]\nlisten = \"127.0.0.1:0\"\nupstream = \"http://127.0.0.1:9\"\n[admin]\nlisten = \"127.0.0.2:0\"\n",
+    )
+    .unwrap();
+    for bad in ["0", "many", "-2"] {
+        let out = Command::new(BIN)
+            .args(["serve", "-c"])
+            .arg(&path)
+            .env("IUMGATE_WORKERS", bad)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {err}");
+        assert!(err.contains("IUMGATE_WORKERS"), "{bad}: {err}");
+        assert!(err.contains("from 1 to 1024"), "{bad}: {err}");
+    }
 }
