@@ -501,24 +501,14 @@ fn group_members(st: &State, req: &Req) -> Reply {
     let Some(group) = req.q("groupname") else {
         return Reply::error(400, "Group name is required: ?groupname=");
     };
-    let Some(members) = st.members(group) else {
-        return Reply::error(404, &format!("The group '{group}' does not exist."));
-    };
     let inactive = req.q_bool("includeInactiveUsers");
     // Jira caps a page at 50, whatever the client asks for.
     let start = req.q_num("startAt", 0);
     let max = req.q_num("maxResults", 50).min(50);
-    let listed: Vec<&UserRec> = members
-        .into_iter()
-        .filter(|u| inactive || u.active)
-        .collect();
-    let total = listed.len();
-    let values: Vec<Value> = listed
-        .iter()
-        .skip(start)
-        .take(max)
-        .map(|u| user_json(u, None))
-        .collect();
+    let Some((total, page)) = st.members_page(group, inactive, start, max) else {
+        return Reply::error(404, &format!("The group '{group}' does not exist."));
+    };
+    let values: Vec<Value> = page.into_iter().map(|u| user_json(u, None)).collect();
     let is_last = start.saturating_add(values.len()) >= total;
     let base = format!(
         "/rest/api/2/group/member?groupname={}&includeInactiveUsers={inactive}",

@@ -259,6 +259,36 @@ impl State {
         Some(g.members.iter().filter_map(|m| self.users.get(m)).collect())
     }
 
+    /// One page of a group's members (`start`, at most `max`) and how many
+    /// there are in all, without building the whole list: a 50,000-member
+    /// group is read in 1,000 pages, each of which would otherwise cost a
+    /// look-up per member.
+    pub fn members_page(
+        &self,
+        group: &str,
+        with_inactive: bool,
+        start: usize,
+        max: usize,
+    ) -> Option<(usize, Vec<&UserRec>)> {
+        let g = self.group(group)?;
+        let recs = g.members.iter().filter_map(|m| self.users.get(m));
+        if with_inactive {
+            // Users are never deleted here: every member has a record.
+            let total = g.members.len();
+            let page = g
+                .members
+                .iter()
+                .skip(start)
+                .filter_map(|m| self.users.get(m))
+                .take(max)
+                .collect();
+            return Some((total, page));
+        }
+        let active: Vec<&UserRec> = recs.filter(|u| u.active).collect();
+        let total = active.len();
+        Some((total, active.into_iter().skip(start).take(max).collect()))
+    }
+
     /// Groups the user is in, by display name, sorted.
     pub fn groups_of(&self, user: &str) -> Vec<String> {
         let key = fold(user);
