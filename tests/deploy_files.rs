@@ -729,3 +729,31 @@ fn systemd_analyze_verifies_the_unit() {
         "systemd-analyze verify:\n{stderr}"
     );
 }
+
+#[test]
+fn the_load_scripts_parse_and_are_run_with_bash() {
+    // `bash benches/load/run.sh` is the documented command; a syntax error
+    // would only show when someone runs the benchmark.
+    for script in ["benches/load/run.sh", "benches/load/compare.sh"] {
+        let path = root().join(script);
+        let text = read(script);
+        assert!(
+            text.starts_with("#!/usr/bin/env bash\n"),
+            "{script}: no bash shebang"
+        );
+        let out = std::process::Command::new("bash")
+            .arg("-n")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            read("docs/PERFORMANCE.md").contains(script),
+            "{script} is not described in docs/PERFORMANCE.md"
+        );
+    }
+}
