@@ -102,6 +102,8 @@ printf '%-40s %10s %7s %8s %7s   %s\n' nginx "$nr" 1.000 "$nc" 1.00 "${R[n]}"
 i=0
 for b in "$@"; do
     i=$((i + 1)); r=$(echo "${R[$i]}" | median); c=$(echo "${C[$i]}" | median)
-    printf '%-40s %10s %7s %8s %7s   %s\n' "${b: -40}" "$r" "$(awk -v a="$r" -v b="$nr" 'BEGIN {printf "%.3f", a / b}')" \
+    name=$b
+    if [ ${#name} -gt 40 ]; then name="…${b: -39}"; fi
+    printf '%-40s %10s %7s %8s %7s   %s\n' "$name" "$r" "$(awk -v a="$r" -v b="$nr" 'BEGIN {printf "%.3f", a / b}')" \
         "$c" "$(awk -v a="$c" -v b="$nc" 'BEGIN {printf "%.2f", a / b}')" "${R[$i]}"
 done
