@@ -7,9 +7,10 @@ use std::process::ExitCode;
 
 /// mimalloc: the request path allocates and frees many small, short-lived
 /// objects (header maps, buffers, futures); glibc's malloc/free were ≈ 5 % of
-/// the proxy's profile (docs/PERFORMANCE.md). Its v2 line, because it returns
-/// freed memory to the OS: idle RSS 18 MB after a reconcile, where v3 kept
-/// 25 MB resident (glibc: 15 MB).
+/// the proxy's profile (docs/PERFORMANCE.md). Its v2 line, built with its
+/// arena committed on demand (`.cargo/config.toml`), because then it returns
+/// freed memory to the OS: idle RSS after a reconcile 14 MB, where v3 kept
+/// 25 MB resident and v2 with eager commit 19 MB (glibc: 15 MB).
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
