@@ -120,6 +120,17 @@ async fn get(conn: &mut BufReader<tokio::net::TcpStream>, path: &str) -> RawResp
     within("the answer", read_response(conn, false)).await
 }
 
+/// Sends `raw` (a request asking for JSON) on a new connection, expects a
+/// 502 and returns its `cause`.
+async fn bad_gateway(proxy: SocketAddr, raw: &str) -> String {
+    let mut conn = raw_connect(proxy).await;
+    conn.get_mut().write_all(raw.as_bytes()).await.unwrap();
+    let r = within("the 502", read_response(&mut conn, false)).await;
+    assert_eq!(r.status, 502, "{r:?}");
+    let doc: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    doc["cause"].as_str().unwrap_or_default().to_string()
+}
+
 /// Polls `cond` until true, failing after the bounded wait.
 async fn until(what: &str, cond: impl Fn() -> bool) {
     within(what, async {
@@ -195,15 +206,12 @@ async fn an_upstream_connection_the_upstream_closed_is_not_used_again() {
 async fn a_request_the_upstream_read_is_never_sent_twice() {
     let up = raw_upstream(Behaviour::CloseUnanswered).await;
     let gw = start_proxy(&up.url(), "").await;
-    let mut conn = raw_connect(gw.proxy_addr).await;
-    conn.get_mut()
-        .write_all(b"POST /rest/api/2/issue HTTP/1.1\r\nHost: jira.example\r\nAccept: application/json\r\nContent-Length: 0\r\n\r\n")
-        .await
-        .unwrap();
-    let r = within("the 502", read_response(&mut conn, false)).await;
-    assert_eq!(r.status, 502);
-    let doc: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
-    assert_eq!(doc["cause"], "protocol");
+    let cause = bad_gateway(
+        gw.proxy_addr,
+        "POST /rest/api/2/issue HTTP/1.1\r\nHost: jira.example\r\nAccept: application/json\r\nContent-Length: 0\r\n\r\n",
+    )
+    .await;
+    assert_eq!(cause, "protocol");
     assert_eq!(up.requests(), 1, "the request reached the upstream twice");
     assert_eq!(up.accepted(), 1);
 }
@@ -274,15 +282,10 @@ async fn https_upstream_with_its_ca_from_upstream_ca_file() {
 
     // Without the CA the certificate is not trusted: a 502, nothing forwarded.
     let untrusting = start_proxy(&url, "").await;
-    let mut conn = raw_connect(untrusting.proxy_addr).await;
-    conn.get_mut()
-        .write_all(
-            b"GET /browse/ABC-1 HTTP/1.1\r\nHost: jira.example\r\nAccept: application/json\r\n\r\n",
-        )
-        .await
-        .unwrap();
-    let r = within("the 502", read_response(&mut conn, false)).await;
-    assert_eq!(r.status, 502);
-    let doc: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
-    assert_eq!(doc["cause"], "connect");
+    let cause = bad_gateway(
+        untrusting.proxy_addr,
+        "GET /browse/ABC-1 HTTP/1.1\r\nHost: jira.example\r\nAccept: application/json\r\n\r\n",
+    )
+    .await;
+    assert_eq!(cause, "connect");
 }

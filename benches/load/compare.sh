@@ -30,16 +30,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-    local p
-    while :; do
-        p=$(shuf -i 20000-59999 -n 1)
-        if [ -z "$(ss -Htln "sport = :$p")" ]; then echo "$p"; return; fi
-    done
-}
-wait_port() { local i; for ((i = 0; i < 500; i++)); do curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0; sleep 0.02; done; echo "nothing on :$1" >&2; return 1; }
-ticks() { local t=0 p; for p in "$1" $(pgrep -P "$1" || true); do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=benches/load/lib.sh
+. "$here/lib.sh"
+wait_port() { wait_http "http://127.0.0.1:$1/"; }
 
 mkdir -p "$work/www" "$work/tmp"
 head -c 2048 /dev/zero | tr '\0' 'x' >"$work/www/2k.html"
@@ -59,9 +53,8 @@ events { worker_connections 8192; }
 http { access_log off; keepalive_requests 10000000; $temps
   upstream app { server 127.0.0.1:$UP; keepalive 256; keepalive_requests 10000000; }
   server { listen 127.0.0.1:$NP backlog=4096;
-    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection "";
-      proxy_set_header Host \$host; proxy_set_header X-Forwarded-For \$remote_addr;
-      proxy_set_header X-Forwarded-Proto \$scheme; proxy_set_header X-Forwarded-Host \$host; } } }
+$(nginx_proxy_location)
+  } }
 EOF
 taskset -c 0 nginx -p "$work" -c "$work/up.conf" -g 'daemon off;' &
 pids+=($!)
@@ -82,9 +75,9 @@ done
 
 run() { # port pid → "req/s µs-per-request"
     local c0 c1 out rps reqs
-    c0=$(ticks "$2")
+    c0=$(cpu_ticks "$2")
     out=$(taskset -c 1 wrk -t1 -c64 -d"$DURATION"s "http://127.0.0.1:$1/")
-    c1=$(ticks "$2")
+    c1=$(cpu_ticks "$2")
     rps=$(echo "$out" | awk '/^Requests\/sec/ {print $2}')
     reqs=$(echo "$out" | awk '/requests in/ {print $1}')
     echo "$rps $(awk -v d=$((c1 - c0)) -v n="$reqs" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", d * 1e6 / hz / n}')"
@@ -95,13 +88,13 @@ for r in $(seq 1 "$ROUNDS"); do
     for i in $(seq 1 "$k"); do read -r a b < <(run "${PORT[$i]}" "${PID[$i]}"); R[$i]+="$a "; C[$i]+="$b "; done
     echo "== round $r done" >&2
 done
-nr=$(echo "${R[n]}" | median); nc=$(echo "${C[n]}" | median)
+nr=$(echo "${R[n]}" | med); nc=$(echo "${C[n]}" | med)
 echo "compare — $(date -u +%Y-%m-%dT%H:%MZ), $ROUNDS rounds of ${DURATION}s, load $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-40s %10s %7s %8s %7s   %s\n' binary "req/s" "×nginx" "µs/req" "×nginx" "raw req/s"
 printf '%-40s %10s %7s %8s %7s   %s\n' nginx "$nr" 1.000 "$nc" 1.00 "${R[n]}"
 i=0
 for b in "$@"; do
-    i=$((i + 1)); r=$(echo "${R[$i]}" | median); c=$(echo "${C[$i]}" | median)
+    i=$((i + 1)); r=$(echo "${R[$i]}" | med); c=$(echo "${C[$i]}" | med)
     name=$b
     if [ ${#name} -gt 40 ]; then name="…${b: -39}"; fi
     printf '%-40s %10s %7s %8s %7s   %s\n' "$name" "$r" "$(awk -v a="$r" -v b="$nr" 'BEGIN {printf "%.3f", a / b}')" \

@@ -69,34 +69,8 @@ IUMGATE=$target/release/iumgate
 WORLD=$target/release/examples/load_world
 
 # ---- helpers ------------------------------------------------------------------
-free_port() {
-    local p
-    while :; do
-        p=$(shuf -i 20000-59999 -n 1)
-        if [ -z "$(ss -Htln "sport = :$p")" ]; then echo "$p"; return; fi
-    done
-}
-
-wait_http() { # url [tries]
-    local i
-    for ((i = 0; i < ${2:-500}; i++)); do
-        if curl -s -o /dev/null "$1"; then return 0; fi
-        sleep 0.02
-    done
-    echo "nothing answers at $1" >&2
-    return 1
-}
-
-# CPU ticks (user + system) of a process and its direct children (nginx's workers).
-cpu_ticks() {
-    local t=0 p
-    for p in "$1" $(pgrep -P "$1" || true); do
-        if [ -r "/proc/$p/stat" ]; then
-            t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
-        fi
-    done
-    echo "$t"
-}
+# shellcheck source=benches/load/lib.sh
+. "$here/lib.sh"
 
 rss_kb() { # pid → kB, summed with direct children
     local t=0 p
@@ -105,8 +79,6 @@ rss_kb() { # pid → kB, summed with direct children
     done
     echo "$t"
 }
-
-median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) {print "nan"} else if (NR%2) {print a[(NR+1)/2]} else {print (a[NR/2]+a[NR/2+1])/2}}'; }
 
 hz=$(getconf CLK_TCK)
 
@@ -170,16 +142,7 @@ http {
     upstream app { server 127.0.0.1:$UP; keepalive 256; keepalive_requests 10000000; }
     server {
         listen 127.0.0.1:$NP backlog=4096;
-        location / {
-            proxy_pass http://app;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            # What iumgate sends too.
-            proxy_set_header Host \$host;
-            proxy_set_header X-Forwarded-For \$remote_addr;
-            proxy_set_header X-Forwarded-Proto \$scheme;
-            proxy_set_header X-Forwarded-Host \$host;
-        }
+$(nginx_proxy_location)
     }
     # TLS termination in front of the same upstream. No session resumption, so
     # that every new connection is a full handshake (as for rustls below).
@@ -190,15 +153,7 @@ http {
         ssl_protocols TLSv1.2 TLSv1.3;
         ssl_session_tickets off;
         ssl_session_cache off;
-        location / {
-            proxy_pass http://app;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host \$host;
-            proxy_set_header X-Forwarded-For \$remote_addr;
-            proxy_set_header X-Forwarded-Proto \$scheme;
-            proxy_set_header X-Forwarded-Host \$host;
-        }
+$(nginx_proxy_location)
     }
 }
 EOF
@@ -358,7 +313,6 @@ for ((r = 1; r <= RUNS; r++)); do
     done
 done
 
-med() { tr ' ' '\n' | grep -v '^$' | median; }
 d_rps=$(echo "${RPS[direct]}" | med)
 n_rps=$(echo "${RPS[nginx]}" | med)
 i_rps=$(echo "${RPS[iumgate]}" | med)
