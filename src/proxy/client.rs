@@ -289,15 +289,22 @@ impl Upstream {
         local: &Local,
         mut req: Request<Body>,
     ) -> Result<Response<Incoming>, ClientError> {
-        // At most one retry, on a fresh connection, and only for a request
-        // hyper did not send.
-        for attempt in 0..2 {
-            let (id, mut send) = match (attempt, local.take_ready()) {
-                (0, Some(s)) => s,
-                _ => match (attempt == 0).then(|| self.unpark(local)).flatten() {
-                    Some(s) => s,
-                    None => self.connect(local).await?,
-                },
+        // A kept-alive connection may turn out closed just as the request is
+        // handed to it: a request hyper did not send is retried once, on a
+        // new connection; one it sent never is, nor one a new connection failed.
+        let mut fresh = false;
+        loop {
+            let kept = if fresh {
+                None
+            } else {
+                local.take_ready().or_else(|| self.unpark(local))
+            };
+            let (id, mut send) = match kept {
+                Some(s) => s,
+                None => {
+                    fresh = true;
+                    self.connect(local).await?
+                }
             };
             match send.try_send_request(req).await {
                 Ok(resp) => {
@@ -305,15 +312,15 @@ impl Upstream {
                     return Ok(resp);
                 }
                 Err(mut e) => match e.take_message() {
-                    Some(back) if attempt == 0 => {
+                    Some(back) if !fresh => {
                         tracing::debug!(error = %e.error(), "upstream connection closed before the request was sent; retrying on a new one");
                         req = back;
+                        fresh = true;
                     }
                     _ => return Err(ClientError::Protocol(e.into_error())),
                 },
             }
         }
-        unreachable!("the second attempt returns")
     }
 
     /// A parked connection that is still open, handed to `local`.
