@@ -271,7 +271,6 @@ impl State {
         max: usize,
     ) -> Option<(usize, Vec<&UserRec>)> {
         let g = self.group(group)?;
-        let recs = g.members.iter().filter_map(|m| self.users.get(m));
         if with_inactive {
             // Users are never deleted here: every member has a record.
             let total = g.members.len();
@@ -284,7 +283,12 @@ impl State {
                 .collect();
             return Some((total, page));
         }
-        let active: Vec<&UserRec> = recs.filter(|u| u.active).collect();
+        let active: Vec<&UserRec> = g
+            .members
+            .iter()
+            .filter_map(|m| self.users.get(m))
+            .filter(|u| u.active)
+            .collect();
         let total = active.len();
         Some((total, active.into_iter().skip(start).take(max).collect()))
     }
