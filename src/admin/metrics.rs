@@ -79,6 +79,8 @@ pub struct Metrics {
     // Observed as they happen: children cached by index.
     request_duration: Vec<Histogram>,
     upstream_errors: Vec<IntCounter>,
+    fast_lane_requests: IntCounter,
+    handovers: IntCounter,
     directory_calls: Vec<Vec<IntCounter>>,
     directory_duration: Vec<Histogram>,
     // Set at scrape time.
@@ -266,6 +268,14 @@ impl Metrics {
         let m = Metrics {
             request_duration,
             upstream_errors,
+            fast_lane_requests: b.counter(
+                "iumgate_proxy_fast_lane_requests_total",
+                "Requests served by the HTTP/1.1 fast lane (the rest went through hyper: bodies, upgrades, HTTP/2, own pages).",
+            )?,
+            handovers: b.counter(
+                "iumgate_proxy_handovers_total",
+                "Client connections handed from the fast lane to hyper at a request the fast lane does not take.",
+            )?,
             directory_calls,
             directory_duration,
             seats_capacity: b.int_gauge(
@@ -503,6 +513,14 @@ impl Observer for Metrics {
             UpstreamError::Protocol => 2,
         };
         self.upstream_errors[i].inc();
+    }
+
+    fn fast_request(&self) {
+        self.fast_lane_requests.inc();
+    }
+
+    fn handover(&self) {
+        self.handovers.inc();
     }
 }
 

@@ -111,6 +111,8 @@ struct Parked {
 pub struct Upstream {
     target: Target,
     parked: Mutex<VecDeque<Parked>>,
+    /// Idle plain TCP connections of the HTTP/1.1 fast lane ([`super::fast`]).
+    parked_raw: Mutex<Vec<(tokio::net::TcpStream, Instant)>>,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -167,6 +169,7 @@ pub fn build(cfg: &ProxyConfig) -> Result<Arc<Upstream>, String> {
             h1,
         },
         parked: Mutex::new(VecDeque::new()),
+        parked_raw: Mutex::new(Vec::new()),
     }))
 }
 
@@ -348,20 +351,7 @@ impl Upstream {
             addr: t.addr.clone(),
             msg,
         };
-        let tcp = tokio::time::timeout(t.connect_timeout, async {
-            let mut last = None;
-            for a in tokio::net::lookup_host(t.addr.as_str()).await? {
-                match tokio::net::TcpStream::connect(a).await {
-                    Ok(s) => return Ok(s),
-                    Err(e) => last = Some(e),
-                }
-            }
-            Err(last.unwrap_or_else(|| std::io::Error::other("no address")))
-        })
-        .await
-        .map_err(|_| fail(format!("timed out after {:?}", t.connect_timeout)))?
-        .map_err(|e| fail(e.to_string()))?;
-        let _ = tcp.set_nodelay(true);
+        let tcp = self.connect_tcp().await?;
         let (send, conn): (_, ConnFuture) = match &t.tls {
             None => {
                 let (send, conn) =
@@ -394,6 +384,7 @@ impl Upstream {
         lock(&self.parked).retain_mut(|p| {
             p.since.elapsed() < idle_timeout && p.conn.as_mut().poll(&mut cx).is_pending()
         });
+        lock(&self.parked_raw).retain(|(s, since)| since.elapsed() < idle_timeout && still_open(s));
     }
 
     pub async fn sweep_every(self: Arc<Self>, stop: tokio_util::sync::CancellationToken) {
@@ -409,8 +400,64 @@ impl Upstream {
 
     /// Parked connections (for tests and the status page).
     pub fn parked(&self) -> usize {
-        lock(&self.parked).len()
+        lock(&self.parked).len() + lock(&self.parked_raw).len()
     }
+
+    /// Whether the upstream speaks plain http (the fast lane's condition).
+    pub fn is_plain(&self) -> bool {
+        self.target.tls.is_none()
+    }
+
+    /// Opens a TCP connection to the upstream (under `connect_timeout`).
+    pub async fn connect_tcp(&self) -> Result<tokio::net::TcpStream, ClientError> {
+        let t = &self.target;
+        let fail = |msg: String| ClientError::Connect {
+            addr: t.addr.clone(),
+            msg,
+        };
+        let tcp = tokio::time::timeout(t.connect_timeout, async {
+            let mut last = None;
+            for a in tokio::net::lookup_host(t.addr.as_str()).await? {
+                match tokio::net::TcpStream::connect(a).await {
+                    Ok(s) => return Ok(s),
+                    Err(e) => last = Some(e),
+                }
+            }
+            Err(last.unwrap_or_else(|| std::io::Error::other("no address")))
+        })
+        .await
+        .map_err(|_| fail(format!("timed out after {:?}", t.connect_timeout)))?
+        .map_err(|e| fail(e.to_string()))?;
+        let _ = tcp.set_nodelay(true);
+        Ok(tcp)
+    }
+
+    /// A parked plain connection of the fast lane that is still open.
+    pub fn unpark_raw(&self) -> Option<tokio::net::TcpStream> {
+        let mut parked = lock(&self.parked_raw);
+        while let Some((s, since)) = parked.pop() {
+            if since.elapsed() < self.target.idle_timeout && still_open(&s) {
+                return Some(s);
+            }
+        }
+        None
+    }
+
+    /// Keeps an idle plain connection of the fast lane for a later client connection.
+    pub fn park_raw(&self, s: tokio::net::TcpStream) {
+        let mut parked = lock(&self.parked_raw);
+        if parked.len() < MAX_PARKED {
+            parked.push((s, Instant::now()));
+        }
+    }
+}
+
+/// Whether an idle connection is still open: it has neither been closed by
+/// the upstream nor sent anything unasked (which would poison the next
+/// answer). Costs no system call while the reactor saw nothing arrive.
+pub fn still_open(s: &tokio::net::TcpStream) -> bool {
+    let mut b = [0u8; 1];
+    matches!(s.try_read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
 }
 
 async fn run<F>(conn: F)

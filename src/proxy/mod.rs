@@ -5,6 +5,7 @@
 
 pub mod body;
 pub mod client;
+pub mod fast;
 pub mod headers;
 pub mod server;
 pub mod target;
@@ -120,6 +121,10 @@ impl UpstreamError {
 pub trait Observer: Send + Sync + 'static {
     fn request_done(&self, status: u16, seconds: f64);
     fn upstream_error(&self, kind: UpstreamError);
+    /// A request served by the fast lane ([`fast`]), besides `request_done`.
+    fn fast_request(&self) {}
+    /// A client connection handed from the fast lane to hyper.
+    fn handover(&self) {}
 }
 
 impl Observer for () {
@@ -202,19 +207,77 @@ impl<H: Hooks> Proxy<H> {
         } else {
             None
         };
+        let ready = match self.prepare(conn, parts, boxed(body), upgrade).await {
+            Step::Forward(r) => r,
+            Step::Answer(resp) => return resp,
+        };
+
+        let sent = tokio::time::timeout(
+            self.settings.request_timeout,
+            self.client.request(local, ready.req),
+        )
+        .await;
+        let mut resp = match sent {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                let kind = if e.is_connect() {
+                    UpstreamError::Connect
+                } else {
+                    UpstreamError::Protocol
+                };
+                return self.upstream_failed(kind, Some(&e), ready.err);
+            }
+            Err(_) => return self.upstream_failed(UpstreamError::Timeout, None, ready.err),
+        };
+
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+            if let Some(client_upgrade) = client_upgrade {
+                let upstream_upgrade = hyper::upgrade::on(&mut resp);
+                self.tasks.spawn(async move {
+                    match tokio::try_join!(client_upgrade, upstream_upgrade) {
+                        Ok((c, u)) => {
+                            let mut c = hyper_util::rt::TokioIo::new(c);
+                            let mut u = hyper_util::rt::TokioIo::new(u);
+                            if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut u).await {
+                                tracing::debug!(error = %e, "upgraded connection ended");
+                            }
+                        }
+                        Err(e) => tracing::debug!(error = %e, "upgrade failed"),
+                    }
+                });
+            }
+        }
+        self.finish(ready.ctx, resp.map(boxed)).await
+    }
+
+    /// The request half of every request, whichever lane it came by: own
+    /// pages, header clean-up and forwarding headers, then the hooks'
+    /// decision. `upgrade`: the request asks for a protocol upgrade.
+    pub(crate) async fn prepare(
+        &self,
+        conn: &ConnInfo,
+        mut parts: http::request::Parts,
+        body: Body,
+        upgrade: bool,
+    ) -> Step<H::Ctx> {
         match target::classify(parts.uri.path()) {
             target::Target::Upstream => {}
             target::Target::Own => {
                 headers::strip_upstream_only(&mut parts.headers);
-                return self
-                    .hooks
-                    .own_page(conn, Request::from_parts(parts, boxed(body)))
-                    .await;
+                return Step::Answer(
+                    self.hooks
+                        .own_page(conn, Request::from_parts(parts, body))
+                        .await,
+                );
             }
             // Dressed up to slip past the prefix check: neither ours to serve
             // nor the upstream's to see.
             target::Target::DisguisedOwn => {
-                return crate::pages::error(StatusCode::NOT_FOUND, &parts.headers, "no such page");
+                return Step::Answer(crate::pages::error(
+                    StatusCode::NOT_FOUND,
+                    &parts.headers,
+                    "no such page",
+                ));
             }
         }
 
@@ -253,81 +316,72 @@ impl<H: Hooks> Proxy<H> {
         }
         parts.version = http::Version::HTTP_11;
         // Only what an error page needs, not a copy of every header per request.
-        let err_headers = ErrorPageHeaders::of(&parts.headers);
+        let err = ErrorPageHeaders::of(&parts.headers);
 
-        let (req, ctx) = match self
+        match self
             .hooks
-            .on_request(conn, Request::from_parts(parts, boxed(body)))
+            .on_request(conn, Request::from_parts(parts, body))
             .await
         {
-            Ok(x) => x,
-            Err(resp) => return resp,
-        };
-
-        let sent = tokio::time::timeout(
-            self.settings.request_timeout,
-            self.client.request(local, req),
-        )
-        .await;
-        let mut resp = match sent {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => {
-                let kind = if e.is_connect() {
-                    UpstreamError::Connect
-                } else {
-                    UpstreamError::Protocol
-                };
-                self.observer.upstream_error(kind);
-                tracing::warn!(error = %error_chain(&e), kind = kind.label(), "upstream request failed");
-                return crate::pages::error(
-                    StatusCode::BAD_GATEWAY,
-                    &err_headers.into_map(),
-                    kind.label(),
-                );
-            }
-            Err(_) => {
-                self.observer.upstream_error(UpstreamError::Timeout);
-                tracing::warn!(
-                    timeout = ?self.settings.request_timeout,
-                    "upstream did not answer in time"
-                );
-                return crate::pages::error(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    &err_headers.into_map(),
-                    "timeout",
-                );
-            }
-        };
-
-        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-            if let Some(client_upgrade) = client_upgrade {
-                let upstream_upgrade = hyper::upgrade::on(&mut resp);
-                self.tasks.spawn(async move {
-                    match tokio::try_join!(client_upgrade, upstream_upgrade) {
-                        Ok((c, u)) => {
-                            let mut c = hyper_util::rt::TokioIo::new(c);
-                            let mut u = hyper_util::rt::TokioIo::new(u);
-                            if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut u).await {
-                                tracing::debug!(error = %e, "upgraded connection ended");
-                            }
-                        }
-                        Err(e) => tracing::debug!(error = %e, "upgrade failed"),
-                    }
-                });
-            }
+            Ok((req, ctx)) => Step::Forward(Ready { req, ctx, err }),
+            Err(resp) => Step::Answer(resp),
         }
+    }
+
+    /// The answer half: hop-by-hop headers out, then the hooks learn (and may
+    /// answer differently).
+    pub(crate) async fn finish(&self, ctx: H::Ctx, resp: Response<Body>) -> Response<Body> {
         let keep_upgrade = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
         let (mut rparts, rbody) = resp.into_parts();
         headers::remove_hop_by_hop(&mut rparts.headers, keep_upgrade);
-        let resp = Response::from_parts(rparts, boxed(rbody));
-        self.hooks.on_response(ctx, resp).await
+        self.hooks
+            .on_response(ctx, Response::from_parts(rparts, rbody))
+            .await
     }
+
+    /// The upstream could not answer: counted, logged, and a 502 (504 for a
+    /// time-out) page in the client's language.
+    pub(crate) fn upstream_failed(
+        &self,
+        kind: UpstreamError,
+        error: Option<&dyn std::error::Error>,
+        err: ErrorPageHeaders,
+    ) -> Response<Body> {
+        self.observer.upstream_error(kind);
+        let status = if kind == UpstreamError::Timeout {
+            tracing::warn!(
+                timeout = ?self.settings.request_timeout,
+                "upstream did not answer in time"
+            );
+            StatusCode::GATEWAY_TIMEOUT
+        } else {
+            let error = error.map(error_chain).unwrap_or_default();
+            tracing::warn!(%error, kind = kind.label(), "upstream request failed");
+            StatusCode::BAD_GATEWAY
+        };
+        crate::pages::error(status, &err.into_map(), kind.label())
+    }
+}
+
+/// What [`Proxy::prepare`] decided.
+pub(crate) enum Step<C> {
+    /// Send this to the upstream.
+    Forward(Ready<C>),
+    /// Answer the client with this instead (own page, waiting room, …).
+    Answer(Response<Body>),
+}
+
+/// A request ready for the upstream, with what its answer will need.
+pub(crate) struct Ready<C> {
+    pub req: Request<Body>,
+    pub ctx: C,
+    pub err: ErrorPageHeaders,
 }
 
 /// The request headers an error page reads (`Accept` for HTML or JSON,
 /// `Accept-Language`), kept aside before the request moves on: cloning a
 /// header value shares its bytes, cloning the whole map would allocate.
-struct ErrorPageHeaders {
+pub(crate) struct ErrorPageHeaders {
     accept: Option<HeaderValue>,
     accept_language: Option<HeaderValue>,
 }

@@ -3,17 +3,19 @@
 //! on TLS) with upgrades, and graceful drain.
 
 use super::client::{Driven, Local};
+use super::fast::{self, Exit, LaneLimits, Rewind};
 use super::{tls::CertStore, ConnInfo, Hooks, Proxy};
 use crate::config::ProxyConfig;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -73,6 +75,8 @@ pub async fn serve<H: Hooks>(
     let builder = Arc::new(builder(&limits));
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    // Every connection's task, fast lane or hyper, for the drain.
+    let conns = tokio_util::task::TaskTracker::new();
     let acceptor = match &tls {
         Some(store) => match store.server_config() {
             Ok(cfg) => Some(tokio_rustls::TlsAcceptor::from(cfg)),
@@ -113,46 +117,25 @@ pub async fn serve<H: Hooks>(
         ));
         let proxy = proxy.clone();
         let builder = builder.clone();
-        let head_timeout = limits.header_timeout;
-        let got_request = Arc::new(AtomicBool::new(false));
-        // This connection's upstream connections, driven by its task.
-        let local = Arc::new(Local::default());
-        let upstream = proxy.client.clone();
-        let svc = {
-            let conn = conn.clone();
-            let got_request = got_request.clone();
-            let local = local.clone();
-            service_fn(move |req| {
-                got_request.store(true, Ordering::Release);
-                let proxy = proxy.clone();
-                let conn = conn.clone();
-                let local = local.clone();
-                async move { Ok::<_, Infallible>(proxy.handle(&conn, &local, req).await) }
-            })
-        };
-        match &acceptor {
-            None => {
-                let c = builder
-                    .serve_connection_with_upgrades(TokioIo::new(stream), svc)
-                    .into_owned();
-                let watched = Driven::new(graceful.watch(c), local, upstream);
-                tokio::spawn(async move {
-                    match first_request_within(watched, &got_request, head_timeout).await {
-                        Some(Err(e)) => {
-                            tracing::debug!(peer = %conn.peer, error = %e, "connection ended with error");
-                        }
-                        None => tracing::debug!(peer = %conn.peer, "no request in time; closed"),
-                        Some(Ok(())) => {}
-                    }
-                    drop(permit);
-                });
-            }
-            Some(acceptor) => {
-                let acceptor = acceptor.clone();
-                let hs_timeout = limits.handshake_timeout;
-                let watcher = graceful.watcher();
-                tokio::spawn(async move {
-                    let tls = match tokio::time::timeout(hs_timeout, acceptor.accept(stream)).await
+        let watcher = graceful.watcher();
+        let stop = stop.clone();
+        let acceptor = acceptor.clone();
+        let limits = limits.clone();
+        conns.spawn(async move {
+            match acceptor {
+                None => {
+                    let fast = proxy.client.is_plain();
+                    serve_conn(
+                        &proxy, &conn, stream, fast, &builder, watcher, &limits, &stop,
+                    )
+                    .await
+                }
+                Some(acceptor) => {
+                    let tls = match tokio::time::timeout(
+                        limits.handshake_timeout,
+                        acceptor.accept(stream),
+                    )
+                    .await
                     {
                         Ok(Ok(s)) => s,
                         Ok(Err(e)) => {
@@ -164,27 +147,22 @@ pub async fn serve<H: Hooks>(
                             return;
                         }
                     };
-                    let c = builder
-                        .serve_connection_with_upgrades(TokioIo::new(tls), svc)
-                        .into_owned();
-                    let watched = Driven::new(watcher.watch(c), local, upstream);
-                    match first_request_within(watched, &got_request, head_timeout).await {
-                        Some(Err(e)) => {
-                            tracing::debug!(peer = %conn.peer, error = %e, "connection ended with error");
-                        }
-                        None => tracing::debug!(peer = %conn.peer, "no request in time; closed"),
-                        Some(Ok(())) => {}
-                    }
-                    drop(permit);
-                });
+                    // HTTP/2 (by ALPN) is hyper's.
+                    let fast = proxy.client.is_plain()
+                        && tls.get_ref().1.alpn_protocol() != Some(b"h2".as_slice());
+                    serve_conn(&proxy, &conn, tls, fast, &builder, watcher, &limits, &stop).await
+                }
             }
-        }
+            drop(permit);
+        });
     }
     drop(listener);
     proxy.tasks.close();
+    conns.close();
     let grace = limits.shutdown_grace;
     let drained = tokio::time::timeout(grace, async {
         graceful.shutdown().await;
+        conns.wait().await;
         proxy.tasks.wait().await;
     })
     .await;
@@ -194,6 +172,62 @@ pub async fn serve<H: Hooks>(
             ?grace,
             "shutdown grace over; closing the remaining connections"
         ),
+    }
+}
+
+/// One client connection: the fast lane while its requests are simple (and
+/// `fast` allows it), hyper from the first one that is not.
+#[allow(clippy::too_many_arguments)]
+async fn serve_conn<H: Hooks, S>(
+    proxy: &Arc<Proxy<H>>,
+    conn: &Arc<ConnInfo>,
+    io: S,
+    fast: bool,
+    builder: &auto::Builder<TokioExecutor>,
+    watcher: Watcher,
+    limits: &Limits,
+    stop: &CancellationToken,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let io = if fast {
+        let lane = LaneLimits {
+            header_timeout: limits.header_timeout,
+            max_header_bytes: limits.max_header_bytes,
+        };
+        match fast::serve(proxy, conn, io, lane, stop).await {
+            Exit::Closed => return,
+            Exit::Handover(io) => io,
+        }
+    } else {
+        Rewind::new(io)
+    };
+    let got_request = Arc::new(AtomicBool::new(false));
+    // This connection's upstream connections, driven by its task.
+    let local = Arc::new(Local::default());
+    let svc = {
+        let conn = conn.clone();
+        let got_request = got_request.clone();
+        let local = local.clone();
+        let proxy = proxy.clone();
+        service_fn(move |req| {
+            got_request.store(true, Ordering::Release);
+            let proxy = proxy.clone();
+            let conn = conn.clone();
+            let local = local.clone();
+            async move { Ok::<_, Infallible>(proxy.handle(&conn, &local, req).await) }
+        })
+    };
+    let c = builder
+        .serve_connection_with_upgrades(TokioIo::new(io), svc)
+        .into_owned();
+    let watched = Driven::new(watcher.watch(c), local, proxy.client.clone());
+    match first_request_within(watched, &got_request, limits.header_timeout).await {
+        Some(Err(e)) => {
+            tracing::debug!(peer = %conn.peer, error = %e, "connection ended with error");
+        }
+        None => tracing::debug!(peer = %conn.peer, "no request in time; closed"),
+        Some(Ok(())) => {}
     }
 }
 

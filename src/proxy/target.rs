@@ -20,6 +20,16 @@ const OWN: &str = "iumgate";
 
 /// Classifies a request path (without the query).
 pub fn classify(path: &str) -> Target {
+    // Nearly every path: no escapes and no "iumgate" in any case, so no
+    // reading of it can reach our pages (and nothing needs decoding).
+    if !path.contains('%')
+        && !path
+            .as_bytes()
+            .windows(OWN.len())
+            .any(|w| w.eq_ignore_ascii_case(OWN.as_bytes()))
+    {
+        return Target::Upstream;
+    }
     let plain = path == "/iumgate" || path.starts_with("/iumgate/");
     let clean = !path.bytes().any(|b| matches!(b, b'%' | b';' | b'\\'))
         && !path.contains("//")

@@ -1,0 +1,1098 @@
+//! The HTTP/1.1 fast lane: the common request (HTTP/1.1, no body, no
+//! upgrade) served without hyper, the way nginx does it.
+//!
+//! hyper is a general HTTP engine: per request it runs a server and a client
+//! state machine, a body channel, boxed timers and two header maps, and turns
+//! the answer's head back into a map and out again. On a proxy's request path
+//! that machinery cost more than everything else iumgate does in user space
+//! (docs/PERFORMANCE.md). Here a client connection's task reads the request
+//! head into its own buffer, parses it in place with `httparse`, lets the
+//! proxy and its hooks edit and decide exactly as on the hyper lane
+//! ([`Proxy::prepare`] / [`Proxy::finish`], shared), writes the head to a
+//! plain upstream connection it owns, and copies the answer back with its
+//! framing checked (`Content-Length`, chunked, or until close).
+//!
+//! Anything else goes to hyper, for the rest of the connection: the fast lane
+//! hands over the connection with the bytes it has read ([`Rewind`]) the
+//! moment it sees a request it does not take — a body, `Transfer-Encoding`,
+//! an upgrade, `Expect`, HTTP/1.0 or 2, a head that does not parse or does
+//! not fit, a non-origin-form target, iumgate's own pages. hyper then answers
+//! as it always did (including the 400 or 431), so the fast lane never has to
+//! decide a doubtful case: a request is either plainly simple or not its own.
+//! The same goes for an https upstream (the hyper lane's client speaks TLS).
+
+use super::body::{self, Body};
+use super::{ConnInfo, Hooks, Proxy, Ready, Step, UpstreamError};
+use bytes::{Buf, Bytes, BytesMut};
+use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Uri};
+use http_body_util::BodyExt;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Headers per message, at most (hyper's limit too: more goes to hyper, which
+/// refuses it).
+const MAX_HEADERS: usize = 100;
+
+/// How much of an answer's head the upstream may send (as the hyper lane's
+/// client allows).
+const MAX_UPSTREAM_HEAD: usize = 64 * 1024;
+
+/// Read size towards both sides.
+const CHUNK: usize = 16 * 1024;
+
+/// What the fast lane needs from `[proxy]`.
+#[derive(Debug, Clone, Copy)]
+pub struct LaneLimits {
+    pub header_timeout: Duration,
+    pub max_header_bytes: usize,
+}
+
+/// How a connection left the fast lane.
+pub enum Exit<S> {
+    /// Closed (the client left, timed out, asked to close, or the drain began).
+    Closed,
+    /// A request the fast lane does not take: hyper serves the connection
+    /// from here, starting with the bytes already read.
+    Handover(Rewind<S>),
+}
+
+/// Serves the connection's simple requests until it ends or hands over.
+pub async fn serve<H: Hooks, S>(
+    proxy: &Proxy<H>,
+    conn: &ConnInfo,
+    mut io: S,
+    limits: LaneLimits,
+    stop: &CancellationToken,
+) -> Exit<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut lane = Lane {
+        up: None,
+        ubuf: BytesMut::with_capacity(CHUNK),
+        out: Vec::with_capacity(4096),
+    };
+    let mut buf = BytesMut::with_capacity(8192);
+    // One timer for the connection, moved for each request.
+    let sleep = tokio::time::sleep(limits.header_timeout);
+    tokio::pin!(sleep);
+    let exit = loop {
+        // A whole request head, within `header_timeout` of waiting for it.
+        sleep.as_mut().reset(Instant::now() + limits.header_timeout);
+        let head = loop {
+            if !buf.is_empty() {
+                match parse_request(&mut buf) {
+                    Parsed::Simple(head) => break Next::Head(head),
+                    Parsed::Partial if buf.len() < limits.max_header_bytes => {}
+                    Parsed::Partial | Parsed::NotOurs => break Next::Handover,
+                }
+            }
+            let idle = buf.is_empty();
+            if buf.capacity() - buf.len() < 1024 {
+                buf.reserve(8192);
+            }
+            let read = tokio::select! {
+                biased;
+                r = io.read_buf(&mut buf) => r,
+                _ = &mut sleep => {
+                    tracing::debug!(peer = %conn.peer, "no request head in time; closed");
+                    break Next::Close;
+                }
+                _ = stop.cancelled(), if idle => break Next::Close,
+            };
+            match read {
+                Ok(n) if n > 0 => {}
+                // Gone, possibly half-way through a head: nothing to answer.
+                _ => break Next::Close,
+            }
+        };
+        match head {
+            Next::Head(head) => {
+                let close = head.close || stop.is_cancelled();
+                match lane.request(proxy, conn, head, &mut io, close).await {
+                    Ok(true) if !stop.is_cancelled() => {}
+                    _ => break Exit::Closed,
+                }
+            }
+            Next::Close => break Exit::Closed,
+            Next::Handover => {
+                proxy.observer.handover();
+                break Exit::Handover(Rewind {
+                    pre: buf.split().freeze(),
+                    inner: io,
+                });
+            }
+        }
+    };
+    if let Some(up) = lane.up.take() {
+        proxy.client.park_raw(up);
+    }
+    exit
+}
+
+/// What the head-reading loop found.
+// Moved once per request; boxing the head would cost an allocation per request.
+#[allow(clippy::large_enum_variant)]
+enum Next {
+    Head(Head),
+    Close,
+    Handover,
+}
+
+/// A request head the fast lane takes.
+struct Head {
+    parts: http::request::Parts,
+    /// `Connection: close`.
+    close: bool,
+}
+
+#[allow(clippy::large_enum_variant)]
+enum Parsed {
+    Simple(Head),
+    /// More bytes needed.
+    Partial,
+    /// Not a request for the fast lane (hyper decides what it is).
+    NotOurs,
+}
+
+/// Parses the head at the start of `buf`; a simple one is taken out of it.
+fn parse_request(buf: &mut BytesMut) -> Parsed {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut slots);
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Parsed::Partial,
+        Err(_) => return Parsed::NotOurs,
+    };
+    let base = buf.as_ptr() as usize;
+    let span = |s: &[u8]| {
+        let start = s.as_ptr() as usize - base;
+        start..start + s.len()
+    };
+    let (Some(method), Some(path), Some(1)) = (req.method, req.path, req.version) else {
+        return Parsed::NotOurs;
+    };
+    let Ok(method) = Method::from_bytes(method.as_bytes()) else {
+        return Parsed::NotOurs;
+    };
+    if method == Method::CONNECT || !path.starts_with('/') {
+        return Parsed::NotOurs;
+    }
+    if super::target::classify(path.split('?').next().unwrap_or(path))
+        != super::target::Target::Upstream
+    {
+        return Parsed::NotOurs;
+    }
+    let path = span(path.as_bytes());
+    let mut close = false;
+    let mut names = Vec::with_capacity(req.headers.len());
+    for h in req.headers.iter() {
+        let Ok(name) = HeaderName::from_bytes(h.name.as_bytes()) else {
+            return Parsed::NotOurs;
+        };
+        if name == header::TRANSFER_ENCODING
+            || name == header::UPGRADE
+            || name == header::EXPECT
+            || (name == header::CONTENT_LENGTH && h.value != b"0")
+        {
+            return Parsed::NotOurs;
+        }
+        if name == header::CONNECTION {
+            for token in h.value.split(|b| *b == b',') {
+                let token = token.trim_ascii();
+                if token.eq_ignore_ascii_case(b"close") {
+                    close = true;
+                } else if !token.eq_ignore_ascii_case(b"keep-alive") && !token.is_empty() {
+                    // Names other headers as hop-by-hop: the hyper lane's
+                    // clean-up reads those, so it is the hyper lane's request.
+                    return Parsed::NotOurs;
+                }
+            }
+        }
+        names.push((name, span(h.value)));
+    }
+    let head = buf.split_to(len).freeze();
+    let Ok(uri) = Uri::from_maybe_shared(head.slice(path)) else {
+        return Parsed::NotOurs;
+    };
+    let mut headers = HeaderMap::with_capacity(names.len());
+    for (name, value) in names {
+        let Ok(value) = HeaderValue::from_maybe_shared(head.slice(value)) else {
+            return Parsed::NotOurs;
+        };
+        headers.append(name, value);
+    }
+    let (mut parts, ()) = http::Request::new(()).into_parts();
+    parts.method = method;
+    parts.uri = uri;
+    parts.headers = headers;
+    Parsed::Simple(Head { parts, close })
+}
+
+/// How the upstream's answer body ends (RFC 9112 §6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// No body (HEAD, 204, 304).
+    None,
+    Length(u64),
+    Chunked,
+    /// Until the upstream closes the connection.
+    Close,
+}
+
+/// A client connection's fast-lane state.
+struct Lane {
+    /// Its plain upstream connection, idle between requests.
+    up: Option<TcpStream>,
+    /// Bytes read from the upstream, not yet handled.
+    ubuf: BytesMut,
+    /// The head being written (reused).
+    out: Vec<u8>,
+}
+
+/// Why asking the upstream failed.
+enum Failed {
+    Upstream(UpstreamError, Option<io::Error>),
+}
+
+impl Lane {
+    /// One request: decide, forward, answer. `Ok(true)`: the connection can
+    /// take another request.
+    async fn request<H: Hooks, S>(
+        &mut self,
+        proxy: &Proxy<H>,
+        conn: &ConnInfo,
+        head: Head,
+        io: &mut S,
+        close: bool,
+    ) -> Result<bool, ()>
+    where
+        S: AsyncWrite + Unpin,
+    {
+        let start = std::time::Instant::now();
+        let is_head = head.parts.method == Method::HEAD;
+        let ready = match proxy.prepare(conn, head.parts, body::empty(), false).await {
+            Step::Forward(r) => r,
+            Step::Answer(resp) => {
+                let status = resp.status();
+                let kept = self.write_page(io, resp, is_head, close).await?;
+                done(proxy, status, start);
+                return Ok(kept);
+            }
+        };
+        let Ready { req, ctx, err } = ready;
+        self.out.clear();
+        write_request_head(&mut self.out, &req);
+        drop(req);
+        let asked =
+            tokio::time::timeout(proxy.settings.request_timeout, self.ask(proxy, is_head)).await;
+        let (resp, framing, reusable) = match asked {
+            Ok(Ok(x)) => x,
+            Ok(Err(Failed::Upstream(kind, e))) => {
+                self.drop_upstream();
+                let resp = proxy.upstream_failed(
+                    kind,
+                    e.as_ref().map(|e| e as &dyn std::error::Error),
+                    err,
+                );
+                let status = resp.status();
+                let kept = self.write_page(io, resp, is_head, close).await?;
+                done(proxy, status, start);
+                return Ok(kept);
+            }
+            Err(_) => {
+                self.drop_upstream();
+                let resp = proxy.upstream_failed(UpstreamError::Timeout, None, err);
+                let status = resp.status();
+                let kept = self.write_page(io, resp, is_head, close).await?;
+                done(proxy, status, start);
+                return Ok(kept);
+            }
+        };
+        let resp = proxy.finish(ctx, resp).await;
+        let status = resp.status();
+        let kept = if resp.extensions().get::<UpstreamBody>().is_some() {
+            self.relay(io, resp, framing, reusable, close).await?
+        } else {
+            // The hooks answered instead: the upstream's body is not wanted.
+            if framing != Framing::None {
+                self.drop_upstream();
+            }
+            self.write_page(io, resp, is_head, close).await?
+        };
+        done(proxy, status, start);
+        Ok(kept)
+    }
+
+    fn drop_upstream(&mut self) {
+        self.up = None;
+        self.ubuf.clear();
+    }
+
+    /// Writes the request head in `out` to the upstream and reads the answer's head. A
+    /// kept connection that turns out closed before the request could be
+    /// written is replaced once by a new one; a request written is never
+    /// sent again.
+    async fn ask(
+        &mut self,
+        proxy: &Proxy<impl Hooks>,
+        is_head: bool,
+    ) -> Result<(Response<Body>, Framing, bool), Failed> {
+        let mut fresh = false;
+        loop {
+            let kept = if fresh {
+                None
+            } else {
+                self.up
+                    .take()
+                    .filter(super::client::still_open)
+                    .or_else(|| proxy.client.unpark_raw())
+            };
+            let mut up = match kept {
+                Some(s) => s,
+                None => {
+                    fresh = true;
+                    proxy.client.connect_tcp().await.map_err(|e| {
+                        Failed::Upstream(UpstreamError::Connect, Some(io::Error::other(e)))
+                    })?
+                }
+            };
+            self.ubuf.clear();
+            match up.write_all(&self.out).await {
+                Ok(()) => {
+                    let answer = self.read_answer(&mut up, is_head).await;
+                    self.up = Some(up);
+                    return answer;
+                }
+                Err(e) if fresh => {
+                    return Err(Failed::Upstream(UpstreamError::Protocol, Some(e)));
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "kept upstream connection closed before the request was written; using a new one");
+                    fresh = true;
+                }
+            }
+        }
+    }
+
+    /// Reads an answer's head from `up` (skipping interim 1xx answers).
+    async fn read_answer(
+        &mut self,
+        up: &mut TcpStream,
+        is_head: bool,
+    ) -> Result<(Response<Body>, Framing, bool), Failed> {
+        let protocol = |msg: &str| {
+            Failed::Upstream(
+                UpstreamError::Protocol,
+                Some(io::Error::other(msg.to_string())),
+            )
+        };
+        loop {
+            match parse_response(&mut self.ubuf, is_head) {
+                Ok(Answer::Final(answer)) => return Ok(answer),
+                // Look again: the next head may be read already.
+                Ok(Answer::Interim) => continue,
+                Ok(Answer::Partial) if self.ubuf.len() < MAX_UPSTREAM_HEAD => {}
+                Ok(Answer::Partial) => return Err(protocol("answer head too large")),
+                Err(msg) => return Err(protocol(msg)),
+            }
+            self.ubuf.reserve(CHUNK);
+            match up.read_buf(&mut self.ubuf).await {
+                Ok(0) => {
+                    return Err(protocol(
+                        "the upstream closed the connection without answering",
+                    ))
+                }
+                Ok(_) => {}
+                Err(e) => return Err(Failed::Upstream(UpstreamError::Protocol, Some(e))),
+            }
+        }
+    }
+
+    /// Writes the upstream's answer: its (edited) head, then its body as it
+    /// arrives, checked against its framing. `Ok(true)`: keep the client
+    /// connection.
+    async fn relay<S: AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut S,
+        resp: Response<Body>,
+        framing: Framing,
+        reusable: bool,
+        close: bool,
+    ) -> Result<bool, ()> {
+        let close = close || framing == Framing::Close;
+        let (mut parts, _) = resp.into_parts();
+        match framing {
+            Framing::Chunked => {
+                parts.headers.remove(header::CONTENT_LENGTH);
+                parts.headers.insert(
+                    header::TRANSFER_ENCODING,
+                    HeaderValue::from_static("chunked"),
+                );
+            }
+            Framing::Length(n) => {
+                parts
+                    .headers
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+            }
+            Framing::None | Framing::Close => {}
+        }
+        self.out.clear();
+        write_response_head(&mut self.out, parts.status, &parts.headers, close);
+        let Some(mut up) = self.up.take() else {
+            return Err(());
+        };
+        let mut left = match framing {
+            Framing::Length(n) => n,
+            _ => 0,
+        };
+        let mut chunks = Chunks::default();
+        // What is already read goes out with the head, in one write.
+        // (On a malformed body the head still goes out, then the cut.)
+        let first = self.take_body(framing, &mut left, &mut chunks);
+        if io.write_all(&self.out).await.is_err() {
+            return Err(());
+        }
+        let mut done = first?;
+        while !done {
+            self.ubuf.clear();
+            self.ubuf.reserve(CHUNK);
+            // An error reads as the end: the upstream is gone either way.
+            let n = up.read_buf(&mut self.ubuf).await.unwrap_or_default();
+            if n == 0 {
+                // The upstream closed: the end for `Close`, a cut otherwise
+                // (the client must see it cut, not complete).
+                let _ = io.flush().await;
+                return if framing == Framing::Close {
+                    Ok(false)
+                } else {
+                    Err(())
+                };
+            }
+            self.out.clear();
+            done = self.take_body(framing, &mut left, &mut chunks)?;
+            if io.write_all(&self.out).await.is_err() {
+                return Err(());
+            }
+        }
+        if io.flush().await.is_err() {
+            return Err(());
+        }
+        // Bytes after the end of the answer were never asked for.
+        if reusable && self.ubuf.is_empty() {
+            self.up = Some(up);
+        }
+        Ok(!close)
+    }
+
+    /// Moves the body bytes of `ubuf` that belong to this answer to `out`;
+    /// `Ok(true)` once the body is complete (what follows stays in `ubuf`).
+    fn take_body(
+        &mut self,
+        framing: Framing,
+        left: &mut u64,
+        chunks: &mut Chunks,
+    ) -> Result<bool, ()> {
+        let n = match framing {
+            Framing::None => return Ok(true),
+            Framing::Close => self.ubuf.len(),
+            Framing::Length(_) => {
+                usize::try_from(*left).map_or(self.ubuf.len(), |l| l.min(self.ubuf.len()))
+            }
+            Framing::Chunked => match chunks.feed(&self.ubuf) {
+                Ok(Some(end)) => end,
+                Ok(None) => self.ubuf.len(),
+                Err(Malformed) => {
+                    tracing::warn!("the upstream sent a malformed chunked body; connection cut");
+                    return Err(());
+                }
+            },
+        };
+        self.out.extend_from_slice(&self.ubuf[..n]);
+        self.ubuf.advance(n);
+        Ok(match framing {
+            Framing::Length(_) => {
+                *left -= n as u64;
+                *left == 0
+            }
+            Framing::Chunked => chunks.done(),
+            _ => false,
+        })
+    }
+
+    /// Writes an answer iumgate made (a page, whole in memory).
+    async fn write_page<S: AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut S,
+        resp: Response<Body>,
+        is_head: bool,
+        close: bool,
+    ) -> Result<bool, ()> {
+        let (mut parts, body) = resp.into_parts();
+        let bytes = match body.collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(e) => {
+                tracing::warn!(error = %e, "page body failed");
+                Bytes::new()
+            }
+        };
+        parts.headers.remove(header::TRANSFER_ENCODING);
+        if !(is_head && parts.headers.contains_key(header::CONTENT_LENGTH)) {
+            parts
+                .headers
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+        }
+        self.out.clear();
+        write_response_head(&mut self.out, parts.status, &parts.headers, close);
+        if !is_head {
+            self.out.extend_from_slice(&bytes);
+        }
+        if io.write_all(&self.out).await.is_err() || io.flush().await.is_err() {
+            return Err(());
+        }
+        Ok(!close)
+    }
+}
+
+/// A request answered: observed as every request is, and counted as the fast lane's.
+fn done<H: Hooks>(proxy: &Proxy<H>, status: StatusCode, start: std::time::Instant) {
+    proxy
+        .observer
+        .request_done(status.as_u16(), start.elapsed().as_secs_f64());
+    proxy.observer.fast_request();
+}
+
+/// Marks an answer whose body is still in the upstream connection.
+#[derive(Debug, Clone, Copy)]
+struct UpstreamBody;
+
+/// An answer head parsed from the upstream's bytes.
+enum Answer {
+    /// The answer, how its body ends, and whether the connection can be
+    /// used again after it.
+    Final((Response<Body>, Framing, bool)),
+    /// An interim (1xx) answer, skipped.
+    Interim,
+    /// More bytes needed.
+    Partial,
+}
+
+/// Parses an answer head at the start of `ubuf` (taken out of it).
+fn parse_response(ubuf: &mut BytesMut, is_head: bool) -> Result<Answer, &'static str> {
+    if ubuf.is_empty() {
+        return Ok(Answer::Partial);
+    }
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut r = httparse::Response::new(&mut slots);
+    let len = match r.parse(ubuf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(Answer::Partial),
+        Err(_) => return Err("malformed answer head"),
+    };
+    let code = r.code.unwrap_or(0);
+    let status = StatusCode::from_u16(code).map_err(|_| "invalid status")?;
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        return Err("an upgrade nobody asked for");
+    }
+    if status.is_informational() {
+        ubuf.advance(len);
+        return Ok(Answer::Interim);
+    }
+    let base = ubuf.as_ptr() as usize;
+    let http11 = r.version == Some(1);
+    let mut length: Option<u64> = None;
+    let mut chunked = None;
+    let mut keep_alive = http11;
+    let mut spans = Vec::with_capacity(r.headers.len());
+    for h in r.headers.iter() {
+        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| "invalid header name")?;
+        if name == header::CONTENT_LENGTH {
+            let n = std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .ok_or("invalid Content-Length")?;
+            if length.is_some_and(|l| l != n) {
+                return Err("conflicting Content-Length");
+            }
+            length = Some(n);
+        } else if name == header::TRANSFER_ENCODING {
+            // Only the last coding decides whether the body is chunked.
+            let last = h.value.rsplit(|b| *b == b',').next().unwrap_or_default();
+            chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        } else if name == header::CONNECTION {
+            for token in h.value.split(|b| *b == b',') {
+                let token = token.trim_ascii();
+                if token.eq_ignore_ascii_case(b"close") {
+                    keep_alive = false;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") && !http11 {
+                    keep_alive = true;
+                }
+            }
+        }
+        let start = h.value.as_ptr() as usize - base;
+        spans.push((name, start..start + h.value.len()));
+    }
+    let framing =
+        if is_head || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+            Framing::None
+        } else {
+            match (chunked, length) {
+                (Some(true), _) => Framing::Chunked,
+                (Some(false), _) | (None, None) => Framing::Close,
+                (None, Some(n)) => Framing::Length(n),
+            }
+        };
+    // Both framings at once is a smuggling attempt's shape: answer it, but
+    // never read another answer from that connection.
+    let reusable =
+        keep_alive && framing != Framing::Close && !(chunked.is_some() && length.is_some());
+    let head = ubuf.split_to(len).freeze();
+    let mut headers = HeaderMap::with_capacity(spans.len());
+    for (name, span) in spans {
+        let value =
+            HeaderValue::from_maybe_shared(head.slice(span)).map_err(|_| "invalid header value")?;
+        headers.append(name, value);
+    }
+    let mut resp = Response::new(body::empty());
+    *resp.status_mut() = status;
+    *resp.headers_mut() = headers;
+    resp.extensions_mut().insert(UpstreamBody);
+    Ok(Answer::Final((resp, framing, reusable)))
+}
+
+fn write_request_head(out: &mut Vec<u8>, req: &http::Request<Body>) {
+    out.extend_from_slice(req.method().as_str().as_bytes());
+    out.push(b' ');
+    let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    write_fields(out, req.headers());
+}
+
+fn write_response_head(out: &mut Vec<u8>, status: StatusCode, headers: &HeaderMap, close: bool) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    if close {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    write_fields(out, headers);
+}
+
+fn write_fields(out: &mut Vec<u8>, headers: &HeaderMap) {
+    for (name, value) in headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Finds where a chunked body ends as its bytes pass through, unchanged
+/// (RFC 9112 §7.1: size line with optional extensions, data, CRLF; a zero
+/// size, trailer lines, CRLF). Anything else is an error.
+#[derive(Debug, Default)]
+pub struct Chunks {
+    state: ChunkState,
+    size: u64,
+    digits: u8,
+}
+
+/// A chunked body that breaks RFC 9112's grammar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Malformed;
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum ChunkState {
+    #[default]
+    Size,
+    Ext,
+    SizeLf,
+    Data,
+    DataCr,
+    DataLf,
+    TrailerStart,
+    Trailer,
+    TrailerLf,
+    EndLf,
+    Done,
+}
+
+impl Chunks {
+    /// Feeds the next bytes: `Ok(Some(n))` when the body ends after the
+    /// first `n` of them, `Ok(None)` when all belong to it.
+    pub fn feed(&mut self, data: &[u8]) -> Result<Option<usize>, Malformed> {
+        use ChunkState::*;
+        let mut i = 0;
+        while i < data.len() {
+            if self.state == Data {
+                let take =
+                    usize::try_from(self.size).map_or(data.len() - i, |s| s.min(data.len() - i));
+                self.size -= take as u64;
+                i += take;
+                if self.size == 0 {
+                    self.state = DataCr;
+                }
+                continue;
+            }
+            let b = data[i];
+            i += 1;
+            self.state = match (self.state, b) {
+                (Size, b) if b.is_ascii_hexdigit() => {
+                    // 15 hex digits: far beyond any body, short of overflow.
+                    if self.digits >= 15 {
+                        return Err(Malformed);
+                    }
+                    self.digits += 1;
+                    self.size = self.size * 16 + u64::from(hex(b));
+                    Size
+                }
+                (Size, b';' | b' ' | b'\t') if self.digits > 0 => Ext,
+                (Size, b'\r') if self.digits > 0 => SizeLf,
+                (Ext, b'\r') => SizeLf,
+                (Ext, b'\n') => return Err(Malformed),
+                (Ext, _) => Ext,
+                (SizeLf, b'\n') if self.size == 0 => TrailerStart,
+                (SizeLf, b'\n') => Data,
+                (DataCr, b'\r') => DataLf,
+                (DataLf, b'\n') => {
+                    self.digits = 0;
+                    Size
+                }
+                (TrailerStart, b'\r') => EndLf,
+                (TrailerStart | Trailer, b'\n') => return Err(Malformed),
+                (Trailer, b'\r') => TrailerLf,
+                (TrailerStart | Trailer, _) => Trailer,
+                (TrailerLf, b'\n') => TrailerStart,
+                (EndLf, b'\n') => {
+                    self.state = Done;
+                    return Ok(Some(i));
+                }
+                (Done, _) => return Ok(Some(i - 1)),
+                _ => return Err(Malformed),
+            };
+        }
+        Ok(if self.state == Done { Some(0) } else { None })
+    }
+
+    pub fn done(&self) -> bool {
+        self.state == ChunkState::Done
+    }
+}
+
+fn hex(b: u8) -> u8 {
+    match b {
+        b'0'..=b'9' => b - b'0',
+        b'a'..=b'f' => b - b'a' + 10,
+        _ => b - b'A' + 10,
+    }
+}
+
+/// A stream whose first bytes were already read: they are read again first.
+/// Hands a connection from the fast lane to hyper mid-way.
+pub struct Rewind<S> {
+    pre: Bytes,
+    inner: S,
+}
+
+impl<S> Rewind<S> {
+    /// `inner`, nothing read yet.
+    pub fn new(inner: S) -> Rewind<S> {
+        Rewind {
+            pre: Bytes::new(),
+            inner,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Rewind<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.pre.is_empty() {
+            let n = this.pre.len().min(buf.remaining());
+            buf.put_slice(&this.pre[..n]);
+            this.pre.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Rewind<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn encode(chunks: &[Vec<u8>], trailers: &[&str]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for c in chunks.iter().filter(|c| !c.is_empty()) {
+            out.extend_from_slice(format!("{:x};n=v\r\n", c.len()).as_bytes());
+            out.extend_from_slice(c);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"0\r\n");
+        for t in trailers {
+            out.extend_from_slice(t.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        out
+    }
+
+    /// Feeds `data` in pieces cut at `cuts`; the end as found.
+    fn end_of(data: &[u8], cuts: &[usize]) -> Result<Option<usize>, Malformed> {
+        let mut c = Chunks::default();
+        let mut points: Vec<usize> = cuts.iter().map(|x| x % (data.len() + 1)).collect();
+        points.push(0);
+        points.push(data.len());
+        points.sort_unstable();
+        points.dedup();
+        for w in points.windows(2) {
+            if let Some(n) = c.feed(&data[w[0]..w[1]])? {
+                return Ok(Some(w[0] + n));
+            }
+        }
+        Ok(None)
+    }
+
+    proptest! {
+        #[test]
+        fn the_end_of_a_chunked_body_is_found_wherever_it_is_cut(
+            chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..6),
+            trailer in any::<bool>(),
+            cuts in proptest::collection::vec(any::<usize>(), 0..8),
+            after in proptest::collection::vec(any::<u8>(), 0..20),
+        ) {
+            let trailers: &[&str] = if trailer { &["X-T: 1", "Y: 2"] } else { &[] };
+            let body = encode(&chunks, trailers);
+            let mut wire = body.clone();
+            wire.extend_from_slice(&after);
+            prop_assert_eq!(end_of(&wire, &cuts), Ok(Some(body.len())));
+            // Cut short: never complete.
+            prop_assert_eq!(end_of(&body[..body.len() - 1], &cuts), Ok(None));
+        }
+    }
+
+    #[test]
+    fn malformed_chunked_bodies_are_errors() {
+        for bad in [
+            &b"zz\r\n"[..],
+            b"\r\n",
+            b"5\r\nhelloX\r\n",
+            b"5\nhello\r\n",
+            b"1000000000000000\r\n",
+            b"0\r\nX: y\nZ",
+            b"3;ext\nabc",
+        ] {
+            assert_eq!(
+                Chunks::default().feed(bad),
+                Err(Malformed),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    fn parse(raw: &str) -> Parsed {
+        let mut b = BytesMut::from(raw.as_bytes());
+        parse_request(&mut b)
+    }
+
+    #[test]
+    fn only_plainly_simple_requests_are_the_fast_lanes() {
+        let simple = [
+            "GET /browse/A-1 HTTP/1.1\r\nHost: j\r\n\r\n",
+            "GET /a?b=c HTTP/1.1\r\nHost: j\r\nConnection: keep-alive\r\n\r\n",
+            "DELETE /a HTTP/1.1\r\nHost: j\r\nContent-Length: 0\r\n\r\n",
+        ];
+        for raw in simple {
+            assert!(matches!(parse(raw), Parsed::Simple(_)), "{raw:?}");
+        }
+        let not_ours = [
+            "GET /a HTTP/1.0\r\nHost: j\r\n\r\n",
+            "POST /a HTTP/1.1\r\nHost: j\r\nContent-Length: 3\r\n\r\nabc",
+            "POST /a HTTP/1.1\r\nHost: j\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            "GET /ws HTTP/1.1\r\nHost: j\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+            "PUT /a HTTP/1.1\r\nHost: j\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n",
+            "GET /a HTTP/1.1\r\nHost: j\r\nConnection: keep-alive, X-Secret\r\n\r\n",
+            "GET http://j/a HTTP/1.1\r\nHost: j\r\n\r\n",
+            "CONNECT j:443 HTTP/1.1\r\nHost: j\r\n\r\n",
+            "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+            "GET /iumgate/wait HTTP/1.1\r\nHost: j\r\n\r\n",
+            "GET /%69umgate/wait HTTP/1.1\r\nHost: j\r\n\r\n",
+            "GET /a HTTP/1.1\r\nHost : j\r\n\r\n",
+        ];
+        for raw in not_ours {
+            assert!(matches!(parse(raw), Parsed::NotOurs), "{raw:?}");
+        }
+        assert!(matches!(
+            parse("GET /a HTTP/1.1\r\nHost: j\r\n"),
+            Parsed::Partial
+        ));
+    }
+
+    #[test]
+    fn a_simple_head_is_taken_out_of_the_buffer_and_what_follows_stays() {
+        let mut b =
+            BytesMut::from(&b"GET /a HTTP/1.1\r\nHost: j\r\nConnection: close\r\n\r\nGET /b"[..]);
+        let Parsed::Simple(head) = parse_request(&mut b) else {
+            panic!("not simple");
+        };
+        assert!(head.close);
+        assert_eq!(head.parts.uri, "/a");
+        assert_eq!(head.parts.headers["host"], "j");
+        assert_eq!(&b[..], b"GET /b");
+    }
+
+    fn answer(raw: &[u8], is_head: bool) -> (Framing, bool) {
+        let mut b = BytesMut::from(raw);
+        match parse_response(&mut b, is_head) {
+            Ok(Answer::Final((_, f, reusable))) => (f, reusable),
+            _ => panic!("no final answer in {:?}", String::from_utf8_lossy(raw)),
+        }
+    }
+
+    #[test]
+    fn answers_are_framed_as_rfc_9112_says() {
+        use Framing::*;
+        let cases: [(&[u8], bool, (Framing, bool)); 8] = [
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n",
+                false,
+                (Length(7), true),
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+                false,
+                (Chunked, true),
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+                false,
+                (Close, false),
+            ),
+            (b"HTTP/1.1 200 OK\r\n\r\n", false, (Close, false)),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\nConnection: close\r\n\r\n",
+                false,
+                (Length(7), false),
+            ),
+            (
+                b"HTTP/1.0 200 OK\r\nContent-Length: 7\r\n\r\n",
+                false,
+                (Length(7), false),
+            ),
+            (
+                b"HTTP/1.1 304 Not Modified\r\nContent-Length: 7\r\n\r\n",
+                false,
+                (None, true),
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n",
+                true,
+                (None, true),
+            ),
+        ];
+        for (raw, is_head, want) in cases {
+            assert_eq!(
+                answer(raw, is_head),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+        let mut b = BytesMut::from(
+            &b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\nContent-Length: 8\r\n\r\n"[..],
+        );
+        assert!(
+            parse_response(&mut b, false).is_err(),
+            "conflicting lengths"
+        );
+        let mut b = BytesMut::from(&b"HTTP/1.1 101 Switching Protocols\r\n\r\n"[..]);
+        assert!(parse_response(&mut b, false).is_err(), "unasked upgrade");
+    }
+}
+
+/// Entry points for the `fast_lane` fuzz target (not an API).
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::*;
+
+    /// Parses `data` as request heads, as the fast lane does, and checks that
+    /// every one it takes is plainly simple.
+    pub fn requests(data: &[u8]) {
+        let mut b = BytesMut::from(data);
+        while let Parsed::Simple(head) = parse_request(&mut b) {
+            let h = &head.parts.headers;
+            assert!(!h.contains_key(header::TRANSFER_ENCODING));
+            assert!(!h.contains_key(header::UPGRADE) && !h.contains_key(header::EXPECT));
+            assert!(h.get_all(header::CONTENT_LENGTH).iter().all(|v| v == "0"));
+            assert!(head.parts.uri.path().starts_with('/'));
+            assert_eq!(
+                super::super::target::classify(head.parts.uri.path()),
+                super::super::target::Target::Upstream
+            );
+        }
+    }
+
+    /// Parses `data` as the upstream's answers.
+    pub fn answers(data: &[u8], is_head: bool) {
+        let mut b = BytesMut::from(data);
+        while let Ok(Answer::Interim) = parse_response(&mut b, is_head) {}
+    }
+
+    /// Where a chunked body ends does not depend on how its bytes are cut.
+    pub fn chunks(data: &[u8], cut: usize) {
+        let whole = Chunks::default().feed(data);
+        let cut = cut % (data.len() + 1);
+        let mut c = Chunks::default();
+        let split = match c.feed(&data[..cut]) {
+            Ok(None) => c.feed(&data[cut..]).map(|end| end.map(|n| n + cut)),
+            other => other,
+        };
+        assert_eq!(whole, split, "cut at {cut}");
+    }
+}
