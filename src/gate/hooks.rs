@@ -184,7 +184,7 @@ impl Hooks for Gate {
             };
             if class == Class::Casual {
                 let activity = s.activity.is_activity(parts.method.as_str(), path);
-                if !self.holds(&user) {
+                if !self.holds_touching(&user, activity, now) {
                     // A seat may be taken from an idle colleague only for
                     // real work: a page the user opens, or an activity
                     // request. Background traffic (an open tab's polling)
@@ -209,9 +209,9 @@ impl Hooks for Gate {
                             return Err(self.unavailable_response(&ctx, &parts.headers));
                         }
                     }
-                }
-                if activity {
-                    self.touch(&user, now);
+                    if activity {
+                        self.touch(&user, now);
+                    }
                 }
             }
         }
@@ -221,7 +221,7 @@ impl Hooks for Gate {
     async fn on_response(&self, mut ctx: Ctx, resp: Response<Body>) -> Response<Body> {
         let s = self.settings.load();
         let now = self.now();
-        let upstream = identity::upstream_user(resp.headers());
+        let upstream = identity::upstream_user_as(resp.headers(), ctx.user.as_ref());
 
         // Learn: bind the request's and the response's session cookies to the
         // user the upstream names (its response headers are trusted).

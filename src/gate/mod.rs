@@ -187,8 +187,8 @@ pub struct Gate {
     pool: Mutex<Pool>,
     seats: Arc<SeatMap>,
     /// Seats reserved whose directory grant has not finished yet.
-    pending: DashSet<UserId>,
-    classes: DashMap<UserId, Class>,
+    pending: DashSet<UserId, rustc_hash::FxBuildHasher>,
+    classes: DashMap<UserId, Class, rustc_hash::FxBuildHasher>,
     /// Single flight: one admission per user at a time.
     inflight: DashMap<UserId, Arc<tokio::sync::Mutex<()>>>,
     arithmetic: Mutex<Arithmetic>,
@@ -233,8 +233,8 @@ impl Gate {
             job_runs: crate::admin::runs::JobRuns::default(),
             pool: Mutex::new(pool),
             seats,
-            pending: DashSet::new(),
-            classes: DashMap::new(),
+            pending: DashSet::default(),
+            classes: DashMap::default(),
             inflight: DashMap::new(),
             arithmetic: Mutex::new(Arithmetic::default()),
             reconciled: AtomicBool::new(false),
@@ -267,6 +267,23 @@ impl Gate {
     /// Whether `user` holds a granted (not pending) seat. Lock-free.
     pub fn holds(&self, user: &UserId) -> bool {
         self.seats.contains_key(user) && !self.pending.contains(user)
+    }
+
+    /// Whether `user` holds a seat (as [`Gate::holds`]); when they do and
+    /// `activity`, records it — one look-up for a holder's request.
+    pub fn holds_touching(&self, user: &UserId, activity: bool, now: u64) -> bool {
+        if self.pending.contains(user) {
+            return false;
+        }
+        match self.seats.get(user) {
+            Some(seat) => {
+                if activity {
+                    seat.touch(now);
+                }
+                true
+            }
+            None => false,
+        }
     }
 
     /// Records activity of a holder: an atomic store.

@@ -191,6 +191,13 @@ pub enum UpstreamUser {
 }
 
 pub fn upstream_user(headers: &HeaderMap) -> Option<UpstreamUser> {
+    upstream_user_as(headers, None)
+}
+
+/// As [`upstream_user`]; when the upstream names `known` (the user iumgate
+/// already took the request for, the usual case), that id is shared rather
+/// than built again.
+pub fn upstream_user_as(headers: &HeaderMap, known: Option<&UserId>) -> Option<UpstreamUser> {
     let v = headers
         .get(&crate::proxy::headers::X_AUSERNAME)?
         .to_str()
@@ -198,6 +205,8 @@ pub fn upstream_user(headers: &HeaderMap) -> Option<UpstreamUser> {
         .trim();
     if v.is_empty() || v.eq_ignore_ascii_case("anonymous") {
         Some(UpstreamUser::Anonymous)
+    } else if let Some(k) = known.filter(|k| k.as_str() == v) {
+        Some(UpstreamUser::User(k.clone()))
     } else if valid_username(v) {
         Some(UpstreamUser::User(UserId::new(v)))
     } else {

@@ -169,3 +169,24 @@ async fn peek_returns_prefix_and_replays_whole_body() {
     assert_eq!(all.len(), 1000);
     assert_eq!(all[999], b'j');
 }
+
+#[test]
+fn the_upstream_naming_the_known_user_shares_its_id_and_anyone_else_is_read_as_before() {
+    use crate::identity::{upstream_user, upstream_user_as, UpstreamUser};
+    let known = UserId::new("alice");
+    let mut h = HeaderMap::new();
+    h.insert("x-ausername", HeaderValue::from_static("alice"));
+    match upstream_user_as(&h, Some(&known)) {
+        Some(UpstreamUser::User(u)) => assert_eq!(u, known),
+        other => panic!("{other:?}"),
+    }
+    for named in ["bob", "Alice", " alice ", "anonymous", ""] {
+        let mut h = HeaderMap::new();
+        h.insert("x-ausername", HeaderValue::from_str(named).unwrap());
+        assert_eq!(
+            upstream_user_as(&h, Some(&known)),
+            upstream_user(&h),
+            "{named:?}"
+        );
+    }
+}
