@@ -80,8 +80,12 @@ where
     };
     let mut buf = BytesMut::with_capacity(8192);
     // One timer for the connection, moved for each request.
+    // One timer for the connection, moved for each wait (head, answer),
+    // and one drain signal: neither made again per request.
     let sleep = tokio::time::sleep(limits.header_timeout);
     tokio::pin!(sleep);
+    let drain = stop.cancelled();
+    tokio::pin!(drain);
     let exit = loop {
         // A whole request head, within `header_timeout` of waiting for it.
         sleep.as_mut().reset(Instant::now() + limits.header_timeout);
@@ -104,7 +108,7 @@ where
                     tracing::debug!(peer = %conn.peer, "no request head in time; closed");
                     break Next::Close;
                 }
-                _ = stop.cancelled(), if idle => break Next::Close,
+                _ = &mut drain, if idle => break Next::Close,
             };
             match read {
                 Ok(n) if n > 0 => {}
@@ -115,7 +119,10 @@ where
         match head {
             Next::Head(head) => {
                 let close = head.close || stop.is_cancelled();
-                match lane.request(proxy, conn, head, &mut io, close).await {
+                match lane
+                    .request(proxy, conn, head, &mut io, close, sleep.as_mut())
+                    .await
+                {
                     Ok(true) if !stop.is_cancelled() => {}
                     _ => break Exit::Closed,
                 }
@@ -271,6 +278,7 @@ impl Lane {
         head: Head,
         io: &mut S,
         close: bool,
+        mut timer: Pin<&mut tokio::time::Sleep>,
     ) -> Result<bool, ()>
     where
         S: AsyncWrite + Unpin,
@@ -290,8 +298,14 @@ impl Lane {
         self.out.clear();
         write_request_head(&mut self.out, &req);
         drop(req);
-        let asked =
-            tokio::time::timeout(proxy.settings.request_timeout, self.ask(proxy, is_head)).await;
+        timer
+            .as_mut()
+            .reset(Instant::now() + proxy.settings.request_timeout);
+        let asked = tokio::select! {
+            biased;
+            r = self.ask(proxy, is_head) => Ok(r),
+            _ = &mut timer => Err(()),
+        };
         let (resp, framing, reusable) = match asked {
             Ok(Ok(x)) => x,
             Ok(Err(Failed::Upstream(kind, e))) => {
