@@ -392,3 +392,27 @@ async fn half_a_head_is_closed_after_header_timeout_in_the_fast_lane() {
     assert!(read_until_closed(&mut c).await.is_empty());
     assert_eq!(up.seen().len(), 1);
 }
+
+#[tokio::test]
+async fn an_idle_kept_connection_is_closed_after_idle_timeout_not_header_timeout() {
+    let up = scripted(answers).await;
+    let gw = start_proxy(&up.url(), "idle_timeout = \"1s\"\nheader_timeout = \"60s\"").await;
+    let mut c = raw_connect(gw.proxy_addr).await;
+    send(&mut c, &get("/other")).await;
+    assert_eq!(read_response(&mut c, false).await.status, 200);
+    // Closed well before the 60 s a head may take (read_until_closed gives up long before).
+    assert!(read_until_closed(&mut c).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_kept_connection_may_idle_longer_than_header_timeout() {
+    let up = scripted(answers).await;
+    let gw = start_proxy(&up.url(), "idle_timeout = \"60s\"\nheader_timeout = \"1s\"").await;
+    let mut c = raw_connect(gw.proxy_addr).await;
+    send(&mut c, &get("/other")).await;
+    assert_eq!(read_response(&mut c, false).await.status, 200);
+    // Idle for twice header_timeout (far below idle_timeout), then the next request.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    send(&mut c, &get("/length")).await;
+    assert_eq!(read_response(&mut c, false).await.body, b"hello");
+}

@@ -49,7 +49,11 @@ const CHUNK: usize = 16 * 1024;
 /// What the fast lane needs from `[proxy]`.
 #[derive(Debug, Clone, Copy)]
 pub struct LaneLimits {
+    /// The first request's head, and any head once its first byte came.
     pub header_timeout: Duration,
+    /// A kept-alive connection waiting for its next request (as nginx's
+    /// `keepalive_timeout` next to `client_header_timeout`).
+    pub idle_timeout: Duration,
     pub max_header_bytes: usize,
 }
 
@@ -86,9 +90,19 @@ where
     tokio::pin!(sleep);
     let drain = stop.cancelled();
     tokio::pin!(drain);
+    let mut first = true;
     let exit = loop {
-        // A whole request head, within `header_timeout` of waiting for it.
-        sleep.as_mut().reset(Instant::now() + limits.header_timeout);
+        // The first request's head within `header_timeout` of the accept;
+        // a later one within `idle_timeout` of the last answer, and within
+        // `header_timeout` of its first byte.
+        let mut started = first || !buf.is_empty();
+        let wait = if started {
+            limits.header_timeout
+        } else {
+            limits.idle_timeout
+        };
+        first = false;
+        sleep.as_mut().reset(Instant::now() + wait);
         let head = loop {
             if !buf.is_empty() {
                 match parse_request(&mut buf) {
@@ -105,13 +119,18 @@ where
                 biased;
                 r = io.read_buf(&mut buf) => r,
                 _ = &mut sleep => {
-                    tracing::debug!(peer = %conn.peer, "no request head in time; closed");
+                    tracing::debug!(peer = %conn.peer, started, "no request head in time; closed");
                     break Next::Close;
                 }
                 _ = &mut drain, if idle => break Next::Close,
             };
             match read {
-                Ok(n) if n > 0 => {}
+                Ok(n) if n > 0 => {
+                    if !started {
+                        started = true;
+                        sleep.as_mut().reset(Instant::now() + limits.header_timeout);
+                    }
+                }
                 // Gone, possibly half-way through a head: nothing to answer.
                 _ => break Next::Close,
             }

@@ -28,6 +28,7 @@ pub struct Limits {
     pub max_connections: usize,
     pub max_header_bytes: usize,
     pub header_timeout: Duration,
+    pub idle_timeout: Duration,
     pub handshake_timeout: Duration,
     pub shutdown_grace: Duration,
 }
@@ -38,6 +39,7 @@ impl Limits {
             max_connections: cfg.max_connections,
             max_header_bytes: cfg.max_header_bytes,
             header_timeout: cfg.header_timeout.get(),
+            idle_timeout: cfg.idle_timeout.get(),
             handshake_timeout: cfg
                 .tls
                 .as_ref()
@@ -193,6 +195,7 @@ async fn serve_conn<H: Hooks, S>(
     let io = if fast {
         let lane = LaneLimits {
             header_timeout: limits.header_timeout,
+            idle_timeout: limits.idle_timeout,
             max_header_bytes: limits.max_header_bytes,
         };
         match fast::serve(proxy, conn, io, lane, stop).await {
