@@ -140,7 +140,7 @@ fn answers(path: &str) -> Script {
     }
 }
 
-async fn send(conn: &mut BufReader<tokio::net::TcpStream>, raw: &str) {
+async fn send(conn: &mut Conn, raw: &str) {
     conn.get_mut().write_all(raw.as_bytes()).await.unwrap();
 }
 
@@ -148,11 +148,26 @@ fn get(path: &str) -> String {
     format!("GET {path} HTTP/1.1\r\nHost: jira.example\r\n\r\n")
 }
 
+type Conn = BufReader<tokio::net::TcpStream>;
+
+/// The scripted upstream, iumgate in front of it (`extra` in `[proxy]`), and
+/// a client connection to iumgate.
+async fn setup(extra: &str) -> (Scripted, iumgate::app::Running, Conn) {
+    let up = scripted(answers).await;
+    let gw = start_proxy(&up.url(), extra).await;
+    let c = raw_connect(gw.proxy_addr).await;
+    (up, gw, c)
+}
+
+/// `GET path` on `c`, and its answer.
+async fn fetch(c: &mut Conn, path: &str) -> RawResponse {
+    send(c, &get(path)).await;
+    read_response(c, false).await
+}
+
 #[tokio::test]
 async fn answers_framed_every_way_are_relayed_whole_on_one_kept_connection() {
-    let up = scripted(answers).await;
-    let gw = start_proxy(&up.url(), "").await;
-    let mut c = raw_connect(gw.proxy_addr).await;
+    let (up, _gw, mut c) = setup("").await;
 
     send(&mut c, &get("/length")).await;
     let r = read_response(&mut c, false).await;
@@ -186,17 +201,14 @@ async fn answers_framed_every_way_are_relayed_whole_on_one_kept_connection() {
     );
 
     // Everything above on one upstream connection, and this one still works.
-    send(&mut c, &get("/other")).await;
-    assert_eq!(read_response(&mut c, false).await.body, b"body");
+    assert_eq!(fetch(&mut c, "/other").await.body, b"body");
     assert_eq!(up.accepted(), 1, "the upstream connection was not kept");
     assert_eq!(up.seen().len(), 6);
 }
 
 #[tokio::test]
 async fn an_answer_ended_by_close_closes_the_client_connection_after_it() {
-    let up = scripted(answers).await;
-    let gw = start_proxy(&up.url(), "").await;
-    let mut c = raw_connect(gw.proxy_addr).await;
+    let (_up, _gw, mut c) = setup("").await;
     send(&mut c, &get("/close")).await;
     let r = read_response(&mut c, false).await;
     assert_eq!(r.body, b"until the end");
@@ -206,23 +218,18 @@ async fn an_answer_ended_by_close_closes_the_client_connection_after_it() {
 
 #[tokio::test]
 async fn an_answer_with_both_framings_is_relayed_by_chunks_and_its_connection_dropped() {
-    let up = scripted(answers).await;
-    let gw = start_proxy(&up.url(), "").await;
-    let mut c = raw_connect(gw.proxy_addr).await;
+    let (up, _gw, mut c) = setup("").await;
     send(&mut c, &get("/both")).await;
     let r = read_response(&mut c, false).await;
     assert!(r.chunked && !r.has("content-length"), "{r:?}");
     assert_eq!(r.body, b"ab");
-    send(&mut c, &get("/other")).await;
-    assert_eq!(read_response(&mut c, false).await.body, b"body");
+    assert_eq!(fetch(&mut c, "/other").await.body, b"body");
     assert_eq!(up.accepted(), 2, "the doubtful connection was used again");
 }
 
 #[tokio::test]
 async fn a_malformed_chunked_answer_is_cut_not_completed() {
-    let up = scripted(answers).await;
-    let gw = start_proxy(&up.url(), "").await;
-    let mut c = raw_connect(gw.proxy_addr).await;
+    let (_up, _gw, mut c) = setup("").await;
     send(&mut c, &get("/badchunk")).await;
     let rest = read_until_closed(&mut c).await;
     let text = String::from_utf8_lossy(&rest);
@@ -235,9 +242,7 @@ async fn a_malformed_chunked_answer_is_cut_not_completed() {
 
 #[tokio::test]
 async fn pipelined_requests_are_answered_in_order() {
-    let up = scripted(answers).await;
-    let gw = start_proxy(&up.url(), "").await;
-    let mut c = raw_connect(gw.proxy_addr).await;
+    let (_up, _gw, mut c) = setup("").await;
     send(
         &mut c,
         &format!("{}{}{}", get("/length"), get("/chunked"), get("/other")),
@@ -253,13 +258,10 @@ async fn pipelined_requests_are_answered_in_order() {
 
 #[tokio::test]
 async fn a_request_with_a_body_hands_the_connection_to_hyper_without_losing_a_byte() {
-    let up = scripted(answers).await;
-    let gw = start_proxy(&up.url(), "").await;
-    let mut c = raw_connect(gw.proxy_addr).await;
+    let (up, _gw, mut c) = setup("").await;
     // A simple request, then one with a body and a simple one behind it, in
     // one write: the hand-over happens with bytes of both already read.
-    send(&mut c, &get("/length")).await;
-    assert_eq!(read_response(&mut c, false).await.body, b"hello");
+    assert_eq!(fetch(&mut c, "/length").await.body, b"hello");
     send(
         &mut c,
         &format!(
@@ -281,11 +283,8 @@ async fn a_request_with_a_body_hands_the_connection_to_hyper_without_losing_a_by
 
 #[tokio::test]
 async fn a_smuggling_shaped_request_after_simple_ones_smuggles_nothing() {
-    let up = scripted(answers).await;
-    let gw = start_proxy(&up.url(), "").await;
-    let mut c = raw_connect(gw.proxy_addr).await;
-    send(&mut c, &get("/length")).await;
-    assert_eq!(read_response(&mut c, false).await.body, b"hello");
+    let (up, _gw, mut c) = setup("").await;
+    assert_eq!(fetch(&mut c, "/length").await.body, b"hello");
     // Content-Length and Transfer-Encoding together: not the fast lane's.
     // hyper reads it by its chunks and closes the connection after the
     // answer (docs/SECURITY.md), so the "body" is never a request of its own.
@@ -304,9 +303,7 @@ async fn a_smuggling_shaped_request_after_simple_ones_smuggles_nothing() {
 
 #[tokio::test]
 async fn forwarding_headers_and_hop_by_hop_clean_up_hold_on_the_fast_lane() {
-    let up = scripted(answers).await;
-    let gw = start_proxy(&up.url(), "").await;
-    let mut c = raw_connect(gw.proxy_addr).await;
+    let (up, _gw, mut c) = setup("").await;
     send(
         &mut c,
         "GET /x HTTP/1.1\r\nHost: jira.example\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nX-Forwarded-For: 6.6.6.6\r\nX-AUSERNAME: admin\r\nProxy-Authorization: secret\r\nCookie: JSESSIONID=abc\r\n\r\n",
@@ -368,25 +365,20 @@ async fn simple_requests_take_the_fast_lane_and_a_body_hands_the_connection_to_h
     )
     .await;
     assert_eq!(read_response(&mut c, false).await.status, 200);
-    send(&mut c, &get("/other")).await;
-    assert_eq!(read_response(&mut c, false).await.status, 200);
+    assert_eq!(fetch(&mut c, "/other").await.status, 200);
     assert_eq!(counter(gw.admin_addr, fast).await, 3);
     assert_eq!(counter(gw.admin_addr, handovers).await, 1);
 
     // A new connection starts in the fast lane again.
     let mut d = raw_connect(gw.proxy_addr).await;
-    send(&mut d, &get("/other")).await;
-    assert_eq!(read_response(&mut d, false).await.status, 200);
+    assert_eq!(fetch(&mut d, "/other").await.status, 200);
     assert_eq!(counter(gw.admin_addr, fast).await, 4);
 }
 
 #[tokio::test]
 async fn half_a_head_is_closed_after_header_timeout_in_the_fast_lane() {
-    let up = scripted(answers).await;
-    let gw = start_proxy(&up.url(), "header_timeout = \"1s\"").await;
-    let mut c = raw_connect(gw.proxy_addr).await;
-    send(&mut c, &get("/other")).await;
-    assert_eq!(read_response(&mut c, false).await.status, 200);
+    let (up, _gw, mut c) = setup("header_timeout = \"1s\"").await;
+    assert_eq!(fetch(&mut c, "/other").await.status, 200);
     // Half a head, then silence: closed once header_timeout has passed.
     send(&mut c, "GET /other HTTP/1.1\r\nHo").await;
     assert!(read_until_closed(&mut c).await.is_empty());
@@ -395,24 +387,17 @@ async fn half_a_head_is_closed_after_header_timeout_in_the_fast_lane() {
 
 #[tokio::test]
 async fn an_idle_kept_connection_is_closed_after_idle_timeout_not_header_timeout() {
-    let up = scripted(answers).await;
-    let gw = start_proxy(&up.url(), "idle_timeout = \"1s\"\nheader_timeout = \"60s\"").await;
-    let mut c = raw_connect(gw.proxy_addr).await;
-    send(&mut c, &get("/other")).await;
-    assert_eq!(read_response(&mut c, false).await.status, 200);
+    let (_up, _gw, mut c) = setup("idle_timeout = \"1s\"\nheader_timeout = \"60s\"").await;
+    assert_eq!(fetch(&mut c, "/other").await.status, 200);
     // Closed well before the 60 s a head may take (read_until_closed gives up long before).
     assert!(read_until_closed(&mut c).await.is_empty());
 }
 
 #[tokio::test]
 async fn a_kept_connection_may_idle_longer_than_header_timeout() {
-    let up = scripted(answers).await;
-    let gw = start_proxy(&up.url(), "idle_timeout = \"60s\"\nheader_timeout = \"1s\"").await;
-    let mut c = raw_connect(gw.proxy_addr).await;
-    send(&mut c, &get("/other")).await;
-    assert_eq!(read_response(&mut c, false).await.status, 200);
+    let (_up, _gw, mut c) = setup("idle_timeout = \"60s\"\nheader_timeout = \"1s\"").await;
+    assert_eq!(fetch(&mut c, "/other").await.status, 200);
     // Idle for twice header_timeout (far below idle_timeout), then the next request.
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-    send(&mut c, &get("/length")).await;
-    assert_eq!(read_response(&mut c, false).await.body, b"hello");
+    assert_eq!(fetch(&mut c, "/length").await.body, b"hello");
 }
