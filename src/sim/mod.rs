@@ -312,6 +312,12 @@ impl Sim {
         self.lock().count(path_prefix)
     }
 
+    /// Whether [`Sim::group_writes`] records from now on (default on; a
+    /// soak turns it off so its memory reading shows iumgate, not this log).
+    pub fn log_group_writes(&self, on: bool) {
+        self.lock().log_writes = on;
+    }
+
     /// Every group write the admin REST APIs accepted, in order:
     /// (`"add"`/`"remove"`, user, group), names as the app spells them.
     pub fn group_writes(&self) -> Vec<(String, String, String)> {

@@ -71,6 +71,9 @@ pub(crate) struct State {
     pub version: String,
     hits: HashMap<String, usize>,
     writes: Vec<(String, String, String)>,
+    /// Whether `writes` grows (a soak turns it off: it is the one record
+    /// the simulator keeps per write, by design).
+    pub log_writes: bool,
     peaks: HashMap<String, usize>,
     peak_licensed: usize,
     next_id: u64,
@@ -107,6 +110,7 @@ impl State {
             version: "9.12.0".into(),
             hits: HashMap::new(),
             writes: Vec::new(),
+            log_writes: true,
             peaks: HashMap::new(),
             peak_licensed: 0,
             next_id: 10000,
@@ -350,7 +354,9 @@ impl State {
             };
         }
         let op = if add { "add" } else { "remove" };
-        self.writes.push((op.to_string(), uname, gname));
+        if self.log_writes {
+            self.writes.push((op.to_string(), uname, gname));
+        }
         self.note_peaks(&gk);
         self.note_licensed();
         Write::Done
@@ -366,7 +372,9 @@ impl State {
             .group(group)
             .map_or_else(|| group.to_string(), |g| g.name.clone());
         let op = if add { "add" } else { "remove" };
-        self.writes.push((op.to_string(), uname, gname));
+        if self.log_writes {
+            self.writes.push((op.to_string(), uname, gname));
+        }
     }
 
     fn note_peaks(&mut self, gk: &str) {
