@@ -110,8 +110,14 @@ async fn scripted(answer: fn(&str) -> Script) -> Scripted {
     }
 }
 
+/// Times `/drop-once` was asked for.
+static DROPPED: AtomicUsize = AtomicUsize::new(0);
+
 fn answers(path: &str) -> Script {
     match path {
+        // Read, then closed without a byte of an answer: the first time only.
+        "/drop-once" if DROPPED.fetch_add(1, Ordering::SeqCst) == 0 => vec![b""],
+        "/drop-post" => vec![b""],
         "/length" => vec![b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Tag: length\r\n\r\nhel", b"lo"],
         // Extensions, a split size line, trailers.
         "/chunked" => vec![
@@ -400,4 +406,40 @@ async fn a_kept_connection_may_idle_longer_than_header_timeout() {
     // Idle for twice header_timeout (far below idle_timeout), then the next request.
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     assert_eq!(fetch(&mut c, "/length").await.body, b"hello");
+}
+
+#[tokio::test]
+async fn a_safe_request_on_a_kept_connection_the_upstream_closed_is_asked_again_once() {
+    let (up, _gw, mut c) = setup("").await;
+    assert_eq!(fetch(&mut c, "/other").await.status, 200);
+    // The kept upstream connection reads the next request and closes without
+    // answering (a keep-alive time-out crossing it): a GET is asked again on
+    // a new connection, so the client never sees the race.
+    let r = fetch(&mut c, "/drop-once").await;
+    assert_eq!((r.status, r.body.as_slice()), (200, b"body".as_slice()));
+    assert_eq!(up.accepted(), 2);
+    let seen = up.seen();
+    assert_eq!(
+        seen.iter().filter(|h| h.contains("/drop-once")).count(),
+        2,
+        "{seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_unsafe_request_on_a_kept_connection_the_upstream_closed_is_never_sent_again() {
+    let (up, _gw, mut c) = setup("").await;
+    assert_eq!(fetch(&mut c, "/other").await.status, 200);
+    send(
+        &mut c,
+        "POST /drop-post HTTP/1.1\r\nHost: j\r\nAccept: application/json\r\nContent-Length: 0\r\n\r\n",
+    )
+    .await;
+    assert_eq!(read_response(&mut c, false).await.status, 502);
+    let seen = up.seen();
+    assert_eq!(
+        seen.iter().filter(|h| h.contains("/drop-post")).count(),
+        1,
+        "{seen:?}"
+    );
 }

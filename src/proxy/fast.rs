@@ -285,6 +285,10 @@ struct Lane {
 /// Why asking the upstream failed.
 enum Failed {
     Upstream(UpstreamError, Option<io::Error>),
+    /// The connection ended before any byte of an answer: on a kept
+    /// connection, most likely closed by the upstream's keep-alive time-out
+    /// just as the request went out (Tomcat's is 20 s by default).
+    Silent(io::Error),
 }
 
 impl Lane {
@@ -304,6 +308,7 @@ impl Lane {
     {
         let start = std::time::Instant::now();
         let is_head = head.parts.method == Method::HEAD;
+        let safe = head.parts.method.is_safe();
         let ready = match proxy.prepare(conn, head.parts, body::empty(), false).await {
             Step::Forward(r) => r,
             Step::Answer(resp) => {
@@ -322,12 +327,16 @@ impl Lane {
             .reset(Instant::now() + proxy.settings.request_timeout);
         let asked = tokio::select! {
             biased;
-            r = self.ask(proxy, is_head) => Ok(r),
+            r = self.ask(proxy, is_head, safe) => Ok(r),
             _ = &mut timer => Err(()),
         };
         let (resp, framing, reusable) = match asked {
             Ok(Ok(x)) => x,
-            Ok(Err(Failed::Upstream(kind, e))) => {
+            Ok(Err(failed)) => {
+                let (kind, e) = match failed {
+                    Failed::Upstream(kind, e) => (kind, e),
+                    Failed::Silent(e) => (UpstreamError::Protocol, Some(e)),
+                };
                 self.drop_upstream();
                 let resp = proxy.upstream_failed(
                     kind,
@@ -368,14 +377,16 @@ impl Lane {
         self.ubuf.clear();
     }
 
-    /// Writes the request head in `out` to the upstream and reads the answer's head. A
-    /// kept connection that turns out closed before the request could be
-    /// written is replaced once by a new one; a request written is never
-    /// sent again.
+    /// Writes the request head in `out` to the upstream and reads the
+    /// answer's head. On a kept connection, a request that could not be
+    /// written, or a safe one (GET, HEAD, …) whose connection closed before
+    /// any byte of an answer, is sent once more on a new connection; any
+    /// other request the upstream may have read is never sent again.
     async fn ask(
         &mut self,
         proxy: &Proxy<impl Hooks>,
         is_head: bool,
+        safe: bool,
     ) -> Result<(Response<Body>, Framing, bool), Failed> {
         let mut fresh = false;
         loop {
@@ -398,11 +409,22 @@ impl Lane {
             };
             self.ubuf.clear();
             match up.write_all(&self.out).await {
-                Ok(()) => {
-                    let answer = self.read_answer(&mut up, is_head).await;
-                    self.up = Some(up);
-                    return answer;
-                }
+                Ok(()) => match self.read_answer(&mut up, is_head).await {
+                    Ok(answer) => {
+                        self.up = Some(up);
+                        return Ok(answer);
+                    }
+                    // A safe request may be sent again (RFC 9110 §9.2.2),
+                    // once, on a new connection; any other never is.
+                    Err(Failed::Silent(e)) if !fresh && safe => {
+                        tracing::debug!(error = %e, "kept upstream connection closed without answering; asking again on a new one");
+                        fresh = true;
+                    }
+                    Err(Failed::Silent(e)) => {
+                        return Err(Failed::Upstream(UpstreamError::Protocol, Some(e)))
+                    }
+                    Err(f) => return Err(f),
+                },
                 Err(e) if fresh => {
                     return Err(Failed::Upstream(UpstreamError::Protocol, Some(e)));
                 }
@@ -426,6 +448,8 @@ impl Lane {
                 Some(io::Error::other(msg.to_string())),
             )
         };
+        // Whether any byte of an answer came.
+        let mut got = false;
         loop {
             match parse_response(&mut self.ubuf, is_head) {
                 Ok(Answer::Final(answer)) => return Ok(answer),
@@ -437,12 +461,14 @@ impl Lane {
             }
             self.ubuf.reserve(CHUNK);
             match up.read_buf(&mut self.ubuf).await {
-                Ok(0) => {
-                    return Err(protocol(
+                Ok(0) if !got => {
+                    return Err(Failed::Silent(io::Error::other(
                         "the upstream closed the connection without answering",
-                    ))
+                    )))
                 }
-                Ok(_) => {}
+                Ok(0) => return Err(protocol("the upstream closed the connection mid-answer")),
+                Ok(_) => got = true,
+                Err(e) if !got => return Err(Failed::Silent(e)),
                 Err(e) => return Err(Failed::Upstream(UpstreamError::Protocol, Some(e))),
             }
         }
