@@ -197,7 +197,12 @@ fn parse_request(buf: &mut BytesMut) -> Parsed {
         Err(_) => return Parsed::NotOurs,
     };
     let base = buf.as_ptr() as usize;
+    // Where a slice httparse returned lies in `buf` (an empty one may point
+    // anywhere: it is the empty range).
     let span = |s: &[u8]| {
+        if s.is_empty() {
+            return 0..0;
+        }
         let start = s.as_ptr() as usize - base;
         start..start + s.len()
     };
@@ -694,7 +699,11 @@ fn parse_response(ubuf: &mut BytesMut, is_head: bool) -> Result<Answer, &'static
                 }
             }
         }
-        let start = h.value.as_ptr() as usize - base;
+        let start = if h.value.is_empty() {
+            0
+        } else {
+            h.value.as_ptr() as usize - base
+        };
         spans.push((name, start..start + h.value.len()));
     }
     let framing =
@@ -1044,6 +1053,24 @@ mod tests {
         assert_eq!(head.parts.uri, "/a");
         assert_eq!(head.parts.headers["host"], "j");
         assert_eq!(&b[..], b"GET /b");
+    }
+
+    #[test]
+    fn empty_header_values_are_kept_empty_on_both_sides() {
+        let Parsed::Simple(head) =
+            parse("GET / HTTP/1.1\r\nHost: j\r\nX-Empty:\r\nX-Sp:   \r\n\r\n")
+        else {
+            panic!("not simple");
+        };
+        assert_eq!(head.parts.headers["x-empty"], "");
+        assert_eq!(head.parts.headers["x-sp"], "");
+        let mut b =
+            BytesMut::from(&b"HTTP/1.1 200 OK\r\nX-Empty:\r\nContent-Length: 0\r\n\r\n"[..]);
+        let Ok(Answer::Final((resp, Framing::Length(0), true))) = parse_response(&mut b, false)
+        else {
+            panic!("no answer");
+        };
+        assert_eq!(resp.headers()["x-empty"], "");
     }
 
     fn answer(raw: &[u8], is_head: bool) -> (Framing, bool) {
