@@ -266,7 +266,7 @@ impl Gate {
 
     /// Whether `user` holds a granted (not pending) seat. Lock-free.
     pub fn holds(&self, user: &UserId) -> bool {
-        self.seats.contains_key(user) && !self.pending.contains(user)
+        self.holds_touching(user, false, 0)
     }
 
     /// Whether `user` holds a seat (as [`Gate::holds`]); when they do and

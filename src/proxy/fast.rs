@@ -81,6 +81,7 @@ where
         up: None,
         ubuf: BytesMut::with_capacity(CHUNK),
         out: Vec::with_capacity(4096),
+        spans: Spans::with_capacity(32),
     };
     let mut buf = BytesMut::with_capacity(8192);
     // One timer for the connection, moved for each request.
@@ -105,7 +106,7 @@ where
         sleep.as_mut().reset(Instant::now() + wait);
         let head = loop {
             if !buf.is_empty() {
-                match parse_request(&mut buf) {
+                match parse_request(&mut buf, &mut lane.spans) {
                     Parsed::Simple(head) => break Next::Head(head),
                     Parsed::Partial if buf.len() < limits.max_header_bytes => {}
                     Parsed::Partial | Parsed::NotOurs => break Next::Handover,
@@ -188,7 +189,7 @@ enum Parsed {
 }
 
 /// Parses the head at the start of `buf`; a simple one is taken out of it.
-fn parse_request(buf: &mut BytesMut) -> Parsed {
+fn parse_request(buf: &mut BytesMut, spans: &mut Spans) -> Parsed {
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut slots);
     let len = match req.parse(buf) {
@@ -222,7 +223,7 @@ fn parse_request(buf: &mut BytesMut) -> Parsed {
     }
     let path = span(path.as_bytes());
     let mut close = false;
-    let mut names = Vec::with_capacity(req.headers.len());
+    spans.clear();
     for h in req.headers.iter() {
         let Ok(name) = HeaderName::from_bytes(h.name.as_bytes()) else {
             return Parsed::NotOurs;
@@ -246,14 +247,14 @@ fn parse_request(buf: &mut BytesMut) -> Parsed {
                 }
             }
         }
-        names.push((name, span(h.value)));
+        spans.push((name, span(h.value)));
     }
     let head = buf.split_to(len).freeze();
     let Ok(uri) = Uri::from_maybe_shared(head.slice(path)) else {
         return Parsed::NotOurs;
     };
-    let mut headers = HeaderMap::with_capacity(names.len());
-    for (name, value) in names {
+    let mut headers = HeaderMap::with_capacity(spans.len());
+    for (name, value) in spans.drain(..) {
         let Ok(value) = HeaderValue::from_maybe_shared(head.slice(value)) else {
             return Parsed::NotOurs;
         };
@@ -285,7 +286,12 @@ struct Lane {
     ubuf: BytesMut,
     /// The head being written (reused).
     out: Vec<u8>,
+    /// Header names and where their values lie, while a head is parsed (reused).
+    spans: Spans,
 }
+
+/// Header names with the byte range of each value in the head being parsed.
+type Spans = Vec<(HeaderName, std::ops::Range<usize>)>;
 
 /// Why asking the upstream failed.
 enum Failed {
@@ -314,64 +320,54 @@ impl Lane {
         let start = std::time::Instant::now();
         let is_head = head.parts.method == Method::HEAD;
         let safe = head.parts.method.is_safe();
-        let ready = match proxy.prepare(conn, head.parts, body::empty(), false).await {
-            Step::Forward(r) => r,
-            Step::Answer(resp) => {
-                let status = resp.status();
-                let kept = self.write_page(io, resp, is_head, close).await?;
-                done(proxy, status, start);
-                return Ok(kept);
-            }
-        };
-        let Ready { req, ctx, err } = ready;
-        self.out.clear();
-        write_request_head(&mut self.out, &req);
-        drop(req);
-        timer
-            .as_mut()
-            .reset(Instant::now() + proxy.settings.request_timeout);
-        let asked = tokio::select! {
-            biased;
-            r = self.ask(proxy, is_head, safe) => Ok(r),
-            _ = &mut timer => Err(()),
-        };
-        let (resp, framing, reusable) = match asked {
-            Ok(Ok(x)) => x,
-            Ok(Err(failed)) => {
-                let (kind, e) = match failed {
-                    Failed::Upstream(kind, e) => (kind, e),
-                    Failed::Silent(e) => (UpstreamError::Protocol, Some(e)),
+        // The answer to write: the upstream's (its body still to relay, with
+        // its framing) or one iumgate made (an own page, a wait or error page).
+        let (resp, relayed) = match proxy.prepare(conn, head.parts, body::empty(), false).await {
+            Step::Answer(resp) => (resp, None),
+            Step::Forward(Ready { req, ctx, err }) => {
+                self.out.clear();
+                write_request_head(&mut self.out, &req);
+                drop(req);
+                timer
+                    .as_mut()
+                    .reset(Instant::now() + proxy.settings.request_timeout);
+                let asked = tokio::select! {
+                    biased;
+                    r = self.ask(proxy, is_head, safe) => Some(r),
+                    _ = &mut timer => None,
                 };
-                self.drop_upstream();
-                let resp = proxy.upstream_failed(
-                    kind,
-                    e.as_ref().map(|e| e as &dyn std::error::Error),
-                    err,
-                );
-                let status = resp.status();
-                let kept = self.write_page(io, resp, is_head, close).await?;
-                done(proxy, status, start);
-                return Ok(kept);
-            }
-            Err(_) => {
-                self.drop_upstream();
-                let resp = proxy.upstream_failed(UpstreamError::Timeout, None, err);
-                let status = resp.status();
-                let kept = self.write_page(io, resp, is_head, close).await?;
-                done(proxy, status, start);
-                return Ok(kept);
+                match asked {
+                    Some(Ok((resp, framing, reusable))) => {
+                        let resp = proxy.finish(ctx, resp).await;
+                        if resp.extensions().get::<UpstreamBody>().is_some() {
+                            (resp, Some((framing, reusable)))
+                        } else {
+                            // The hooks answered instead: the upstream's body is not wanted.
+                            if framing != Framing::None {
+                                self.drop_upstream();
+                            }
+                            (resp, None)
+                        }
+                    }
+                    Some(Err(Failed::Upstream(kind, e))) => {
+                        self.drop_upstream();
+                        failure_page(proxy, kind, e, err)
+                    }
+                    Some(Err(Failed::Silent(e))) => {
+                        self.drop_upstream();
+                        failure_page(proxy, UpstreamError::Protocol, Some(e), err)
+                    }
+                    None => {
+                        self.drop_upstream();
+                        failure_page(proxy, UpstreamError::Timeout, None, err)
+                    }
+                }
             }
         };
-        let resp = proxy.finish(ctx, resp).await;
         let status = resp.status();
-        let kept = if resp.extensions().get::<UpstreamBody>().is_some() {
-            self.relay(io, resp, framing, reusable, close).await?
-        } else {
-            // The hooks answered instead: the upstream's body is not wanted.
-            if framing != Framing::None {
-                self.drop_upstream();
-            }
-            self.write_page(io, resp, is_head, close).await?
+        let kept = match relayed {
+            Some((framing, reusable)) => self.relay(io, resp, framing, reusable, close).await?,
+            None => self.write_page(io, resp, is_head, close).await?,
         };
         done(proxy, status, start);
         Ok(kept)
@@ -456,7 +452,7 @@ impl Lane {
         // Whether any byte of an answer came.
         let mut got = false;
         loop {
-            match parse_response(&mut self.ubuf, is_head) {
+            match parse_response(&mut self.ubuf, is_head, &mut self.spans) {
                 Ok(Answer::Final(answer)) => return Ok(answer),
                 // Look again: the next head may be read already.
                 Ok(Answer::Interim) => continue,
@@ -624,6 +620,17 @@ impl Lane {
     }
 }
 
+/// The page for an upstream that could not answer (nothing left to relay).
+fn failure_page<H: Hooks>(
+    proxy: &Proxy<H>,
+    kind: UpstreamError,
+    e: Option<io::Error>,
+    err: super::ErrorPageHeaders,
+) -> (Response<Body>, Option<(Framing, bool)>) {
+    let page = proxy.upstream_failed(kind, e.as_ref().map(|e| e as &dyn std::error::Error), err);
+    (page, None)
+}
+
 /// A request answered: observed as every request is, and counted as the fast lane's.
 fn done<H: Hooks>(proxy: &Proxy<H>, status: StatusCode, start: std::time::Instant) {
     proxy
@@ -648,7 +655,11 @@ enum Answer {
 }
 
 /// Parses an answer head at the start of `ubuf` (taken out of it).
-fn parse_response(ubuf: &mut BytesMut, is_head: bool) -> Result<Answer, &'static str> {
+fn parse_response(
+    ubuf: &mut BytesMut,
+    is_head: bool,
+    spans: &mut Spans,
+) -> Result<Answer, &'static str> {
     if ubuf.is_empty() {
         return Ok(Answer::Partial);
     }
@@ -673,7 +684,7 @@ fn parse_response(ubuf: &mut BytesMut, is_head: bool) -> Result<Answer, &'static
     let mut length: Option<u64> = None;
     let mut chunked = None;
     let mut keep_alive = http11;
-    let mut spans = Vec::with_capacity(r.headers.len());
+    spans.clear();
     for h in r.headers.iter() {
         let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| "invalid header name")?;
         if name == header::CONTENT_LENGTH {
@@ -722,7 +733,7 @@ fn parse_response(ubuf: &mut BytesMut, is_head: bool) -> Result<Answer, &'static
         keep_alive && framing != Framing::Close && !(chunked.is_some() && length.is_some());
     let head = ubuf.split_to(len).freeze();
     let mut headers = HeaderMap::with_capacity(spans.len());
-    for (name, span) in spans {
+    for (name, span) in spans.drain(..) {
         let value =
             HeaderValue::from_maybe_shared(head.slice(span)).map_err(|_| "invalid header value")?;
         headers.append(name, value);
@@ -1006,7 +1017,7 @@ mod tests {
 
     fn parse(raw: &str) -> Parsed {
         let mut b = BytesMut::from(raw.as_bytes());
-        parse_request(&mut b)
+        parse_request(&mut b, &mut Spans::new())
     }
 
     #[test]
@@ -1046,7 +1057,7 @@ mod tests {
     fn a_simple_head_is_taken_out_of_the_buffer_and_what_follows_stays() {
         let mut b =
             BytesMut::from(&b"GET /a HTTP/1.1\r\nHost: j\r\nConnection: close\r\n\r\nGET /b"[..]);
-        let Parsed::Simple(head) = parse_request(&mut b) else {
+        let Parsed::Simple(head) = parse_request(&mut b, &mut Spans::new()) else {
             panic!("not simple");
         };
         assert!(head.close);
@@ -1066,7 +1077,8 @@ mod tests {
         assert_eq!(head.parts.headers["x-sp"], "");
         let mut b =
             BytesMut::from(&b"HTTP/1.1 200 OK\r\nX-Empty:\r\nContent-Length: 0\r\n\r\n"[..]);
-        let Ok(Answer::Final((resp, Framing::Length(0), true))) = parse_response(&mut b, false)
+        let Ok(Answer::Final((resp, Framing::Length(0), true))) =
+            parse_response(&mut b, false, &mut Spans::new())
         else {
             panic!("no answer");
         };
@@ -1075,7 +1087,7 @@ mod tests {
 
     fn answer(raw: &[u8], is_head: bool) -> (Framing, bool) {
         let mut b = BytesMut::from(raw);
-        match parse_response(&mut b, is_head) {
+        match parse_response(&mut b, is_head, &mut Spans::new()) {
             Ok(Answer::Final((_, f, reusable))) => (f, reusable),
             _ => panic!("no final answer in {:?}", String::from_utf8_lossy(raw)),
         }
@@ -1134,11 +1146,14 @@ mod tests {
             &b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\nContent-Length: 8\r\n\r\n"[..],
         );
         assert!(
-            parse_response(&mut b, false).is_err(),
+            parse_response(&mut b, false, &mut Spans::new()).is_err(),
             "conflicting lengths"
         );
         let mut b = BytesMut::from(&b"HTTP/1.1 101 Switching Protocols\r\n\r\n"[..]);
-        assert!(parse_response(&mut b, false).is_err(), "unasked upgrade");
+        assert!(
+            parse_response(&mut b, false, &mut Spans::new()).is_err(),
+            "unasked upgrade"
+        );
     }
 }
 
@@ -1151,7 +1166,7 @@ pub mod fuzzing {
     /// every one it takes is plainly simple.
     pub fn requests(data: &[u8]) {
         let mut b = BytesMut::from(data);
-        while let Parsed::Simple(head) = parse_request(&mut b) {
+        while let Parsed::Simple(head) = parse_request(&mut b, &mut Spans::new()) {
             let h = &head.parts.headers;
             assert!(!h.contains_key(header::TRANSFER_ENCODING));
             assert!(!h.contains_key(header::UPGRADE) && !h.contains_key(header::EXPECT));
@@ -1167,7 +1182,7 @@ pub mod fuzzing {
     /// Parses `data` as the upstream's answers.
     pub fn answers(data: &[u8], is_head: bool) {
         let mut b = BytesMut::from(data);
-        while let Ok(Answer::Interim) = parse_response(&mut b, is_head) {}
+        while let Ok(Answer::Interim) = parse_response(&mut b, is_head, &mut Spans::new()) {}
     }
 
     /// Where a chunked body ends does not depend on how its bytes are cut.
