@@ -139,6 +139,14 @@ fn answers(path: &str) -> Script {
         "/both" => vec![
             b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n",
         ],
+        // Hop-by-hop fields of the fixed list: relayed as it came, less those.
+        "/hop" => vec![
+            b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nProxy-Authenticate: Basic\r\nTrailer: X-T\r\nX-Tag: hop\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok",
+        ],
+        // `Connection` naming another field: through the header map.
+        "/named" => vec![
+            b"HTTP/1.1 200 OK\r\nConnection: X-Secret\r\nX-Secret: 1\r\nX-Tag: named\r\nContent-Length: 2\r\n\r\nok",
+        ],
         "/badchunk" => vec![
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n",
         ],
@@ -210,6 +218,39 @@ async fn answers_framed_every_way_are_relayed_whole_on_one_kept_connection() {
     assert_eq!(fetch(&mut c, "/other").await.body, b"body");
     assert_eq!(up.accepted(), 1, "the upstream connection was not kept");
     assert_eq!(up.seen().len(), 6);
+}
+
+#[tokio::test]
+async fn hop_by_hop_fields_of_an_answer_never_reach_the_client_on_the_fast_lane() {
+    let (up, _gw, mut c) = setup("").await;
+    for (path, tag) in [("/hop", "hop"), ("/named", "named"), ("/hop", "hop")] {
+        let r = fetch(&mut c, path).await;
+        assert_eq!((r.status, r.body.as_slice()), (200, b"ok".as_slice()));
+        assert_eq!(r.header("x-tag"), Some(tag), "{r:?}");
+        let names: Vec<String> = r
+            .headers
+            .iter()
+            .map(|(n, _)| n.to_ascii_lowercase())
+            .collect();
+        for gone in [
+            "connection",
+            "keep-alive",
+            "proxy-authenticate",
+            "trailer",
+            "x-secret",
+        ] {
+            assert!(
+                !names.iter().any(|n| n == gone),
+                "{gone} reached the client: {r:?}"
+            );
+        }
+        assert_eq!(
+            names.iter().filter(|n| *n == "content-length").count(),
+            1,
+            "one length: {r:?}"
+        );
+    }
+    assert_eq!(up.accepted(), 1, "the upstream connection was not kept");
 }
 
 #[tokio::test]

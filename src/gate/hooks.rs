@@ -5,7 +5,8 @@ use super::{local_path, Class, Gate, Outcome};
 use crate::identity::{self, Kind, LoginReason, SessionKey, UpstreamUser};
 use crate::pool::{Mode, ReleaseReason};
 use crate::proxy::body::{empty, full, Body};
-use crate::proxy::{headers::wants_html, ConnInfo, Hooks};
+use crate::proxy::headers::{wants_html, X_AUSERNAME};
+use crate::proxy::{ConnInfo, Fields, Hooks};
 use crate::user::UserId;
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use std::sync::atomic::Ordering;
@@ -226,12 +227,7 @@ impl Hooks for Gate {
         // Learn: bind the request's and the response's session cookies to the
         // user the upstream names (its response headers are trusted).
         if let Some(UpstreamUser::User(u)) = &upstream {
-            for (kind, key) in &ctx.keys {
-                self.sessions.bind_key(*key, *kind, u, now);
-            }
-            if let Some(key) = ctx.bearer {
-                self.sessions.bind_key(key, Kind::Token, u, now);
-            }
+            self.bind_request_keys(&ctx, u, now);
         }
         for (kind, value) in identity::set_session_cookies(s.profile, resp.headers()) {
             match (value, &upstream) {
@@ -293,12 +289,43 @@ impl Hooks for Gate {
         resp
     }
 
+    /// The common answer, learned from without a header map: the upstream
+    /// names the user the request was taken for (or another, or nobody) and
+    /// sets no cookie. Logins, logouts, a Basic grant, any `Set-Cookie`, and
+    /// a user first learned from the answer go to `on_response`.
+    fn on_answer_head(&self, ctx: Ctx, _status: StatusCode, fields: &Fields<'_>) -> Option<Ctx> {
+        if ctx.logout
+            || ctx.login.is_some()
+            || ctx.basic_grant
+            || ctx.user.is_none()
+            || fields.contains(&header::SET_COOKIE)
+        {
+            return Some(ctx);
+        }
+        let upstream = identity::upstream_user_of(fields.get(&X_AUSERNAME), ctx.user.as_ref());
+        if let Some(UpstreamUser::User(u)) = &upstream {
+            self.bind_request_keys(&ctx, u, self.now());
+        }
+        None
+    }
+
     async fn own_page(&self, _conn: &ConnInfo, req: Request<Body>) -> Response<Body> {
         self.waitroom(req).await
     }
 }
 
 impl Gate {
+    /// Binds the request's session cookies and token to the user the
+    /// upstream named.
+    fn bind_request_keys(&self, ctx: &Ctx, user: &UserId, now: u64) {
+        for (kind, key) in &ctx.keys {
+            self.sessions.bind_key(*key, *kind, user, now);
+        }
+        if let Some(key) = ctx.bearer {
+            self.sessions.bind_key(key, Kind::Token, user, now);
+        }
+    }
+
     async fn finish_login(
         &self,
         ctx: &Ctx,

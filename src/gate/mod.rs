@@ -463,6 +463,9 @@ pub fn local_path(to: &str) -> Option<&str> {
 }
 
 #[cfg(test)]
+mod shortcut_tests;
+
+#[cfg(test)]
 mod tests {
     use super::local_path;
 

@@ -198,11 +198,26 @@ pub fn upstream_user(headers: &HeaderMap) -> Option<UpstreamUser> {
 /// already took the request for, the usual case), that id is shared rather
 /// than built again.
 pub fn upstream_user_as(headers: &HeaderMap, known: Option<&UserId>) -> Option<UpstreamUser> {
-    let v = headers
-        .get(&crate::proxy::headers::X_AUSERNAME)?
-        .to_str()
-        .ok()?
-        .trim();
+    upstream_user_of(
+        headers
+            .get(&crate::proxy::headers::X_AUSERNAME)
+            .map(|v| v.as_bytes()),
+        known,
+    )
+}
+
+/// As [`upstream_user_as`], from the header's value as the upstream sent it
+/// (the fast lane reads it before any header map exists). A value with other
+/// than visible ASCII is no name, as `HeaderValue::to_str` would have it.
+pub fn upstream_user_of(value: Option<&[u8]>, known: Option<&UserId>) -> Option<UpstreamUser> {
+    let value = value?;
+    if !value
+        .iter()
+        .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b))
+    {
+        return None;
+    }
+    let v = std::str::from_utf8(value).ok()?.trim();
     if v.is_empty() || v.eq_ignore_ascii_case("anonymous") {
         Some(UpstreamUser::Anonymous)
     } else if let Some(k) = known.filter(|k| k.as_str() == v) {

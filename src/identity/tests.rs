@@ -190,3 +190,36 @@ fn the_upstream_naming_the_known_user_shares_its_id_and_anyone_else_is_read_as_b
         );
     }
 }
+
+#[test]
+fn the_upstream_user_is_read_from_raw_bytes_as_header_map_text() {
+    use crate::identity::{upstream_user_of, UpstreamUser};
+    let known = UserId::new("alice");
+    let user = |n: &str| Some(UpstreamUser::User(UserId::new(n)));
+    let cases: [(&[u8], Option<UpstreamUser>); 8] = [
+        (b"alice", user("alice")),
+        (b"bob", user("bob")),
+        (b" Alice\t", user("alice")),
+        (b"anonymous", Some(UpstreamUser::Anonymous)),
+        (b"  ", Some(UpstreamUser::Anonymous)),
+        // Not visible ASCII: `HeaderValue::to_str` refuses these, so no name.
+        (b"caf\xe9", None),
+        (b"x\x7f", None),
+        (b"x\x01", None),
+    ];
+    for (raw, want) in cases {
+        assert_eq!(
+            upstream_user_of(Some(raw), Some(&known)),
+            want,
+            "{:?}",
+            String::from_utf8_lossy(raw)
+        );
+        let map_text = HeaderValue::from_bytes(raw)
+            .ok()
+            .map(|v| v.to_str().is_ok());
+        if want.is_none() {
+            assert_ne!(map_text, Some(true), "the map would read {raw:?} as text");
+        }
+    }
+    assert_eq!(upstream_user_of(None, Some(&known)), None);
+}

@@ -320,10 +320,11 @@ impl Lane {
         let start = std::time::Instant::now();
         let is_head = head.parts.method == Method::HEAD;
         let safe = head.parts.method.is_safe();
-        // The answer to write: the upstream's (its body still to relay, with
-        // its framing) or one iumgate made (an own page, a wait or error page).
-        let (resp, relayed) = match proxy.prepare(conn, head.parts, body::empty(), false).await {
-            Step::Answer(resp) => (resp, None),
+        // What to write: the upstream's answer (its head already in `out`,
+        // its body still to relay) or one iumgate made (an own page, a wait
+        // or error page).
+        let reply = match proxy.prepare(conn, head.parts, body::empty(), false).await {
+            Step::Answer(resp) => Reply::Page(resp),
             Step::Forward(Ready { req, ctx, err }) => {
                 self.out.clear();
                 write_request_head(&mut self.out, &req);
@@ -337,18 +338,7 @@ impl Lane {
                     _ = &mut timer => None,
                 };
                 match asked {
-                    Some(Ok((resp, framing, reusable))) => {
-                        let resp = proxy.finish(ctx, resp).await;
-                        if resp.extensions().get::<UpstreamBody>().is_some() {
-                            (resp, Some((framing, reusable)))
-                        } else {
-                            // The hooks answered instead: the upstream's body is not wanted.
-                            if framing != Framing::None {
-                                self.drop_upstream();
-                            }
-                            (resp, None)
-                        }
-                    }
+                    Some(Ok(raw)) => self.answered(proxy, ctx, raw, close, err).await,
                     Some(Err(Failed::Upstream(kind, e))) => {
                         self.drop_upstream();
                         failure_page(proxy, kind, e, err)
@@ -364,13 +354,84 @@ impl Lane {
                 }
             }
         };
-        let status = resp.status();
-        let kept = match relayed {
-            Some((framing, reusable)) => self.relay(io, resp, framing, reusable, close).await?,
-            None => self.write_page(io, resp, is_head, close).await?,
+        let (status, kept) = match reply {
+            Reply::Relay {
+                status,
+                framing,
+                reusable,
+                close,
+            } => (status, self.relay(io, framing, reusable, close).await?),
+            Reply::Page(resp) => (
+                resp.status(),
+                self.write_page(io, resp, is_head, close).await?,
+            ),
         };
         done(proxy, status, start);
         Ok(kept)
+    }
+
+    /// The upstream answered: the hooks learn from its head, and either let
+    /// it go out as it came (written to `out` with no header map built), or
+    /// see the whole answer in `on_response`, which may also answer instead.
+    async fn answered<H: Hooks>(
+        &mut self,
+        proxy: &Proxy<H>,
+        ctx: H::Ctx,
+        raw: Raw,
+        close: bool,
+        err: super::ErrorPageHeaders,
+    ) -> Reply {
+        let close = close || raw.framing == Framing::Close;
+        let (status, framing, reusable) = (raw.status, raw.framing, raw.reusable);
+        let ctx = if raw.plain {
+            let fields = super::Fields::new(&raw.head, &self.spans);
+            match proxy.hooks.on_answer_head(ctx, status, &fields) {
+                None => {
+                    self.out.clear();
+                    write_relayed_head(&mut self.out, &raw, &self.spans, close);
+                    return Reply::Relay {
+                        status,
+                        framing,
+                        reusable,
+                        close,
+                    };
+                }
+                Some(ctx) => ctx,
+            }
+        } else {
+            ctx
+        };
+        let resp = match raw.into_response(&mut self.spans) {
+            Ok(r) => r,
+            Err(msg) => {
+                self.drop_upstream();
+                let e = io::Error::other(msg);
+                return failure_page(proxy, UpstreamError::Protocol, Some(e), err);
+            }
+        };
+        let resp = proxy.finish(ctx, resp).await;
+        if resp.extensions().get::<UpstreamBody>().is_none() {
+            // The hooks answered instead: the upstream's body is not wanted.
+            if framing != Framing::None {
+                self.drop_upstream();
+            }
+            return Reply::Page(resp);
+        }
+        let (mut parts, _) = resp.into_parts();
+        self.out.clear();
+        write_edited_head(
+            &mut self.out,
+            parts.status,
+            &mut parts.headers,
+            framing,
+            close,
+        );
+        Reply::Relay {
+            status: parts.status,
+            framing,
+            reusable,
+            close,
+        }
     }
 
     fn drop_upstream(&mut self) {
@@ -388,7 +449,7 @@ impl Lane {
         proxy: &Proxy<impl Hooks>,
         is_head: bool,
         safe: bool,
-    ) -> Result<(Response<Body>, Framing, bool), Failed> {
+    ) -> Result<Raw, Failed> {
         let mut fresh = false;
         loop {
             let kept = if fresh {
@@ -438,11 +499,7 @@ impl Lane {
     }
 
     /// Reads an answer's head from `up` (skipping interim 1xx answers).
-    async fn read_answer(
-        &mut self,
-        up: &mut TcpStream,
-        is_head: bool,
-    ) -> Result<(Response<Body>, Framing, bool), Failed> {
+    async fn read_answer(&mut self, up: &mut TcpStream, is_head: bool) -> Result<Raw, Failed> {
         let protocol = |msg: &str| {
             Failed::Upstream(
                 UpstreamError::Protocol,
@@ -475,36 +532,16 @@ impl Lane {
         }
     }
 
-    /// Writes the upstream's answer: its (edited) head, then its body as it
+    /// Writes the upstream's answer: its head (in `out`), then its body as it
     /// arrives, checked against its framing. `Ok(true)`: keep the client
     /// connection.
     async fn relay<S: AsyncWrite + Unpin>(
         &mut self,
         io: &mut S,
-        resp: Response<Body>,
         framing: Framing,
         reusable: bool,
         close: bool,
     ) -> Result<bool, ()> {
-        let close = close || framing == Framing::Close;
-        let (mut parts, _) = resp.into_parts();
-        match framing {
-            Framing::Chunked => {
-                parts.headers.remove(header::CONTENT_LENGTH);
-                parts.headers.insert(
-                    header::TRANSFER_ENCODING,
-                    HeaderValue::from_static("chunked"),
-                );
-            }
-            Framing::Length(n) => {
-                parts
-                    .headers
-                    .insert(header::CONTENT_LENGTH, HeaderValue::from(n));
-            }
-            Framing::None | Framing::Close => {}
-        }
-        self.out.clear();
-        write_response_head(&mut self.out, parts.status, &parts.headers, close);
         let Some(mut up) = self.up.take() else {
             return Err(());
         };
@@ -620,15 +657,28 @@ impl Lane {
     }
 }
 
+/// What a request is answered with.
+enum Reply {
+    /// The upstream's answer: its head is in the lane's `out`, its body is
+    /// still to relay.
+    Relay {
+        status: StatusCode,
+        framing: Framing,
+        reusable: bool,
+        close: bool,
+    },
+    /// An answer iumgate made, whole.
+    Page(Response<Body>),
+}
+
 /// The page for an upstream that could not answer (nothing left to relay).
 fn failure_page<H: Hooks>(
     proxy: &Proxy<H>,
     kind: UpstreamError,
     e: Option<io::Error>,
     err: super::ErrorPageHeaders,
-) -> (Response<Body>, Option<(Framing, bool)>) {
-    let page = proxy.upstream_failed(kind, e.as_ref().map(|e| e as &dyn std::error::Error), err);
-    (page, None)
+) -> Reply {
+    Reply::Page(proxy.upstream_failed(kind, e.as_ref().map(|e| e as &dyn std::error::Error), err))
 }
 
 /// A request answered: observed as every request is, and counted as the fast lane's.
@@ -645,16 +695,47 @@ struct UpstreamBody;
 
 /// An answer head parsed from the upstream's bytes.
 enum Answer {
-    /// The answer, how its body ends, and whether the connection can be
-    /// used again after it.
-    Final((Response<Body>, Framing, bool)),
+    Final(Raw),
     /// An interim (1xx) answer, skipped.
     Interim,
     /// More bytes needed.
     Partial,
 }
 
-/// Parses an answer head at the start of `ubuf` (taken out of it).
+/// A final answer's head as the upstream sent it. Its fields' names and
+/// where their values lie are in the lane's `spans`; no header map is built
+/// unless the hooks want the whole answer.
+struct Raw {
+    head: Bytes,
+    status: StatusCode,
+    framing: Framing,
+    /// The upstream connection can be used again after this answer.
+    reusable: bool,
+    /// `Connection` names no other field (only `close`/`keep-alive`): the
+    /// hop-by-hop fields are the fixed ones, so the head can be relayed as it
+    /// came, less those.
+    plain: bool,
+}
+
+impl Raw {
+    /// The answer as a `Response` (for the hooks' `on_response`).
+    fn into_response(self, spans: &mut Spans) -> Result<Response<Body>, &'static str> {
+        let mut headers = HeaderMap::with_capacity(spans.len());
+        for (name, span) in spans.drain(..) {
+            let value = HeaderValue::from_maybe_shared(self.head.slice(span))
+                .map_err(|_| "invalid header value")?;
+            headers.append(name, value);
+        }
+        let mut resp = Response::new(body::empty());
+        *resp.status_mut() = self.status;
+        *resp.headers_mut() = headers;
+        resp.extensions_mut().insert(UpstreamBody);
+        Ok(resp)
+    }
+}
+
+/// Parses an answer head at the start of `ubuf` (taken out of it); its
+/// fields go to `spans`.
 fn parse_response(
     ubuf: &mut BytesMut,
     is_head: bool,
@@ -684,6 +765,7 @@ fn parse_response(
     let mut length: Option<u64> = None;
     let mut chunked = None;
     let mut keep_alive = http11;
+    let mut plain = true;
     spans.clear();
     for h in r.headers.iter() {
         let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| "invalid header name")?;
@@ -705,8 +787,10 @@ fn parse_response(
                 let token = token.trim_ascii();
                 if token.eq_ignore_ascii_case(b"close") {
                     keep_alive = false;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") && !http11 {
-                    keep_alive = true;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                    keep_alive |= !http11;
+                } else if !token.is_empty() {
+                    plain = false;
                 }
             }
         }
@@ -732,17 +816,13 @@ fn parse_response(
     let reusable =
         keep_alive && framing != Framing::Close && !(chunked.is_some() && length.is_some());
     let head = ubuf.split_to(len).freeze();
-    let mut headers = HeaderMap::with_capacity(spans.len());
-    for (name, span) in spans.drain(..) {
-        let value =
-            HeaderValue::from_maybe_shared(head.slice(span)).map_err(|_| "invalid header value")?;
-        headers.append(name, value);
-    }
-    let mut resp = Response::new(body::empty());
-    *resp.status_mut() = status;
-    *resp.headers_mut() = headers;
-    resp.extensions_mut().insert(UpstreamBody);
-    Ok(Answer::Final((resp, framing, reusable)))
+    Ok(Answer::Final(Raw {
+        head,
+        status,
+        framing,
+        reusable,
+        plain,
+    }))
 }
 
 fn write_request_head(out: &mut Vec<u8>, req: &http::Request<Body>) {
@@ -752,9 +832,12 @@ fn write_request_head(out: &mut Vec<u8>, req: &http::Request<Body>) {
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     write_fields(out, req.headers());
+    out.extend_from_slice(b"\r\n");
 }
 
-fn write_response_head(out: &mut Vec<u8>, status: StatusCode, headers: &HeaderMap, close: bool) {
+/// The status line, and `Connection: close` when the client connection ends
+/// after this answer.
+fn write_status(out: &mut Vec<u8>, status: StatusCode, close: bool) {
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_str().as_bytes());
     out.push(b' ');
@@ -763,7 +846,64 @@ fn write_response_head(out: &mut Vec<u8>, status: StatusCode, headers: &HeaderMa
     if close {
         out.extend_from_slice(b"connection: close\r\n");
     }
+}
+
+fn write_response_head(out: &mut Vec<u8>, status: StatusCode, headers: &HeaderMap, close: bool) {
+    write_status(out, status, close);
     write_fields(out, headers);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The upstream's answer head as it came, less its hop-by-hop fields, with
+/// the framing the body is relayed by: what [`Proxy::finish`] and
+/// [`Lane::relay`] make of it through a header map, without the map. Only for
+/// a [`Raw::plain`] head (`Connection` names no other field).
+fn write_relayed_head(out: &mut Vec<u8>, raw: &Raw, spans: &Spans, close: bool) {
+    write_status(out, raw.status, close);
+    let framed = matches!(raw.framing, Framing::Length(_) | Framing::Chunked);
+    for (name, span) in spans {
+        if super::headers::is_hop_by_hop(name) || (framed && name == header::CONTENT_LENGTH) {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(raw.head.get(span.clone()).unwrap_or_default());
+        out.extend_from_slice(b"\r\n");
+    }
+    write_framing(out, raw.framing);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The head of an upstream's answer the hooks saw as a `Response` (and may
+/// have edited), with the framing its body is relayed by.
+fn write_edited_head(
+    out: &mut Vec<u8>,
+    status: StatusCode,
+    headers: &mut HeaderMap,
+    framing: Framing,
+    close: bool,
+) {
+    if matches!(framing, Framing::Length(_) | Framing::Chunked) {
+        headers.remove(header::CONTENT_LENGTH);
+    }
+    headers.remove(header::TRANSFER_ENCODING);
+    write_status(out, status, close);
+    write_fields(out, headers);
+    write_framing(out, framing);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The field that says how a relayed body ends, when one does.
+fn write_framing(out: &mut Vec<u8>, framing: Framing) {
+    match framing {
+        Framing::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        Framing::Length(n) => {
+            use std::io::Write as _;
+            // Writing to a Vec cannot fail.
+            let _ = write!(out, "content-length: {n}\r\n");
+        }
+        Framing::None | Framing::Close => {}
+    }
 }
 
 fn write_fields(out: &mut Vec<u8>, headers: &HeaderMap) {
@@ -773,7 +913,6 @@ fn write_fields(out: &mut Vec<u8>, headers: &HeaderMap) {
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    out.extend_from_slice(b"\r\n");
 }
 
 /// Finds where a chunked body ends as its bytes pass through, unchanged
@@ -1077,18 +1216,56 @@ mod tests {
         assert_eq!(head.parts.headers["x-sp"], "");
         let mut b =
             BytesMut::from(&b"HTTP/1.1 200 OK\r\nX-Empty:\r\nContent-Length: 0\r\n\r\n"[..]);
-        let Ok(Answer::Final((resp, Framing::Length(0), true))) =
-            parse_response(&mut b, false, &mut Spans::new())
-        else {
+        let mut spans = Spans::new();
+        let Ok(Answer::Final(raw)) = parse_response(&mut b, false, &mut spans) else {
             panic!("no answer");
         };
+        assert_eq!((raw.framing, raw.reusable), (Framing::Length(0), true));
+        let resp = raw.into_response(&mut spans).unwrap();
         assert_eq!(resp.headers()["x-empty"], "");
+    }
+
+    #[test]
+    fn an_answer_relayed_as_it_came_has_the_head_the_header_map_path_writes() {
+        let cases: [&[u8]; 7] = [
+            b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 7\r\nConnection: keep-alive\r\nX-AUSERNAME: alice\r\nKeep-Alive: timeout=5\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 9\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n\r\n",
+            b"HTTP/1.1 404 Not Found\r\nProxy-Authenticate: Basic\r\nTE: trailers\r\nTrailer: x\r\nContent-Length: 0\r\n\r\n",
+            b"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n",
+            b"HTTP/1.1 304 Not Modified\r\nContent-Length: 7\r\nETag: \"x\"\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nX-Empty:\r\nConnection: close\r\n\r\n",
+            b"HTTP/1.1 599 Whatever\r\nUpgrade: h2c\r\nContent-Length: 1\r\n\r\n",
+        ];
+        for raw in cases {
+            for is_head in [false, true] {
+                let mut b = BytesMut::from(raw);
+                let mut spans = Spans::new();
+                let Ok(Answer::Final(answer)) = parse_response(&mut b, is_head, &mut spans) else {
+                    panic!("no answer in {:?}", String::from_utf8_lossy(raw));
+                };
+                assert!(answer.plain);
+                for close in [false, true] {
+                    let (relayed, mapped) = fuzzing::both_heads(&answer, &mut spans.clone(), close);
+                    assert_eq!(relayed, mapped, "{:?}", String::from_utf8_lossy(raw));
+                    assert!(relayed.len() > 2);
+                }
+            }
+        }
+        // A `Connection` naming another field: the header-map path's.
+        let mut b = BytesMut::from(
+            &b"HTTP/1.1 200 OK\r\nConnection: x-secret\r\nX-Secret: 1\r\nContent-Length: 0\r\n\r\n"
+                [..],
+        );
+        let Ok(Answer::Final(answer)) = parse_response(&mut b, false, &mut Spans::new()) else {
+            panic!("no answer");
+        };
+        assert!(!answer.plain);
     }
 
     fn answer(raw: &[u8], is_head: bool) -> (Framing, bool) {
         let mut b = BytesMut::from(raw);
         match parse_response(&mut b, is_head, &mut Spans::new()) {
-            Ok(Answer::Final((_, f, reusable))) => (f, reusable),
+            Ok(Answer::Final(raw)) => (raw.framing, raw.reusable),
             _ => panic!("no final answer in {:?}", String::from_utf8_lossy(raw)),
         }
     }
@@ -1179,10 +1356,64 @@ pub mod fuzzing {
         }
     }
 
-    /// Parses `data` as the upstream's answers.
+    /// Parses `data` as the upstream's answers; a final one that may be
+    /// relayed as it came must come out as the header-map path writes it.
     pub fn answers(data: &[u8], is_head: bool) {
         let mut b = BytesMut::from(data);
-        while let Ok(Answer::Interim) = parse_response(&mut b, is_head, &mut Spans::new()) {}
+        let mut spans = Spans::new();
+        loop {
+            match parse_response(&mut b, is_head, &mut spans) {
+                Ok(Answer::Interim) => continue,
+                Ok(Answer::Final(raw)) if raw.plain => {
+                    for close in [false, true] {
+                        let (relayed, mapped) = both_heads(&raw, &mut spans.clone(), close);
+                        assert_eq!(relayed, mapped, "close: {close}");
+                    }
+                }
+                _ => {}
+            }
+            break;
+        }
+    }
+
+    /// A plain answer's head as relayed raw and as written from a header map
+    /// (after the proxy's hop-by-hop clean-up), each as its status line and
+    /// sorted fields, lower-cased: the two must agree up to field order.
+    pub(super) fn both_heads(
+        raw: &Raw,
+        spans: &mut Spans,
+        close: bool,
+    ) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+        let mut relayed = Vec::new();
+        write_relayed_head(&mut relayed, raw, spans, close);
+        let copy = Raw {
+            head: raw.head.clone(),
+            ..*raw
+        };
+        let mut mapped = Vec::new();
+        if let Ok(resp) = copy.into_response(spans) {
+            let (mut parts, _) = resp.into_parts();
+            super::super::headers::remove_hop_by_hop(&mut parts.headers, false);
+            write_edited_head(
+                &mut mapped,
+                parts.status,
+                &mut parts.headers,
+                raw.framing,
+                close,
+            );
+        }
+        (lines(&relayed), lines(&mapped))
+    }
+
+    fn lines(head: &[u8]) -> Vec<Vec<u8>> {
+        let mut l: Vec<Vec<u8>> = head
+            .split(|b| *b == b'\n')
+            .map(|l| l.to_ascii_lowercase())
+            .collect();
+        if let Some((_status, fields)) = l.split_first_mut() {
+            fields.sort();
+        }
+        l
     }
 
     /// Where a chunked body ends does not depend on how its bytes are cut.

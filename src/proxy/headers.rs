@@ -62,21 +62,24 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
             headers.remove(&name);
         }
     }
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
-    }
-    let proxy: Vec<HeaderName> = headers
+    let fixed: Vec<HeaderName> = headers
         .keys()
-        .filter(|k| k.as_str().starts_with("proxy-"))
+        .filter(|k| is_hop_by_hop(k))
         .cloned()
         .collect();
-    for name in proxy {
+    for name in fixed {
         headers.remove(name);
     }
     if let Some(up) = upgrade {
         headers.insert(header::UPGRADE, up);
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
+}
+
+/// Whether `name` is hop-by-hop whatever `Connection` says: the fixed list
+/// and the `Proxy-*` family.
+pub fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(name) || name.as_str().starts_with("proxy-")
 }
 
 /// Strips the headers only the upstream may send (see [`UPSTREAM_ONLY`]).

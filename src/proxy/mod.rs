@@ -12,7 +12,7 @@ pub mod target;
 pub mod tls;
 
 use body::{boxed, Body};
-use http::{header, HeaderValue, Request, Response, StatusCode, Uri};
+use http::{header, HeaderName, HeaderValue, Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
 use ipnet::IpNet;
 use std::future::Future;
@@ -67,12 +67,64 @@ pub trait Hooks: Send + Sync + 'static {
         resp: Response<Body>,
     ) -> impl Future<Output = Response<Body>> + Send;
 
+    /// The fast lane's shortcut past `on_response`: the answer's status and
+    /// head fields as the upstream sent them, before any header map is built.
+    /// `None`: the hooks learned all they need, and the answer goes to the
+    /// client as it came (less its hop-by-hop fields); `Some(ctx)`: they want
+    /// to see or change the whole answer, so `on_response` gets it as usual.
+    /// Whatever the hooks do here must be what `on_response` would have done
+    /// with the same answer.
+    fn on_answer_head(
+        &self,
+        ctx: Self::Ctx,
+        status: StatusCode,
+        fields: &Fields<'_>,
+    ) -> Option<Self::Ctx> {
+        let _ = (status, fields);
+        Some(ctx)
+    }
+
     /// `/iumgate/…`: the proxy's own pages.
     fn own_page(
         &self,
         conn: &ConnInfo,
         req: Request<Body>,
     ) -> impl Future<Output = Response<Body>> + Send;
+}
+
+/// An answer head's fields as the upstream sent them: names, and where each
+/// value lies in the head's bytes (see [`Hooks::on_answer_head`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Fields<'a> {
+    head: &'a [u8],
+    spans: &'a [(HeaderName, std::ops::Range<usize>)],
+}
+
+impl<'a> Fields<'a> {
+    pub fn new(head: &'a [u8], spans: &'a [(HeaderName, std::ops::Range<usize>)]) -> Fields<'a> {
+        Fields { head, spans }
+    }
+
+    /// Every value of `name`, in order.
+    pub fn get_all<'n>(&self, name: &'n HeaderName) -> impl Iterator<Item = &'a [u8]> + 'n
+    where
+        'a: 'n,
+    {
+        let head = self.head;
+        self.spans
+            .iter()
+            .filter(move |(n, _)| n == name)
+            .map(move |(_, r)| head.get(r.clone()).unwrap_or_default())
+    }
+
+    /// The first value of `name`.
+    pub fn get(&self, name: &HeaderName) -> Option<&'a [u8]> {
+        self.get_all(name).next()
+    }
+
+    pub fn contains(&self, name: &HeaderName) -> bool {
+        self.spans.iter().any(|(n, _)| n == name)
+    }
 }
 
 /// Plain proxying, no licence logic.
@@ -92,6 +144,10 @@ impl Hooks for NoGate {
 
     async fn on_response(&self, _ctx: (), resp: Response<Body>) -> Response<Body> {
         resp
+    }
+
+    fn on_answer_head(&self, _ctx: (), _status: StatusCode, _fields: &Fields<'_>) -> Option<()> {
+        None
     }
 
     async fn own_page(&self, _conn: &ConnInfo, req: Request<Body>) -> Response<Body> {

@@ -1,0 +1,232 @@
+//! The gate's shortcut past `on_response` (`on_answer_head`, taken by the
+//! fast lane before any header map is built) learns exactly what
+//! `on_response` learns from the same answer, and hands every answer it
+//! cannot judge alone to `on_response`.
+
+use super::*;
+use crate::directory::{DirectoryError, LicenceInfo, Member, UserInfo};
+use crate::identity::Kind;
+use crate::proxy::body::empty;
+use crate::proxy::{ConnInfo, Fields, Hooks};
+use async_trait::async_trait;
+use http::{HeaderName, Request, Response, StatusCode};
+
+/// Power users alice, bob, carol; casual c1 holding a seat.
+#[derive(Debug)]
+struct Dir;
+
+fn members(names: &[&str]) -> Vec<Member> {
+    names
+        .iter()
+        .map(|n| Member {
+            name: UserId::new(n),
+            active: true,
+        })
+        .collect()
+}
+
+#[async_trait]
+impl Directory for Dir {
+    async fn add_to_group(&self, _: &UserId, _: &str) -> Result<(), DirectoryError> {
+        Ok(())
+    }
+    async fn remove_from_group(&self, _: &UserId, _: &str) -> Result<(), DirectoryError> {
+        Ok(())
+    }
+    async fn group_members(&self, group: &str) -> Result<Vec<Member>, DirectoryError> {
+        Ok(match group {
+            "IUM_user_software" | "IUM_access_software" => members(&["c1"]),
+            "jira-software-users" => members(&["alice", "bob", "carol"]),
+            _ => Vec::new(),
+        })
+    }
+    async fn user(&self, _: &UserId) -> Result<Option<UserInfo>, DirectoryError> {
+        Ok(None)
+    }
+    async fn licence(&self, _: &str) -> Result<Option<LicenceInfo>, DirectoryError> {
+        Ok(Some(LicenceInfo {
+            seats: Some(10),
+            used: None,
+            groups: Vec::new(),
+        }))
+    }
+}
+
+async fn gate() -> Gate {
+    let addr = "127.0.0.1:0".parse().unwrap();
+    let cfg = crate::demo::demo_config(
+        crate::product::Product::Jira,
+        "http://127.0.0.1:9",
+        addr,
+        addr,
+        std::time::Duration::from_secs(1800),
+    );
+    let g = Gate::new(
+        GateSettings::from_config(&cfg).unwrap(),
+        crate::pool::PoolConfig {
+            capacity: 5,
+            min_idle_ms: 1_800_000,
+            abandon_after_ms: 120_000,
+        },
+        Arc::new(Dir),
+        Arc::new(crate::clock::ManualClock::new(5_000_000)),
+        Arc::new(crate::alerts::Alerts::default()),
+        [3u8; 32],
+    );
+    g.reconcile().await.unwrap();
+    assert!(g.holds(&UserId::new("c1")));
+    for (session, user) in [("s-alice", "alice"), ("s-c1", "c1")] {
+        g.sessions
+            .bind(Kind::Session, session, &UserId::new(user), 4_000_000);
+    }
+    g
+}
+
+/// An answer head as the upstream sends it, and its fields' spans.
+fn head(fields: &[(&str, &str)]) -> (Vec<u8>, Vec<(HeaderName, std::ops::Range<usize>)>) {
+    let mut bytes = b"HTTP/1.1 200 OK\r\n".to_vec();
+    let mut spans = Vec::new();
+    for (n, v) in fields {
+        bytes.extend_from_slice(n.as_bytes());
+        bytes.extend_from_slice(b": ");
+        let start = bytes.len();
+        bytes.extend_from_slice(v.as_bytes());
+        spans.push((
+            HeaderName::from_bytes(n.as_bytes()).unwrap(),
+            start..bytes.len(),
+        ));
+        bytes.extend_from_slice(b"\r\n");
+    }
+    bytes.extend_from_slice(b"\r\n");
+    (bytes, spans)
+}
+
+fn request(path: &str, cookie: &str) -> Request<crate::proxy::body::Body> {
+    Request::builder()
+        .uri(path)
+        .header("accept", "text/html")
+        .header("cookie", cookie)
+        .body(empty())
+        .unwrap()
+}
+
+fn response(fields: &[(&str, &str)]) -> Response<crate::proxy::body::Body> {
+    let mut r = Response::new(empty());
+    for (n, v) in fields {
+        r.headers_mut().append(
+            HeaderName::from_bytes(n.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    r
+}
+
+fn bindings(g: &Gate) -> Vec<(String, String)> {
+    let mut b: Vec<(String, String)> = g
+        .sessions
+        .export()
+        .into_iter()
+        .map(|r| (format!("{:?}{:?}", r.kind, r.key), r.user.to_string()))
+        .collect();
+    b.sort();
+    b
+}
+
+#[tokio::test]
+async fn the_shortcut_learns_what_on_response_learns_and_passes_on_what_it_cannot_judge() {
+    let conn = ConnInfo::new("127.0.0.1:40000".parse().unwrap(), false, false);
+    let remember = "seraph.rememberme.cookie";
+    // (path, cookies, answer fields, the shortcut decides alone)
+    let cases: [(&str, String, Vec<(&str, &str)>, bool); 8] = [
+        // A known session with a new remember-me cookie: both bound.
+        (
+            "/browse/A-1",
+            format!("JSESSIONID=s-alice; {remember}=r-1"),
+            vec![("X-AUSERNAME", "alice"), ("Content-Length", "2")],
+            true,
+        ),
+        // The upstream names someone else: the session is theirs now.
+        (
+            "/browse/A-1",
+            "JSESSIONID=s-alice".into(),
+            vec![("X-AUSERNAME", "bob")],
+            true,
+        ),
+        (
+            "/",
+            "JSESSIONID=s-alice".into(),
+            vec![("X-AUSERNAME", "anonymous")],
+            true,
+        ),
+        ("/", "JSESSIONID=s-alice".into(), vec![], true),
+        // A casual holder's activity.
+        (
+            "/browse/A-2",
+            "JSESSIONID=s-c1".into(),
+            vec![("X-AUSERNAME", "c1")],
+            true,
+        ),
+        // A cookie set by the upstream.
+        (
+            "/",
+            "JSESSIONID=s-alice".into(),
+            vec![
+                ("X-AUSERNAME", "alice"),
+                ("Set-Cookie", "JSESSIONID=s-new; Path=/"),
+            ],
+            false,
+        ),
+        // A user first learned from the answer (may have to be admitted).
+        (
+            "/",
+            "JSESSIONID=s-unknown".into(),
+            vec![("X-AUSERNAME", "carol")],
+            false,
+        ),
+        // A logout.
+        (
+            "/logout",
+            "JSESSIONID=s-alice".into(),
+            vec![("X-AUSERNAME", "alice")],
+            false,
+        ),
+    ];
+    for (path, cookie, fields, alone) in cases {
+        let (short, long) = (gate().await, gate().await);
+        let (bytes, spans) = head(&fields);
+        let (_, ctx) = short
+            .on_request(&conn, request(path, &cookie))
+            .await
+            .unwrap();
+        match short.on_answer_head(ctx, StatusCode::OK, &Fields::new(&bytes, &spans)) {
+            None => assert!(alone, "{path} {cookie} {fields:?}: decided alone"),
+            Some(ctx) => {
+                assert!(!alone, "{path} {cookie} {fields:?}: passed on");
+                short.on_response(ctx, response(&fields)).await;
+            }
+        }
+        let (_, ctx) = long
+            .on_request(&conn, request(path, &cookie))
+            .await
+            .unwrap();
+        long.on_response(ctx, response(&fields)).await;
+        assert_eq!(
+            bindings(&short),
+            bindings(&long),
+            "{path} {cookie} {fields:?}"
+        );
+    }
+
+    // Not vacuous: the first case bound the new cookie to alice.
+    let g = gate().await;
+    let (bytes, spans) = head(&[("X-AUSERNAME", "Alice")]);
+    let cookie = format!("JSESSIONID=s-alice; {remember}=r-1");
+    let (_, ctx) = g.on_request(&conn, request("/", &cookie)).await.unwrap();
+    assert!(g
+        .on_answer_head(ctx, StatusCode::OK, &Fields::new(&bytes, &spans))
+        .is_none());
+    assert_eq!(
+        g.sessions.lookup(Kind::RememberMe, "r-1", 5_000_000),
+        Some(UserId::new("alice"))
+    );
+}
