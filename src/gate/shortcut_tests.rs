@@ -132,12 +132,20 @@ fn bindings(g: &Gate) -> Vec<(String, String)> {
     b
 }
 
+/// A request's path and cookies, the answer's fields, and whether the
+/// shortcut decides alone.
+type Case = (
+    &'static str,
+    String,
+    Vec<(&'static str, &'static str)>,
+    bool,
+);
+
 #[tokio::test]
 async fn the_shortcut_learns_what_on_response_learns_and_passes_on_what_it_cannot_judge() {
     let conn = ConnInfo::new("127.0.0.1:40000".parse().unwrap(), false, false);
     let remember = "seraph.rememberme.cookie";
-    // (path, cookies, answer fields, the shortcut decides alone)
-    let cases: [(&str, String, Vec<(&str, &str)>, bool); 8] = [
+    let cases: [Case; 8] = [
         // A known session with a new remember-me cookie: both bound.
         (
             "/browse/A-1",
