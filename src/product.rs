@@ -267,12 +267,25 @@ impl ActivityRules {
 
     /// Whether `method path` (path without query) is activity.
     pub fn is_activity(&self, method: &str, path: &str) -> bool {
-        // One small buffer per call; rules are written over "METHOD /path".
-        let mut line = String::with_capacity(method.len() + 1 + path.len());
-        line.push_str(method);
-        line.push(' ');
-        line.push_str(path);
-        self.include.is_match(&line) && !self.exclude.is_match(&line)
+        // Rules are written over "METHOD /path": put together on the stack
+        // when it fits (every request asks), else in a `String`.
+        let n = method.len() + 1 + path.len();
+        let mut buf = [0u8; 256];
+        let mut owned = String::new();
+        let line = if let Some(b) = buf.get_mut(..n) {
+            b[..method.len()].copy_from_slice(method.as_bytes());
+            b[method.len()] = b' ';
+            b[method.len() + 1..].copy_from_slice(path.as_bytes());
+            // Two `str`s and an ASCII space: always UTF-8.
+            std::str::from_utf8(b).unwrap_or_default()
+        } else {
+            owned.reserve(n);
+            owned.push_str(method);
+            owned.push(' ');
+            owned.push_str(path);
+            &owned
+        };
+        self.include.is_match(line) && !self.exclude.is_match(line)
     }
 }
 
@@ -291,6 +304,20 @@ mod tests {
         assert!(r.is_activity("POST", "/secure/AjaxIssueAction!default.jspa"));
         assert!(r.is_activity("PUT", "/rest/api/2/issue/ABC-1"));
         assert!(r.is_activity("GET", "/rest/api/latest/issue/ABC-1"));
+    }
+
+    #[test]
+    fn a_path_of_any_length_is_judged_the_same() {
+        let r = jira();
+        for n in [0, 200, 246, 247, 248, 255, 256, 1000] {
+            let long = format!("/browse/ABC-1{}", "x".repeat(n));
+            assert!(r.is_activity("GET", &long), "{n}");
+            let poll = format!(
+                "/rest/mywork/latest/notification/count{}",
+                "/x".repeat(n / 2)
+            );
+            assert!(!r.is_activity("GET", &poll), "{n}");
+        }
     }
 
     #[test]

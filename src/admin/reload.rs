@@ -159,6 +159,7 @@ impl Reloader {
                 report.applied.push("queue.logo_url".into());
                 next.logo_url = new.queue.logo_url.clone();
             }
+            // (`with_pool` below marks the sessions' memos stale.)
             gate.settings.store(Arc::new(next));
             gate.with_pool(|p| p.set_min_idle(min_idle));
         }

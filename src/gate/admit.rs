@@ -81,10 +81,12 @@ impl Gate {
             }
             Admission::Granted => {
                 self.pending.insert(user.clone());
+                self.changed();
                 self.grant(user, None).await
             }
             Admission::Evicted { victim } => {
                 self.pending.insert(user.clone());
+                self.changed();
                 let access = self.settings.load().access_group.clone();
                 // The victim leaves the group first, so the group never holds
                 // more members than there are seats.
@@ -98,6 +100,7 @@ impl Gate {
                         p.restore(victim.clone());
                     });
                     self.pending.remove(user);
+                    self.changed();
                     self.directory_failed("revoke", &victim.user, &e);
                     return Outcome::Unavailable;
                 }
@@ -115,6 +118,7 @@ impl Gate {
         match self.directory.add_to_group(user, &access).await {
             Ok(()) => {
                 self.pending.remove(user);
+                self.changed();
                 self.directory_ok();
                 match &victim {
                     Some(v) => {
@@ -132,6 +136,7 @@ impl Gate {
             Err(e) => {
                 self.with_pool(|p| p.release(user));
                 self.pending.remove(user);
+                self.changed();
                 self.counters.admit_failed.fetch_add(1, Ordering::Relaxed);
                 if let Some(v) = victim {
                     // Best effort: give the victim their seat back.

@@ -17,6 +17,9 @@ pub const WAIT_COOKIE: &str = "iumgate_wait";
 /// How much of a login answer is read to find Jira's "no permission" text.
 const LOGIN_PAGE_PEEK: usize = 256 * 1024;
 
+/// A session memo still good: the user's class, and their seat if they hold one.
+type Remembered = (Class, Option<std::sync::Arc<crate::pool::Seat>>);
+
 /// What `on_request` learned, for `on_response`.
 #[derive(Debug, Default)]
 pub struct Ctx {
@@ -24,6 +27,10 @@ pub struct Ctx {
     user: Option<UserId>,
     /// The request's session cookies, hashed.
     keys: Vec<(Kind, SessionKey)>,
+    /// Which of `keys` named `user` (its binding is fresh already).
+    named_by: Option<usize>,
+    /// When the request came.
+    now: u64,
     /// The bearer token's hash, to bind to the user the upstream names.
     bearer: Option<SessionKey>,
     login: Option<LoginCtx>,
@@ -90,14 +97,27 @@ impl Hooks for Gate {
                 .map_or(Target::Root, |p| Target::Request(p.clone())),
             method: parts.method.clone(),
             git: s.profile.is_git(path),
+            now,
             ..Ctx::default()
         };
 
-        // Identify: session cookies, then Basic auth, then a known token.
+        // Identify: session cookies, then Basic auth, then a known token. The
+        // session that names the user may remember their class and seat.
+        let epoch = self.epoch();
+        let mut remembered: Option<(SessionKey, Option<Remembered>)> = None;
         for (kind, value) in identity::session_cookies(s.profile, &parts.headers) {
             let key = self.sessions.hash(kind, value);
             if ctx.user.is_none() {
-                ctx.user = self.sessions.lookup_key(&key, now);
+                let found = self.sessions.lookup_memo(&key, now, |m| {
+                    m.class
+                        .filter(|_| m.epoch == epoch)
+                        .map(|c| (c, m.seat.clone()))
+                });
+                if let Some((user, memo)) = found {
+                    ctx.user = Some(user);
+                    ctx.named_by = Some(ctx.keys.len());
+                    remembered = Some((key, memo));
+                }
             }
             ctx.keys.push((kind, key));
         }
@@ -166,6 +186,8 @@ impl Hooks for Gate {
                         )
                     });
                 ctx.user = Some(attempt.user.clone());
+                // The session's user, if any, is not who logs in now.
+                ctx.named_by = None;
                 ctx.login = Some(LoginCtx {
                     user: attempt.user,
                     destination: attempt.destination,
@@ -179,13 +201,35 @@ impl Hooks for Gate {
         }
 
         if let Some(user) = ctx.user.clone() {
-            let class = match self.class_of(&user) {
-                Some(c) => c,
-                None => self.class_or_lookup(&user).await,
+            let (class, seat) = match remembered {
+                Some((_, Some((class, seat)))) => (class, Some(seat)),
+                stale => {
+                    let class = match self.class_of(&user) {
+                        Some(c) => c,
+                        None => self.class_or_lookup(&user).await,
+                    };
+                    if let Some((key, _)) = stale {
+                        if self.epoch() == epoch {
+                            self.sessions
+                                .set_memo(&key, &user, self.memo(&user, epoch, class));
+                        }
+                    }
+                    (class, None)
+                }
             };
             if class == Class::Casual {
                 let activity = s.activity.is_activity(parts.method.as_str(), path);
-                if !self.holds_touching(&user, activity, now) {
+                let holds = match seat {
+                    Some(Some(seat)) => {
+                        if activity {
+                            seat.touch(now);
+                        }
+                        true
+                    }
+                    Some(None) => false,
+                    None => self.holds_touching(&user, activity, now),
+                };
+                if !holds {
                     // A seat may be taken from an idle colleague only for
                     // real work: a page the user opens, or an activity
                     // request. Background traffic (an open tab's polling)
@@ -304,7 +348,7 @@ impl Hooks for Gate {
         }
         let upstream = identity::upstream_user_of(fields.get(&X_AUSERNAME), ctx.user.as_ref());
         if let Some(UpstreamUser::User(u)) = &upstream {
-            self.bind_request_keys(&ctx, u, self.now());
+            self.bind_request_keys(&ctx, u, ctx.now);
         }
         None
     }
@@ -316,10 +360,13 @@ impl Hooks for Gate {
 
 impl Gate {
     /// Binds the request's session cookies and token to the user the
-    /// upstream named.
+    /// upstream named (the cookie that named that user already is).
     fn bind_request_keys(&self, ctx: &Ctx, user: &UserId, now: u64) {
-        for (kind, key) in &ctx.keys {
-            self.sessions.bind_key(*key, *kind, user, now);
+        let fresh = ctx.named_by.filter(|_| ctx.user.as_ref() == Some(user));
+        for (i, (kind, key)) in ctx.keys.iter().enumerate() {
+            if Some(i) != fresh {
+                self.sessions.bind_key(*key, *kind, user, now);
+            }
         }
         if let Some(key) = ctx.bearer {
             self.sessions.bind_key(key, Kind::Token, user, now);

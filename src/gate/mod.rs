@@ -1,10 +1,13 @@
 //! The licence gate: the only place that decides whether a request is
 //! forwarded, admitted (a seat granted first) or sent to the waiting room.
 //!
-//! Hot path: a seat holder's request needs three concurrent-map look-ups
-//! (session → user, user → class, user → seat) and an atomic store for an
-//! activity touch; it never waits for another user's admission or for the
-//! directory. Admissions take a per-user async lock (single flight), reserve
+//! Hot path: a seat holder's request needs one concurrent-map look-up
+//! (session → user, with the user's class and seat remembered in the
+//! session's [`Memo`]) and an atomic store for an activity touch; it never
+//! waits for another user's admission or for the directory. A memo is good
+//! while nothing that decides a class or a seat has changed since it was
+//! made (the gate's `epoch`); otherwise the user → class and user → seat maps
+//! are read again and the memo made anew. Admissions take a per-user async lock (single flight), reserve
 //! the seat in the pool under its short std mutex, then call the directory
 //! outside that lock and roll back if the call fails.
 
@@ -42,6 +45,16 @@ pub enum Class {
     Power,
     /// Anyone else (and exempt users): passes untouched.
     Unmanaged,
+}
+
+/// What a session remembers of its user's class and seat, good while the
+/// gate's epoch is still `epoch` (0: never made).
+#[derive(Debug, Default)]
+pub struct Memo {
+    epoch: u64,
+    class: Option<Class>,
+    /// The seat held (`None`: none, or its grant is not finished).
+    seat: Option<Arc<crate::pool::Seat>>,
 }
 
 /// Settings the gate reads on each request; swapped on reload.
@@ -178,7 +191,7 @@ pub struct Arithmetic {
 pub struct Gate {
     pub settings: arc_swap::ArcSwap<GateSettings>,
     pub clock: Arc<dyn Clock>,
-    pub sessions: Sessions,
+    pub sessions: Sessions<Memo>,
     pub directory: Arc<dyn Directory>,
     pub alerts: Arc<Alerts>,
     pub counters: Counters,
@@ -193,6 +206,10 @@ pub struct Gate {
     inflight: DashMap<UserId, Arc<tokio::sync::Mutex<()>>>,
     arithmetic: Mutex<Arithmetic>,
     reconciled: AtomicBool,
+    /// Moves on after every change to what decides a class or a seat (the
+    /// pool, pending grants, classes, settings): session memos made before
+    /// are stale.
+    epoch: AtomicU64,
     /// Sessions the whoami fallback found anonymous, until when (ms).
     anonymous: DashMap<crate::identity::SessionKey, u64>,
     /// Login forms waiting for a seat, by wait-cookie hash (memory only).
@@ -238,6 +255,7 @@ impl Gate {
             inflight: DashMap::new(),
             arithmetic: Mutex::new(Arithmetic::default()),
             reconciled: AtomicBool::new(false),
+            epoch: AtomicU64::new(1),
             anonymous: DashMap::new(),
             pending_logins: DashMap::new(),
             whoami_client: reqwest::Client::builder()
@@ -261,7 +279,36 @@ impl Gate {
             // in a way that matters more than stopping all admissions would.
             Err(poisoned) => poisoned.into_inner(),
         };
-        f(&mut guard)
+        let out = f(&mut guard);
+        drop(guard);
+        self.changed();
+        out
+    }
+
+    /// Marks every session memo stale: called after (never before) a change
+    /// to the pool, pending grants, classes or settings. A memo made from
+    /// maps read after the epoch it carries is then never taken for newer.
+    pub(crate) fn changed(&self) {
+        self.epoch.fetch_add(1, Ordering::Release);
+    }
+
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// A memo of `user`'s class and seat as the maps say now; `epoch` must
+    /// have been read before.
+    pub(crate) fn memo(&self, user: &UserId, epoch: u64, class: Class) -> Memo {
+        let seat = if self.pending.contains(user) {
+            None
+        } else {
+            self.seats.get(user).map(|s| Arc::clone(s.value()))
+        };
+        Memo {
+            epoch,
+            class: Some(class),
+            seat,
+        }
     }
 
     /// Whether `user` holds a granted (not pending) seat. Lock-free.
@@ -331,6 +378,7 @@ impl Gate {
                     Class::Unmanaged
                 };
                 self.classes.insert(user.clone(), class);
+                self.changed();
                 class
             }
             Ok(None) => Class::Unmanaged,

@@ -101,6 +101,7 @@ impl Gate {
         for (k, v) in classes {
             self.classes.insert(k, v);
         }
+        self.changed();
 
         // Holders: the access group's active casual members.
         let now = self.now();
@@ -158,6 +159,7 @@ impl Gate {
         }
         report.arithmetic = arith;
         let first = !self.reconciled.swap(true, Ordering::AcqRel);
+        self.changed();
         if !first && capacity < prev.capacity {
             self.alerts.raise(
                 "pool_shrunk",

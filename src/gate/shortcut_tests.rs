@@ -1,7 +1,10 @@
-//! The gate's shortcut past `on_response` (`on_answer_head`, taken by the
-//! fast lane before any header map is built) learns exactly what
-//! `on_response` learns from the same answer, and hands every answer it
-//! cannot judge alone to `on_response`.
+//! The gate's two shortcuts on a holder's request:
+//! - past `on_response` (`on_answer_head`, taken by the fast lane before any
+//!   header map is built): it learns exactly what `on_response` learns from
+//!   the same answer, and hands every answer it cannot judge alone to
+//!   `on_response`;
+//! - a session's memo of its user's class and seat: never used once the pool,
+//!   a grant, a class or the settings changed since it was made.
 
 use super::*;
 use crate::directory::{DirectoryError, LicenceInfo, Member, UserInfo};
@@ -11,9 +14,12 @@ use crate::proxy::{ConnInfo, Fields, Hooks};
 use async_trait::async_trait;
 use http::{HeaderName, Request, Response, StatusCode};
 
-/// Power users alice, bob, carol; casual c1 holding a seat.
+/// Power users alice, bob, carol; casual c1 holding a seat, casual c2 not;
+/// the app's licence has `seats` seats.
 #[derive(Debug)]
-struct Dir;
+struct Dir {
+    seats: u32,
+}
 
 fn members(names: &[&str]) -> Vec<Member> {
     names
@@ -35,7 +41,8 @@ impl Directory for Dir {
     }
     async fn group_members(&self, group: &str) -> Result<Vec<Member>, DirectoryError> {
         Ok(match group {
-            "IUM_user_software" | "IUM_access_software" => members(&["c1"]),
+            "IUM_user_software" => members(&["c1", "c2"]),
+            "IUM_access_software" => members(&["c1"]),
             "jira-software-users" => members(&["alice", "bob", "carol"]),
             _ => Vec::new(),
         })
@@ -45,7 +52,7 @@ impl Directory for Dir {
     }
     async fn licence(&self, _: &str) -> Result<Option<LicenceInfo>, DirectoryError> {
         Ok(Some(LicenceInfo {
-            seats: Some(10),
+            seats: Some(self.seats),
             used: None,
             groups: Vec::new(),
         }))
@@ -53,6 +60,10 @@ impl Directory for Dir {
 }
 
 async fn gate() -> Gate {
+    gate_with_seats(10).await
+}
+
+async fn gate_with_seats(seats: u32) -> Gate {
     let addr = "127.0.0.1:0".parse().unwrap();
     let cfg = crate::demo::demo_config(
         crate::product::Product::Jira,
@@ -68,14 +79,14 @@ async fn gate() -> Gate {
             min_idle_ms: 1_800_000,
             abandon_after_ms: 120_000,
         },
-        Arc::new(Dir),
+        Arc::new(Dir { seats }),
         Arc::new(crate::clock::ManualClock::new(5_000_000)),
         Arc::new(crate::alerts::Alerts::default()),
         [3u8; 32],
     );
     g.reconcile().await.unwrap();
     assert!(g.holds(&UserId::new("c1")));
-    for (session, user) in [("s-alice", "alice"), ("s-c1", "c1")] {
+    for (session, user) in [("s-alice", "alice"), ("s-c1", "c1"), ("s-c2", "c2")] {
         g.sessions
             .bind(Kind::Session, session, &UserId::new(user), 4_000_000);
     }
@@ -237,4 +248,46 @@ async fn the_shortcut_learns_what_on_response_learns_and_passes_on_what_it_canno
         g.sessions.lookup(Kind::RememberMe, "r-1", 5_000_000),
         Some(UserId::new("alice"))
     );
+}
+
+#[tokio::test]
+async fn a_sessions_memo_of_its_users_seat_never_outlives_a_change_to_the_pool() {
+    let conn = ConnInfo::new("127.0.0.1:40000".parse().unwrap(), false, false);
+    // Three fixed-licence users and four seats: one shared seat, c1's.
+    let g = gate_with_seats(4).await;
+    let (c1, c2) = (UserId::new("c1"), UserId::new("c2"));
+    let passes = |session: &'static str| {
+        let g = &g;
+        let conn = &conn;
+        async move {
+            g.on_request(
+                conn,
+                request("/browse/A-1", &format!("JSESSIONID={session}")),
+            )
+            .await
+            .is_ok()
+        }
+    };
+    // The first request makes the memo, the second uses it.
+    assert!(passes("s-c1").await);
+    assert!(passes("s-c1").await);
+
+    // c1's seat goes behind the memo's back (the pool alone changes).
+    assert!(g.with_pool(|p| p.release(&c1)).is_some());
+    assert!(passes("s-c1").await);
+    assert!(
+        g.holds(&c1),
+        "c1 was waved through on a stale memo instead of being admitted again"
+    );
+
+    // Again, and c2 (waiting) takes the seat this time: c1 must now wait.
+    assert!(!passes("s-c2").await, "the one seat is c1's: c2 waits");
+    assert!(g.with_pool(|p| p.release(&c1)).is_some());
+    assert!(passes("s-c2").await, "c2 gets the free seat");
+    assert!(g.holds(&c2) && !g.holds(&c1));
+    assert!(
+        !passes("s-c1").await,
+        "c1's memo of a seat outlived the change: c1 passed without one"
+    );
+    assert_eq!(g.with_pool(|p| p.in_use()), 1, "never more seats than one");
 }

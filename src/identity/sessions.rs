@@ -22,10 +22,13 @@ pub enum Kind {
 }
 
 #[derive(Debug)]
-struct Entry {
+struct Entry<M> {
     user: UserId,
     kind: Kind,
     last_seen: AtomicU64,
+    /// What the owner remembers about the session's user (the gate: class
+    /// and seat), read with the look-up; never persisted.
+    memo: M,
 }
 
 /// A binding as stored in the snapshot (hashes only).
@@ -87,15 +90,17 @@ impl std::hash::Hasher for KeyHasher {
 
 type KeyMap<V> = DashMap<SessionKey, V, std::hash::BuildHasherDefault<KeyHasher>>;
 
+/// `M`: a memo kept with each binding for its owner (see [`Sessions::lookup_memo`]);
+/// a new binding starts with `M::default()`.
 #[derive(Debug)]
-pub struct Sessions {
+pub struct Sessions<M = ()> {
     key: [u8; 32],
-    map: KeyMap<Entry>,
+    map: KeyMap<Entry<M>>,
 }
 
-impl Sessions {
+impl<M: Default> Sessions<M> {
     /// `key`: the installation's hashing key (random, kept in the snapshot).
-    pub fn new(key: [u8; 32]) -> Sessions {
+    pub fn new(key: [u8; 32]) -> Sessions<M> {
         Sessions {
             key,
             map: KeyMap::default(),
@@ -135,17 +140,38 @@ impl Sessions {
                 user: user.clone(),
                 kind,
                 last_seen: AtomicU64::new(now),
+                memo: M::default(),
             },
         );
     }
 
     /// Looks an already hashed cookie or token up; refreshes its last-seen time.
     pub fn lookup_key(&self, key: &SessionKey, now: u64) -> Option<UserId> {
+        self.lookup_memo(key, now, |_| ()).map(|(u, ())| u)
+    }
+
+    /// As [`Sessions::lookup_key`], and reads the binding's memo in the same
+    /// look-up.
+    pub fn lookup_memo<R>(
+        &self,
+        key: &SessionKey,
+        now: u64,
+        read: impl FnOnce(&M) -> R,
+    ) -> Option<(UserId, R)> {
         let e = self.map.get(key)?;
         if e.last_seen.load(Ordering::Relaxed) < now {
             e.last_seen.store(now, Ordering::Relaxed);
         }
-        Some(e.user.clone())
+        Some((e.user.clone(), read(&e.memo)))
+    }
+
+    /// Replaces the memo of `key`'s binding, if it is still bound to `user`.
+    pub fn set_memo(&self, key: &SessionKey, user: &UserId, memo: M) {
+        if let Some(mut e) = self.map.get_mut(key) {
+            if e.user == *user {
+                e.memo = memo;
+            }
+        }
     }
 
     pub fn forget_key(&self, key: &SessionKey) -> Option<UserId> {
@@ -219,6 +245,7 @@ impl Sessions {
                     user: r.user,
                     kind: r.kind,
                     last_seen: AtomicU64::new(r.last_seen),
+                    memo: M::default(),
                 },
             );
         }

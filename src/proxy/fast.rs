@@ -82,6 +82,7 @@ where
         ubuf: BytesMut::with_capacity(CHUNK),
         out: Vec::with_capacity(4096),
         spans: Spans::with_capacity(32),
+        answered_at: None,
     };
     let mut buf = BytesMut::with_capacity(8192);
     // One timer for the connection, moved for each request.
@@ -103,7 +104,9 @@ where
             limits.idle_timeout
         };
         first = false;
-        sleep.as_mut().reset(Instant::now() + wait);
+        // From the end of the last answer (read once, for its metrics too).
+        let base = lane.answered_at.take().unwrap_or_else(Instant::now);
+        sleep.as_mut().reset(base + wait);
         let head = loop {
             if !buf.is_empty() {
                 match parse_request(&mut buf, &mut lane.spans) {
@@ -288,6 +291,8 @@ struct Lane {
     out: Vec<u8>,
     /// Header names and where their values lie, while a head is parsed (reused).
     spans: Spans,
+    /// When the last answer was written (the next head's wait starts there).
+    answered_at: Option<Instant>,
 }
 
 /// Header names with the byte range of each value in the head being parsed.
@@ -317,7 +322,7 @@ impl Lane {
     where
         S: AsyncWrite + Unpin,
     {
-        let start = std::time::Instant::now();
+        let start = Instant::now();
         let is_head = head.parts.method == Method::HEAD;
         let safe = head.parts.method.is_safe();
         // What to write: the upstream's answer (its head already in `out`,
@@ -366,7 +371,12 @@ impl Lane {
                 self.write_page(io, resp, is_head, close).await?,
             ),
         };
-        done(proxy, status, start);
+        let end = Instant::now();
+        self.answered_at = Some(end);
+        proxy
+            .observer
+            .request_done(status.as_u16(), (end - start).as_secs_f64());
+        proxy.observer.fast_request();
         Ok(kept)
     }
 
@@ -679,14 +689,6 @@ fn failure_page<H: Hooks>(
     err: super::ErrorPageHeaders,
 ) -> Reply {
     Reply::Page(proxy.upstream_failed(kind, e.as_ref().map(|e| e as &dyn std::error::Error), err))
-}
-
-/// A request answered: observed as every request is, and counted as the fast lane's.
-fn done<H: Hooks>(proxy: &Proxy<H>, status: StatusCode, start: std::time::Instant) {
-    proxy
-        .observer
-        .request_done(status.as_u16(), start.elapsed().as_secs_f64());
-    proxy.observer.fast_request();
 }
 
 /// Marks an answer whose body is still in the upstream connection.

@@ -45,6 +45,24 @@ fn connection_lists(headers: &HeaderMap, token: &str) -> bool {
 /// names, and `Proxy-*`. With `keep_upgrade`, `Upgrade` and `Connection:
 /// upgrade` survive, so a websocket handshake can pass.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    remove_hop_by_hop_and(headers, keep_upgrade, |_| false);
+}
+
+/// A request's clean-up before it goes upstream, in one pass over its
+/// fields: hop-by-hop (as [`remove_hop_by_hop`]), the upstream-only headers
+/// (as [`strip_upstream_only`]) and `Expect` (hyper answers it itself).
+pub fn clean_request(headers: &mut HeaderMap, keep_upgrade: bool) {
+    remove_hop_by_hop_and(headers, keep_upgrade, |name| {
+        name == header::EXPECT || UPSTREAM_ONLY.contains(name)
+    });
+}
+
+/// [`remove_hop_by_hop`], and whatever else `also` names, in the same pass.
+fn remove_hop_by_hop_and(
+    headers: &mut HeaderMap,
+    keep_upgrade: bool,
+    also: impl Fn(&HeaderName) -> bool,
+) {
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -64,7 +82,7 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
     let fixed: Vec<HeaderName> = headers
         .keys()
-        .filter(|k| is_hop_by_hop(k))
+        .filter(|k| is_hop_by_hop(k) || also(k))
         .cloned()
         .collect();
     for name in fixed {
@@ -142,14 +160,17 @@ pub fn set_forwarded(
             }
         }
     } else {
+        // `insert` replaces every value the client sent.
         headers.remove(&FORWARDED);
-        headers.remove(&XFF);
-        headers.remove(&XFP);
-        headers.remove(&XFH);
         headers.insert(XFF, peer.clone());
         headers.insert(XFP, HeaderValue::from_static(proto));
-        if let Some(h) = host {
-            headers.insert(XFH, h);
+        match host {
+            Some(h) => {
+                headers.insert(XFH, h);
+            }
+            None => {
+                headers.remove(&XFH);
+            }
         }
     }
 }
@@ -195,6 +216,27 @@ mod tests {
     }
 
     #[test]
+    fn a_requests_clean_up_removes_hop_by_hop_upstream_only_and_expect_in_one_pass() {
+        let mut m = h(&[
+            ("connection", "keep-alive, x-secret"),
+            ("x-secret", "1"),
+            ("keep-alive", "timeout=5"),
+            ("proxy-authorization", "Basic x"),
+            ("x-ausername", "admin"),
+            ("X-Seraph-LoginReason", "OK"),
+            ("x-auserid", "1"),
+            ("x-asessionid", "s"),
+            ("expect", "100-continue"),
+            ("cookie", "JSESSIONID=a"),
+            ("x-keep", "yes"),
+        ]);
+        clean_request(&mut m, false);
+        let mut left: Vec<&str> = m.keys().map(|k| k.as_str()).collect();
+        left.sort();
+        assert_eq!(left, ["cookie", "x-keep"]);
+    }
+
+    #[test]
     fn keeps_upgrade_on_upgrades() {
         let mut m = h(&[
             ("connection", "Upgrade, keep-alive"),
@@ -219,11 +261,16 @@ mod tests {
 
     #[test]
     fn untrusted_forwarded_headers_are_replaced() {
-        let mut m = h(&[
+        let sent = [
             ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-for", "7.7.7.7"),
             ("x-forwarded-proto", "https"),
+            ("x-forwarded-proto", "gopher"),
+            ("x-forwarded-host", "evil.example"),
             ("forwarded", "for=6.6.6.6"),
-        ]);
+            ("forwarded", "for=7.7.7.7"),
+        ];
+        let mut m = h(&sent);
         set_forwarded(
             &mut m,
             &peer_value("10.0.0.5".parse().unwrap()),
@@ -231,10 +278,24 @@ mod tests {
             "http",
             Some(HeaderValue::from_static("jira.example.com")),
         );
-        assert_eq!(m["x-forwarded-for"], "10.0.0.5");
-        assert_eq!(m["x-forwarded-proto"], "http");
-        assert_eq!(m["x-forwarded-host"], "jira.example.com");
+        let all = |m: &HeaderMap, n: &str| m.get_all(n).iter().cloned().collect::<Vec<_>>();
+        assert_eq!(all(&m, "x-forwarded-for"), ["10.0.0.5"]);
+        assert_eq!(all(&m, "x-forwarded-proto"), ["http"]);
+        assert_eq!(all(&m, "x-forwarded-host"), ["jira.example.com"]);
         assert!(!m.contains_key("forwarded"));
+        // No Host to pass on: the client's X-Forwarded-Host goes too.
+        let mut m = h(&sent);
+        set_forwarded(
+            &mut m,
+            &peer_value("10.0.0.5".parse().unwrap()),
+            false,
+            "https",
+            None,
+        );
+        assert_eq!(all(&m, "x-forwarded-for"), ["10.0.0.5"]);
+        assert_eq!(all(&m, "x-forwarded-proto"), ["https"]);
+        assert!(!m.contains_key("x-forwarded-host") && !m.contains_key("forwarded"));
+        assert_eq!(m.len(), 2, "{m:?}");
     }
 
     #[test]

@@ -344,10 +344,8 @@ impl<H: Hooks> Proxy<H> {
                 .authority()
                 .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
         });
-        headers::remove_hop_by_hop(&mut parts.headers, upgrade);
-        headers::strip_upstream_only(&mut parts.headers);
-        // hyper answers `Expect: 100-continue` itself once the body is read.
-        parts.headers.remove(header::EXPECT);
+        // (`Expect: 100-continue`: hyper answers it itself once the body is read.)
+        headers::clean_request(&mut parts.headers, upgrade);
         headers::set_forwarded(
             &mut parts.headers,
             &conn.peer_value,
