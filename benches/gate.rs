@@ -68,7 +68,7 @@ fn session_value(user: usize, k: usize) -> String {
 }
 
 fn identity_benches(c: &mut Criterion) {
-    let sessions = Sessions::<()>::new([7u8; 32]);
+    let sessions = Sessions::new([7u8; 32]);
     let users: Vec<UserId> = (0..USERS)
         .map(|i| UserId::new(&format!("u{i:06}")))
         .collect();

@@ -243,7 +243,7 @@ impl Gate {
         Gate {
             settings: arc_swap::ArcSwap::from_pointee(settings),
             clock,
-            sessions: Sessions::new(hash_key),
+            sessions: Sessions::with_memos(hash_key),
             directory,
             alerts,
             counters: Counters::default(),

@@ -98,9 +98,16 @@ pub struct Sessions<M = ()> {
     map: KeyMap<Entry<M>>,
 }
 
-impl<M: Default> Sessions<M> {
+impl Sessions {
     /// `key`: the installation's hashing key (random, kept in the snapshot).
-    pub fn new(key: [u8; 32]) -> Sessions<M> {
+    pub fn new(key: [u8; 32]) -> Sessions {
+        Sessions::with_memos(key)
+    }
+}
+
+impl<M: Default> Sessions<M> {
+    /// As [`Sessions::new`], each binding with a memo of type `M`.
+    pub fn with_memos(key: [u8; 32]) -> Sessions<M> {
         Sessions {
             key,
             map: KeyMap::default(),

@@ -114,7 +114,7 @@ fn upstream_user_and_reason() {
 
 #[test]
 fn sessions_store_hashes_and_forget() {
-    let s = Sessions::<()>::new([7; 32]);
+    let s = Sessions::new([7; 32]);
     let u = UserId::new("frank");
     s.bind(Kind::Session, "cookie-value", &u, 10);
     assert_eq!(s.lookup(Kind::Session, "cookie-value", 11), Some(u.clone()));
@@ -130,7 +130,7 @@ fn sessions_store_hashes_and_forget() {
 
 #[test]
 fn sessions_prune_by_kind() {
-    let s = Sessions::<()>::new([1; 32]);
+    let s = Sessions::new([1; 32]);
     let u = UserId::new("g");
     s.bind(Kind::Session, "s", &u, 0);
     s.bind(Kind::RememberMe, "r", &u, 0);
@@ -140,10 +140,10 @@ fn sessions_prune_by_kind() {
 
 #[test]
 fn snapshot_round_trip() {
-    let s = Sessions::<()>::new([3; 32]);
+    let s = Sessions::new([3; 32]);
     s.bind(Kind::Token, "pat", &UserId::new("h"), 5);
     let json = serde_json::to_string(&s.export()).unwrap();
-    let t = Sessions::<()>::new([3; 32]);
+    let t = Sessions::new([3; 32]);
     t.import(serde_json::from_str(&json).unwrap());
     assert_eq!(t.lookup(Kind::Token, "pat", 6), Some(UserId::new("h")));
 }
