@@ -5,7 +5,7 @@ use super::{local_path, Class, Gate, Outcome};
 use crate::identity::{self, Kind, LoginReason, SessionKey, UpstreamUser};
 use crate::pool::{Mode, ReleaseReason};
 use crate::proxy::body::{empty, full, Body};
-use crate::proxy::headers::{wants_html, X_AUSERNAME};
+use crate::proxy::headers::{wants_html, wants_html_in, X_AUSERNAME};
 use crate::proxy::{ConnInfo, Fields, Hooks};
 use crate::user::UserId;
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
@@ -104,23 +104,11 @@ impl Hooks for Gate {
         // Identify: session cookies, then Basic auth, then a known token. The
         // session that names the user may remember their class and seat.
         let epoch = self.epoch();
-        let mut remembered: Option<(SessionKey, Option<Remembered>)> = None;
-        for (kind, value) in identity::session_cookies(s.profile, &parts.headers) {
-            let key = self.sessions.hash(kind, value);
-            if ctx.user.is_none() {
-                let found = self.sessions.lookup_memo(&key, now, |m| {
-                    m.class
-                        .filter(|_| m.epoch == epoch)
-                        .map(|c| (c, m.seat.clone()))
-                });
-                if let Some((user, memo)) = found {
-                    ctx.user = Some(user);
-                    ctx.named_by = Some(ctx.keys.len());
-                    remembered = Some((key, memo));
-                }
-            }
-            ctx.keys.push((kind, key));
-        }
+        let remembered = self.identify(
+            identity::session_cookies(s.profile, &parts.headers),
+            &mut ctx,
+            epoch,
+        );
         let mut basic = false;
         if ctx.user.is_none() {
             if let Some(u) = identity::basic_user(&parts.headers) {
@@ -201,62 +189,41 @@ impl Hooks for Gate {
         }
 
         if let Some(user) = ctx.user.clone() {
-            let (class, seat) = match remembered {
-                Some((_, Some((class, seat)))) => (class, Some(seat)),
-                stale => {
-                    let class = match self.class_of(&user) {
-                        Some(c) => c,
-                        None => self.class_or_lookup(&user).await,
-                    };
-                    if let Some((key, _)) = stale {
-                        if self.epoch() == epoch {
-                            self.sessions
-                                .set_memo(&key, &user, self.memo(&user, epoch, class));
-                        }
-                    }
-                    (class, None)
+            let method = parts.method.as_str();
+            let check = match self.check_known(&s, &user, remembered, epoch, method, path, now) {
+                Some(c) => c,
+                None => {
+                    let class = self.class_or_lookup(&user).await;
+                    self.check_class(&s, &user, class, None, method, path, now)
                 }
             };
-            if class == Class::Casual {
-                let activity = s.activity.is_activity(parts.method.as_str(), path);
-                let holds = match seat {
-                    Some(Some(seat)) => {
-                        if activity {
-                            seat.touch(now);
-                        }
-                        true
-                    }
-                    Some(None) => false,
-                    None => self.holds_touching(&user, activity, now),
+            if let Check::Admit { activity } = check {
+                // A seat may be taken from an idle colleague only for
+                // real work: a page the user opens, or an activity
+                // request. Background traffic (an open tab's polling)
+                // takes a free seat at most, and otherwise passes
+                // unlicensed, as the app answers it anyway.
+                let background = !basic && !activity && !ctx.html;
+                let mode = if basic || background {
+                    Mode::FreeOnly
+                } else {
+                    Mode::MayEvict
                 };
-                if !holds {
-                    // A seat may be taken from an idle colleague only for
-                    // real work: a page the user opens, or an activity
-                    // request. Background traffic (an open tab's polling)
-                    // takes a free seat at most, and otherwise passes
-                    // unlicensed, as the app answers it anyway.
-                    let background = !basic && !activity && !ctx.html;
-                    let mode = if basic || background {
-                        Mode::FreeOnly
-                    } else {
-                        Mode::MayEvict
-                    };
-                    match self.admit(&user, mode).await {
-                        Outcome::Pass => ctx.basic_grant = basic,
-                        Outcome::NoFreeSeat if background => {}
-                        Outcome::Wait { position } => {
-                            return Err(self.wait_response(&ctx, &user, position, None, None));
-                        }
-                        Outcome::NoFreeSeat => {
-                            return Err(self.wait_response(&ctx, &user, 0, None, None));
-                        }
-                        Outcome::Unavailable => {
-                            return Err(self.unavailable_response(&ctx, &parts.headers));
-                        }
+                match self.admit(&user, mode).await {
+                    Outcome::Pass => ctx.basic_grant = basic,
+                    Outcome::NoFreeSeat if background => {}
+                    Outcome::Wait { position } => {
+                        return Err(self.wait_response(&ctx, &user, position, None, None));
                     }
-                    if activity {
-                        self.touch(&user, now);
+                    Outcome::NoFreeSeat => {
+                        return Err(self.wait_response(&ctx, &user, 0, None, None));
                     }
+                    Outcome::Unavailable => {
+                        return Err(self.unavailable_response(&ctx, &parts.headers));
+                    }
+                }
+                if activity {
+                    self.touch(&user, now);
                 }
             }
         }
@@ -333,6 +300,43 @@ impl Hooks for Gate {
         resp
     }
 
+    /// The common request, decided without a header map: a session names a
+    /// user iumgate knows who may pass as they are (unmanaged, power user,
+    /// casual holder). Anything else — no known session, a login or logout,
+    /// a user to look up or to admit — goes to `on_request`.
+    fn on_request_head(
+        &self,
+        _conn: &ConnInfo,
+        method: &Method,
+        uri: &http::Uri,
+        fields: &Fields<'_>,
+    ) -> Option<Ctx> {
+        let s = self.settings.load();
+        let path = uri.path();
+        if s.profile.is_logout(method, path) || identity::is_login(s.profile, method, path) {
+            return None;
+        }
+        let now = self.now();
+        let mut ctx = Ctx {
+            html: wants_html_in(fields.get(&header::ACCEPT)),
+            target: uri
+                .path_and_query()
+                .map_or(Target::Root, |p| Target::Request(p.clone())),
+            method: method.clone(),
+            git: s.profile.is_git(path),
+            now,
+            ..Ctx::default()
+        };
+        let epoch = self.epoch();
+        let cookies = identity::session_cookies_in(s.profile, fields.get_all(&header::COOKIE));
+        let remembered = self.identify(cookies, &mut ctx, epoch);
+        let user = ctx.user.clone()?;
+        match self.check_known(&s, &user, remembered, epoch, method.as_str(), path, now)? {
+            Check::Pass => Some(ctx),
+            Check::Admit { .. } => None,
+        }
+    }
+
     /// The common answer, learned from without a header map: the upstream
     /// names the user the request was taken for (or another, or nobody) and
     /// sets no cookie. Logins, logouts, a Basic grant, any `Set-Cookie`, and
@@ -358,7 +362,109 @@ impl Hooks for Gate {
     }
 }
 
+/// What a known user's request needs, as far as the gate can tell without
+/// waiting.
+enum Check {
+    /// Unmanaged, power user, or a casual holder (activity recorded).
+    Pass,
+    /// A casual user without a seat; `activity`: the request is real work.
+    Admit { activity: bool },
+}
+
 impl Gate {
+    /// Identifies the request by its session cookies: the first one bound
+    /// names `ctx.user`; every one is hashed into `ctx.keys`. Returns the
+    /// naming session's key and its memo, if still good at `epoch`.
+    fn identify<'a>(
+        &self,
+        cookies: impl Iterator<Item = (Kind, &'a str)>,
+        ctx: &mut Ctx,
+        epoch: u64,
+    ) -> Option<(SessionKey, Option<Remembered>)> {
+        let mut remembered = None;
+        for (kind, value) in cookies {
+            let key = self.sessions.hash(kind, value);
+            if ctx.user.is_none() {
+                let found = self.sessions.lookup_memo(&key, ctx.now, |m| {
+                    m.class
+                        .filter(|_| m.epoch == epoch)
+                        .map(|c| (c, m.seat.clone()))
+                });
+                if let Some((user, memo)) = found {
+                    ctx.user = Some(user);
+                    ctx.named_by = Some(ctx.keys.len());
+                    remembered = Some((key, memo));
+                }
+            }
+            ctx.keys.push((kind, key));
+        }
+        remembered
+    }
+
+    /// [`Check`] for a known user, from the session's memo when it is good,
+    /// else from the class and seat maps (and the memo is made anew). `None`:
+    /// iumgate has not seen the user in any group (the directory must say).
+    #[allow(clippy::too_many_arguments)]
+    fn check_known(
+        &self,
+        s: &super::GateSettings,
+        user: &UserId,
+        remembered: Option<(SessionKey, Option<Remembered>)>,
+        epoch: u64,
+        method: &str,
+        path: &str,
+        now: u64,
+    ) -> Option<Check> {
+        let (class, seat) = match remembered {
+            Some((_, Some((class, seat)))) => (class, Some(seat)),
+            stale => {
+                let class = self.class_of(user)?;
+                if let Some((key, _)) = stale {
+                    if self.epoch() == epoch {
+                        self.sessions
+                            .set_memo(&key, user, self.memo(user, epoch, class));
+                    }
+                }
+                (class, None)
+            }
+        };
+        Some(self.check_class(s, user, class, seat, method, path, now))
+    }
+
+    /// [`Check`] for a user of `class`; `seat`: what the memo says of their
+    /// seat (`None`: ask the seat map).
+    #[allow(clippy::too_many_arguments)]
+    fn check_class(
+        &self,
+        s: &super::GateSettings,
+        user: &UserId,
+        class: Class,
+        seat: Option<Option<std::sync::Arc<crate::pool::Seat>>>,
+        method: &str,
+        path: &str,
+        now: u64,
+    ) -> Check {
+        if class != Class::Casual {
+            return Check::Pass;
+        }
+        let activity = s.activity.is_activity(method, path);
+        let holds = match seat {
+            Some(Some(seat)) => {
+                if activity {
+                    seat.touch(now);
+                }
+                true
+            }
+            Some(None) => false,
+            None => self.holds_touching(user, activity, now),
+        };
+        if holds {
+            Check::Pass
+        } else {
+            Check::Admit { activity }
+        }
+    }
+
     /// Binds the request's session cookies and token to the user the
     /// upstream named (the cookie that named that user already is).
     fn bind_request_keys(&self, ctx: &Ctx, user: &UserId, now: u64) {

@@ -64,6 +64,10 @@ async fn gate() -> Gate {
 }
 
 async fn gate_with_seats(seats: u32) -> Gate {
+    gate_on(seats, Arc::new(crate::clock::ManualClock::new(5_000_000))).await
+}
+
+async fn gate_on(seats: u32, clock: Arc<crate::clock::ManualClock>) -> Gate {
     let addr = "127.0.0.1:0".parse().unwrap();
     let cfg = crate::demo::demo_config(
         crate::product::Product::Jira,
@@ -80,7 +84,7 @@ async fn gate_with_seats(seats: u32) -> Gate {
             abandon_after_ms: 120_000,
         },
         Arc::new(Dir { seats }),
-        Arc::new(crate::clock::ManualClock::new(5_000_000)),
+        clock,
         Arc::new(crate::alerts::Alerts::default()),
         [3u8; 32],
     );
@@ -290,4 +294,61 @@ async fn a_sessions_memo_of_its_users_seat_never_outlives_a_change_to_the_pool()
         "c1's memo of a seat outlived the change: c1 passed without one"
     );
     assert_eq!(g.with_pool(|p| p.in_use()), 1, "never more seats than one");
+}
+
+#[tokio::test]
+async fn the_request_shortcut_takes_only_what_on_request_passes_as_it_is_and_does_the_same() {
+    let conn = ConnInfo::new("127.0.0.1:40000".parse().unwrap(), false, false);
+    // (method, path, cookies, the shortcut takes it)
+    let cases: [(&str, &str, &str, bool); 9] = [
+        ("GET", "/browse/A-1", "JSESSIONID=s-alice", true),
+        ("GET", "/browse/A-1", "x=1; JSESSIONID=s-c1", true),
+        (
+            "GET",
+            "/rest/mywork/latest/notification/count",
+            "JSESSIONID=s-c1",
+            true,
+        ),
+        // A casual user without a seat: an admission.
+        ("GET", "/browse/A-1", "JSESSIONID=s-c2", false),
+        // Nobody known.
+        ("GET", "/browse/A-1", "JSESSIONID=s-unknown", false),
+        ("GET", "/", "", false),
+        ("GET", "/logout", "JSESSIONID=s-alice", false),
+        ("POST", "/login.jsp", "JSESSIONID=s-alice", false),
+        // A user in none of the groups after a reconcile: unmanaged.
+        ("GET", "/browse/A-1", "JSESSIONID=s-dora", true),
+    ];
+    for (method, path, cookie, taken) in cases {
+        let clocks = [0, 1].map(|_| Arc::new(crate::clock::ManualClock::new(5_000_000)));
+        let short = gate_on(10, clocks[0].clone()).await;
+        let long = gate_on(10, clocks[1].clone()).await;
+        for (g, clock) in [(&short, &clocks[0]), (&long, &clocks[1])] {
+            g.sessions
+                .bind(Kind::Session, "s-dora", &UserId::new("dora"), 4_000_000);
+            // Time moves on: an activity touch shows in the seat.
+            clock.advance(60_000);
+        }
+        let (bytes, spans) = head(&[("Accept", "text/html"), ("Cookie", cookie)]);
+        let uri: http::Uri = path.parse().unwrap();
+        let method: http::Method = method.parse().unwrap();
+        let fields = Fields::new(&bytes, &spans);
+        let got = short.on_request_head(&conn, &method, &uri, &fields);
+        assert_eq!(got.is_some(), taken, "{method} {path} {cookie:?}");
+        if !taken {
+            continue;
+        }
+        let mut req = request(path, cookie);
+        *req.method_mut() = method.clone();
+        assert!(
+            long.on_request(&conn, req).await.is_ok(),
+            "on_request would not pass {path} {cookie:?}"
+        );
+        assert_eq!(
+            short.with_pool(|p| p.export()),
+            long.with_pool(|p| p.export()),
+            "{path} {cookie:?}: the seats and their activity differ"
+        );
+        assert_eq!(bindings(&short), bindings(&long), "{path} {cookie:?}");
+    }
 }

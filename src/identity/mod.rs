@@ -18,10 +18,15 @@ use http::{header, HeaderMap, Method};
 
 /// `name=value` pairs of every `Cookie` header.
 pub fn cookies(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
+    cookies_in(headers.get_all(header::COOKIE).iter().map(|v| v.as_bytes()))
+}
+
+/// [`cookies`] from the `Cookie` values as they came (the fast lane's).
+pub fn cookies_in<'a>(
+    values: impl Iterator<Item = &'a [u8]> + 'a,
+) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+    values
+        .filter_map(crate::proxy::headers::text)
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| {
             let (n, v) = pair.split_once('=')?;
@@ -35,7 +40,18 @@ pub fn session_cookies<'a>(
     profile: &'a Profile,
     headers: &'a HeaderMap,
 ) -> impl Iterator<Item = (Kind, &'a str)> + 'a {
-    cookies(headers).filter_map(move |(n, v)| {
+    session_cookies_in(
+        profile,
+        headers.get_all(header::COOKIE).iter().map(|v| v.as_bytes()),
+    )
+}
+
+/// [`session_cookies`] from the `Cookie` values as they came.
+pub fn session_cookies_in<'a>(
+    profile: &'a Profile,
+    values: impl Iterator<Item = &'a [u8]> + 'a,
+) -> impl Iterator<Item = (Kind, &'a str)> + 'a {
+    cookies_in(values).filter_map(move |(n, v)| {
         if v.is_empty() {
             None
         } else if profile.session_cookies.contains(&n) {
@@ -210,14 +226,7 @@ pub fn upstream_user_as(headers: &HeaderMap, known: Option<&UserId>) -> Option<U
 /// (the fast lane reads it before any header map exists). A value with other
 /// than visible ASCII is no name, as `HeaderValue::to_str` would have it.
 pub fn upstream_user_of(value: Option<&[u8]>, known: Option<&UserId>) -> Option<UpstreamUser> {
-    let value = value?;
-    if !value
-        .iter()
-        .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b))
-    {
-        return None;
-    }
-    let v = std::str::from_utf8(value).ok()?.trim();
+    let v = crate::proxy::headers::text(value?)?.trim();
     if v.is_empty() || v.eq_ignore_ascii_case("anonymous") {
         Some(UpstreamUser::Anonymous)
     } else if let Some(k) = known.filter(|k| k.as_str() == v) {

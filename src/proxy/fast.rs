@@ -82,6 +82,7 @@ where
         ubuf: BytesMut::with_capacity(CHUNK),
         out: Vec::with_capacity(4096),
         spans: Spans::with_capacity(32),
+        qspans: Spans::with_capacity(32),
         answered_at: None,
     };
     let mut buf = BytesMut::with_capacity(8192);
@@ -109,7 +110,7 @@ where
         sleep.as_mut().reset(base + wait);
         let head = loop {
             if !buf.is_empty() {
-                match parse_request(&mut buf, &mut lane.spans) {
+                match parse_request(&mut buf, &mut lane.qspans) {
                     Parsed::Simple(head) => break Next::Head(head),
                     Parsed::Partial if buf.len() < limits.max_header_bytes => {}
                     Parsed::Partial | Parsed::NotOurs => break Next::Handover,
@@ -175,11 +176,39 @@ enum Next {
     Handover,
 }
 
-/// A request head the fast lane takes.
+/// A request head the fast lane takes: its fields' names and where their
+/// values lie are in the lane's `qspans`; no header map is built unless the
+/// hooks want the whole request.
 struct Head {
-    parts: http::request::Parts,
+    method: Method,
+    uri: Uri,
+    head: Bytes,
     /// `Connection: close`.
     close: bool,
+}
+
+impl Head {
+    /// The request as the header-map path takes it.
+    fn into_parts(self, spans: &Spans) -> http::request::Parts {
+        let mut headers = HeaderMap::with_capacity(spans.len());
+        for (name, value) in spans {
+            // Checked by `parse_request` (a value `HeaderValue` refuses is
+            // not the fast lane's).
+            if let Ok(value) = HeaderValue::from_maybe_shared(self.head.slice(value.clone())) {
+                headers.append(name.clone(), value);
+            }
+        }
+        let (mut parts, ()) = http::Request::new(()).into_parts();
+        parts.method = self.method;
+        parts.uri = self.uri;
+        parts.headers = headers;
+        parts
+    }
+}
+
+/// What `HeaderValue` accepts in a value: no control characters but tab.
+fn valid_value(v: &[u8]) -> bool {
+    v.iter().all(|&b| (b >= 32 && b != 127) || b == b'\t')
 }
 
 #[allow(clippy::large_enum_variant)]
@@ -250,24 +279,25 @@ fn parse_request(buf: &mut BytesMut, spans: &mut Spans) -> Parsed {
                 }
             }
         }
+        if !valid_value(h.value) {
+            return Parsed::NotOurs;
+        }
         spans.push((name, span(h.value)));
     }
     let head = buf.split_to(len).freeze();
     let Ok(uri) = Uri::from_maybe_shared(head.slice(path)) else {
+        // Not ours after all: hyper must see the head too (rare; a copy).
+        let mut whole = BytesMut::from(&head[..]);
+        whole.unsplit(buf.split());
+        *buf = whole;
         return Parsed::NotOurs;
     };
-    let mut headers = HeaderMap::with_capacity(spans.len());
-    for (name, value) in spans.drain(..) {
-        let Ok(value) = HeaderValue::from_maybe_shared(head.slice(value)) else {
-            return Parsed::NotOurs;
-        };
-        headers.append(name, value);
-    }
-    let (mut parts, ()) = http::Request::new(()).into_parts();
-    parts.method = method;
-    parts.uri = uri;
-    parts.headers = headers;
-    Parsed::Simple(Head { parts, close })
+    Parsed::Simple(Head {
+        method,
+        uri,
+        head,
+        close,
+    })
 }
 
 /// How the upstream's answer body ends (RFC 9112 §6.3).
@@ -289,8 +319,10 @@ struct Lane {
     ubuf: BytesMut,
     /// The head being written (reused).
     out: Vec<u8>,
-    /// Header names and where their values lie, while a head is parsed (reused).
+    /// Header names and where their values lie in an answer's head (reused).
     spans: Spans,
+    /// The same for the request being served (reused).
+    qspans: Spans,
     /// When the last answer was written (the next head's wait starts there).
     answered_at: Option<Instant>,
 }
@@ -323,17 +355,43 @@ impl Lane {
         S: AsyncWrite + Unpin,
     {
         let start = Instant::now();
-        let is_head = head.parts.method == Method::HEAD;
-        let safe = head.parts.method.is_safe();
+        let is_head = head.method == Method::HEAD;
+        let safe = head.method.is_safe();
+        // The hooks may take the request as it came (its head then written
+        // from its raw fields); otherwise it goes the header-map way.
+        let shortcut = if conn.trusted {
+            // A trusted peer's forwarding chain is edited on the map.
+            None
+        } else {
+            let fields = super::Fields::new(&head.head, &self.qspans);
+            proxy
+                .hooks
+                .on_request_head(conn, &head.method, &head.uri, &fields)
+        };
+        let decided = match shortcut {
+            Some(ctx) => {
+                self.out.clear();
+                write_forwarded_head(&mut self.out, &proxy.settings, conn, &head, &self.qspans);
+                Ok((ctx, ErrHeaders::Raw(head.head)))
+            }
+            None => {
+                let parts = head.into_parts(&self.qspans);
+                match proxy.prepare(conn, parts, body::empty(), false).await {
+                    Step::Answer(resp) => Err(resp),
+                    Step::Forward(Ready { req, ctx, err }) => {
+                        self.out.clear();
+                        write_request_head(&mut self.out, &req);
+                        Ok((ctx, ErrHeaders::Made(err)))
+                    }
+                }
+            }
+        };
         // What to write: the upstream's answer (its head already in `out`,
         // its body still to relay) or one iumgate made (an own page, a wait
         // or error page).
-        let reply = match proxy.prepare(conn, head.parts, body::empty(), false).await {
-            Step::Answer(resp) => Reply::Page(resp),
-            Step::Forward(Ready { req, ctx, err }) => {
-                self.out.clear();
-                write_request_head(&mut self.out, &req);
-                drop(req);
+        let reply = match decided {
+            Err(resp) => Reply::Page(resp),
+            Ok((ctx, err)) => {
                 timer
                     .as_mut()
                     .reset(Instant::now() + proxy.settings.request_timeout);
@@ -343,18 +401,19 @@ impl Lane {
                     _ = &mut timer => None,
                 };
                 match asked {
-                    Some(Ok(raw)) => self.answered(proxy, ctx, raw, close, err).await,
+                    Some(Ok(answer)) => self.answered(proxy, ctx, answer, close, err).await,
                     Some(Err(Failed::Upstream(kind, e))) => {
                         self.drop_upstream();
-                        failure_page(proxy, kind, e, err)
+                        failure_page(proxy, kind, e, err.make(&self.qspans))
                     }
                     Some(Err(Failed::Silent(e))) => {
                         self.drop_upstream();
+                        let err = err.make(&self.qspans);
                         failure_page(proxy, UpstreamError::Protocol, Some(e), err)
                     }
                     None => {
                         self.drop_upstream();
-                        failure_page(proxy, UpstreamError::Timeout, None, err)
+                        failure_page(proxy, UpstreamError::Timeout, None, err.make(&self.qspans))
                     }
                 }
             }
@@ -389,7 +448,7 @@ impl Lane {
         ctx: H::Ctx,
         raw: Raw,
         close: bool,
-        err: super::ErrorPageHeaders,
+        err: ErrHeaders,
     ) -> Reply {
         let close = close || raw.framing == Framing::Close;
         let (status, framing, reusable) = (raw.status, raw.framing, raw.reusable);
@@ -416,6 +475,7 @@ impl Lane {
             Err(msg) => {
                 self.drop_upstream();
                 let e = io::Error::other(msg);
+                let err = err.make(&self.qspans);
                 return failure_page(proxy, UpstreamError::Protocol, Some(e), err);
             }
         };
@@ -667,6 +727,29 @@ impl Lane {
     }
 }
 
+/// What an error page for the request needs (`Accept`, `Accept-Language`),
+/// made only when one is.
+enum ErrHeaders {
+    Made(super::ErrorPageHeaders),
+    /// The request's head as it came (its fields in the lane's `qspans`).
+    Raw(Bytes),
+}
+
+impl ErrHeaders {
+    fn make(self, spans: &Spans) -> super::ErrorPageHeaders {
+        match self {
+            ErrHeaders::Made(e) => e,
+            ErrHeaders::Raw(head) => {
+                let get = |name: &HeaderName| {
+                    let (_, r) = spans.iter().find(|(n, _)| n == name)?;
+                    HeaderValue::from_maybe_shared(head.slice(r.clone())).ok()
+                };
+                super::ErrorPageHeaders::new(get(&header::ACCEPT), get(&header::ACCEPT_LANGUAGE))
+            }
+        }
+    }
+}
+
 /// What a request is answered with.
 enum Reply {
     /// The upstream's answer: its head is in the lane's `out`, its body is
@@ -825,6 +908,59 @@ fn parse_response(
         reusable,
         plain,
     }))
+}
+
+/// A request the hooks took as it came, written for the upstream without a
+/// header map: what [`super::edit_request`] and [`write_request_head`] make
+/// of it through one (for a peer that is not a trusted proxy).
+fn write_forwarded_head(
+    out: &mut Vec<u8>,
+    settings: &super::Settings,
+    conn: &ConnInfo,
+    head: &Head,
+    spans: &Spans,
+) {
+    use super::headers::{is_hop_by_hop, FORWARDING, UPSTREAM_ONLY};
+    out.extend_from_slice(head.method.as_str().as_bytes());
+    out.push(b' ');
+    let target = head.uri.path_and_query().map_or("/", |p| p.as_str());
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    let mut client_host: Option<&[u8]> = None;
+    for (name, span) in spans {
+        let value = head.head.get(span.clone()).unwrap_or_default();
+        if name == header::HOST {
+            client_host.get_or_insert(value);
+            continue;
+        }
+        if is_hop_by_hop(name)
+            || name == header::EXPECT
+            || UPSTREAM_ONLY.contains(name)
+            || FORWARDING.contains(name)
+        {
+            continue;
+        }
+        write_field(out, name.as_str().as_bytes(), value);
+    }
+    let host = match client_host {
+        Some(h) if settings.preserve_host => h,
+        _ => settings.upstream_host.as_bytes(),
+    };
+    write_field(out, b"host", host);
+    write_field(out, b"x-forwarded-for", conn.peer_value.as_bytes());
+    let proto: &[u8] = if conn.tls { b"https" } else { b"http" };
+    write_field(out, b"x-forwarded-proto", proto);
+    if let Some(h) = client_host {
+        write_field(out, b"x-forwarded-host", h);
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+fn write_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
 }
 
 fn write_request_head(out: &mut Vec<u8>, req: &http::Request<Body>) {
@@ -1198,24 +1334,27 @@ mod tests {
     fn a_simple_head_is_taken_out_of_the_buffer_and_what_follows_stays() {
         let mut b =
             BytesMut::from(&b"GET /a HTTP/1.1\r\nHost: j\r\nConnection: close\r\n\r\nGET /b"[..]);
-        let Parsed::Simple(head) = parse_request(&mut b, &mut Spans::new()) else {
+        let mut spans = Spans::new();
+        let Parsed::Simple(head) = parse_request(&mut b, &mut spans) else {
             panic!("not simple");
         };
         assert!(head.close);
-        assert_eq!(head.parts.uri, "/a");
-        assert_eq!(head.parts.headers["host"], "j");
+        assert_eq!(head.uri, "/a");
+        assert_eq!(head.into_parts(&spans).headers["host"], "j");
         assert_eq!(&b[..], b"GET /b");
     }
 
     #[test]
     fn empty_header_values_are_kept_empty_on_both_sides() {
-        let Parsed::Simple(head) =
-            parse("GET / HTTP/1.1\r\nHost: j\r\nX-Empty:\r\nX-Sp:   \r\n\r\n")
-        else {
+        let mut b =
+            BytesMut::from(&b"GET / HTTP/1.1\r\nHost: j\r\nX-Empty:\r\nX-Sp:   \r\n\r\n"[..]);
+        let mut spans = Spans::new();
+        let Parsed::Simple(head) = parse_request(&mut b, &mut spans) else {
             panic!("not simple");
         };
-        assert_eq!(head.parts.headers["x-empty"], "");
-        assert_eq!(head.parts.headers["x-sp"], "");
+        let headers = head.into_parts(&spans).headers;
+        assert_eq!(headers["x-empty"], "");
+        assert_eq!(headers["x-sp"], "");
         let mut b =
             BytesMut::from(&b"HTTP/1.1 200 OK\r\nX-Empty:\r\nContent-Length: 0\r\n\r\n"[..]);
         let mut spans = Spans::new();
@@ -1225,6 +1364,48 @@ mod tests {
         assert_eq!((raw.framing, raw.reusable), (Framing::Length(0), true));
         let resp = raw.into_response(&mut spans).unwrap();
         assert_eq!(resp.headers()["x-empty"], "");
+    }
+
+    #[test]
+    fn a_request_written_raw_has_the_head_the_header_map_path_writes() {
+        let cases: [&str; 6] = [
+            "GET /browse/A-1?x=1 HTTP/1.1\r\nHost: jira.example\r\nAccept: text/html\r\nCookie: JSESSIONID=a\r\nCookie: b=2\r\n\r\n",
+            // Everything a client may not pass on, and two Hosts.
+            "GET / HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\nConnection: keep-alive\r\nKeep-Alive: 5\r\nTE: trailers\r\nProxy-Authorization: x\r\nX-AUSERNAME: admin\r\nX-Seraph-LoginReason: OK\r\nX-Forwarded-For: 6.6.6.6\r\nX-Forwarded-For: 7.7.7.7\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: evil\r\nForwarded: for=6.6.6.6\r\nContent-Length: 0\r\n\r\n",
+            // No Host at all; an empty one.
+            "HEAD /x HTTP/1.1\r\nX-Forwarded-Host: evil\r\n\r\n",
+            "DELETE /x HTTP/1.1\r\nHost:\r\nConnection: close\r\n\r\n",
+            "OPTIONS /x HTTP/1.1\r\nhOsT: MiXeD.example\r\nX-Empty:\r\n\r\n",
+            "GET /%2e%2e/x HTTP/1.1\r\nHost: j\r\nUser-Agent: a\tb\r\n\r\n",
+        ];
+        for raw in cases {
+            let mut b = BytesMut::from(raw.as_bytes());
+            let mut spans = Spans::new();
+            let Parsed::Simple(head) = parse_request(&mut b, &mut spans) else {
+                panic!("not simple: {raw:?}");
+            };
+            for (preserve_host, tls) in [(false, false), (true, false), (false, true), (true, true)]
+            {
+                let (written, mapped) = fuzzing::request_heads(&head, &spans, preserve_host, tls);
+                assert_eq!(
+                    written, mapped,
+                    "{raw:?} preserve_host {preserve_host} tls {tls}"
+                );
+                let text = String::from_utf8(written.concat()).unwrap();
+                for gone in [
+                    "6.6.6.6",
+                    "evil",
+                    "admin",
+                    "keep-alive",
+                    "proxy-",
+                    "forwarded: ",
+                    "te: ",
+                ] {
+                    assert!(!text.contains(gone), "{gone} went upstream: {text:?}");
+                }
+                assert!(text.contains("x-forwarded-for: 192.0.2.7"), "{text:?}");
+            }
+        }
     }
 
     #[test]
@@ -1342,20 +1523,65 @@ pub mod fuzzing {
     use super::*;
 
     /// Parses `data` as request heads, as the fast lane does, and checks that
-    /// every one it takes is plainly simple.
+    /// every one it takes is plainly simple, and that its head written raw
+    /// for the upstream is the one the header-map path writes.
     pub fn requests(data: &[u8]) {
         let mut b = BytesMut::from(data);
-        while let Parsed::Simple(head) = parse_request(&mut b, &mut Spans::new()) {
-            let h = &head.parts.headers;
+        let mut spans = Spans::new();
+        while let Parsed::Simple(head) = parse_request(&mut b, &mut spans) {
+            for (preserve_host, tls) in [(false, false), (true, true)] {
+                let (raw, mapped) = request_heads(&head, &spans, preserve_host, tls);
+                assert_eq!(raw, mapped, "preserve_host: {preserve_host}, tls: {tls}");
+            }
+            let uri = head.uri.clone();
+            let h = head.into_parts(&spans).headers;
             assert!(!h.contains_key(header::TRANSFER_ENCODING));
             assert!(!h.contains_key(header::UPGRADE) && !h.contains_key(header::EXPECT));
             assert!(h.get_all(header::CONTENT_LENGTH).iter().all(|v| v == "0"));
-            assert!(head.parts.uri.path().starts_with('/'));
+            assert!(uri.path().starts_with('/'));
             assert_eq!(
-                super::super::target::classify(head.parts.uri.path()),
+                super::super::target::classify(uri.path()),
                 super::super::target::Target::Upstream
             );
         }
+    }
+
+    /// A simple request's head for the upstream, written raw and through the
+    /// header map (from a peer that is not a trusted proxy), each as its
+    /// request line and sorted fields, lower-cased.
+    pub(super) fn request_heads(
+        head: &Head,
+        spans: &Spans,
+        preserve_host: bool,
+        tls: bool,
+    ) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+        let settings = super::super::Settings {
+            upstream_host: HeaderValue::from_static("upstream.internal:8080"),
+            preserve_host,
+            trusted: Vec::new(),
+            request_timeout: Duration::from_secs(60),
+        };
+        let conn = ConnInfo::new(
+            std::net::SocketAddr::from(([192, 0, 2, 7], 40000)),
+            tls,
+            false,
+        );
+        let mut raw = Vec::new();
+        write_forwarded_head(&mut raw, &settings, &conn, head, spans);
+        let copy = Head {
+            method: head.method.clone(),
+            uri: head.uri.clone(),
+            head: head.head.clone(),
+            close: head.close,
+        };
+        let mut parts = copy.into_parts(spans);
+        super::super::edit_request(&settings, &conn, &mut parts, false);
+        let mut mapped = Vec::new();
+        write_request_head(
+            &mut mapped,
+            &http::Request::from_parts(parts, body::empty()),
+        );
+        (lines(&raw), lines(&mapped))
     }
 
     /// Parses `data` as the upstream's answers; a final one that may be

@@ -111,6 +111,10 @@ pub fn strip_upstream_only(headers: &mut HeaderMap) {
 const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
 const XFP: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const XFH: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// The forwarding headers iumgate writes (or, from an untrusted peer,
+/// replaces): a client's own never reach the upstream.
+pub const FORWARDING: [HeaderName; 4] = [FORWARDED, XFF, XFP, XFH];
 /// RFC 7239 `Forwarded`: we do not write it, but apps (and Tomcat valves) may
 /// read it, so an untrusted client must not be able to send one.
 const FORWARDED: HeaderName = header::FORWARDED;
@@ -177,10 +181,27 @@ pub fn set_forwarded(
 
 /// Whether the client wants a page (a browser navigation) rather than data.
 pub fn wants_html(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
+    wants_html_in(headers.get(header::ACCEPT).map(HeaderValue::as_bytes))
+}
+
+/// [`wants_html`] from the `Accept` value as it came.
+pub fn wants_html_in(accept: Option<&[u8]>) -> bool {
+    accept
+        .and_then(text)
         .is_some_and(|a| a.contains("text/html"))
+}
+
+/// A field value as text, as `HeaderValue::to_str` reads it: visible ASCII
+/// (and tabs) only, else none.
+pub fn text(value: &[u8]) -> Option<&str> {
+    if value
+        .iter()
+        .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b))
+    {
+        std::str::from_utf8(value).ok()
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]

@@ -67,6 +67,24 @@ pub trait Hooks: Send + Sync + 'static {
         resp: Response<Body>,
     ) -> impl Future<Output = Response<Body>> + Send;
 
+    /// The fast lane's shortcut past `on_request`: a simple request (no
+    /// body) as it came — method, target and raw fields, the clean-up not yet
+    /// applied — before any header map is built. `Some(ctx)`: the hooks
+    /// decided to forward it as it is, and did whatever `on_request` would
+    /// have done for it; `None`: `on_request` gets the whole (cleaned)
+    /// request as usual. Whatever the hooks did before answering `None` must
+    /// be harmless to do again.
+    fn on_request_head(
+        &self,
+        conn: &ConnInfo,
+        method: &http::Method,
+        uri: &Uri,
+        fields: &Fields<'_>,
+    ) -> Option<Self::Ctx> {
+        let _ = (conn, method, uri, fields);
+        None
+    }
+
     /// The fast lane's shortcut past `on_response`: the answer's status and
     /// head fields as the upstream sent them, before any header map is built.
     /// `None`: the hooks learned all they need, and the answer goes to the
@@ -148,6 +166,16 @@ impl Hooks for NoGate {
 
     fn on_answer_head(&self, _ctx: (), _status: StatusCode, _fields: &Fields<'_>) -> Option<()> {
         None
+    }
+
+    fn on_request_head(
+        &self,
+        _conn: &ConnInfo,
+        _method: &http::Method,
+        _uri: &Uri,
+        _fields: &Fields<'_>,
+    ) -> Option<()> {
+        Some(())
     }
 
     async fn own_page(&self, _conn: &ConnInfo, req: Request<Body>) -> Response<Body> {
@@ -337,38 +365,7 @@ impl<H: Hooks> Proxy<H> {
             }
         }
 
-        // Host as the client sent it (HTTP/2: the :authority) unless told otherwise.
-        let client_host = parts.headers.get(header::HOST).cloned().or_else(|| {
-            parts
-                .uri
-                .authority()
-                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        });
-        // (`Expect: 100-continue`: hyper answers it itself once the body is read.)
-        headers::clean_request(&mut parts.headers, upgrade);
-        headers::set_forwarded(
-            &mut parts.headers,
-            &conn.peer_value,
-            conn.trusted,
-            if conn.tls { "https" } else { "http" },
-            client_host.clone(),
-        );
-        let upstream_host = match (&client_host, self.settings.preserve_host) {
-            (Some(h), true) => h.clone(),
-            _ => self.settings.upstream_host.clone(),
-        };
-        parts.headers.insert(header::HOST, upstream_host);
-        // Origin form (`/path?query`) towards the upstream: the connection
-        // already says where it goes, and Host says for whom.
-        if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
-            let path_and_query = parts
-                .uri
-                .path_and_query()
-                .cloned()
-                .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
-            parts.uri = Uri::from(path_and_query);
-        }
-        parts.version = http::Version::HTTP_11;
+        edit_request(&self.settings, conn, &mut parts, upgrade);
         // Only what an error page needs, not a copy of every header per request.
         let err = ErrorPageHeaders::of(&parts.headers);
 
@@ -417,6 +414,50 @@ impl<H: Hooks> Proxy<H> {
     }
 }
 
+/// The edits every request forwarded on the header-map path gets: hop-by-hop
+/// and upstream-only headers out, `X-Forwarded-*` set, `Host` for the
+/// upstream, origin form, HTTP/1.1. (The fast lane's raw path writes the
+/// same head without a map: `fast::write_forwarded_head`.)
+pub(crate) fn edit_request(
+    settings: &Settings,
+    conn: &ConnInfo,
+    parts: &mut http::request::Parts,
+    upgrade: bool,
+) {
+    // Host as the client sent it (HTTP/2: the :authority) unless told otherwise.
+    let client_host = parts.headers.get(header::HOST).cloned().or_else(|| {
+        parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
+    // (`Expect: 100-continue`: hyper answers it itself once the body is read.)
+    headers::clean_request(&mut parts.headers, upgrade);
+    headers::set_forwarded(
+        &mut parts.headers,
+        &conn.peer_value,
+        conn.trusted,
+        if conn.tls { "https" } else { "http" },
+        client_host.clone(),
+    );
+    let upstream_host = match (&client_host, settings.preserve_host) {
+        (Some(h), true) => h.clone(),
+        _ => settings.upstream_host.clone(),
+    };
+    parts.headers.insert(header::HOST, upstream_host);
+    // Origin form (`/path?query`) towards the upstream: the connection
+    // already says where it goes, and Host says for whom.
+    if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
+        let path_and_query = parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+        parts.uri = Uri::from(path_and_query);
+    }
+    parts.version = http::Version::HTTP_11;
+}
+
 /// What [`Proxy::prepare`] decided.
 pub(crate) enum Step<C> {
     /// Send this to the upstream.
@@ -441,6 +482,16 @@ pub(crate) struct ErrorPageHeaders {
 }
 
 impl ErrorPageHeaders {
+    pub(crate) fn new(
+        accept: Option<HeaderValue>,
+        accept_language: Option<HeaderValue>,
+    ) -> ErrorPageHeaders {
+        ErrorPageHeaders {
+            accept,
+            accept_language,
+        }
+    }
+
     fn of(headers: &http::HeaderMap) -> ErrorPageHeaders {
         ErrorPageHeaders {
             accept: headers.get(header::ACCEPT).cloned(),
