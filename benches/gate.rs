@@ -15,12 +15,11 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use async_trait::async_trait;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use http::{header, HeaderMap, HeaderValue, Request, Response};
 use iumgate::alerts::Alerts;
 use iumgate::clock::ManualClock;
-use iumgate::directory::{Directory, DirectoryError, LicenceInfo, Member, UserInfo};
+use iumgate::directory::Fixed;
 use iumgate::gate::{Gate, GateSettings};
 use iumgate::identity::{self, Kind, Sessions};
 use iumgate::pool::PoolConfig;
@@ -133,45 +132,18 @@ fn identity_benches(c: &mut Criterion) {
     });
 }
 
-/// The directory as reconcile sees it: casual users `c…` all holding a seat,
-/// power users `p…`, tier large enough for everyone.
-#[derive(Debug)]
-struct World;
-
-fn members(prefix: &str, n: usize) -> Vec<Member> {
-    (0..n)
-        .map(|i| Member {
-            name: UserId::new(&format!("{prefix}{i:06}")),
-            active: true,
-        })
-        .collect()
+/// `prefix000000`, `prefix000001`, … (`n` names).
+fn names(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}{i:06}")).collect()
 }
 
-#[async_trait]
-impl Directory for World {
-    async fn add_to_group(&self, _: &UserId, _: &str) -> Result<(), DirectoryError> {
-        Ok(())
-    }
-    async fn remove_from_group(&self, _: &UserId, _: &str) -> Result<(), DirectoryError> {
-        Ok(())
-    }
-    async fn group_members(&self, group: &str) -> Result<Vec<Member>, DirectoryError> {
-        Ok(match group {
-            "IUM_user_software" | "IUM_access_software" => members("c", CASUAL),
-            "jira-software-users" => members("p", POWER),
-            _ => Vec::new(),
-        })
-    }
-    async fn user(&self, _: &UserId) -> Result<Option<UserInfo>, DirectoryError> {
-        Ok(None)
-    }
-    async fn licence(&self, _: &str) -> Result<Option<LicenceInfo>, DirectoryError> {
-        Ok(Some(LicenceInfo {
-            seats: Some(100_000),
-            used: None,
-            groups: Vec::new(),
-        }))
-    }
+/// The directory as reconcile sees it: casual users `c…` all holding a seat,
+/// power users `p…`, tier large enough for everyone.
+fn world() -> Fixed {
+    Fixed::new(100_000)
+        .group("IUM_user_software", names("c", CASUAL))
+        .group("IUM_access_software", names("c", CASUAL))
+        .group("jira-software-users", names("p", POWER))
 }
 
 /// Polls a future that must finish without waiting (a holder's request never waits).
@@ -199,7 +171,7 @@ fn gate_benches(c: &mut Criterion) {
             min_idle_ms: 1_800_000,
             abandon_after_ms: 120_000,
         },
-        Arc::new(World),
+        Arc::new(world()),
         clock.clone(),
         Arc::new(Alerts::default()),
         [9u8; 32],

@@ -7,56 +7,18 @@
 //!   a grant, a class or the settings changed since it was made.
 
 use super::*;
-use crate::directory::{DirectoryError, LicenceInfo, Member, UserInfo};
 use crate::identity::Kind;
 use crate::proxy::body::empty;
 use crate::proxy::{ConnInfo, Fields, Hooks};
-use async_trait::async_trait;
 use http::{HeaderName, Request, Response, StatusCode};
 
 /// Power users alice, bob, carol; casual c1 holding a seat, casual c2 not;
 /// the app's licence has `seats` seats.
-#[derive(Debug)]
-struct Dir {
-    seats: u32,
-}
-
-fn members(names: &[&str]) -> Vec<Member> {
-    names
-        .iter()
-        .map(|n| Member {
-            name: UserId::new(n),
-            active: true,
-        })
-        .collect()
-}
-
-#[async_trait]
-impl Directory for Dir {
-    async fn add_to_group(&self, _: &UserId, _: &str) -> Result<(), DirectoryError> {
-        Ok(())
-    }
-    async fn remove_from_group(&self, _: &UserId, _: &str) -> Result<(), DirectoryError> {
-        Ok(())
-    }
-    async fn group_members(&self, group: &str) -> Result<Vec<Member>, DirectoryError> {
-        Ok(match group {
-            "IUM_user_software" => members(&["c1", "c2"]),
-            "IUM_access_software" => members(&["c1"]),
-            "jira-software-users" => members(&["alice", "bob", "carol"]),
-            _ => Vec::new(),
-        })
-    }
-    async fn user(&self, _: &UserId) -> Result<Option<UserInfo>, DirectoryError> {
-        Ok(None)
-    }
-    async fn licence(&self, _: &str) -> Result<Option<LicenceInfo>, DirectoryError> {
-        Ok(Some(LicenceInfo {
-            seats: Some(self.seats),
-            used: None,
-            groups: Vec::new(),
-        }))
-    }
+fn directory(seats: u32) -> crate::directory::Fixed {
+    crate::directory::Fixed::new(seats)
+        .group("IUM_user_software", ["c1", "c2"])
+        .group("IUM_access_software", ["c1"])
+        .group("jira-software-users", ["alice", "bob", "carol"])
 }
 
 async fn gate() -> Gate {
@@ -83,7 +45,7 @@ async fn gate_on(seats: u32, clock: Arc<crate::clock::ManualClock>) -> Gate {
             min_idle_ms: 1_800_000,
             abandon_after_ms: 120_000,
         },
-        Arc::new(Dir { seats }),
+        Arc::new(directory(seats)),
         clock,
         Arc::new(crate::alerts::Alerts::default()),
         [3u8; 32],
