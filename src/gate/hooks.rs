@@ -385,11 +385,7 @@ impl Gate {
         for (kind, value) in cookies {
             let key = self.sessions.hash(kind, value);
             if ctx.user.is_none() {
-                let found = self.sessions.lookup_memo(&key, ctx.now, |m| {
-                    m.class
-                        .filter(|_| m.epoch == epoch)
-                        .map(|c| (c, m.seat.clone()))
-                });
+                let found = self.sessions.lookup_memo(&key, ctx.now, |m| m.at(epoch));
                 if let Some((user, memo)) = found {
                     ctx.user = Some(user);
                     ctx.named_by = Some(ctx.keys.len());

@@ -48,13 +48,43 @@ pub enum Class {
 }
 
 /// What a session remembers of its user's class and seat, good while the
-/// gate's epoch is still `epoch` (0: never made).
+/// gate's epoch is still the one it was made at. Kept small: one is stored
+/// with every session (a million sessions, a million memos).
 #[derive(Debug, Default)]
 pub struct Memo {
-    epoch: u64,
-    class: Option<Class>,
+    /// The epoch shifted left by two, the class in the low two bits
+    /// (0: never made).
+    tagged: u64,
     /// The seat held (`None`: none, or its grant is not finished).
     seat: Option<Arc<crate::pool::Seat>>,
+}
+
+impl Memo {
+    fn new(epoch: u64, class: Class, seat: Option<Arc<crate::pool::Seat>>) -> Memo {
+        let code = match class {
+            Class::Casual => 1,
+            Class::Power => 2,
+            Class::Unmanaged => 3,
+        };
+        Memo {
+            tagged: (epoch << 2) | code,
+            seat,
+        }
+    }
+
+    /// The class and seat, if the memo was made at `epoch`.
+    pub(crate) fn at(&self, epoch: u64) -> Option<(Class, Option<Arc<crate::pool::Seat>>)> {
+        if self.tagged >> 2 != epoch {
+            return None;
+        }
+        let class = match self.tagged & 3 {
+            1 => Class::Casual,
+            2 => Class::Power,
+            3 => Class::Unmanaged,
+            _ => return None,
+        };
+        Some((class, self.seat.clone()))
+    }
 }
 
 /// Settings the gate reads on each request; swapped on reload.
@@ -304,11 +334,7 @@ impl Gate {
         } else {
             self.seats.get(user).map(|s| Arc::clone(s.value()))
         };
-        Memo {
-            epoch,
-            class: Some(class),
-            seat,
-        }
+        Memo::new(epoch, class, seat)
     }
 
     /// Whether `user` holds a granted (not pending) seat. Lock-free.

@@ -314,3 +314,19 @@ async fn the_request_shortcut_takes_only_what_on_request_passes_as_it_is_and_doe
         assert_eq!(bindings(&short), bindings(&long), "{path} {cookie:?}");
     }
 }
+
+#[test]
+fn a_memo_gives_back_its_class_and_seat_at_its_own_epoch_only() {
+    for epoch in [1, 2, 1 << 40, (1 << 62) - 1] {
+        for class in [Class::Casual, Class::Power, Class::Unmanaged] {
+            let m = Memo::new(epoch, class, None);
+            let (c, s) = m.at(epoch).unwrap();
+            assert_eq!(c, class);
+            assert!(s.is_none());
+            assert!(m.at(epoch + 1).is_none() && m.at(epoch - 1).is_none());
+        }
+    }
+    for epoch in [0, 1, 7] {
+        assert!(Memo::default().at(epoch).is_none(), "a memo never made");
+    }
+}
