@@ -44,6 +44,22 @@ pub struct Ctx {
     git: bool,
 }
 
+impl Ctx {
+    /// What every request's context starts with, whichever path it took.
+    fn new(s: &super::GateSettings, method: &Method, uri: &http::Uri, html: bool, now: u64) -> Ctx {
+        Ctx {
+            html,
+            target: uri
+                .path_and_query()
+                .map_or(Target::Root, |p| Target::Request(p.clone())),
+            method: method.clone(),
+            git: s.profile.is_git(uri.path()),
+            now,
+            ..Ctx::default()
+        }
+    }
+}
+
 /// Where the request was going. The request's own path and query is kept by
 /// sharing its bytes: copying it into a `String` cost an allocation on every
 /// request, and only the rare wait/retry answers read it.
@@ -89,17 +105,13 @@ impl Hooks for Gate {
         let now = self.now();
         let (parts, body) = req.into_parts();
         let path = parts.uri.path();
-        let mut ctx = Ctx {
-            html: wants_html(&parts.headers),
-            target: parts
-                .uri
-                .path_and_query()
-                .map_or(Target::Root, |p| Target::Request(p.clone())),
-            method: parts.method.clone(),
-            git: s.profile.is_git(path),
+        let mut ctx = Ctx::new(
+            &s,
+            &parts.method,
+            &parts.uri,
+            wants_html(&parts.headers),
             now,
-            ..Ctx::default()
-        };
+        );
 
         // Identify: session cookies, then Basic auth, then a known token. The
         // session that names the user may remember their class and seat.
@@ -317,16 +329,8 @@ impl Hooks for Gate {
             return None;
         }
         let now = self.now();
-        let mut ctx = Ctx {
-            html: wants_html_in(fields.get(&header::ACCEPT)),
-            target: uri
-                .path_and_query()
-                .map_or(Target::Root, |p| Target::Request(p.clone())),
-            method: method.clone(),
-            git: s.profile.is_git(path),
-            now,
-            ..Ctx::default()
-        };
+        let html = wants_html_in(fields.get(&header::ACCEPT));
+        let mut ctx = Ctx::new(&s, method, uri, html, now);
         let epoch = self.epoch();
         let cookies = identity::session_cookies_in(s.profile, fields.get_all(&header::COOKIE));
         let remembered = self.identify(cookies, &mut ctx, epoch);

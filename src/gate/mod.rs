@@ -329,11 +329,7 @@ impl Gate {
     /// A memo of `user`'s class and seat as the maps say now; `epoch` must
     /// have been read before.
     pub(crate) fn memo(&self, user: &UserId, epoch: u64, class: Class) -> Memo {
-        let seat = if self.pending.contains(user) {
-            None
-        } else {
-            self.seats.get(user).map(|s| Arc::clone(s.value()))
-        };
+        let seat = self.held_seat(user).map(|s| Arc::clone(s.value()));
         Memo::new(epoch, class, seat)
     }
 
@@ -345,18 +341,23 @@ impl Gate {
     /// Whether `user` holds a seat (as [`Gate::holds`]); when they do and
     /// `activity`, records it — one look-up for a holder's request.
     pub fn holds_touching(&self, user: &UserId, activity: bool, now: u64) -> bool {
-        if self.pending.contains(user) {
-            return false;
-        }
-        match self.seats.get(user) {
-            Some(seat) => {
-                if activity {
-                    seat.touch(now);
-                }
-                true
+        self.held_seat(user).is_some_and(|seat| {
+            if activity {
+                seat.touch(now);
             }
-            None => false,
+            true
+        })
+    }
+
+    /// The seat `user` holds, unless its grant is still pending.
+    fn held_seat(
+        &self,
+        user: &UserId,
+    ) -> Option<dashmap::mapref::one::Ref<'_, UserId, Arc<crate::pool::Seat>>> {
+        if self.pending.contains(user) {
+            return None;
         }
+        self.seats.get(user)
     }
 
     /// Records activity of a holder: an atomic store.

@@ -402,18 +402,14 @@ impl Lane {
                 };
                 match asked {
                     Some(Ok(answer)) => self.answered(proxy, ctx, answer, close, err).await,
-                    Some(Err(Failed::Upstream(kind, e))) => {
+                    failed => {
+                        let (kind, e) = match failed {
+                            Some(Err(Failed::Upstream(kind, e))) => (kind, e),
+                            Some(Err(Failed::Silent(e))) => (UpstreamError::Protocol, Some(e)),
+                            _ => (UpstreamError::Timeout, None),
+                        };
                         self.drop_upstream();
                         failure_page(proxy, kind, e, err.make(&self.qspans))
-                    }
-                    Some(Err(Failed::Silent(e))) => {
-                        self.drop_upstream();
-                        let err = err.make(&self.qspans);
-                        failure_page(proxy, UpstreamError::Protocol, Some(e), err)
-                    }
-                    None => {
-                        self.drop_upstream();
-                        failure_page(proxy, UpstreamError::Timeout, None, err.make(&self.qspans))
                     }
                 }
             }
@@ -1003,10 +999,8 @@ fn write_relayed_head(out: &mut Vec<u8>, raw: &Raw, spans: &Spans, close: bool) 
         if super::headers::is_hop_by_hop(name) || (framed && name == header::CONTENT_LENGTH) {
             continue;
         }
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(raw.head.get(span.clone()).unwrap_or_default());
-        out.extend_from_slice(b"\r\n");
+        let value = raw.head.get(span.clone()).unwrap_or_default();
+        write_field(out, name.as_str().as_bytes(), value);
     }
     write_framing(out, raw.framing);
     out.extend_from_slice(b"\r\n");
@@ -1046,10 +1040,7 @@ fn write_framing(out: &mut Vec<u8>, framing: Framing) {
 
 fn write_fields(out: &mut Vec<u8>, headers: &HeaderMap) {
     for (name, value) in headers {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        write_field(out, name.as_str().as_bytes(), value.as_bytes());
     }
 }
 
