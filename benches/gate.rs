@@ -110,6 +110,7 @@ fn identity_benches(c: &mut Criterion) {
             let a = identity::login_attempt(
                 &JIRA,
                 "/login.jsp",
+                None,
                 Some("application/x-www-form-urlencoded"),
                 black_box(form),
             );
@@ -123,6 +124,7 @@ fn identity_benches(c: &mut Criterion) {
             let a = identity::login_attempt(
                 &JIRA,
                 "/rest/auth/1/session",
+                None,
                 Some("application/json"),
                 black_box(json),
             );

@@ -121,14 +121,14 @@ pub async fn start_opts(cfg: Config, opts: Options) -> Result<Running, String> {
     // while the snapshot supplies activity times, the queue and sessions.
     let snapshot = crate::state::load_at_start(&cfg.state, &alerts, opts.clock.now_ms())?;
     let hash_key: [u8; 32] = snapshot.as_ref().map_or_else(rand::random, |s| s.hash_key);
-    let gate = Arc::new(Gate::new(
+    let gate = Gate::new(
         settings,
         pool_cfg,
         directory,
         opts.clock.clone(),
         alerts.clone(),
         hash_key,
-    ));
+    );
     if let Some(s) = &snapshot {
         let r = s.restore(&gate);
         tracing::info!(

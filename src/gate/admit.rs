@@ -36,7 +36,7 @@ impl Gate {
         out
     }
 
-    async fn admit_locked(&self, user: &UserId, mode: Mode) -> Outcome {
+    pub(super) async fn admit_locked(&self, user: &UserId, mode: Mode) -> Outcome {
         if self.holds(user) {
             self.counters.admit_holding.fetch_add(1, Ordering::Relaxed);
             return Outcome::Pass;
@@ -166,7 +166,7 @@ impl Gate {
         done
     }
 
-    async fn release_locked(&self, user: &UserId, reason: ReleaseReason) -> bool {
+    pub(super) async fn release_locked(&self, user: &UserId, reason: ReleaseReason) -> bool {
         if !self.seats.contains_key(user) {
             return false;
         }

@@ -1,8 +1,8 @@
 //! The gate as the proxy's request hooks: identify → decide → (forward) →
 //! learn from the upstream's answer.
 
-use super::{local_path, Class, Gate, Outcome};
-use crate::identity::{self, Kind, LoginReason, SessionKey, UpstreamUser};
+use super::{local_path, Borrow, Class, Gate, Outcome, Standing};
+use crate::identity::{self, Kind, LoginReason, Peeked, SessionKey, UpstreamUser};
 use crate::pool::{Mode, ReleaseReason};
 use crate::proxy::body::{empty, full, Body};
 use crate::proxy::headers::{wants_html, wants_html_in, X_AUSERNAME};
@@ -25,6 +25,8 @@ type Remembered = (Class, Option<std::sync::Arc<crate::pool::Seat>>);
 pub struct Ctx {
     /// Known before forwarding (session, remember-me, token, Basic, login).
     user: Option<UserId>,
+    /// How `user` is known (what it may cost anyone: [`Standing::rights`]).
+    standing: Option<Standing>,
     /// The request's session cookies, hashed.
     keys: Vec<(Kind, SessionKey)>,
     /// Which of `keys` named `user` (its binding is fresh already).
@@ -34,9 +36,17 @@ pub struct Ctx {
     /// The bearer token's hash, to bind to the user the upstream names.
     bearer: Option<SessionKey>,
     login: Option<LoginCtx>,
-    /// A Basic-auth request that took a free seat before the password was checked.
-    basic_grant: bool,
+    /// A free seat lent to an unconfirmed claim (a Basic name) for this
+    /// exchange: given back unless the answer names that user, and on every
+    /// path that drops the context unanswered.
+    borrow: Option<Borrow>,
+    /// An unconfirmed claim's request that counts as activity: recorded only
+    /// once the answer names that user.
+    touch_on_confirm: bool,
     logout: bool,
+    /// The client reached iumgate over TLS (itself or a trusted proxy):
+    /// iumgate's own cookies are `Secure`.
+    secure: bool,
     html: bool,
     /// The original path and query (for 307 and the waiting room's `to`).
     target: Target,
@@ -87,8 +97,9 @@ struct LoginCtx {
     destination: Option<String>,
     json: bool,
     class: Class,
-    /// A free seat was granted before forwarding (give it back on failure).
-    granted_free: bool,
+    /// A free seat lent before forwarding (given back unless the login
+    /// succeeds, on every path).
+    borrow: Option<Borrow>,
     /// The whole form, kept to repeat the login once a seat is free.
     replay: Option<(Option<HeaderValue>, Vec<u8>)>,
 }
@@ -98,7 +109,7 @@ impl Hooks for Gate {
 
     async fn on_request(
         &self,
-        _conn: &ConnInfo,
+        conn: &ConnInfo,
         req: Request<Body>,
     ) -> Result<(Request<Body>, Ctx), Response<Body>> {
         let s = self.settings.load();
@@ -112,6 +123,13 @@ impl Hooks for Gate {
             wants_html(&parts.headers),
             now,
         );
+        // The headers are cleaned: `X-Forwarded-Proto` is iumgate's own, or
+        // a trusted proxy's.
+        ctx.secure = conn.tls
+            || parts
+                .headers
+                .get("x-forwarded-proto")
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
 
         // Identify: session cookies, then Basic auth, then a known token. The
         // session that names the user may remember their class and seat.
@@ -121,14 +139,16 @@ impl Hooks for Gate {
             &mut ctx,
             epoch,
         );
-        let mut basic = false;
         if ctx.user.is_none() {
             if let Some(u) = identity::basic_user(&parts.headers) {
+                // A name, not a proof: the app has not checked the password.
                 ctx.user = Some(u);
-                basic = true;
+                ctx.standing = Some(Standing::Unconfirmed);
             } else if let Some(t) = identity::bearer_token(&parts.headers) {
                 let key = self.sessions.hash(Kind::Token, t);
                 ctx.user = self.sessions.lookup_key(&key, now);
+                // Bound only after the app named the token's user.
+                ctx.standing = ctx.user.as_ref().map(|_| Standing::Session);
                 ctx.bearer = Some(key);
             }
         }
@@ -141,101 +161,108 @@ impl Hooks for Gate {
             {
                 if path != whoami {
                     ctx.user = self.whoami(whoami, cookie, &ctx.keys).await;
+                    ctx.standing = ctx.user.as_ref().map(|_| Standing::Proven);
                 }
             }
         }
 
         if s.profile.is_logout(&parts.method, path) {
+            // Decided on the answer: only a session's user, and only once
+            // the answer shows the session ended.
             ctx.logout = true;
             return Ok((Request::from_parts(parts, body), ctx));
         }
 
         if identity::is_login(s.profile, &parts.method, path) {
-            let (prefix, body) = identity::peek_body(body, s.login_body_limit).await;
-            let ct = parts
-                .headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok());
-            if let Some(attempt) = identity::login_attempt(s.profile, path, ct, &prefix) {
-                let class = self.class_or_lookup(&attempt.user).await;
-                let mut granted_free = false;
-                if class == Class::Casual && !self.holds(&attempt.user) {
-                    // Only a free seat before the password is checked: a wrong
-                    // password must never cost a colleague their seat.
-                    match self.admit(&attempt.user, Mode::FreeOnly).await {
-                        Outcome::Pass => granted_free = true,
-                        Outcome::Unavailable => {
-                            return Err(self.unavailable_response(&ctx, &parts.headers));
-                        }
-                        Outcome::NoFreeSeat | Outcome::Wait { .. } => {}
-                    }
-                }
-                // A browser form that fits in the peek can be repeated later
-                // if the user has to wait for a seat.
-                let whole = parts
-                    .headers
-                    .get(header::CONTENT_LENGTH)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<usize>().ok())
-                    .is_some_and(|n| n == prefix.len());
-                let replay = (class == Class::Casual && !granted_free && !attempt.json && whole)
-                    .then(|| {
-                        (
-                            parts.headers.get(header::CONTENT_TYPE).cloned(),
-                            prefix.to_vec(),
-                        )
-                    });
-                ctx.user = Some(attempt.user.clone());
-                // The session's user, if any, is not who logs in now.
-                ctx.named_by = None;
-                ctx.login = Some(LoginCtx {
-                    user: attempt.user,
-                    destination: attempt.destination,
-                    json: attempt.json,
-                    class,
-                    granted_free,
-                    replay,
-                });
-            }
-            return Ok((Request::from_parts(parts, body), ctx));
+            return self.on_login(&s, ctx, parts, body).await;
         }
 
         if let Some(user) = ctx.user.clone() {
+            let standing = ctx.standing.unwrap_or(Standing::Unconfirmed);
+            let rights = standing.rights();
             let method = parts.method.as_str();
-            let check = match self.check_known(&s, &user, remembered, epoch, method, path, now) {
+            let check = match self.check_known(
+                &s,
+                &user,
+                remembered,
+                epoch,
+                method,
+                path,
+                now,
+                rights.refresh_activity,
+            ) {
                 Some(c) => c,
                 None => {
                     let class = self.class_or_lookup(&user).await;
-                    self.check_class(&s, &user, class, None, method, path, now)
+                    self.check_class(
+                        &s,
+                        &user,
+                        class,
+                        None,
+                        method,
+                        path,
+                        now,
+                        rights.refresh_activity,
+                    )
                 }
             };
-            if let Check::Admit { activity } = check {
-                // A seat may be taken from an idle colleague only for
-                // real work: a page the user opens, or an activity
-                // request. Background traffic (an open tab's polling)
-                // takes a free seat at most, and otherwise passes
-                // unlicensed, as the app answers it anyway.
-                let background = !basic && !activity && !ctx.html;
-                let mode = if basic || background {
-                    Mode::FreeOnly
-                } else {
-                    Mode::MayEvict
-                };
-                match self.admit(&user, mode).await {
-                    Outcome::Pass => ctx.basic_grant = basic,
-                    Outcome::NoFreeSeat if background => {}
-                    Outcome::Wait { position } => {
-                        return Err(self.wait_response(&ctx, &user, position, None, None));
-                    }
-                    Outcome::NoFreeSeat => {
-                        return Err(self.wait_response(&ctx, &user, 0, None, None));
-                    }
-                    Outcome::Unavailable => {
-                        return Err(self.unavailable_response(&ctx, &parts.headers));
+            match check {
+                Check::Pass { activity } => {
+                    if rights.evict {
+                        // A confirmed holder: a seat lent to a claim in their
+                        // name meanwhile is theirs for good.
+                        self.confirm_seat(&user);
+                    } else {
+                        ctx.touch_on_confirm = activity;
                     }
                 }
-                if activity {
-                    self.touch(&user, now);
+                Check::Admit { activity } if !rights.evict => {
+                    // An unconfirmed claim borrows a free seat for this
+                    // exchange at most: no eviction, no queue, no wait
+                    // cookie. Without a free seat, an API client hears
+                    // "retry later" and nothing changed.
+                    match self.borrow(&user).await {
+                        (Outcome::Pass, lent) => {
+                            ctx.borrow = lent;
+                            ctx.touch_on_confirm = activity;
+                        }
+                        (Outcome::Unavailable, _) => {
+                            return Err(self.unavailable_response(&ctx, &parts.headers));
+                        }
+                        (Outcome::NoFreeSeat | Outcome::Wait { .. }, _) => {
+                            ctx.html = false;
+                            return Err(self.wait_response(&ctx, &user, 0, None, None));
+                        }
+                    }
+                }
+                Check::Admit { activity } => {
+                    // A seat may be taken from an idle colleague only for
+                    // real work: a page the user opens, or an activity
+                    // request. Background traffic (an open tab's polling)
+                    // takes a free seat at most, and otherwise passes
+                    // unlicensed, as the app answers it anyway.
+                    let background = !activity && !ctx.html;
+                    let mode = if background {
+                        Mode::FreeOnly
+                    } else {
+                        Mode::MayEvict
+                    };
+                    match self.admit(&user, mode).await {
+                        Outcome::Pass => {}
+                        Outcome::NoFreeSeat if background => {}
+                        Outcome::Wait { position } => {
+                            return Err(self.wait_response(&ctx, &user, position, None, None));
+                        }
+                        Outcome::NoFreeSeat => {
+                            return Err(self.wait_response(&ctx, &user, 0, None, None));
+                        }
+                        Outcome::Unavailable => {
+                            return Err(self.unavailable_response(&ctx, &parts.headers));
+                        }
+                    }
+                    if activity {
+                        self.touch(&user, now);
+                    }
                 }
             }
         }
@@ -252,7 +279,13 @@ impl Hooks for Gate {
         if let Some(UpstreamUser::User(u)) = &upstream {
             self.bind_request_keys(&ctx, u, now);
         }
+        // Whether the answer ends a session of the request: it deletes one
+        // of the request's session cookies (or sets a new one in its place).
+        let mut session_replaced = false;
         for (kind, value) in identity::set_session_cookies(s.profile, resp.headers()) {
+            if ctx.keys.iter().any(|(k, _)| *k == kind) {
+                session_replaced = true;
+            }
             match (value, &upstream) {
                 (Some(v), Some(UpstreamUser::User(u))) => self.sessions.bind(kind, v, u, now),
                 (None, _) => {
@@ -267,14 +300,8 @@ impl Hooks for Gate {
         }
 
         if ctx.logout {
-            for (_, key) in &ctx.keys {
-                self.sessions.forget_key(key);
-            }
-            if let Some(user) = &ctx.user {
-                if s.release_on_logout && self.holds(user) {
-                    self.release(user, ReleaseReason::Logout).await;
-                }
-            }
+            self.finish_logout(&s, &ctx, resp.status(), &upstream, session_replaced)
+                .await;
             return resp;
         }
 
@@ -282,23 +309,32 @@ impl Hooks for Gate {
             return self.finish_login(&ctx, login, resp, upstream).await;
         }
 
-        if ctx.basic_grant {
-            if let Some(user) = &ctx.user {
-                if upstream != Some(UpstreamUser::User(user.clone())) {
-                    // The password was wrong: give the seat back.
-                    self.counters.login_failed.fetch_add(1, Ordering::Relaxed);
-                    self.release(user, ReleaseReason::Rollback).await;
+        if let Some(user) = &ctx.user {
+            if ctx.borrow.is_some() || ctx.touch_on_confirm {
+                let confirmed = upstream.as_ref() == Some(&UpstreamUser::User(user.clone()));
+                if confirmed && ctx.touch_on_confirm {
+                    self.touch(user, now);
                 }
+                if let Some(lent) = ctx.borrow.take() {
+                    if confirmed {
+                        lent.confirm();
+                    } else {
+                        // The password was wrong: give the seat back.
+                        self.counters.login_failed.fetch_add(1, Ordering::Relaxed);
+                        lent.give_back().await;
+                    }
+                }
+                return resp;
             }
-            return resp;
         }
 
         // A user first learned from the response (SSO callback, token,
-        // remember-me unknown to us): admit now and let the client retry.
+        // remember-me unknown to us): the app proved them, so they are
+        // admitted now and the client retries.
         if ctx.user.is_none() {
             if let Some(UpstreamUser::User(u)) = &upstream {
                 if self.class_or_lookup(u).await == Class::Casual && !self.holds(u) {
-                    return match self.admit(u, Mode::MayEvict).await {
+                    return match self.admit(u, Standing::Proven.mode()).await {
                         Outcome::Pass => retry_response(ctx.target.as_str(), resp.headers()),
                         Outcome::Wait { position } => {
                             self.wait_response(&ctx, u, position, None, Some(resp.headers()))
@@ -335,8 +371,21 @@ impl Hooks for Gate {
         let cookies = identity::session_cookies_in(s.profile, fields.get_all(&header::COOKIE));
         let remembered = self.identify(cookies, &mut ctx, epoch);
         let user = ctx.user.clone()?;
-        match self.check_known(&s, &user, remembered, epoch, method.as_str(), path, now)? {
-            Check::Pass => Some(ctx),
+        let check = self.check_known(
+            &s,
+            &user,
+            remembered,
+            epoch,
+            method.as_str(),
+            path,
+            now,
+            true,
+        )?;
+        match check {
+            Check::Pass { .. } => {
+                self.confirm_seat(&user);
+                Some(ctx)
+            }
             Check::Admit { .. } => None,
         }
     }
@@ -348,7 +397,7 @@ impl Hooks for Gate {
     fn on_answer_head(&self, ctx: Ctx, _status: StatusCode, fields: &Fields<'_>) -> Option<Ctx> {
         if ctx.logout
             || ctx.login.is_some()
-            || ctx.basic_grant
+            || ctx.borrow.is_some()
             || ctx.user.is_none()
             || fields.contains(&header::SET_COOKIE)
         {
@@ -357,6 +406,9 @@ impl Hooks for Gate {
         let upstream = identity::upstream_user_of(fields.get(&X_AUSERNAME), ctx.user.as_ref());
         if let Some(UpstreamUser::User(u)) = &upstream {
             self.bind_request_keys(&ctx, u, ctx.now);
+            if ctx.touch_on_confirm && ctx.user.as_ref() == Some(u) {
+                self.touch(u, ctx.now);
+            }
         }
         None
     }
@@ -369,8 +421,9 @@ impl Hooks for Gate {
 /// What a known user's request needs, as far as the gate can tell without
 /// waiting.
 enum Check {
-    /// Unmanaged, power user, or a casual holder (activity recorded).
-    Pass,
+    /// Unmanaged, power user, or a casual holder (activity recorded when
+    /// the identity may refresh it); `activity`: the request is real work.
+    Pass { activity: bool },
     /// A casual user without a seat; `activity`: the request is real work.
     Admit { activity: bool },
 }
@@ -392,6 +445,7 @@ impl Gate {
                 let found = self.sessions.lookup_memo(&key, ctx.now, |m| m.at(epoch));
                 if let Some((user, memo)) = found {
                     ctx.user = Some(user);
+                    ctx.standing = Some(Standing::Session);
                     ctx.named_by = Some(ctx.keys.len());
                     remembered = Some((key, memo));
                 }
@@ -414,6 +468,7 @@ impl Gate {
         method: &str,
         path: &str,
         now: u64,
+        may_touch: bool,
     ) -> Option<Check> {
         let (class, seat) = match remembered {
             Some((_, Some((class, seat)))) => (class, Some(seat)),
@@ -428,7 +483,7 @@ impl Gate {
                 (class, None)
             }
         };
-        Some(self.check_class(s, user, class, seat, method, path, now))
+        Some(self.check_class(s, user, class, seat, method, path, now, may_touch))
     }
 
     /// [`Check`] for a user of `class`; `seat`: what the memo says of their
@@ -443,23 +498,25 @@ impl Gate {
         method: &str,
         path: &str,
         now: u64,
+        may_touch: bool,
     ) -> Check {
         if class != Class::Casual {
-            return Check::Pass;
+            return Check::Pass { activity: false };
         }
         let activity = s.activity.is_activity(method, path);
+        let touch = activity && may_touch;
         let holds = match seat {
             Some(Some(seat)) => {
-                if activity {
+                if touch {
                     seat.touch(now);
                 }
                 true
             }
             Some(None) => false,
-            None => self.holds_touching(user, activity, now),
+            None => self.holds_touching(user, touch, now),
         };
         if holds {
-            Check::Pass
+            Check::Pass { activity }
         } else {
             Check::Admit { activity }
         }
@@ -477,6 +534,111 @@ impl Gate {
         if let Some(key) = ctx.bearer {
             self.sessions.bind_key(key, Kind::Token, user, now);
         }
+    }
+
+    /// A logout's answer. The request's session cookies are forgotten and
+    /// its user's seat released only when the user is a session's (never a
+    /// Basic name, a token's or a login field's) and the answer shows that
+    /// session ended: not refused (401/403), and the app deleted or replaced
+    /// the session cookie or names nobody any more. A cross-site link to the
+    /// logout page that the app answers with its confirmation page (still
+    /// naming the user) frees nothing.
+    async fn finish_logout(
+        &self,
+        s: &super::GateSettings,
+        ctx: &Ctx,
+        status: StatusCode,
+        upstream: &Option<UpstreamUser>,
+        session_replaced: bool,
+    ) {
+        let refused = status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN;
+        let ended =
+            !refused && (session_replaced || matches!(upstream, Some(UpstreamUser::Anonymous)));
+        if !ended {
+            return;
+        }
+        for (_, key) in &ctx.keys {
+            self.sessions.forget_key(key);
+        }
+        let by_session =
+            ctx.named_by.is_some() && ctx.standing.is_some_and(|st| st.rights().release_on_logout);
+        if let (Some(user), true) = (&ctx.user, by_session) {
+            if s.release_on_logout && self.holds(user) {
+                self.release(user, ReleaseReason::Logout).await;
+            }
+        }
+    }
+
+    /// A login request: read who it logs in as the app will (the whole
+    /// body, within the header time-out), and lend that claim a free seat
+    /// for the exchange at most.
+    async fn on_login(
+        &self,
+        s: &super::GateSettings,
+        mut ctx: Ctx,
+        parts: http::request::Parts,
+        body: Body,
+    ) -> Result<(Request<Body>, Ctx), Response<Body>> {
+        let limit = s.login_body_limit;
+        let peek = identity::peek_body_status(body, limit);
+        let Ok((prefix, body, peeked)) = tokio::time::timeout(s.login_read_timeout, peek).await
+        else {
+            tracing::debug!("a login body did not arrive in time");
+            return Err(crate::pages::error(
+                StatusCode::REQUEST_TIMEOUT,
+                &parts.headers,
+                "the request body did not arrive in time",
+            ));
+        };
+        // Only a body read to its end is read as the app reads it: a cut or
+        // reset one logs nobody in, an over-long one the app may not read.
+        let whole = peeked == Peeked::Whole;
+        let ct = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        let attempt = whole
+            .then(|| {
+                identity::login_attempt(s.profile, parts.uri.path(), parts.uri.query(), ct, &prefix)
+            })
+            .flatten();
+        if let Some(attempt) = attempt {
+            let class = self.class_or_lookup(&attempt.user).await;
+            let mut borrow = None;
+            if class == Class::Casual {
+                // Only a free seat before the password is checked, lent for
+                // this exchange: a wrong password must never cost a
+                // colleague their seat, nor keep one.
+                match self.borrow(&attempt.user).await {
+                    (Outcome::Pass, lent) => borrow = lent,
+                    (Outcome::Unavailable, _) => {
+                        return Err(self.unavailable_response(&ctx, &parts.headers));
+                    }
+                    (Outcome::NoFreeSeat | Outcome::Wait { .. }, _) => {}
+                }
+            }
+            // A browser form can be repeated later if the user has to wait
+            // for a seat.
+            let replay = (class == Class::Casual && borrow.is_none() && !attempt.json).then(|| {
+                (
+                    parts.headers.get(header::CONTENT_TYPE).cloned(),
+                    prefix.to_vec(),
+                )
+            });
+            ctx.user = Some(attempt.user.clone());
+            ctx.standing = Some(Standing::Unconfirmed);
+            // The session's user, if any, is not who logs in now.
+            ctx.named_by = None;
+            ctx.login = Some(LoginCtx {
+                user: attempt.user,
+                destination: attempt.destination,
+                json: attempt.json,
+                class,
+                borrow,
+                replay,
+            });
+        }
+        Ok((Request::from_parts(parts, body), ctx))
     }
 
     async fn finish_login(
@@ -510,22 +672,23 @@ impl Gate {
         let succeeded = !named_other
             && (reason == Some(LoginReason::Ok)
                 || (reason.is_none() && upstream == Some(UpstreamUser::User(login.user.clone()))));
+        // Apps that do not name the user in a header: the session the login
+        // opened must be the claimed user's, asked of the app itself where
+        // it can say, before it is bound or the seat kept.
+        let succeeded = succeeded
+            && (upstream.is_some() || self.login_session_is(&login.user, resp.headers()).await);
         if succeeded {
-            // Apps that do not name the user in a header: the session the
-            // login opened belongs to the user who logged in.
-            if upstream.is_none() {
-                let s = self.settings.load();
-                let now = self.now();
-                for (kind, value) in identity::set_session_cookies(s.profile, resp.headers()) {
-                    if let Some(v) = value {
-                        self.sessions.bind(kind, v, &login.user, now);
-                    }
-                }
+            if let Some(lent) = login.borrow.take() {
+                lent.confirm();
             }
             return resp;
         }
+        // A seat lent for this login and the app still refusing the licence:
+        // the app did not log in the user the seat was lent to (it read the
+        // request differently). A mismatch, never a proven password.
+        let mismatch = reason == Some(LoginReason::AuthorisationFailed) && login.borrow.is_some();
         match reason {
-            Some(LoginReason::AuthorisationFailed) if login.class == Class::Casual => {
+            Some(LoginReason::AuthorisationFailed) if login.class == Class::Casual && !mismatch => {
                 // The password is right; only the licence is missing. Now a
                 // seat may be taken from an idle holder.
                 match self.admit(&login.user, Mode::MayEvict).await {
@@ -564,6 +727,7 @@ impl Gate {
                         };
                         let wctx = Ctx {
                             html: !login.json,
+                            secure: ctx.secure,
                             target: Target::Page(to),
                             method: ctx.method.clone(),
                             ..Ctx::default()
@@ -581,15 +745,52 @@ impl Gate {
                 }
             }
             _ => {
-                // Wrong password, CAPTCHA, or no verdict: nobody keeps a seat
-                // they took for this attempt.
+                // Wrong password, CAPTCHA, a mismatch or no verdict: nobody
+                // keeps a seat lent for this attempt.
                 self.counters.login_failed.fetch_add(1, Ordering::Relaxed);
-                if login.granted_free {
-                    self.release(&login.user, ReleaseReason::Rollback).await;
+                if mismatch {
+                    tracing::warn!(user = %login.user, "the app refused the licence to a login that had a seat: it read the login differently; seat given back");
+                }
+                if let Some(lent) = login.borrow.take() {
+                    lent.give_back().await;
                 }
                 resp
             }
         }
+    }
+
+    /// Whether the session a login's answer opened is `user`'s, for apps
+    /// that do not name the user in a header: asked of the app (its whoami)
+    /// with the new cookies, which are bound on a match. An app with no
+    /// whoami: the login was read as the app reads it, so the claim stands.
+    async fn login_session_is(&self, user: &UserId, headers: &HeaderMap) -> bool {
+        let s = self.settings.load();
+        let now = self.now();
+        let cookies: Vec<(Kind, &str, &str)> =
+            identity::set_session_cookie_pairs(s.profile, headers).collect();
+        let Some(whoami) = s.profile.whoami else {
+            for (kind, _, value) in &cookies {
+                self.sessions.bind(*kind, value, user, now);
+            }
+            return true;
+        };
+        if cookies.is_empty() {
+            return false;
+        }
+        let header = cookies
+            .iter()
+            .map(|(_, name, value)| format!("{name}={value}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let Ok(header) = HeaderValue::from_str(&header) else {
+            return false;
+        };
+        let keys: Vec<(Kind, SessionKey)> = cookies
+            .iter()
+            .map(|(kind, _, value)| (*kind, self.sessions.hash(*kind, value)))
+            .collect();
+        // whoami binds the keys to whoever the app names.
+        self.whoami(whoami, &header, &keys).await.as_ref() == Some(user)
     }
 
     /// No seat: browsers go to the waiting room, API clients get 503 + JSON,
@@ -632,8 +833,9 @@ impl Gate {
             if let Ok(v) = HeaderValue::from_str(&format!("/iumgate/wait?to={}", pct(to))) {
                 r.headers_mut().insert(header::LOCATION, v);
             }
+            let secure = if ctx.secure { "; Secure" } else { "" };
             if let Ok(v) = HeaderValue::from_str(&format!(
-                "{WAIT_COOKIE}={token}; Path=/iumgate/; HttpOnly; SameSite=Lax"
+                "{WAIT_COOKIE}={token}; Path=/iumgate/; HttpOnly; SameSite=Lax{secure}"
             )) {
                 r.headers_mut().append(header::SET_COOKIE, v);
             }

@@ -12,12 +12,14 @@
 //! outside that lock and roll back if the call fails.
 
 mod admit;
+mod claim;
 mod hooks;
 mod reconcile;
 mod resume;
 mod waitroom;
 
 pub use admit::Outcome;
+pub use claim::{Borrow, Rights, Standing};
 pub use reconcile::ReconcileReport;
 pub use waitroom::QueueState;
 
@@ -98,6 +100,8 @@ pub struct GateSettings {
     pub exempt: Vec<UserId>,
     pub release_on_logout: bool,
     pub login_body_limit: usize,
+    /// How long a login body may take to arrive (the proxy's header time-out).
+    pub login_read_timeout: std::time::Duration,
     pub retry_every_s: u64,
     pub min_idle_ms: u64,
     pub logo_url: Option<String>,
@@ -131,6 +135,7 @@ impl GateSettings {
                 .collect(),
             release_on_logout: cfg.ium.release_on_logout,
             login_body_limit: cfg.identity.login_body_limit,
+            login_read_timeout: cfg.proxy.header_timeout.get(),
             retry_every_s: cfg.queue.retry_every.get().as_secs().max(1),
             min_idle_ms: cfg.ium.min_idle.get().as_millis() as u64,
             logo_url: cfg.queue.logo_url.clone(),
@@ -246,6 +251,12 @@ pub struct Gate {
     pending_logins: DashMap<crate::identity::SessionKey, resume::PendingLogin>,
     whoami_client: Option<reqwest::Client>,
     events: Mutex<VecDeque<Event>>,
+    /// Seats lent to unconfirmed claims for one exchange ([`Borrow`]).
+    borrowed: DashSet<UserId, rustc_hash::FxBuildHasher>,
+    /// `borrowed.len()`, read without touching the set's shards.
+    borrowed_n: std::sync::atomic::AtomicUsize,
+    /// The gate itself, for guards that give a seat back when dropped.
+    me: std::sync::Weak<Gate>,
 }
 
 impl std::fmt::Debug for Gate {
@@ -267,10 +278,10 @@ impl Gate {
         clock: Arc<dyn Clock>,
         alerts: Arc<Alerts>,
         hash_key: [u8; 32],
-    ) -> Gate {
+    ) -> Arc<Gate> {
         let pool = Pool::new(pool_cfg);
         let seats = pool.seats();
-        Gate {
+        Arc::new_cyclic(|me| Gate {
             settings: arc_swap::ArcSwap::from_pointee(settings),
             clock,
             sessions: Sessions::with_memos(hash_key),
@@ -294,7 +305,10 @@ impl Gate {
                 .build()
                 .ok(),
             events: Mutex::new(VecDeque::new()),
-        }
+            borrowed: DashSet::default(),
+            borrowed_n: std::sync::atomic::AtomicUsize::new(0),
+            me: me.clone(),
+        })
     }
 
     pub fn now(&self) -> u64 {
@@ -513,7 +527,7 @@ impl Gate {
         self.with_pool(|p| (p.holders(), p.queue(), p.capacity()))
     }
 
-    fn user_lock(&self, user: &UserId) -> Arc<tokio::sync::Mutex<()>> {
+    pub(super) fn user_lock(&self, user: &UserId) -> Arc<tokio::sync::Mutex<()>> {
         self.inflight
             .entry(user.clone())
             .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(())))
@@ -521,7 +535,7 @@ impl Gate {
     }
 
     /// Forgets the single-flight lock of `user` when nobody else holds it.
-    fn drop_user_lock(&self, user: &UserId) {
+    pub(super) fn drop_user_lock(&self, user: &UserId) {
         self.inflight
             .remove_if(user, |_, l| Arc::strong_count(l) <= 1);
     }

@@ -21,15 +21,15 @@ fn directory(seats: u32) -> crate::directory::Fixed {
         .group("jira-software-users", ["alice", "bob", "carol"])
 }
 
-async fn gate() -> Gate {
+async fn gate() -> Arc<Gate> {
     gate_with_seats(10).await
 }
 
-async fn gate_with_seats(seats: u32) -> Gate {
+async fn gate_with_seats(seats: u32) -> Arc<Gate> {
     gate_on(seats, Arc::new(crate::clock::ManualClock::new(5_000_000))).await
 }
 
-async fn gate_on(seats: u32, clock: Arc<crate::clock::ManualClock>) -> Gate {
+async fn gate_on(seats: u32, clock: Arc<crate::clock::ManualClock>) -> Arc<Gate> {
     let addr = "127.0.0.1:0".parse().unwrap();
     let cfg = crate::demo::demo_config(
         crate::product::Product::Jira,

@@ -8,7 +8,7 @@
 mod peek;
 mod sessions;
 
-pub use peek::peek_body;
+pub use peek::{peek_body, peek_body_status, Peeked};
 pub use sessions::{Kind, SessionKey, SessionRecord, Sessions};
 
 use crate::product::Profile;
@@ -69,6 +69,24 @@ pub fn set_session_cookies<'a>(
     profile: &'a Profile,
     headers: &'a HeaderMap,
 ) -> impl Iterator<Item = (Kind, Option<&'a str>)> + 'a {
+    set_cookies(profile, headers).map(|(kind, _, value)| (kind, value))
+}
+
+/// The session and remember-me cookies an answer sets (not deletes), as
+/// (kind, name, value).
+pub fn set_session_cookie_pairs<'a>(
+    profile: &'a Profile,
+    headers: &'a HeaderMap,
+) -> impl Iterator<Item = (Kind, &'a str, &'a str)> + 'a {
+    set_cookies(profile, headers).filter_map(|(kind, name, value)| Some((kind, name, value?)))
+}
+
+/// Every `Set-Cookie` of a session or remember-me cookie: kind, name, and
+/// value (`None` when it deletes the cookie).
+fn set_cookies<'a>(
+    profile: &'a Profile,
+    headers: &'a HeaderMap,
+) -> impl Iterator<Item = (Kind, &'a str, Option<&'a str>)> + 'a {
     headers
         .get_all(header::SET_COOKIE)
         .iter()
@@ -93,7 +111,7 @@ pub fn set_session_cookies<'a>(
                         || a.to_ascii_lowercase()
                             .starts_with("expires=thu, 01 jan 1970")
                 });
-            Some((kind, (!deleted).then_some(value)))
+            Some((kind, name, (!deleted).then_some(value)))
         })
 }
 
@@ -144,25 +162,46 @@ pub fn is_login(profile: &Profile, method: &Method, path: &str) -> bool {
         && (profile.login_form(path).is_some() || profile.json_login == Some(path))
 }
 
-/// Reads the username from a login body prefix (form or JSON).
+/// The media type of a `Content-Type` value: lower case, parameters off.
+pub fn media_type(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// The form media type a servlet container reads parameters from.
+pub const FORM_MEDIA_TYPE: &str = "application/x-www-form-urlencoded";
+
+/// Reads who a login request logs in, the way the app reads it, from the
+/// query string and the whole body (`body` must be all of it).
+///
+/// - A form login: the servlet container's parameters, which are the query
+///   string's first and then the body's, and the body's only when its media
+///   type is exactly `application/x-www-form-urlencoded`. Every value of the
+///   user field must name the same user; readings that disagree are no claim.
+/// - A JSON login: the body, only when its media type is exactly
+///   `application/json`; a duplicated `username` is no claim.
 pub fn login_attempt(
     profile: &Profile,
     path: &str,
+    query: Option<&str>,
     content_type: Option<&str>,
     body: &[u8],
 ) -> Option<LoginAttempt> {
-    let ct = content_type.unwrap_or("").to_ascii_lowercase();
+    let media = media_type(content_type.unwrap_or(""));
     if let Some(form) = profile.login_form(path) {
-        if ct.contains("json") {
-            return json_login(body);
-        }
-        // Servlets (Seraph) read the first of repeated fields. A form that
-        // names two different users is refused outright rather than guessed
-        // at: reading another one than the app would hand a free seat to a
-        // colleague while the app logs someone else in.
+        let from_body = (media == FORM_MEDIA_TYPE).then_some(body);
+        let params = query
+            .map(str::as_bytes)
+            .into_iter()
+            .chain(from_body)
+            .flat_map(form_urlencoded::parse);
         let mut user: Option<String> = None;
         let mut destination = None;
-        for (k, v) in form_urlencoded::parse(body) {
+        for (k, v) in params {
             if k == form.user_field {
                 match &user {
                     None => user = Some(v.into_owned()),
@@ -180,7 +219,7 @@ pub fn login_attempt(
             json: false,
         });
     }
-    if profile.json_login == Some(path) {
+    if profile.json_login == Some(path) && media == "application/json" {
         return json_login(body);
     }
     None

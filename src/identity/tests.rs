@@ -58,6 +58,7 @@ fn reads_form_and_json_logins() {
     let a = login_attempt(
         &JIRA,
         "/login.jsp",
+        None,
         Some("application/x-www-form-urlencoded"),
         b"os_username=Bob+B&os_password=pw&os_destination=%2Fbrowse%2FABC-1",
     )
@@ -68,6 +69,7 @@ fn reads_form_and_json_logins() {
     let a = login_attempt(
         &JIRA,
         "/rest/auth/1/session",
+        None,
         Some("application/json"),
         br#"{"username":"carol","password":"x"}"#,
     )
@@ -78,21 +80,22 @@ fn reads_form_and_json_logins() {
         &BITBUCKET,
         "/j_atl_security_check",
         None,
+        Some(FORM),
         b"j_username=dave&j_password=x",
     );
     assert_eq!(b.unwrap().user, UserId::new("dave"));
-    assert!(login_attempt(&JIRA, "/login.jsp", None, b"os_password=x").is_none());
+    assert!(login_attempt(&JIRA, "/login.jsp", None, Some(FORM), b"os_password=x").is_none());
 }
 
 #[test]
 fn hostile_usernames_are_refused() {
-    assert!(login_attempt(&JIRA, "/login.jsp", None, b"os_username=a%0Ab").is_none());
+    assert!(login_attempt(&JIRA, "/login.jsp", None, Some(FORM), b"os_username=a%0Ab").is_none());
     assert!(
-        login_attempt(&JIRA, "/login.jsp", None, b"os_username=%FF%FE")
+        login_attempt(&JIRA, "/login.jsp", None, Some(FORM), b"os_username=%FF%FE")
             .is_some_and(|a| !a.user.as_str().is_empty())
     );
     let long = format!("os_username={}", "x".repeat(300));
-    assert!(login_attempt(&JIRA, "/login.jsp", None, long.as_bytes()).is_none());
+    assert!(login_attempt(&JIRA, "/login.jsp", None, Some(FORM), long.as_bytes()).is_none());
 }
 
 #[test]
@@ -222,4 +225,112 @@ fn the_upstream_user_is_read_from_raw_bytes_as_header_map_text() {
         }
     }
     assert_eq!(upstream_user_of(None, Some(&known)), None);
+}
+
+const FORM: &str = "application/x-www-form-urlencoded";
+
+#[test]
+fn a_login_is_read_from_the_query_string_first_as_the_servlet_container_does() {
+    let q = Some("os_username=alice&os_destination=%2Fbrowse%2FX-1");
+    let a = login_attempt(&JIRA, "/login.jsp", q, Some(FORM), b"os_password=pw").unwrap();
+    assert_eq!(a.user, UserId::new("alice"));
+    assert_eq!(a.destination.as_deref(), Some("/browse/X-1"));
+    // Query and body disagree: no claim (the app reads the query's).
+    assert!(login_attempt(
+        &JIRA,
+        "/login.jsp",
+        Some("os_username=attacker"),
+        Some(FORM),
+        b"os_username=victim&os_password=x"
+    )
+    .is_none());
+    // Agreeing readings (case aside) are one claim.
+    let a = login_attempt(
+        &JIRA,
+        "/login.jsp",
+        Some("os_username=Bob"),
+        Some(FORM),
+        b"os_username=bob",
+    )
+    .unwrap();
+    assert_eq!(a.user, UserId::new("bob"));
+}
+
+#[test]
+fn a_login_body_counts_only_with_the_exact_media_type() {
+    let body = b"os_username=carol&os_password=x";
+    for ct in [
+        "application/x-www-form-urlencoded",
+        "Application/X-WWW-Form-Urlencoded; charset=UTF-8",
+        " application/x-www-form-urlencoded ;x=json",
+    ] {
+        assert!(
+            login_attempt(&JIRA, "/login.jsp", None, Some(ct), body).is_some(),
+            "{ct}"
+        );
+    }
+    for ct in [
+        "text/plain",
+        "application/x-www-form-urlencoded-x",
+        "multipart/form-data; boundary=x",
+        "application/json",
+    ] {
+        assert!(
+            login_attempt(&JIRA, "/login.jsp", None, Some(ct), body).is_none(),
+            "{ct}"
+        );
+    }
+    assert!(login_attempt(&JIRA, "/login.jsp", None, None, body).is_none());
+}
+
+#[test]
+fn a_json_polyglot_dressed_as_a_form_names_the_forms_user_or_nobody() {
+    // The review's reproduction: JSON naming the victim, a form naming the
+    // attacker inside it, sent as a form with a `json` parameter.
+    let body = br#"{"username":"casual15","x":"=&os_username=casual08&os_password=demo&y="}"#;
+    let a = login_attempt(
+        &JIRA,
+        "/login.jsp",
+        None,
+        Some("application/x-www-form-urlencoded; x=json"),
+        body,
+    );
+    assert_eq!(a.map(|a| a.user), Some(UserId::new("casual08")));
+    // JSON is read only on the JSON login, and only as application/json.
+    let json = br#"{"username":"casual15","password":"x"}"#;
+    let path = "/rest/auth/1/session";
+    assert!(login_attempt(
+        &JIRA,
+        path,
+        None,
+        Some("application/json; charset=utf-8"),
+        json
+    )
+    .is_some());
+    assert!(login_attempt(&JIRA, path, None, Some("text/json"), json).is_none());
+    assert!(login_attempt(&JIRA, path, None, Some("application/jsonx"), json).is_none());
+    assert!(login_attempt(&JIRA, path, None, Some(FORM), json).is_none());
+}
+
+#[test]
+fn the_gates_reading_of_a_login_is_the_apps() {
+    // The simulator reads parameters as Tomcat does; whenever the gate makes
+    // a claim, it names the user the app would log in.
+    let cases: &[(Option<&str>, Option<&str>, &[u8])] = &[
+        (None, Some(FORM), b"os_username=a&os_username=b"),
+        (Some("os_username=q"), Some(FORM), b"os_username=q"),
+        (Some("os_username=q"), Some("text/plain"), b"os_username=b"),
+        (Some("x=1"), Some(FORM), b"os_username=%41lice"),
+        (
+            None,
+            Some("application/x-www-form-urlencoded;json"),
+            b"os_username=z",
+        ),
+    ];
+    for (q, ct, body) in cases {
+        if let Some(a) = login_attempt(&JIRA, "/login.jsp", *q, *ct, body) {
+            let app = crate::sim::servlet_parameter(*q, *ct, body, "os_username");
+            assert_eq!(app.map(|u| UserId::new(&u)), Some(a.user), "{q:?} {ct:?}");
+        }
+    }
 }

@@ -259,6 +259,10 @@ fn form_login(st: &mut State, req: &Req, cx: &mut Cx, gadget: bool) -> Reply {
 fn json_session(st: &mut State, req: &Req, cx: &mut Cx) -> Reply {
     match req.method {
         Method::POST => {
+            // A JAX-RS resource that consumes `application/json` only.
+            if !req.has_media_type("application/json") {
+                return Reply::error(415, "Unsupported Media Type");
+            }
             let Some(body) = req.json() else {
                 return Reply::error(
                     400,

@@ -18,6 +18,7 @@ mod crowd;
 mod jira;
 mod state;
 mod web;
+pub use web::servlet_parameter;
 
 use crate::product::Product;
 use bytes::Bytes;

@@ -8,6 +8,40 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode};
 use http_body_util::Full;
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS, NON_ALPHANUMERIC};
 
+/// Tomcat's rule for reading a POST body as parameters: the content type,
+/// cut at its first `;` and trimmed, equals `application/x-www-form-urlencoded`
+/// ignoring case (`Request.parseParameters`).
+fn is_form_type(content_type: Option<&str>) -> bool {
+    content_type.is_some_and(|ct| {
+        let base = ct.find(';').map_or(ct, |i| &ct[..i]);
+        base.trim()
+            .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+    })
+}
+
+/// The first value of parameter `name` of a `POST` request as a servlet
+/// container reads it: the query string's parameters come first, then the
+/// body's, and the body counts only when it is a form ([`is_form_type`]).
+/// The simulator's logins read their fields this way; tests use it as the
+/// app's reading of a login.
+pub fn servlet_parameter(
+    query: Option<&str>,
+    content_type: Option<&str>,
+    body: &[u8],
+    name: &str,
+) -> Option<String> {
+    let from_query = query
+        .map(|q| form_urlencoded::parse(q.as_bytes()))
+        .into_iter()
+        .flatten();
+    let body = is_form_type(content_type).then_some(body);
+    let from_body = body.map(form_urlencoded::parse).into_iter().flatten();
+    from_query
+        .chain(from_body)
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
 /// A request, read in full (the simulator's bodies are small; see `MAX_BODY`).
 pub(crate) struct Req {
     pub method: Method,
@@ -69,12 +103,34 @@ impl Req {
     }
 
     /// The body as `application/x-www-form-urlencoded` fields.
+    /// The request's parameters as a servlet container reads them (what
+    /// `getParameter` sees): see [`servlet_parameters`].
     pub fn form(&self) -> Vec<(String, String)> {
-        form_urlencoded::parse(&self.body).into_owned().collect()
+        let query: Vec<(String, String)> = self.query.clone();
+        let ct = self
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        let mut params = query;
+        if self.method == Method::POST && is_form_type(ct) {
+            params.extend(form_urlencoded::parse(&self.body).into_owned());
+        }
+        params
     }
 
     pub fn field<'a>(form: &'a [(String, String)], key: &str) -> Option<&'a str> {
         form.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// Whether the body's media type (parameters off) is `media`.
+    pub fn has_media_type(&self, media: &str) -> bool {
+        self.headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| {
+                let base = ct.find(';').map_or(ct, |i| &ct[..i]);
+                base.trim().eq_ignore_ascii_case(media)
+            })
     }
 
     /// The body as JSON, `None` when it is not.

@@ -47,7 +47,7 @@ fn snapshot() -> Snapshot {
     }
 }
 
-fn gate(clock: Arc<ManualClock>, key: [u8; 32]) -> Gate {
+fn gate(clock: Arc<ManualClock>, key: [u8; 32]) -> Arc<Gate> {
     let addr = "127.0.0.1:0".parse().unwrap();
     let cfg = crate::demo::demo_config(
         Product::Jira,
@@ -289,7 +289,7 @@ fn an_unreadable_path_stops_the_start_instead_of_being_overwritten() {
 async fn store_saves_what_the_gate_holds_now() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(50_000));
-    let g = Arc::new(gate(clock.clone(), [9u8; 32]));
+    let g = gate(clock.clone(), [9u8; 32]);
     g.with_pool(|p| p.adopt(&u("ann"), 10_000, Some(20_000)));
     let store = StateStore::new(dir.path().join("state.json"), g.clone());
     store.save().await.unwrap();
@@ -317,7 +317,7 @@ async fn a_failing_save_raises_an_alert_and_a_later_success_clears_it() {
     let blocker = dir.path().join("not-a-dir");
     std::fs::write(&blocker, b"").unwrap();
     let clock = Arc::new(ManualClock::new(1));
-    let g = Arc::new(gate(clock, [1u8; 32]));
+    let g = gate(clock, [1u8; 32]);
     let bad = StateStore::new(blocker.join("state.json"), g.clone());
     let err = bad.save().await.unwrap_err();
     assert!(err.contains("not-a-dir"), "{err}");
