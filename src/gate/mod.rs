@@ -552,6 +552,8 @@ pub fn local_path(to: &str) -> Option<&str> {
 }
 
 #[cfg(test)]
+mod claim_props;
+#[cfg(test)]
 mod shortcut_tests;
 
 #[cfg(test)]

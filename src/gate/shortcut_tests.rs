@@ -30,6 +30,20 @@ async fn gate_with_seats(seats: u32) -> Arc<Gate> {
 }
 
 async fn gate_on(seats: u32, clock: Arc<crate::clock::ManualClock>) -> Arc<Gate> {
+    let g = gate_with(directory(seats), clock).await;
+    assert!(g.holds(&UserId::new("c1")));
+    for (session, user) in [("s-alice", "alice"), ("s-c1", "c1"), ("s-c2", "c2")] {
+        g.sessions
+            .bind(Kind::Session, session, &UserId::new(user), 4_000_000);
+    }
+    g
+}
+
+/// A reconciled gate of 5 shared seats on `directory`, for Jira.
+pub(super) async fn gate_with(
+    directory: crate::directory::Fixed,
+    clock: Arc<crate::clock::ManualClock>,
+) -> Arc<Gate> {
     let addr = "127.0.0.1:0".parse().unwrap();
     let cfg = crate::demo::demo_config(
         crate::product::Product::Jira,
@@ -45,17 +59,12 @@ async fn gate_on(seats: u32, clock: Arc<crate::clock::ManualClock>) -> Arc<Gate>
             min_idle_ms: 1_800_000,
             abandon_after_ms: 120_000,
         },
-        Arc::new(directory(seats)),
+        Arc::new(directory),
         clock,
         Arc::new(crate::alerts::Alerts::default()),
         [3u8; 32],
     );
     g.reconcile().await.unwrap();
-    assert!(g.holds(&UserId::new("c1")));
-    for (session, user) in [("s-alice", "alice"), ("s-c1", "c1"), ("s-c2", "c2")] {
-        g.sessions
-            .bind(Kind::Session, session, &UserId::new(user), 4_000_000);
-    }
     g
 }
 
