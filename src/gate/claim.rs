@@ -228,15 +228,16 @@ impl Gate {
         {
             let _guard = lock.lock().await;
             if self.borrowed.remove(user).is_some() {
-                self.borrowed_n.fetch_sub(1, Ordering::Relaxed);
                 self.release_locked(user, ReleaseReason::Rollback).await;
+                // Counted as lent until it is back in the pool.
+                self.borrowed_n.fetch_sub(1, Ordering::Relaxed);
             }
         }
         drop(lock);
         self.drop_user_lock(user);
     }
 
-    /// Seats lent to unconfirmed claims right now.
+    /// Seats lent to unconfirmed claims right now (or being given back).
     pub fn borrowed_seats(&self) -> usize {
         self.borrowed_n.load(Ordering::Relaxed)
     }
