@@ -433,3 +433,45 @@ async fn the_wait_cookie_is_secure_when_the_client_came_over_tls() {
         assert_eq!(cookie.contains("; Secure"), secure, "{proto}: {cookie}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stolen_wait_cookie_does_not_have_the_waiting_login_repeated_for_another_browser() {
+    let w = World::jira().await;
+    fill(
+        &w,
+        &[
+            "casual01", "casual02", "casual03", "casual04", "casual05", "casual06", "casual07",
+        ],
+    )
+    .await;
+    let (c, jar) = browser();
+    let (_, path, _) = text(jira_login(&w, &c, "casual08", "demo", false).await).await;
+    assert_eq!(path, "/iumgate/wait");
+    w.advance_min(31);
+    let q = poll_queue(&w, &c, "").await;
+    assert_eq!(q["state"], "admitted", "{q}");
+    let url: reqwest::Url = w.url("/iumgate/resume").parse().unwrap();
+    let cookies = reqwest::cookie::CookieStore::cookies(&*jar, &url)
+        .map(|h| h.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let wait = cookies
+        .split("; ")
+        .find(|c| c.starts_with("iumgate_wait="))
+        .expect("a wait cookie")
+        .to_string();
+    // Another browser with the cookie: back to the login page, no session.
+    let r = no_redirect()
+        .get(w.url("/iumgate/resume"))
+        .header("cookie", &wait)
+        .header("user-agent", "curl/8.0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/login.jsp");
+    assert!(r.headers().get("set-cookie").is_none());
+    // The browser that waited still gets its login repeated.
+    let r = c.get(w.url("/iumgate/resume")).send().await.unwrap();
+    let (status, path, _) = text(r).await;
+    assert_eq!((status, path.as_str()), (200, "/browse/DEMO-1"));
+}

@@ -100,8 +100,10 @@ struct LoginCtx {
     /// A free seat lent before forwarding (given back unless the login
     /// succeeds, on every path).
     borrow: Option<Borrow>,
-    /// The whole form, kept to repeat the login once a seat is free.
-    replay: Option<(Option<HeaderValue>, Vec<u8>)>,
+    /// The whole form, kept to repeat the login once a seat is free, and
+    /// the browser it came from (its `User-Agent`, hashed): only that
+    /// browser may have it repeated.
+    replay: Option<(Option<HeaderValue>, Vec<u8>, SessionKey)>,
 }
 
 impl Hooks for Gate {
@@ -623,6 +625,7 @@ impl Gate {
                 (
                     parts.headers.get(header::CONTENT_TYPE).cloned(),
                     prefix.to_vec(),
+                    self.agent_key(&parts.headers),
                 )
             });
             ctx.user = Some(attempt.user.clone());
@@ -704,7 +707,7 @@ impl Gate {
                         // With the form kept, the waiting room repeats the
                         // login itself once admitted; without it (a JSON
                         // login, a huge form), back to the login page.
-                        let pending = login.replay.take().map(|(ct, body)| {
+                        let pending = login.replay.take().map(|(ct, body, agent)| {
                             let expires = self.now()
                                 + self.with_pool(|p| p.config().abandon_after_ms).max(60_000);
                             super::resume::PendingLogin::new(
@@ -712,6 +715,7 @@ impl Gate {
                                 ctx.target.as_str().to_owned(),
                                 ct,
                                 body,
+                                agent,
                                 expires,
                             )
                         });
@@ -763,7 +767,7 @@ impl Gate {
     /// that do not name the user in a header: asked of the app (its whoami)
     /// with the new cookies, which are bound on a match. An app with no
     /// whoami: the login was read as the app reads it, so the claim stands.
-    async fn login_session_is(&self, user: &UserId, headers: &HeaderMap) -> bool {
+    pub(super) async fn login_session_is(&self, user: &UserId, headers: &HeaderMap) -> bool {
         let s = self.settings.load();
         let now = self.now();
         let cookies: Vec<(Kind, &str, &str)> =

@@ -18,6 +18,9 @@ pub struct PendingLogin {
     pub target: String,
     pub content_type: Option<HeaderValue>,
     body: Vec<u8>,
+    /// The browser that sent the form (its `User-Agent`, keyed hash): a
+    /// stolen wait cookie alone does not have the login repeated.
+    agent: identity::SessionKey,
     pub expires_ms: u64,
 }
 
@@ -27,6 +30,7 @@ impl PendingLogin {
         target: String,
         content_type: Option<HeaderValue>,
         body: Vec<u8>,
+        agent: identity::SessionKey,
         expires_ms: u64,
     ) -> Self {
         PendingLogin {
@@ -34,6 +38,7 @@ impl PendingLogin {
             target,
             content_type,
             body,
+            agent,
             expires_ms,
         }
     }
@@ -60,6 +65,15 @@ impl Drop for PendingLogin {
 }
 
 impl Gate {
+    /// The keyed hash of a request's `User-Agent` (empty when absent).
+    pub(crate) fn agent_key(&self, headers: &HeaderMap) -> identity::SessionKey {
+        let ua = headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        self.sessions.hash(Kind::Wait, ua)
+    }
+
     pub(crate) fn keep_pending_login(&self, wait_token: &str, login: PendingLogin) {
         let key = self.sessions.hash(Kind::Wait, wait_token);
         self.pending_logins.insert(key, login);
@@ -80,8 +94,11 @@ impl Gate {
     /// its redirect to the destination) to the browser.
     pub(crate) async fn resume_login(&self, headers: &HeaderMap) -> Response<Body> {
         let now = self.now();
+        // Only the browser the form came from may have it repeated; another
+        // one with the same cookie leaves it where it is.
+        let agent = self.agent_key(headers);
         let pending = wait_key(self, headers)
-            .and_then(|k| self.pending_logins.remove(&k))
+            .and_then(|k| self.pending_logins.remove_if(&k, |_, p| p.agent == agent))
             .map(|(_, p)| p)
             .filter(|p| p.expires_ms > now);
         let s = self.settings.load();
@@ -128,11 +145,9 @@ impl Gate {
                 }
             }
         } else if identity::login_reason(&up_headers) == Some(identity::LoginReason::Ok) {
-            for (kind, value) in identity::set_session_cookies(s.profile, &up_headers) {
-                if let Some(v) = value {
-                    self.sessions.bind(kind, v, &pending.user, now);
-                }
-            }
+            // No name in the answer: bound only once the app's whoami (where
+            // it has one) names the waiting user for the new session.
+            self.login_session_is(&pending.user, &up_headers).await;
         }
         let body = answer.bytes().await.unwrap_or_default();
         let mut r = Response::new(full(body));
