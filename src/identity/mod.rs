@@ -35,7 +35,10 @@ pub fn cookies_in<'a>(
         })
 }
 
-/// The request's session and remember-me cookies (non-empty values only).
+/// The request's session and remember-me cookies (non-empty values only),
+/// at most one per cookie name: the first, as the app reads it (Tomcat takes
+/// the first `JSESSIONID`). A request repeating a name thousands of times
+/// yields one value for it, and parsing stops once every name was found.
 pub fn session_cookies<'a>(
     profile: &'a Profile,
     headers: &'a HeaderMap,
@@ -51,16 +54,35 @@ pub fn session_cookies_in<'a>(
     profile: &'a Profile,
     values: impl Iterator<Item = &'a [u8]> + 'a,
 ) -> impl Iterator<Item = (Kind, &'a str)> + 'a {
-    cookies_in(values).filter_map(move |(n, v)| {
-        if v.is_empty() {
-            None
-        } else if profile.session_cookies.contains(&n) {
-            Some((Kind::Session, v))
-        } else if profile.remember_cookies.contains(&n) {
-            Some((Kind::RememberMe, v))
-        } else {
-            None
+    // One bit a name: session names from bit 0, remember-me names from bit
+    // 32 (a profile has one or two of each; any past 31 share a bit, which
+    // can only yield fewer values, never more).
+    let bit = |i: usize, base: u32| 1u64 << (base + i.min(31) as u32);
+    let all = (0..profile.session_cookies.len())
+        .map(|i| bit(i, 0))
+        .chain((0..profile.remember_cookies.len()).map(|i| bit(i, 32)))
+        .fold(0u64, |a, b| a | b);
+    let mut seen = 0u64;
+    let mut pairs = cookies_in(values);
+    std::iter::from_fn(move || {
+        while seen != all {
+            let (n, v) = pairs.next()?;
+            if v.is_empty() {
+                continue;
+            }
+            let (kind, b) = if let Some(i) = profile.session_cookies.iter().position(|s| *s == n) {
+                (Kind::Session, bit(i, 0))
+            } else if let Some(i) = profile.remember_cookies.iter().position(|s| *s == n) {
+                (Kind::RememberMe, bit(i, 32))
+            } else {
+                continue;
+            };
+            if seen & b == 0 {
+                seen |= b;
+                return Some((kind, v));
+            }
         }
+        None
     })
 }
 

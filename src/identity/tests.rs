@@ -334,3 +334,44 @@ fn the_gates_reading_of_a_login_is_the_apps() {
         }
     }
 }
+
+#[test]
+fn only_the_first_session_cookie_of_each_name_counts() {
+    // 2,400 `JSESSIONID`s and as many remember-me cookies, across two
+    // headers: the app reads the first of each, and so does the gate.
+    let mut flood = String::from("JSESSIONID=real; a=1");
+    for i in 0..2_400 {
+        flood.push_str(&format!(
+            "; JSESSIONID=rand{i}; seraph.rememberme.cookie=r{i}"
+        ));
+    }
+    let h = headers(&[("cookie", &flood), ("cookie", "JSESSIONID=later")]);
+    let got: Vec<_> = session_cookies(&JIRA, &h).collect();
+    assert_eq!(got.len(), 2, "one value a cookie name");
+    assert_eq!(got, vec![(Kind::Session, "real"), (Kind::RememberMe, "r0")]);
+
+    // Across headers: the first header's value wins.
+    let h = headers(&[
+        ("cookie", "x=1; seraph.rememberme.cookie=first"),
+        (
+            "cookie",
+            "JSESSIONID=s1; seraph.rememberme.cookie=second; JSESSIONID=s2",
+        ),
+    ]);
+    let got: Vec<_> = session_cookies(&JIRA, &h).collect();
+    assert_eq!(
+        got,
+        vec![(Kind::RememberMe, "first"), (Kind::Session, "s1")]
+    );
+
+    // An empty value is no session (Tomcat moves on to the next one).
+    let h = headers(&[("cookie", "JSESSIONID=; JSESSIONID=s1; JSESSIONID=s2")]);
+    let got: Vec<_> = session_cookies(&JIRA, &h).collect();
+    assert_eq!(got, vec![(Kind::Session, "s1")]);
+
+    // The raw-bytes form (the fast lane's) reads the same.
+    let values = [flood.as_bytes(), &b"JSESSIONID=later"[..]];
+    let got: Vec<_> = session_cookies_in(&JIRA, values.into_iter()).collect();
+    assert_eq!(got.len(), 2, "one value a cookie name");
+    assert_eq!(got, vec![(Kind::Session, "real"), (Kind::RememberMe, "r0")]);
+}
