@@ -86,6 +86,7 @@ pub struct Metrics {
     // Set at scrape time.
     seats_capacity: IntGauge,
     seats_in_use: IntGauge,
+    seats_lent: IntGauge,
     seats_tier: IntGauge,
     seats_fixed: IntGauge,
     seats_reserved: IntGauge,
@@ -282,6 +283,10 @@ impl Metrics {
                 "iumgate_seats_capacity",
                 "Shared seats: tier minus fixed-licence users minus reserved seats.",
             )?,
+            seats_lent: b.int_gauge(
+                "iumgate_seats_lent",
+                "Seats lent to unconfirmed claims (a login or Basic name) for one exchange.",
+            )?,
             seats_in_use: b.int_gauge(
                 "iumgate_seats_in_use",
                 "Shared seats held by casual users.",
@@ -423,6 +428,7 @@ impl Metrics {
         let a = gate.arithmetic();
         self.seats_capacity.set(capacity as i64);
         self.seats_in_use.set(in_use as i64);
+        self.seats_lent.set(gate.borrowed_seats() as i64);
         self.queue_length.set(queue as i64);
         self.seats_tier.set(i64::from(a.tier));
         self.seats_fixed.set(i64::from(a.fixed));

@@ -1,0 +1,243 @@
+//! The review's complete lock-out chain, replayed against the real binary:
+//! `iumgate demo` (the Jira simulator behind the gate, 7 shared seats), raw
+//! sockets for the attacker, the simulator's own admin REST to read who is
+//! in the access group. Before the claim model, an attacker with no
+//! credentials emptied the pool by logging everyone out by name, filled it
+//! with users who never logged in, and kept them from ever idling; now none
+//! of it moves a seat.
+
+use base64::Engine;
+use std::io::BufRead;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+struct Demo {
+    child: Child,
+    proxy: String,
+    sim: String,
+    admin: String,
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `iumgate demo` on free ports and reads its addresses from what it
+/// prints; returns once the first reconcile is done.
+fn demo() -> Demo {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_iumgate"))
+        .args([
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--min-idle",
+            "30m",
+        ])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start iumgate demo");
+    let (tx, rx) = mpsc::channel::<String>();
+    for pipe in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let tx = tx.clone();
+        // Keep draining, so the child never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+    }
+    let (mut proxy, mut sim, mut admin, mut reconciled) = (None, None, None, false);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while proxy.is_none() || sim.is_none() || admin.is_none() || !reconciled {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .expect("the demo did not start in time");
+        let url_after = |label: &str| {
+            line.trim()
+                .strip_prefix(label)
+                .and_then(|r| r.split_whitespace().next())
+                .map(|u| u.trim_end_matches("/browse/DEMO-1").to_string())
+        };
+        if let Some(u) = url_after("Open") {
+            proxy = Some(u);
+        }
+        if let Some(u) = url_after("Simulator") {
+            sim = Some(u);
+        }
+        if let Some(u) = url_after("Admin") {
+            admin = Some(u.trim_end_matches("/healthz").to_string());
+        }
+        reconciled |= line.contains("reconciled with the directory");
+    }
+    Demo {
+        child,
+        proxy: proxy.unwrap(),
+        sim: sim.unwrap(),
+        admin: admin.unwrap(),
+    }
+}
+
+fn basic(user: &str, password: &str) -> String {
+    let raw = format!("{user}:{password}");
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    )
+}
+
+/// Sends `bytes` on a new connection (then a FIN when `half_close`) and
+/// returns what came back (bounded wait).
+async fn raw(base: &str, bytes: &[u8], half_close: bool) -> String {
+    let addr = base.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(bytes).await.unwrap();
+    if half_close {
+        s.shutdown().await.unwrap();
+    }
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Who is in the access group, as the simulator's admin REST says.
+async fn access_group(d: &Demo) -> Vec<String> {
+    let v: serde_json::Value = reqwest::Client::new()
+        .get(format!(
+            "{}/rest/api/2/group/member?groupname=IUM_access_software",
+            d.sim
+        ))
+        .header("authorization", basic("iumgate-admin", "demo"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut names: Vec<String> = v["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["name"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The value of one `iumgate_…` series on `/metrics`.
+async fn metric(d: &Demo, series: &str) -> f64 {
+    let text = reqwest::get(format!("{}/metrics", d.admin))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no series {series} on /metrics:\n{text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_anonymous_lock_out_chain_moves_no_seat() {
+    let d = demo();
+    let colleagues: Vec<String> = (1..=7).map(|i| format!("casual{i:02}")).collect();
+    // 1. Seven colleagues log in and hold every shared seat.
+    let mut browsers = Vec::new();
+    for u in &colleagues {
+        let c = reqwest::Client::builder()
+            .cookie_store(true)
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let r = c
+            .post(format!("{}/login.jsp", d.proxy))
+            .header("accept", "text/html")
+            .form(&[
+                ("os_username", u.as_str()),
+                ("os_password", "demo"),
+                ("os_destination", "/browse/DEMO-1"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{u}");
+        assert_eq!(r.url().path(), "/browse/DEMO-1", "{u} got in");
+        browsers.push(c);
+    }
+    assert_eq!(access_group(&d).await, colleagues);
+
+    // 2. Logout by name, any password, on every logout path.
+    for (i, u) in colleagues.iter().enumerate() {
+        let (method, path) = [
+            ("GET", "/secure/Logout!default.jspa"),
+            ("GET", "/logout"),
+            ("DELETE", "/rest/auth/1/session"),
+        ][i % 3];
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: j\r\nAuthorization: {}\r\nConnection: close\r\n\r\n",
+            basic(u, "x")
+        );
+        let answer = raw(&d.proxy, req.as_bytes(), false).await;
+        assert!(answer.starts_with("HTTP/1.1 "), "{answer}");
+    }
+    // 3. Logins cut one byte short, then a FIN, for users who never log in.
+    for n in 14..=20 {
+        let body = format!("os_username=casual{n}&os_password=x");
+        let req = format!(
+            "POST /login.jsp HTTP/1.1\r\nHost: j\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len() + 1
+        );
+        raw(&d.proxy, req.as_bytes(), true).await;
+    }
+    // 4. A wrong Basic password for every holder (would keep them fresh),
+    // and a page for a made-up waiter (would queue and evict).
+    for u in &colleagues {
+        let req = format!(
+            "GET /browse/X HTTP/1.1\r\nHost: j\r\nAuthorization: {}\r\nConnection: close\r\n\r\n",
+            basic(u, "WRONG")
+        );
+        raw(&d.proxy, req.as_bytes(), false).await;
+    }
+    let req = format!(
+        "GET /browse/DEMO-1 HTTP/1.1\r\nHost: j\r\nAccept: text/html\r\nAuthorization: {}\r\nConnection: close\r\n\r\n",
+        basic("casual20", "WRONG")
+    );
+    let answer = raw(&d.proxy, req.as_bytes(), false).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(!answer.contains("iumgate_wait"), "{answer}");
+
+    // Nothing moved: the colleagues hold their seats and still work.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(&d, "iumgate_seats_lent").await > 0.0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(access_group(&d).await, colleagues);
+    for (u, c) in colleagues.iter().zip(&browsers) {
+        let r = c
+            .get(format!("{}/browse/DEMO-1", d.proxy))
+            .header("accept", "text/html")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{u} was locked out");
+        assert_eq!(r.url().path(), "/browse/DEMO-1", "{u} was sent to wait");
+    }
+    assert_eq!(
+        metric(&d, "iumgate_releases_total{reason=\"logout\"}").await,
+        0.0
+    );
+    assert_eq!(metric(&d, "iumgate_queue_length").await, 0.0);
+}
