@@ -84,3 +84,96 @@ async fn thousands_of_session_cookies_in_one_request_bind_at_most_one_each() {
     assert!(w.holds("casual01"));
     w.stop().await;
 }
+
+async fn metric(w: &World, series: &str) -> Option<f64> {
+    let text = reqwest::get(format!("http://{}/metrics", w.run.admin_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_remember_me_value_on_every_request_stays_within_the_users_cap() {
+    let w = World::start(
+        iumgate::product::Product::Jira,
+        |_| {},
+        |cfg| cfg.identity.max_sessions_per_user = 4,
+    )
+    .await;
+    let (c, jar) = browser();
+    let (status, path, _) = text(jira_login(&w, &c, "casual01", "demo", false).await).await;
+    assert_eq!((status, path.as_str()), (200, "/browse/DEMO-1"));
+    let real = jsessionid(&w, &jar);
+    // One new binding a request: the real session first, then a new
+    // remember-me value (the first of its name) each time.
+    let plain = reqwest::Client::new();
+    for i in 0..50u64 {
+        let cookie = format!("JSESSIONID={real}; seraph.rememberme.cookie=r{i:08}");
+        let r = plain
+            .get(w.url("/rest/api/2/myself"))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.headers()["x-ausername"], "casual01", "request {i}");
+    }
+    let user = iumgate::user::UserId::new("casual01");
+    assert_eq!(w.gate.sessions.user_bindings(&user), 4);
+    assert_eq!(w.gate.sessions.limits().per_user, 4, "the configured cap");
+    // The real session, seen on every request, was never the one dropped.
+    let r = c.get(w.url("/browse/DEMO-2")).send().await.unwrap();
+    assert_eq!(r.headers()["x-ausername"], "casual01");
+    assert!(w.holds("casual01"));
+    let dropped = metric(&w, "iumgate_sessions_dropped_total{reason=\"per_user\"}").await;
+    assert!(dropped.is_some_and(|n| n >= 45.0), "{dropped:?}");
+    assert_eq!(
+        metric(&w, "iumgate_sessions_dropped_total{reason=\"total\"}").await,
+        Some(0.0)
+    );
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_session_map_keeps_the_sessions_it_has() {
+    let w = World::start(
+        iumgate::product::Product::Jira,
+        |_| {},
+        |cfg| cfg.identity.max_sessions = 2,
+    )
+    .await;
+    let (ann, _) = browser();
+    let (status, path, _) = text(jira_login(&w, &ann, "casual01", "demo", false).await).await;
+    assert_eq!((status, path.as_str()), (200, "/browse/DEMO-1"));
+    let (bob, _) = browser();
+    let (status, path, _) = text(jira_login(&w, &bob, "casual02", "demo", false).await).await;
+    assert_eq!((status, path.as_str()), (200, "/browse/DEMO-1"));
+    assert_eq!(w.gate.sessions.len(), 2);
+    // A third session and a flood of remember-me values: refused, counted.
+    let (carl, _) = browser();
+    let _ = jira_login(&w, &carl, "casual03", "demo", false).await;
+    let plain = reqwest::Client::new();
+    for i in 0..20 {
+        let _ = plain
+            .get(w.url("/rest/api/2/myself"))
+            .header("cookie", format!("seraph.rememberme.cookie=x{i}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    assert_eq!(w.gate.sessions.len(), 2);
+    // The two sessions it has still name their users.
+    for (c, u) in [(&ann, "casual01"), (&bob, "casual02")] {
+        let r = c.get(w.url("/browse/DEMO-3")).send().await.unwrap();
+        assert_eq!(r.headers()["x-ausername"], u);
+        assert!(w.holds(u));
+    }
+    let refused = metric(&w, "iumgate_sessions_dropped_total{reason=\"total\"}").await;
+    assert!(refused.is_some_and(|n| n >= 1.0), "{refused:?}");
+    w.stop().await;
+}

@@ -68,6 +68,9 @@ const RELEASE_REASONS: [&str; 6] = [
     "rollback",
 ];
 
+/// Why a session binding was dropped or refused ([`crate::identity::Dropped`]).
+const SESSION_DROP_REASONS: [&str; 2] = ["per_user", "total"];
+
 const REQUEST_BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
 ];
@@ -92,6 +95,7 @@ pub struct Metrics {
     seats_reserved: IntGauge,
     queue_length: IntGauge,
     sessions_tracked: IntGauge,
+    sessions_dropped: Vec<IntCounter>,
     users_tracked: IntGauge,
     gate_reconciled: IntGauge,
     power_users_in_ium: IntGauge,
@@ -266,6 +270,15 @@ impl Metrics {
             rel.get_metric_with_label_values(l)
         })?;
 
+        let sd = b.counter_vec(
+            "iumgate_sessions_dropped_total",
+            "Session bindings dropped or refused by the caps: per_user (a user's least recently seen binding made room for a new one), total (the map was full: a new binding refused).",
+            &["reason"],
+        )?;
+        let sessions_dropped = children("sessions dropped", &SESSION_DROP_REASONS, |l| {
+            sd.get_metric_with_label_values(l)
+        })?;
+
         let m = Metrics {
             request_duration,
             upstream_errors,
@@ -305,6 +318,7 @@ impl Metrics {
                 "iumgate_sessions_tracked",
                 "Session, remember-me and token bindings iumgate knows.",
             )?,
+            sessions_dropped,
             users_tracked: b.int_gauge(
                 "iumgate_users_tracked",
                 "Distinct users with at least one known session.",
@@ -437,6 +451,14 @@ impl Metrics {
         self.gate_reconciled.set(i64::from(gate.is_reconciled()));
         self.sessions_tracked.set(gate.sessions.len() as i64);
         self.users_tracked.set(gate.sessions.users() as i64);
+        let dropped = gate.sessions.dropped();
+        for (counter, v) in self
+            .sessions_dropped
+            .iter()
+            .zip([dropped.per_user, dropped.total])
+        {
+            catch_up(counter, v);
+        }
 
         let c = &gate.counters;
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);

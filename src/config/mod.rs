@@ -402,15 +402,33 @@ pub struct IdentityConfig {
     pub remember_ttl: Dur,
     /// Extra page texts that mean "right password, no application access".
     pub no_permission_texts: Vec<String>,
+    /// Session bindings one user may have; a new one beyond drops their
+    /// least recently seen.
+    pub max_sessions_per_user: usize,
+    /// Session bindings in all; when full, new ones are refused.
+    pub max_sessions: usize,
 }
 
 impl Default for IdentityConfig {
     fn default() -> Self {
+        let limits = crate::identity::Limits::default();
         IdentityConfig {
             login_body_limit: 64 * 1024,
             session_ttl: Dur::secs(24 * 3600),
             remember_ttl: Dur::secs(30 * 24 * 3600),
             no_permission_texts: Vec::new(),
+            max_sessions_per_user: limits.per_user,
+            max_sessions: limits.total,
+        }
+    }
+}
+
+impl IdentityConfig {
+    /// The session map's bounds.
+    pub fn session_limits(&self) -> crate::identity::Limits {
+        crate::identity::Limits {
+            per_user: self.max_sessions_per_user,
+            total: self.max_sessions,
         }
     }
 }
@@ -557,6 +575,17 @@ impl Config {
         }
         if p.max_connections == 0 {
             err("proxy.max_connections", "must be at least 1".into());
+        }
+        for (k, n) in [
+            (
+                "identity.max_sessions_per_user",
+                self.identity.max_sessions_per_user,
+            ),
+            ("identity.max_sessions", self.identity.max_sessions),
+        ] {
+            if n == 0 {
+                err(k, "must be at least 1".into());
+            }
         }
         for (k, d) in [
             ("proxy.connect_timeout", p.connect_timeout),

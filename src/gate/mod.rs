@@ -111,6 +111,9 @@ pub struct GateSettings {
     pub reserved: u32,
     pub session_ttl_ms: u64,
     pub remember_ttl_ms: u64,
+    /// `[identity] max_sessions_per_user` / `max_sessions`: taken when the
+    /// gate is made (a reload does not change them; a restart does).
+    pub session_limits: crate::identity::Limits,
     pub no_permission_texts: Vec<String>,
     /// The upstream's base URL (for the whoami fallback).
     pub upstream: String,
@@ -145,6 +148,7 @@ impl GateSettings {
             reserved: cfg.licence.reserved,
             session_ttl_ms: cfg.identity.session_ttl.get().as_millis() as u64,
             remember_ttl_ms: cfg.identity.remember_ttl.get().as_millis() as u64,
+            session_limits: cfg.identity.session_limits(),
             no_permission_texts: cfg.identity.no_permission_texts.clone(),
             upstream: cfg.proxy.upstream.trim_end_matches('/').to_string(),
         })
@@ -281,10 +285,11 @@ impl Gate {
     ) -> Arc<Gate> {
         let pool = Pool::new(pool_cfg);
         let seats = pool.seats();
+        let session_limits = settings.session_limits;
         Arc::new_cyclic(|me| Gate {
             settings: arc_swap::ArcSwap::from_pointee(settings),
             clock,
-            sessions: Sessions::with_memos(hash_key),
+            sessions: Sessions::with_limits(hash_key, session_limits),
             directory,
             alerts,
             counters: Counters::default(),

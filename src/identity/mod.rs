@@ -9,7 +9,7 @@ mod peek;
 mod sessions;
 
 pub use peek::{peek_body, peek_body_status, Peeked};
-pub use sessions::{Kind, SessionKey, SessionRecord, Sessions};
+pub use sessions::{Dropped, Kind, Limits, SessionKey, SessionRecord, Sessions};
 
 use crate::product::Profile;
 use crate::user::UserId;

@@ -375,3 +375,175 @@ fn only_the_first_session_cookie_of_each_name_counts() {
     assert_eq!(got.len(), 2, "one value a cookie name");
     assert_eq!(got, vec![(Kind::Session, "real"), (Kind::RememberMe, "r0")]);
 }
+
+fn limits(per_user: usize, total: usize) -> Limits {
+    Limits { per_user, total }
+}
+
+#[test]
+fn a_user_at_the_cap_loses_their_least_recently_seen_binding() {
+    let s = Sessions::<()>::with_limits([2; 32], limits(3, 1_000));
+    let u = UserId::new("ann");
+    for (i, v) in ["s0", "s1", "s2"].iter().enumerate() {
+        s.bind(Kind::Session, v, &u, i as u64);
+    }
+    // s0 is used again: s1 is now the least recently seen.
+    assert_eq!(s.lookup(Kind::Session, "s0", 10), Some(u.clone()));
+    s.bind(Kind::RememberMe, "r", &u, 11);
+    assert_eq!(s.len(), 3);
+    assert_eq!(s.lookup(Kind::Session, "s1", 12), None);
+    for (kind, v) in [
+        (Kind::Session, "s0"),
+        (Kind::Session, "s2"),
+        (Kind::RememberMe, "r"),
+    ] {
+        assert_eq!(s.lookup(kind, v, 12), Some(u.clone()), "{v}");
+    }
+    assert_eq!(s.dropped().per_user, 1);
+    assert_eq!(s.user_bindings(&u), 3);
+
+    // A flood in one user's name: their live session survives, nobody
+    // else's binding moves, and the map stays at the cap for them.
+    let bob = UserId::new("bob");
+    s.bind(Kind::Session, "bob-live", &bob, 12);
+    for i in 0..5_000u64 {
+        // The live session is seen on each of the user's requests.
+        assert!(s.lookup(Kind::Session, "s0", 20 + i).is_some(), "{i}");
+        s.bind(Kind::Session, &format!("junk{i}"), &u, 20 + i);
+    }
+    assert_eq!(s.user_bindings(&u), 3);
+    assert_eq!(s.len(), 4);
+    assert_eq!(s.lookup(Kind::Session, "s0", 9_000), Some(u.clone()));
+    assert_eq!(
+        s.lookup(Kind::Session, "bob-live", 9_000),
+        Some(bob.clone())
+    );
+    assert_eq!(s.users(), 2);
+    assert_eq!(s.forget_user(&u), 3);
+    assert_eq!((s.len(), s.users()), (1, 1));
+}
+
+#[test]
+fn a_full_session_map_refuses_new_bindings_and_keeps_the_old() {
+    let s = Sessions::<()>::with_limits([4; 32], limits(10, 5));
+    let users: Vec<UserId> = (0..6).map(|i| UserId::new(&format!("u{i}"))).collect();
+    for (i, u) in users.iter().enumerate().take(5) {
+        s.bind(Kind::Session, &format!("s{i}"), u, 1);
+    }
+    s.bind(Kind::Session, "s5", &users[5], 2);
+    assert_eq!(s.len(), 5);
+    assert_eq!(s.lookup(Kind::Session, "s5", 3), None);
+    assert_eq!(
+        s.dropped(),
+        Dropped {
+            per_user: 0,
+            total: 1
+        }
+    );
+    for (i, u) in users.iter().enumerate().take(5) {
+        assert_eq!(
+            s.lookup(Kind::Session, &format!("s{i}"), 3),
+            Some(u.clone())
+        );
+    }
+    // No empty entry is left for the refused user.
+    assert_eq!(s.users(), 5);
+    // Refreshing or moving an existing key needs no room.
+    s.bind(Kind::Session, "s0", &users[0], 4);
+    s.bind(Kind::Session, "s1", &users[5], 4);
+    assert_eq!(s.lookup(Kind::Session, "s1", 5), Some(users[5].clone()));
+    assert_eq!(s.forget_user(&users[1]), 0, "s1 is not u1's any more");
+    assert_eq!(s.dropped().total, 1);
+    // Room again once a binding goes (forgotten, or pruned).
+    s.forget(Kind::Session, "s2");
+    s.bind(Kind::Session, "s5", &users[5], 6);
+    assert_eq!(s.lookup(Kind::Session, "s5", 7), Some(users[5].clone()));
+    assert_eq!(s.prune(100, 50, 50), 5);
+    assert!(s.is_empty());
+    assert_eq!(s.users(), 0);
+    s.bind(Kind::Session, "new", &users[0], 100);
+    assert_eq!(s.len(), 1);
+}
+
+#[test]
+fn a_restored_snapshot_keeps_within_the_caps_the_most_recent() {
+    let src = Sessions::new([5; 32]);
+    let ann = UserId::new("ann");
+    for i in 0..10u64 {
+        src.bind(Kind::Session, &format!("a{i}"), &ann, i);
+    }
+    for u in ["b", "c", "d"] {
+        src.bind(Kind::Session, u, &UserId::new(u), 100);
+    }
+    let records = src.export();
+    assert_eq!(records.len(), 13);
+
+    // Per user: ann keeps her four most recent.
+    let t = Sessions::<()>::with_limits([5; 32], limits(4, 1_000));
+    t.import(records.clone());
+    assert_eq!(t.len(), 7);
+    assert_eq!(t.user_bindings(&ann), 4);
+    for i in 0..10u64 {
+        let bound = t.lookup_key(&t.hash(Kind::Session, &format!("a{i}")), 0);
+        assert_eq!(bound.is_some(), i >= 6, "a{i}");
+    }
+    assert_eq!(t.dropped().per_user, 6);
+
+    // In total: the five most recent overall.
+    let t = Sessions::<()>::with_limits([5; 32], limits(64, 5));
+    t.import(records);
+    assert_eq!(t.len(), 5);
+    assert_eq!(t.dropped().total, 8);
+    for u in ["b", "c", "d"] {
+        assert_eq!(t.lookup(Kind::Session, u, 200), Some(UserId::new(u)));
+    }
+    assert!(t.lookup(Kind::Session, "a9", 200).is_some());
+    assert!(t.lookup(Kind::Session, "a8", 200).is_some());
+    assert!(t.lookup(Kind::Session, "a7", 200).is_none());
+}
+
+#[test]
+fn the_caps_hold_under_concurrent_binding() {
+    let s = std::sync::Arc::new(Sessions::<()>::with_limits([6; 32], limits(8, 40)));
+    let threads: Vec<_> = (0..4u64)
+        .map(|t| {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                for i in 0..2_000u64 {
+                    let u = UserId::new(&format!("u{}", (i + t) % 7));
+                    // Some keys shared between threads and users.
+                    s.bind(Kind::Session, &format!("k{}", (i * 31 + t) % 500), &u, i);
+                    if i % 97 == 0 {
+                        s.forget_user(&u);
+                    }
+                    if i % 13 == 0 {
+                        s.forget(Kind::Session, &format!("k{}", i % 500));
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert!(s.len() <= 40, "{}", s.len());
+    for i in 0..7 {
+        assert!(s.user_bindings(&UserId::new(&format!("u{i}"))) <= 8);
+    }
+    // Every binding is in its user's list: forgetting every user empties it.
+    for i in 0..7 {
+        s.forget_user(&UserId::new(&format!("u{i}")));
+    }
+    assert!(s.is_empty(), "{} left", s.len());
+    assert_eq!(s.prune(0, 1, 1), 0);
+    // The count is right: the whole cap is available again.
+    for i in 0..40u64 {
+        s.bind(
+            Kind::Session,
+            &format!("z{i}"),
+            &UserId::new(&format!("w{i}")),
+            1,
+        );
+    }
+    assert_eq!(s.len(), 40);
+}
