@@ -475,3 +475,26 @@ async fn a_stolen_wait_cookie_does_not_have_the_waiting_login_repeated_for_anoth
     let (status, path, _) = text(r).await;
     assert_eq!((status, path.as_str()), (200, "/browse/DEMO-1"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_logins_of_one_waiting_account_keep_one_form_in_memory() {
+    let w = World::jira().await;
+    fill(
+        &w,
+        &[
+            "casual01", "casual02", "casual03", "casual04", "casual05", "casual06", "casual07",
+        ],
+    )
+    .await;
+    for _ in 0..50 {
+        let r = no_redirect()
+            .post(w.url("/login.jsp"))
+            .header("accept", "text/html")
+            .form(&[("os_username", "casual08"), ("os_password", "demo")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303);
+    }
+    assert_eq!(w.gate.pending_login_count(), 1);
+}

@@ -394,7 +394,7 @@ impl Hooks for Gate {
 
     /// The common answer, learned from without a header map: the upstream
     /// names the user the request was taken for (or another, or nobody) and
-    /// sets no cookie. Logins, logouts, a Basic grant, any `Set-Cookie`, and
+    /// sets no cookie. Logins, logouts, a lent seat, any `Set-Cookie`, and
     /// a user first learned from the answer go to `on_response`.
     fn on_answer_head(&self, ctx: Ctx, _status: StatusCode, fields: &Fields<'_>) -> Option<Ctx> {
         if ctx.logout

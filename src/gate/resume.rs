@@ -74,9 +74,19 @@ impl Gate {
         self.sessions.hash(Kind::Wait, ua)
     }
 
+    /// Keeps `login` for the waiter holding `wait_token`: one per user (a
+    /// newer one replaces the older), so repeated logins of one account
+    /// cannot pile forms up in memory.
     pub(crate) fn keep_pending_login(&self, wait_token: &str, login: PendingLogin) {
         let key = self.sessions.hash(Kind::Wait, wait_token);
+        // Entries are waiting users only: the scan is as long as the queue.
+        self.pending_logins.retain(|_, p| p.user != login.user);
         self.pending_logins.insert(key, login);
+    }
+
+    /// Logins kept for waiters (for tests and status).
+    pub fn pending_login_count(&self) -> usize {
+        self.pending_logins.len()
     }
 
     /// Whether the waiter behind these headers has a login to resume.
