@@ -5,6 +5,8 @@
 //! `gate` decides (forward, admit, wait), `proxy` forwards it, and `gate`
 //! learns from the upstream's answer. See `docs/ARCHITECTURE.md`.
 
+#![forbid(unsafe_code)]
+
 pub mod admin;
 pub mod alerts;
 pub mod analyze;

@@ -1,4 +1,5 @@
 //! The `iumgate` command line.
+#![forbid(unsafe_code)]
 
 use clap::{Parser, Subcommand};
 use iumgate::config::Config;

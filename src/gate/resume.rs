@@ -57,10 +57,7 @@ impl std::fmt::Debug for PendingLogin {
 impl Drop for PendingLogin {
     fn drop(&mut self) {
         // The form holds a password: overwrite it before the memory is freed.
-        for b in self.body.iter_mut() {
-            // SAFETY: `b` is a valid, aligned, exclusive reference.
-            unsafe { std::ptr::write_volatile(b, 0) };
-        }
+        zeroize::Zeroize::zeroize(&mut self.body);
     }
 }
 
