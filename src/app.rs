@@ -204,6 +204,7 @@ pub async fn start_with<H: Hooks>(
         admin_listener,
         health.clone(),
         Arc::new(surface),
+        admin::AdminLimits::from_config(&cfg),
         admin_stop.clone(),
     ));
     if let (Some(store), Some(t)) = (&tls, &cfg.proxy.tls) {

@@ -20,11 +20,13 @@ use auth::{Access, AdminAuth};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 /// Ready or draining: `/readyz` turns 503 when a SIGTERM starts the drain.
@@ -193,40 +195,97 @@ impl AdminPages for AdminSurface {
     }
 }
 
-/// Serves the admin listener until `stop`.
+/// The admin listener's connection bounds: the proxy's header and send
+/// time-outs, and `[admin] max_connections`.
+#[derive(Debug, Clone, Copy)]
+pub struct AdminLimits {
+    pub header_timeout: Duration,
+    pub send_timeout: Duration,
+    pub max_connections: usize,
+}
+
+impl AdminLimits {
+    pub fn from_config(cfg: &crate::config::Config) -> AdminLimits {
+        AdminLimits {
+            header_timeout: cfg.proxy.header_timeout.get(),
+            send_timeout: cfg.proxy.send_timeout.get(),
+            max_connections: cfg.admin.max_connections,
+        }
+    }
+}
+
+impl Default for AdminLimits {
+    fn default() -> AdminLimits {
+        AdminLimits::from_config(&crate::config::Config::default())
+    }
+}
+
+/// Serves the admin listener until `stop`. Each connection must send its
+/// request head within `header_timeout` (a silent one is dropped after the
+/// same time), and at most `max_connections` are served at once: one over
+/// the limit is closed at once, so that idle admin connections can never use
+/// up the process's file descriptors and starve the public listener.
 pub async fn serve(
     listener: TcpListener,
     health: Arc<Health>,
     pages: Arc<dyn AdminPages>,
+    limits: AdminLimits,
     stop: CancellationToken,
 ) {
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let builder = Arc::new(builder);
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
     loop {
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = stop.cancelled() => return,
             r = listener.accept() => match r {
                 Ok(x) => x,
                 Err(e) => {
                     tracing::warn!(error = %e, "admin accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
         };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            tracing::debug!(%peer, "admin connection limit reached; closed");
+            drop(stream);
+            continue;
+        };
         let health = health.clone();
         let pages = pages.clone();
         let stop = stop.clone();
+        let builder = builder.clone();
         tokio::spawn(async move {
+            let got_request = Arc::new(AtomicBool::new(false));
+            let seen = got_request.clone();
             let svc = service_fn(move |req| {
+                seen.store(true, Ordering::Release);
                 let health = health.clone();
                 let pages = pages.clone();
                 async move { Ok::<_, Infallible>(route(&health, &*pages, req).await) }
             });
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let stream = crate::proxy::server::SendTimeout::new(stream, limits.send_timeout);
             let conn = builder.serve_connection(TokioIo::new(stream), svc);
+            let guarded = crate::proxy::server::first_request_within(
+                conn,
+                &got_request,
+                limits.header_timeout,
+            );
             tokio::select! {
-                _ = conn => {}
+                r = guarded => {
+                    if r.is_none() {
+                        tracing::debug!(%peer, "admin connection sent no request in time; closed");
+                    }
+                }
                 _ = stop.cancelled() => {}
             }
+            drop(permit);
         });
     }
 }

@@ -99,6 +99,12 @@ pub struct ProxyConfig {
     pub request_timeout: Dur,
     pub idle_timeout: Dur,
     pub header_timeout: Dur,
+    /// A write to a client that makes no progress this long closes the
+    /// connection (nginx's `send_timeout`).
+    pub send_timeout: Dur,
+    /// A request body that sends nothing this long fails (nginx's
+    /// `client_body_timeout`).
+    pub body_timeout: Dur,
     pub max_header_bytes: usize,
     pub max_connections: usize,
     pub upstream_ca_file: Option<PathBuf>,
@@ -118,6 +124,8 @@ impl Default for ProxyConfig {
             request_timeout: Dur::secs(120),
             idle_timeout: Dur::secs(90),
             header_timeout: Dur::secs(15),
+            send_timeout: Dur::secs(60),
+            body_timeout: Dur::secs(60),
             max_header_bytes: 64 * 1024,
             max_connections: 10_000,
             upstream_ca_file: None,
@@ -156,6 +164,8 @@ pub struct AdminConfig {
     pub token_file: Option<PathBuf>,
     /// Whether `/metrics` also needs the token (default: open, like most exporters).
     pub metrics_need_token: bool,
+    /// At most this many admin connections at once; more are closed at once.
+    pub max_connections: usize,
 }
 
 impl Default for AdminConfig {
@@ -165,6 +175,7 @@ impl Default for AdminConfig {
             token_env: None,
             token_file: None,
             metrics_need_token: false,
+            max_connections: 64,
         }
     }
 }
@@ -576,6 +587,9 @@ impl Config {
         if p.max_connections == 0 {
             err("proxy.max_connections", "must be at least 1".into());
         }
+        if self.admin.max_connections == 0 {
+            err("admin.max_connections", "must be at least 1".into());
+        }
         for (k, n) in [
             (
                 "identity.max_sessions_per_user",
@@ -592,6 +606,8 @@ impl Config {
             ("proxy.request_timeout", p.request_timeout),
             ("proxy.idle_timeout", p.idle_timeout),
             ("proxy.header_timeout", p.header_timeout),
+            ("proxy.send_timeout", p.send_timeout),
+            ("proxy.body_timeout", p.body_timeout),
             ("directory.timeout", self.directory.timeout),
             ("queue.retry_every", self.queue.retry_every),
             ("jobs.reconcile_every", self.jobs.reconcile_every),

@@ -263,6 +263,9 @@ fn parse_request(buf: &mut BytesMut, spans: &mut Spans) -> Parsed {
         if name == header::TRANSFER_ENCODING
             || name == header::UPGRADE
             || name == header::EXPECT
+            // Exactly `0` (a body-less request); any other length, and
+            // anything that is not 1*DIGIT (`+0`, `0x0`), is hyper's to
+            // take or refuse.
             || (name == header::CONTENT_LENGTH && h.value != b"0")
         {
             return Parsed::NotOurs;
@@ -851,10 +854,7 @@ fn parse_response(
     for h in r.headers.iter() {
         let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| "invalid header name")?;
         if name == header::CONTENT_LENGTH {
-            let n = std::str::from_utf8(h.value)
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .ok_or("invalid Content-Length")?;
+            let n = content_length(h.value).ok_or("invalid Content-Length")?;
             if length.is_some_and(|l| l != n) {
                 return Err("conflicting Content-Length");
             }
@@ -904,6 +904,28 @@ fn parse_response(
         reusable,
         plain,
     }))
+}
+
+/// A `Content-Length` value as hyper reads one: 1*DIGIT (no sign, no
+/// white space inside, no overflow), or a comma-separated list of such
+/// values that are all equal (RFC 9110 §8.6). `u64::from_str` would take
+/// `+5`, which hyper (the other lane, and the client side) refuses.
+fn content_length(value: &[u8]) -> Option<u64> {
+    let mut length = None;
+    for part in value.split(|b| *b == b',') {
+        let digits = part.trim_ascii();
+        if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let n = digits.iter().try_fold(0u64, |n, d| {
+            n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+        })?;
+        if length.is_some_and(|l| l != n) {
+            return None;
+        }
+        length = Some(n);
+    }
+    length
 }
 
 /// A request the hooks took as it came, written for the upstream without a
@@ -1311,6 +1333,9 @@ mod tests {
             "GET /iumgate/wait HTTP/1.1\r\nHost: j\r\n\r\n",
             "GET /%69umgate/wait HTTP/1.1\r\nHost: j\r\n\r\n",
             "GET /a HTTP/1.1\r\nHost : j\r\n\r\n",
+            // Not 1*DIGIT: hyper refuses it, the fast lane does not take it.
+            "GET /a HTTP/1.1\r\nHost: j\r\nContent-Length: +0\r\n\r\n",
+            "GET /a HTTP/1.1\r\nHost: j\r\nContent-Length: -0\r\n\r\n",
         ];
         for raw in not_ours {
             assert!(matches!(parse(raw), Parsed::NotOurs), "{raw:?}");
@@ -1362,7 +1387,7 @@ mod tests {
         let cases: [&str; 6] = [
             "GET /browse/A-1?x=1 HTTP/1.1\r\nHost: jira.example\r\nAccept: text/html\r\nCookie: JSESSIONID=a\r\nCookie: b=2\r\n\r\n",
             // Everything a client may not pass on, and two Hosts.
-            "GET / HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\nConnection: keep-alive\r\nKeep-Alive: 5\r\nTE: trailers\r\nProxy-Authorization: x\r\nX-AUSERNAME: admin\r\nX-Seraph-LoginReason: OK\r\nX-Forwarded-For: 6.6.6.6\r\nX-Forwarded-For: 7.7.7.7\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: evil\r\nForwarded: for=6.6.6.6\r\nContent-Length: 0\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\nConnection: keep-alive\r\nKeep-Alive: 5\r\nTE: trailers\r\nProxy-Authorization: x\r\nX-AUSERNAME: admin\r\nX-Seraph-LoginReason: OK\r\nX-Forwarded-For: 6.6.6.6\r\nX-Forwarded-For: 7.7.7.7\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: evil\r\nForwarded: for=6.6.6.6\r\nX-Real-IP: 6.6.6.6\r\nTrue-Client-IP: 6.6.6.6\r\nX-Client-IP: 6.6.6.6\r\nCF-Connecting-IP: 6.6.6.6\r\nContent-Length: 0\r\n\r\n",
             // No Host at all; an empty one.
             "HEAD /x HTTP/1.1\r\nX-Forwarded-Host: evil\r\n\r\n",
             "DELETE /x HTTP/1.1\r\nHost:\r\nConnection: close\r\n\r\n",
@@ -1500,6 +1525,32 @@ mod tests {
             parse_response(&mut b, false, &mut Spans::new()).is_err(),
             "conflicting lengths"
         );
+        // One Content-Length rule on both lanes: 1*DIGIT, as hyper reads it.
+        for bad in [
+            "+5",
+            "-5",
+            "5 5",
+            "0x5",
+            "",
+            "5,",
+            "5, 6",
+            "18446744073709551616",
+        ] {
+            let raw = format!("HTTP/1.1 200 OK\r\nContent-Length: {bad}\r\n\r\n");
+            let mut b = BytesMut::from(raw.as_bytes());
+            assert!(
+                parse_response(&mut b, false, &mut Spans::new()).is_err(),
+                "Content-Length: {bad:?} was taken"
+            );
+        }
+        for (good, n) in [("5", 5), ("005", 5), ("5, 5", 5), ("0", 0)] {
+            let raw = format!("HTTP/1.1 200 OK\r\nContent-Length: {good}\r\n\r\n");
+            assert_eq!(
+                answer(raw.as_bytes(), false),
+                (Length(n), true),
+                "Content-Length: {good:?}"
+            );
+        }
         let mut b = BytesMut::from(&b"HTTP/1.1 101 Switching Protocols\r\n\r\n"[..]);
         assert!(
             parse_response(&mut b, false, &mut Spans::new()).is_err(),
@@ -1551,6 +1602,7 @@ pub mod fuzzing {
             preserve_host,
             trusted: Vec::new(),
             request_timeout: Duration::from_secs(60),
+            body_timeout: Duration::from_secs(60),
         };
         let conn = ConnInfo::new(
             std::net::SocketAddr::from(([192, 0, 2, 7], 40000)),

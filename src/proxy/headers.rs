@@ -113,8 +113,27 @@ const XFP: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const XFH: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// The forwarding headers iumgate writes (or, from an untrusted peer,
-/// replaces): a client's own never reach the upstream.
-pub const FORWARDING: [HeaderName; 4] = [FORWARDED, XFF, XFP, XFH];
+/// replaces), and the other client-address headers: from an untrusted peer,
+/// none of the client's own reach the upstream.
+pub const FORWARDING: [HeaderName; 8] = [
+    FORWARDED,
+    XFF,
+    XFP,
+    XFH,
+    X_REAL_IP,
+    TRUE_CLIENT_IP,
+    X_CLIENT_IP,
+    CF_CONNECTING_IP,
+];
+/// Client-address headers that iumgate does not write but an app, a Tomcat
+/// valve or a log format may read (nginx's `X-Real-IP`, Akamai's and
+/// Cloudflare's): from an untrusted peer they are dropped, so nobody can
+/// claim another address through them. A trusted load balancer's pass.
+pub const CLIENT_IP: [HeaderName; 4] = [X_REAL_IP, TRUE_CLIENT_IP, X_CLIENT_IP, CF_CONNECTING_IP];
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+const TRUE_CLIENT_IP: HeaderName = HeaderName::from_static("true-client-ip");
+const X_CLIENT_IP: HeaderName = HeaderName::from_static("x-client-ip");
+const CF_CONNECTING_IP: HeaderName = HeaderName::from_static("cf-connecting-ip");
 /// RFC 7239 `Forwarded`: we do not write it, but apps (and Tomcat valves) may
 /// read it, so an untrusted client must not be able to send one.
 const FORWARDED: HeaderName = header::FORWARDED;
@@ -166,6 +185,9 @@ pub fn set_forwarded(
     } else {
         // `insert` replaces every value the client sent.
         headers.remove(&FORWARDED);
+        for name in &CLIENT_IP {
+            headers.remove(name);
+        }
         headers.insert(XFF, peer.clone());
         headers.insert(XFP, HeaderValue::from_static(proto));
         match host {
@@ -310,6 +332,10 @@ mod tests {
             ("x-forwarded-host", "evil.example"),
             ("forwarded", "for=6.6.6.6"),
             ("forwarded", "for=7.7.7.7"),
+            ("x-real-ip", "6.6.6.6"),
+            ("True-Client-IP", "6.6.6.6"),
+            ("x-client-ip", "6.6.6.6"),
+            ("cf-connecting-ip", "6.6.6.6"),
         ];
         let mut m = h(&sent);
         set_forwarded(
@@ -324,6 +350,14 @@ mod tests {
         assert_eq!(all(&m, "x-forwarded-proto"), ["http"]);
         assert_eq!(all(&m, "x-forwarded-host"), ["jira.example.com"]);
         assert!(!m.contains_key("forwarded"));
+        for name in [
+            "x-real-ip",
+            "true-client-ip",
+            "x-client-ip",
+            "cf-connecting-ip",
+        ] {
+            assert!(!m.contains_key(name), "{name} passed");
+        }
         // No Host to pass on: the client's X-Forwarded-Host goes too.
         let mut m = h(&sent);
         set_forwarded(
@@ -344,6 +378,7 @@ mod tests {
         let mut m = h(&[
             ("x-forwarded-for", "1.2.3.4"),
             ("x-forwarded-proto", "https"),
+            ("x-real-ip", "1.2.3.4"),
         ]);
         set_forwarded(
             &mut m,
@@ -354,5 +389,7 @@ mod tests {
         );
         assert_eq!(m["x-forwarded-for"], "1.2.3.4, 10.0.0.5");
         assert_eq!(m["x-forwarded-proto"], "https");
+        // The load balancer's own client-address header passes.
+        assert_eq!(m["x-real-ip"], "1.2.3.4");
     }
 }

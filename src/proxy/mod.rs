@@ -225,6 +225,8 @@ pub struct Settings {
     pub preserve_host: bool,
     pub trusted: Vec<IpNet>,
     pub request_timeout: Duration,
+    /// A request body's next bytes must come within this (hyper lane).
+    pub body_timeout: Duration,
 }
 
 impl Settings {
@@ -243,6 +245,7 @@ impl Settings {
             preserve_host: cfg.preserve_host,
             trusted: cfg.trusted_proxies.clone(),
             request_timeout: cfg.request_timeout.get(),
+            body_timeout: cfg.body_timeout.get(),
         })
     }
 
@@ -291,7 +294,9 @@ impl<H: Hooks> Proxy<H> {
         } else {
             None
         };
-        let ready = match self.prepare(conn, parts, boxed(body), upgrade).await {
+        // A body that stalls fails after `body_timeout`, for every reader.
+        let body = boxed(server::TimeoutBody::new(body, self.settings.body_timeout));
+        let ready = match self.prepare(conn, parts, body, upgrade).await {
             Step::Forward(r) => r,
             Step::Answer(resp) => return resp,
         };
@@ -303,6 +308,19 @@ impl<H: Hooks> Proxy<H> {
         .await;
         let mut resp = match sent {
             Ok(Ok(r)) => r,
+            Ok(Err(e)) if body_timed_out(&e) => {
+                // The client's fault, not the upstream's: 408, and the
+                // connection closes (the rest of the body is not waited for).
+                tracing::debug!(peer = %conn.peer, "request body stalled; 408");
+                let mut resp = crate::pages::error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    &ready.err.into_map(),
+                    "the request body did not arrive in time",
+                );
+                resp.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                return resp;
+            }
             Ok(Err(e)) => {
                 let kind = if e.is_connect() {
                     UpstreamError::Connect
@@ -512,6 +530,19 @@ impl ErrorPageHeaders {
 }
 
 /// `a: b: c` — an error with its causes, for one log line.
+/// Whether `e` is (or was caused by) a request body that stalled past
+/// `body_timeout` ([`server::BodyTimedOut`]).
+fn body_timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        if c.is::<server::BodyTimedOut>() {
+            return true;
+        }
+        cur = c.source();
+    }
+    false
+}
+
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();

@@ -12,10 +12,13 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use std::convert::Infallible;
 use std::future::Future;
+use std::io;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -29,6 +32,8 @@ pub struct Limits {
     pub max_header_bytes: usize,
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
+    /// A write to the client that makes no progress this long fails.
+    pub send_timeout: Duration,
     pub handshake_timeout: Duration,
     pub shutdown_grace: Duration,
 }
@@ -40,6 +45,7 @@ impl Limits {
             max_header_bytes: cfg.max_header_bytes,
             header_timeout: cfg.header_timeout.get(),
             idle_timeout: cfg.idle_timeout.get(),
+            send_timeout: cfg.send_timeout.get(),
             handshake_timeout: cfg
                 .tls
                 .as_ref()
@@ -112,6 +118,9 @@ pub async fn serve<H: Hooks>(
             },
         };
         let _ = stream.set_nodelay(true);
+        // Every write to the client, on either lane (and through TLS), under
+        // `send_timeout`: a client that stops reading is let go.
+        let stream = SendTimeout::new(stream, limits.send_timeout);
         let conn = Arc::new(ConnInfo::new(
             peer,
             acceptor.is_some(),
@@ -240,7 +249,7 @@ async fn serve_conn<H: Hooks, S>(
 /// waits without a deadline: a client that connects and stays silent would
 /// hold a connection permit forever (and `max_connections` of them would shut
 /// everyone else out). Later requests are covered by hyper's timer.
-async fn first_request_within<F>(
+pub(crate) async fn first_request_within<F>(
     conn: F,
     got_request: &AtomicBool,
     limit: Duration,
@@ -269,5 +278,199 @@ pub async fn watch_cert(store: Arc<CertStore>, every: Duration, stop: Cancellati
                 let _ = store.reload_if_changed();
             }
         }
+    }
+}
+
+/// A client connection whose writes fail with `TimedOut` when one stays
+/// pending (no byte accepted) longer than `limit`: nginx's `send_timeout`.
+/// A client that never reads would otherwise hold its connection, and the
+/// upstream connection feeding it, as long as it likes. Both lanes write
+/// through it, and TLS wraps it, so every byte towards the client is covered.
+/// The timer is made once, the first time a write has to wait, and costs
+/// nothing while writes go straight through.
+pub struct SendTimeout<S> {
+    inner: S,
+    limit: Duration,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// A write is waiting and `timer` runs for it.
+    armed: bool,
+}
+
+impl<S> SendTimeout<S> {
+    pub fn new(inner: S, limit: Duration) -> SendTimeout<S> {
+        SendTimeout {
+            inner,
+            limit,
+            timer: None,
+            armed: false,
+        }
+    }
+
+    /// Progress: the next wait starts a new deadline.
+    fn progressed<T>(&mut self, r: Poll<T>) -> Poll<T> {
+        if r.is_ready() {
+            self.armed = false;
+        }
+        r
+    }
+
+    /// A write is pending: `Ready(Err)` once it has been for `limit`.
+    fn waited<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        if !self.armed {
+            self.armed = true;
+            let deadline = tokio::time::Instant::now() + self.limit;
+            match &mut self.timer {
+                Some(t) => t.as_mut().reset(deadline),
+                None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
+        }
+        let fired = self
+            .timer
+            .as_mut()
+            .is_some_and(|t| t.as_mut().poll(cx).is_ready());
+        if fired {
+            self.armed = false;
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client read nothing within send_timeout",
+            )));
+        }
+        Poll::Pending
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for SendTimeout<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for SendTimeout<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_write(cx, buf) {
+            Poll::Pending => this.waited(cx),
+            r => this.progressed(r),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
+            Poll::Pending => this.waited(cx),
+            r => this.progressed(r),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_flush(cx) {
+            Poll::Pending => this.waited(cx),
+            r => r,
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_shutdown(cx) {
+            Poll::Pending => this.waited(cx),
+            r => r,
+        }
+    }
+}
+
+/// Why a request body failed in [`TimeoutBody`].
+#[derive(Debug, thiserror::Error)]
+#[error("the request body sent nothing within body_timeout")]
+pub struct BodyTimedOut;
+
+pin_project_lite::pin_project! {
+    /// A request body whose next frame must come within `limit` of asking
+    /// for it (nginx's `client_body_timeout`): a client that starts a body and
+    /// stalls fails it, and whoever reads it (the upstream exchange, the
+    /// gate's login peek) stops waiting. The timer is made the first time a
+    /// frame is not there at once.
+    pub struct TimeoutBody<B> {
+        #[pin]
+        inner: B,
+        limit: Duration,
+        timer: Option<Pin<Box<tokio::time::Sleep>>>,
+        armed: bool,
+    }
+}
+
+impl<B> TimeoutBody<B> {
+    pub fn new(inner: B, limit: Duration) -> TimeoutBody<B> {
+        TimeoutBody {
+            inner,
+            limit,
+            timer: None,
+            armed: false,
+        }
+    }
+}
+
+impl<B> http_body::Body for TimeoutBody<B>
+where
+    B: http_body::Body,
+    B::Error: Into<super::body::BoxError>,
+{
+    type Data = B::Data;
+    type Error = super::body::BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<B::Data>, Self::Error>>> {
+        let this = self.project();
+        match this.inner.poll_frame(cx) {
+            Poll::Ready(r) => {
+                *this.armed = false;
+                Poll::Ready(r.map(|f| f.map_err(Into::into)))
+            }
+            Poll::Pending => {
+                if !*this.armed {
+                    *this.armed = true;
+                    let deadline = tokio::time::Instant::now() + *this.limit;
+                    match this.timer {
+                        Some(t) => t.as_mut().reset(deadline),
+                        None => *this.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+                    }
+                }
+                let fired = this
+                    .timer
+                    .as_mut()
+                    .is_some_and(|t| t.as_mut().poll(cx).is_ready());
+                if fired {
+                    *this.armed = false;
+                    return Poll::Ready(Some(Err(Box::new(BodyTimedOut))));
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
