@@ -3,8 +3,9 @@
 
 use super::{local_path, Borrow, Class, Gate, Outcome, Standing};
 use crate::identity::{self, Kind, LoginReason, Peeked, SessionKey, UpstreamUser};
+use crate::pages::{Own, HTML, JSON, TEXT};
 use crate::pool::{Mode, ReleaseReason};
-use crate::proxy::body::{empty, full, Body};
+use crate::proxy::body::Body;
 use crate::proxy::headers::{wants_html, wants_html_in, X_AUSERNAME};
 use crate::proxy::{ConnInfo, Fields, Hooks};
 use crate::user::UserId;
@@ -808,19 +809,18 @@ impl Gate {
         upstream_headers: Option<&HeaderMap>,
     ) -> Response<Body> {
         let retry = self.settings.load().retry_every_s;
-        let mut resp = if ctx.git {
+        let own = if ctx.git {
             let where_ = if position > 0 {
                 format!(" (position {position} in the queue)")
             } else {
                 String::new()
             };
-            answer(
+            Own::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 TEXT,
                 format!(
                     "iumgate: no licence is free right now{where_}. Retry in {retry} seconds.\n"
                 ),
-                retry,
             )
         } else if ctx.html
             && (ctx.method == Method::GET
@@ -833,34 +833,31 @@ impl Gate {
                 self.keep_pending_login(&token, p);
             }
             let to = local_path(ctx.target.as_str()).unwrap_or("/");
-            let mut r = answer(StatusCode::SEE_OTHER, TEXT, String::new(), retry);
-            if let Ok(v) = HeaderValue::from_str(&format!("/iumgate/wait?to={}", pct(to))) {
-                r.headers_mut().insert(header::LOCATION, v);
-            }
+            let mut r = Own::redirect(
+                StatusCode::SEE_OTHER,
+                &format!("/iumgate/wait?to={}", pct(to)),
+            );
             let secure = if ctx.secure { "; Secure" } else { "" };
             if let Ok(v) = HeaderValue::from_str(&format!(
                 "{WAIT_COOKIE}={token}; Path=/iumgate/; HttpOnly; SameSite=Lax{secure}"
             )) {
-                r.headers_mut().append(header::SET_COOKIE, v);
+                r = r.cookie(v);
             }
             r
         } else {
-            answer(
+            Own::json(
                 StatusCode::SERVICE_UNAVAILABLE,
-                JSON,
                 format!(
                     "{{\"state\":\"waiting\",\"position\":{position},\"retry_after\":{retry}}}"
                 ),
-                retry,
             )
         };
-        if let Some(up) = upstream_headers {
-            // Keep the upstream's cookies (the new session of a login).
-            for v in up.get_all(header::SET_COOKIE) {
-                resp.headers_mut().append(header::SET_COOKIE, v.clone());
-            }
-        }
-        resp
+        // Keep the upstream's cookies (the new session of a login).
+        let own = match upstream_headers {
+            Some(up) => own.cookies_of(up),
+            None => own,
+        };
+        own.retry_after(retry).build()
     }
 
     /// The directory failed: nothing was granted; the waiting page says the
@@ -881,7 +878,9 @@ impl Gate {
                 format!("{{\"state\":\"unavailable\",\"retry_after\":{retry}}}"),
             )
         };
-        answer(StatusCode::SERVICE_UNAVAILABLE, ct, body, retry)
+        Own::new(StatusCode::SERVICE_UNAVAILABLE, ct, body)
+            .retry_after(retry)
+            .build()
     }
 
     /// Used by the waiting room to find the waiting user.
@@ -900,41 +899,14 @@ impl Gate {
     }
 }
 
-const TEXT: &str = "text/plain; charset=utf-8";
-const JSON: &str = "application/json";
-const HTML: &str = "text/html; charset=utf-8";
-
-/// One of the gate's own answers: never cached, with `Retry-After`.
-fn answer(
-    status: StatusCode,
-    content_type: &'static str,
-    body: String,
-    retry_s: u64,
-) -> Response<Body> {
-    let mut r = Response::new(if body.is_empty() { empty() } else { full(body) });
-    *r.status_mut() = status;
-    let h = r.headers_mut();
-    if status != StatusCode::SEE_OTHER {
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    }
-    h.insert(header::RETRY_AFTER, HeaderValue::from(retry_s));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
-}
-
 /// `307` to the same URL: the client repeats the request, now licensed.
 fn retry_response(target: &str, upstream_headers: &HeaderMap) -> Response<Body> {
-    let mut r = Response::new(empty());
-    *r.status_mut() = StatusCode::TEMPORARY_REDIRECT;
-    if let Ok(v) = HeaderValue::from_str(local_path(target).unwrap_or("/")) {
-        r.headers_mut().insert(header::LOCATION, v);
-    }
-    for v in upstream_headers.get_all(header::SET_COOKIE) {
-        r.headers_mut().append(header::SET_COOKIE, v.clone());
-    }
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
+    Own::redirect(
+        StatusCode::TEMPORARY_REDIRECT,
+        local_path(target).unwrap_or("/"),
+    )
+    .cookies_of(upstream_headers)
+    .build()
 }
 
 fn is_html(h: &HeaderMap) -> bool {

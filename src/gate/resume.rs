@@ -178,10 +178,5 @@ fn wait_key(gate: &Gate, headers: &HeaderMap) -> Option<identity::SessionKey> {
 }
 
 fn redirect(to: &str) -> Response<Body> {
-    let mut r = Response::new(crate::proxy::body::empty());
-    *r.status_mut() = StatusCode::SEE_OTHER;
-    if let Ok(v) = HeaderValue::from_str(to) {
-        r.headers_mut().insert(header::LOCATION, v);
-    }
-    r
+    crate::pages::Own::redirect(StatusCode::SEE_OTHER, to).build()
 }

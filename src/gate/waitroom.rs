@@ -6,8 +6,8 @@
 use super::{local_path, Class, Gate, Outcome};
 use crate::pages::{self, wait::WaitView, Lang};
 use crate::pool::Mode;
-use crate::proxy::body::{empty, full, Body};
-use http::{header, HeaderValue, Request, Response, StatusCode};
+use crate::proxy::body::Body;
+use http::{Request, Response, StatusCode};
 
 /// The state a poll reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,14 +57,7 @@ impl Gate {
                         super::hooks::pct(&to)
                     ),
                 };
-                let mut r = Response::new(full(pages::wait::render(&view)));
-                r.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("text/html; charset=utf-8"),
-                );
-                r.headers_mut()
-                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-                r
+                pages::Own::html(pages::wait::render(&view)).build()
             }
             "/iumgate/api/queue" => {
                 let state = self.poll_state(req.headers()).await;
@@ -87,14 +80,7 @@ impl Gate {
                     }
                     QueueState::Unknown => "{\"state\":\"unknown\"}".to_string(),
                 };
-                let mut r = Response::new(full(body));
-                r.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                );
-                r.headers_mut()
-                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-                r
+                pages::Own::json(StatusCode::OK, body).build()
             }
             _ => pages::error(StatusCode::NOT_FOUND, req.headers(), "no such page"),
         }
@@ -145,12 +131,5 @@ impl Gate {
 }
 
 fn redirect(to: &str) -> Response<Body> {
-    let mut r = Response::new(empty());
-    *r.status_mut() = StatusCode::SEE_OTHER;
-    if let Ok(v) = HeaderValue::from_str(to) {
-        r.headers_mut().insert(header::LOCATION, v);
-    }
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
+    pages::Own::redirect(StatusCode::SEE_OTHER, to).build()
 }

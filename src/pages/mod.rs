@@ -5,7 +5,102 @@
 pub mod wait;
 
 use crate::proxy::body::{full, Body};
+use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
+
+/// One of iumgate's own answers (the waiting room, its redirects, error
+/// pages): status, type, body, and the headers they may carry. Every one is
+/// `Cache-Control: no-store`; this is the only place that builds them.
+#[derive(Debug)]
+pub struct Own {
+    status: StatusCode,
+    content_type: Option<&'static str>,
+    body: Bytes,
+    retry_after: Option<u64>,
+    location: Option<HeaderValue>,
+    cookies: Vec<HeaderValue>,
+}
+
+pub const TEXT: &str = "text/plain; charset=utf-8";
+pub const JSON: &str = "application/json";
+pub const HTML: &str = "text/html; charset=utf-8";
+
+impl Own {
+    /// `status` with a body of `content_type`.
+    pub fn new(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Own {
+        Own {
+            status,
+            content_type: Some(content_type),
+            body: body.into(),
+            retry_after: None,
+            location: None,
+            cookies: Vec::new(),
+        }
+    }
+
+    pub fn html(body: impl Into<Bytes>) -> Own {
+        Own::new(StatusCode::OK, HTML, body)
+    }
+
+    pub fn json(status: StatusCode, body: impl Into<Bytes>) -> Own {
+        Own::new(status, JSON, body)
+    }
+
+    /// A redirect (no body) to `to`, which the caller made a local path.
+    /// A value that cannot be a header leaves the answer without `Location`.
+    pub fn redirect(status: StatusCode, to: &str) -> Own {
+        Own {
+            status,
+            content_type: None,
+            body: Bytes::new(),
+            retry_after: None,
+            location: HeaderValue::from_str(to).ok(),
+            cookies: Vec::new(),
+        }
+    }
+
+    pub fn retry_after(mut self, seconds: u64) -> Own {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    /// Adds a `Set-Cookie`.
+    pub fn cookie(mut self, value: HeaderValue) -> Own {
+        self.cookies.push(value);
+        self
+    }
+
+    /// Adds every `Set-Cookie` of `headers` (the upstream's, kept).
+    pub fn cookies_of(mut self, headers: &HeaderMap) -> Own {
+        self.cookies
+            .extend(headers.get_all(header::SET_COOKIE).iter().cloned());
+        self
+    }
+
+    pub fn build(self) -> Response<Body> {
+        let mut r = Response::new(if self.body.is_empty() {
+            crate::proxy::body::empty()
+        } else {
+            full(self.body)
+        });
+        *r.status_mut() = self.status;
+        let h = r.headers_mut();
+        if let Some(ct) = self.content_type {
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+        }
+        if let Some(s) = self.retry_after {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        if let Some(l) = self.location {
+            h.insert(header::LOCATION, l);
+        }
+        for c in self.cookies {
+            h.append(header::SET_COOKIE, c);
+        }
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        r
+    }
+}
 
 /// Escapes text for HTML element content and attribute values.
 pub fn escape(s: &str) -> String {
@@ -125,7 +220,7 @@ pub fn error(status: StatusCode, req_headers: &HeaderMap, cause: &str) -> Respon
         (_, Lang::En) => ("Something went wrong", "Please try again."),
         (_, Lang::De) => ("Etwas ist schiefgegangen", "Bitte versuchen Sie es erneut."),
     };
-    let mut resp = if crate::proxy::headers::wants_html(req_headers) {
+    if crate::proxy::headers::wants_html(req_headers) {
         let body = format!(
             "<h1>{}</h1><p>{}</p><p class=\"muted\">{} {}</p>",
             escape(title),
@@ -133,12 +228,7 @@ pub fn error(status: StatusCode, req_headers: &HeaderMap, cause: &str) -> Respon
             status.as_u16(),
             escape(status.canonical_reason().unwrap_or("")),
         );
-        let mut r = Response::new(full(html_page(lang, title, &body, "")));
-        r.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/html; charset=utf-8"),
-        );
-        r
+        Own::new(status, HTML, html_page(lang, title, &body, "")).build()
     } else {
         let body = format!(
             "{{\"error\":{},\"status\":{},\"cause\":{}}}",
@@ -146,17 +236,8 @@ pub fn error(status: StatusCode, req_headers: &HeaderMap, cause: &str) -> Respon
             status.as_u16(),
             json_str(cause)
         );
-        let mut r = Response::new(full(body));
-        r.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        r
-    };
-    *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
+        Own::json(status, body).build()
+    }
 }
 
 #[cfg(test)]
