@@ -382,6 +382,26 @@ fn kubernetes_runs_iumgate_as_jiras_sidecar_and_only_iumgate_is_reachable() {
         "reachable from the Service"
     );
     assert_eq!(cfg.admin.listen.port(), admin);
+    // Reachable by every pod, so bounded (security review finding 9).
+    assert!(
+        cfg.admin.max_connections <= 64,
+        "{}",
+        cfg.admin.max_connections
+    );
+    // Only the ingress controller may set X-Forwarded-For: never the whole
+    // pod network (the review's informational finding: 10.0.0.0/8 let any
+    // pod claim any client address).
+    assert!(!cfg.proxy.trusted_proxies.is_empty());
+    for net in &cfg.proxy.trusted_proxies {
+        let narrow = match net {
+            ipnet::IpNet::V4(n) => n.prefix_len() >= 24,
+            ipnet::IpNet::V6(n) => n.prefix_len() >= 64,
+        };
+        assert!(
+            narrow,
+            "trusted_proxies {net} is wider than an ingress pool"
+        );
+    }
     let jenv = env_of(jira);
     assert_eq!(
         s(&jenv["ATL_TOMCAT_ADDRESS"]["value"], "address"),
@@ -574,6 +594,11 @@ fn compose_puts_iumgate_in_front_of_jira_with_prometheus_and_grafana() {
     assert!(
         cfg.admin.listen.ip().is_unspecified(),
         "Prometheus reaches it over the network"
+    );
+    assert!(
+        cfg.admin.max_connections <= 64,
+        "{}",
+        cfg.admin.max_connections
     );
     let grafana_ds: Value = serde_norway::from_str(s(
         &configs["grafana-datasource.yaml"]["content"],
