@@ -382,7 +382,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for SendTimeout<S> {
         let this = self.get_mut();
         match Pin::new(&mut this.inner).poll_flush(cx) {
             Poll::Pending => this.waited(cx),
-            r => r,
+            r => this.progressed(r),
         }
     }
 
@@ -390,7 +390,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for SendTimeout<S> {
         let this = self.get_mut();
         match Pin::new(&mut this.inner).poll_shutdown(cx) {
             Poll::Pending => this.waited(cx),
-            r => r,
+            r => this.progressed(r),
         }
     }
 }
@@ -473,4 +473,75 @@ where
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// The bound on every wait here: far above the 200 ms limits.
+    const BOUND: Duration = Duration::from_secs(10);
+
+    #[tokio::test]
+    async fn a_write_nobody_reads_fails_after_the_send_timeout() {
+        let (a, _b) = tokio::io::duplex(64);
+        let mut w = SendTimeout::new(a, Duration::from_millis(200));
+        let r = tokio::time::timeout(BOUND, w.write_all(&[0; 4096]))
+            .await
+            .expect("the write was not cut");
+        assert_eq!(r.unwrap_err().kind(), io::ErrorKind::TimedOut);
+    }
+
+    #[tokio::test]
+    async fn a_reader_that_keeps_reading_is_never_cut() {
+        let (a, mut b) = tokio::io::duplex(16);
+        let mut w = SendTimeout::new(a, Duration::from_millis(200));
+        let reader = tokio::spawn(async move {
+            let mut got = 0;
+            let mut buf = [0u8; 16];
+            while got < 1024 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                match b.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got += n,
+                }
+            }
+            got
+        });
+        // Each write waits for the reader, never 200 ms in a row.
+        tokio::time::timeout(BOUND, w.write_all(&[1; 1024]))
+            .await
+            .expect("bounded")
+            .expect("a steady reader was cut");
+        assert_eq!(reader.await.unwrap(), 1024);
+    }
+
+    #[tokio::test]
+    async fn a_body_that_stalls_fails_and_one_that_ends_does_not() {
+        use futures_util::StreamExt;
+        // One frame, then nothing ever again.
+        let frames = futures_util::stream::iter([Ok::<_, BoxErr>(http_body::Frame::data(
+            bytes::Bytes::from_static(b"a"),
+        ))])
+        .chain(futures_util::stream::pending());
+        let mut body = TimeoutBody::new(
+            http_body_util::StreamBody::new(frames),
+            Duration::from_millis(200),
+        );
+        let first = tokio::time::timeout(BOUND, body.frame()).await.unwrap();
+        assert!(first.unwrap().is_ok());
+        // Nothing more comes.
+        let stalled = tokio::time::timeout(BOUND, body.frame()).await.unwrap();
+        let err = stalled.unwrap().unwrap_err();
+        assert!(err.is::<BodyTimedOut>(), "{err}");
+
+        let empty = TimeoutBody::new(http_body_util::Empty::<bytes::Bytes>::new(), Duration::ZERO);
+        assert!(http_body::Body::is_end_stream(&empty));
+        let collected = tokio::time::timeout(BOUND, empty.collect()).await.unwrap();
+        assert!(collected.is_ok());
+    }
+
+    type BoxErr = Box<dyn std::error::Error + Send + Sync>;
 }
