@@ -6,6 +6,8 @@
 mod gate_support;
 
 use gate_support::*;
+use iumgate::clock::Clock;
+use iumgate::identity::Kind;
 use std::fmt::Write;
 
 /// The `JSESSIONID` the proxy's jar holds.
@@ -175,5 +177,90 @@ async fn a_full_session_map_keeps_the_sessions_it_has() {
     }
     let refused = metric(&w, "iumgate_sessions_dropped_total{reason=\"total\"}").await;
     assert!(refused.is_some_and(|n| n >= 1.0), "{refused:?}");
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confluence_whoami_cache_is_bounded_and_pruned_by_the_job_not_by_requests() {
+    let w = World::start(
+        iumgate::product::Product::Confluence,
+        |_| {},
+        |cfg| cfg.proxy.max_header_bytes = 1024 * 1024,
+    )
+    .await;
+    let plain = no_redirect();
+    let anonymous = &w.gate.anonymous;
+    let sessions = w.gate.sessions.len();
+
+    // Anonymous requests, each with 2,000 fresh JSESSIONID and remember-me
+    // values: one whoami call each, and at most one cached key a name.
+    let whoami = "/rest/api/user/current";
+    let calls = w.sim.count(whoami);
+    for i in 0..3u64 {
+        let mut cookie = String::from("a=b");
+        for j in 0..2_000u64 {
+            let r: u64 = rand::random::<u64>() ^ (i << 40) ^ j;
+            write!(cookie, "; JSESSIONID={r:016x}; seraph.confluence={r:x}").unwrap();
+        }
+        let r = plain
+            .get(w.url("/display/DEMO/Home"))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success() || r.status().is_redirection());
+    }
+    assert_eq!(w.sim.count(whoami) - calls, 3);
+    assert!(anonymous.len() <= 6, "{} cached", anonymous.len());
+    assert_eq!(w.gate.sessions.len(), sessions);
+
+    // Full of entries that expired a minute ago: a request with one more
+    // unknown session is answered as before, the cache does not grow, and
+    // the request walks nothing (only the prune job does).
+    let now = w.clock.now_ms();
+    let room = anonymous.capacity() - anonymous.len();
+    // (Keys as the gate makes them: keyed hashes, uniform.)
+    for i in 0..room as u64 + 50 {
+        let k = w.gate.sessions.hash(Kind::Session, &format!("filler{i}"));
+        anonymous.remember(k, now + 1_000);
+    }
+    assert_eq!(anonymous.len(), anonymous.capacity());
+    let refused = anonymous.refused();
+    w.advance_min(1);
+    let prunes = anonymous.prunes();
+    let started = std::time::Instant::now();
+    let r = plain
+        .get(w.url("/display/DEMO/Home"))
+        .header("cookie", "JSESSIONID=one-more-unknown")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success() || r.status().is_redirection());
+    let took = started.elapsed();
+    assert!(anonymous.len() <= anonymous.capacity());
+    assert!(anonymous.refused() > refused, "the full cache refused it");
+    if anonymous.prunes() == prunes {
+        // (The job did not happen to run meanwhile.)
+        assert_eq!(anonymous.len(), anonymous.capacity(), "not pruned inline");
+    }
+    assert!(took < std::time::Duration::from_secs(2), "{took:?}");
+    let text = reqwest::get(format!("http://{}/metrics", w.run.admin_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("iumgate_whoami_cache_refused_total ") && !l.ends_with(" 0")),
+        "{text}"
+    );
+
+    // The prune job, at the gate's (manual) clock, drops what expired.
+    let report = iumgate::jobs::prune(&w.gate, w.clock.now_ms());
+    assert!(anonymous.len() <= 6, "{} left", anonymous.len());
+    if anonymous.prunes() == prunes + 1 {
+        assert!(report.anonymous >= room, "{report:?}");
+    }
     w.stop().await;
 }

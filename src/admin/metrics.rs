@@ -96,6 +96,8 @@ pub struct Metrics {
     queue_length: IntGauge,
     sessions_tracked: IntGauge,
     sessions_dropped: Vec<IntCounter>,
+    whoami_cache_entries: IntGauge,
+    whoami_cache_refused: IntCounter,
     users_tracked: IntGauge,
     gate_reconciled: IntGauge,
     power_users_in_ium: IntGauge,
@@ -319,6 +321,14 @@ impl Metrics {
                 "Session, remember-me and token bindings iumgate knows.",
             )?,
             sessions_dropped,
+            whoami_cache_entries: b.int_gauge(
+                "iumgate_whoami_cache_entries",
+                "Sessions the whoami fallback found anonymous, remembered for a minute (bounded; expired ones pruned by the prune job).",
+            )?,
+            whoami_cache_refused: b.counter(
+                "iumgate_whoami_cache_refused_total",
+                "Anonymous sessions not remembered because the whoami cache was full (each asks the app again on its next request).",
+            )?,
             users_tracked: b.int_gauge(
                 "iumgate_users_tracked",
                 "Distinct users with at least one known session.",
@@ -459,6 +469,8 @@ impl Metrics {
         {
             catch_up(counter, v);
         }
+        self.whoami_cache_entries.set(gate.anonymous.len() as i64);
+        catch_up(&self.whoami_cache_refused, gate.anonymous.refused());
 
         let c = &gate.counters;
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);

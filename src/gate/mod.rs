@@ -249,8 +249,9 @@ pub struct Gate {
     /// pool, pending grants, classes, settings): session memos made before
     /// are stale.
     epoch: AtomicU64,
-    /// Sessions the whoami fallback found anonymous, until when (ms).
-    anonymous: DashMap<crate::identity::SessionKey, u64>,
+    /// Sessions the whoami fallback found anonymous, until when (ms):
+    /// bounded, and pruned by the prune job, never inside a request.
+    pub anonymous: crate::identity::AnonymousCache,
     /// Login forms waiting for a seat, by wait-cookie hash (memory only).
     pending_logins: DashMap<crate::identity::SessionKey, resume::PendingLogin>,
     whoami_client: Option<reqwest::Client>,
@@ -302,7 +303,7 @@ impl Gate {
             arithmetic: Mutex::new(Arithmetic::default()),
             reconciled: AtomicBool::new(false),
             epoch: AtomicU64::new(1),
-            anonymous: DashMap::new(),
+            anonymous: crate::identity::AnonymousCache::default(),
             pending_logins: DashMap::new(),
             whoami_client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
@@ -438,7 +439,9 @@ impl Gate {
     /// Asks the app who owns a session it does not name in a header
     /// (Confluence: `GET /rest/api/user/current` with the user's own cookies).
     /// Remembers an anonymous answer for a minute so that an anonymous
-    /// visitor does not cause a call per request.
+    /// visitor does not cause a call per request (in a bounded cache: when
+    /// full, the session is asked about again next time; see
+    /// [`crate::identity::AnonymousCache`]).
     pub async fn whoami(
         &self,
         path: &str,
@@ -448,7 +451,7 @@ impl Gate {
         let now = self.now();
         if keys
             .iter()
-            .all(|(_, k)| self.anonymous.get(k).is_some_and(|until| *until > now))
+            .all(|(_, k)| self.anonymous.is_anonymous(k, now))
         {
             return None;
         }
@@ -477,11 +480,8 @@ impl Gate {
                 Some(user)
             }
             _ => {
-                if self.anonymous.len() > 100_000 {
-                    self.anonymous.retain(|_, until| *until > now);
-                }
                 for (_, key) in keys {
-                    self.anonymous.insert(*key, now + 60_000);
+                    self.anonymous.remember(*key, now + 60_000);
                 }
                 None
             }

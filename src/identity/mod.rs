@@ -5,9 +5,11 @@
 //! (the key is random per installation and kept in the state snapshot), so a
 //! leaked snapshot or heap dump does not hand out sessions.
 
+mod anonymous;
 mod peek;
 mod sessions;
 
+pub use anonymous::AnonymousCache;
 pub use peek::{peek_body, peek_body_status, Peeked};
 pub use sessions::{Dropped, Kind, Limits, SessionKey, SessionRecord, Sessions};
 

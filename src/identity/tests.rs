@@ -547,3 +547,65 @@ fn the_caps_hold_under_concurrent_binding() {
     }
     assert_eq!(s.len(), 40);
 }
+
+#[test]
+fn the_anonymous_cache_is_bounded_and_never_pruned_by_a_request() {
+    let c = AnonymousCache::new(100);
+    let s = Sessions::new([8; 32]);
+    let key = |i: u64| s.hash(Kind::Session, &format!("anon{i}"));
+    // Filled with entries that expire at 1_000, then asked to take more
+    // well after they expired: nothing is walked, nothing inserted.
+    for i in 0..100 {
+        c.remember(key(i), 1_000);
+    }
+    assert_eq!(c.len(), 100);
+    for i in 100..1_000 {
+        c.remember(key(i), 61_000);
+        assert!(!c.is_anonymous(&key(i), 2_000));
+    }
+    assert_eq!(c.len(), 100);
+    assert_eq!(c.refused(), 900);
+    assert_eq!(c.prunes(), 0, "remember never prunes");
+    // Expired entries are not anonymous any more, though still held.
+    assert!(!c.is_anonymous(&key(5), 2_000));
+    assert!(c.is_anonymous(&key(5), 999));
+    // A key already held is refreshed in place, full or not.
+    c.remember(key(5), 61_000);
+    assert!(c.is_anonymous(&key(5), 2_000));
+    assert_eq!(c.len(), 100);
+    // The prune job makes the room.
+    assert_eq!(c.prune(2_000), 99);
+    assert_eq!((c.len(), c.prunes()), (1, 1));
+    c.remember(key(500), 61_000);
+    assert!(c.is_anonymous(&key(500), 2_000));
+    assert_eq!(c.len(), 2);
+}
+
+#[test]
+fn the_anonymous_cache_holds_its_capacity_under_concurrent_inserts() {
+    let c = std::sync::Arc::new(AnonymousCache::new(1_000));
+    let threads: Vec<_> = (0..4u8)
+        .map(|t| {
+            let c = c.clone();
+            std::thread::spawn(move || {
+                for i in 0..5_000u32 {
+                    // Uniform keys, as the gate's keyed hashes are.
+                    let mut k = [0u8; 16];
+                    k.copy_from_slice(
+                        &blake3::hash(&[&[t][..], &i.to_le_bytes()].concat()).as_bytes()[..16],
+                    );
+                    c.remember(k, u64::from(i % 3));
+                    if i % 1_000 == 0 {
+                        c.prune(1);
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert!(c.len() <= 1_000, "{}", c.len());
+    c.prune(10);
+    assert_eq!(c.len(), 0);
+}

@@ -81,7 +81,8 @@ async fn reconcile_loop(gate: Arc<Gate>, every: Duration, stop: CancellationToke
     }
 }
 
-/// Drops abandoned waiters and sessions past their time to live.
+/// Drops abandoned waiters, sessions past their time to live and expired
+/// anonymous sessions ([`prune`]), every `every`.
 async fn prune_loop(gate: Arc<Gate>, every: Duration, stop: CancellationToken) {
     gate.job_runs.register("prune", every.as_secs());
     loop {
@@ -91,12 +92,32 @@ async fn prune_loop(gate: Arc<Gate>, every: Duration, stop: CancellationToken) {
         }
         let now = gate.now();
         gate.job_runs.started("prune", now);
-        gate.with_pool(|p| p.prune(now));
-        gate.prune_pending_logins(now);
-        let s = gate.settings.load();
-        gate.sessions
-            .prune(now, s.session_ttl_ms, s.remember_ttl_ms);
+        prune(&gate, now);
         gate.job_runs.succeeded("prune", now);
+    }
+}
+
+/// What one prune pass dropped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    /// Session bindings past their time to live.
+    pub sessions: usize,
+    /// Expired entries of the whoami fallback's anonymous cache.
+    pub anonymous: usize,
+}
+
+/// One pass of the prune job at `now`: abandoned waiters, login forms left
+/// waiting, sessions past their time to live, and expired anonymous
+/// sessions. The walks over whole maps happen here, off the request path.
+pub fn prune(gate: &Gate, now: u64) -> PruneReport {
+    gate.with_pool(|p| p.prune(now));
+    gate.prune_pending_logins(now);
+    let s = gate.settings.load();
+    PruneReport {
+        sessions: gate
+            .sessions
+            .prune(now, s.session_ttl_ms, s.remember_ttl_ms),
+        anonymous: gate.anonymous.prune(now),
     }
 }
 
