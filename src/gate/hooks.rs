@@ -139,22 +139,13 @@ impl Hooks for Gate {
         let epoch = self.epoch();
         let remembered = self.identify(
             identity::session_cookies(s.profile, &parts.headers),
+            parts
+                .headers
+                .get(header::AUTHORIZATION)
+                .map(HeaderValue::as_bytes),
             &mut ctx,
             epoch,
         );
-        if ctx.user.is_none() {
-            if let Some(u) = identity::basic_user(&parts.headers) {
-                // A name, not a proof: the app has not checked the password.
-                ctx.user = Some(u);
-                ctx.standing = Some(Standing::Unconfirmed);
-            } else if let Some(t) = identity::bearer_token(&parts.headers) {
-                let key = self.sessions.hash(Kind::Token, t);
-                ctx.user = self.sessions.lookup_key(&key, now);
-                // Bound only after the app named the token's user.
-                ctx.standing = ctx.user.as_ref().map(|_| Standing::Session);
-                ctx.bearer = Some(key);
-            }
-        }
 
         // Apps that may not name the user in a header: ask who owns an
         // unknown session before forwarding, so the seat comes first.
@@ -210,15 +201,7 @@ impl Hooks for Gate {
                 }
             };
             match check {
-                Check::Pass { activity } => {
-                    if rights.evict {
-                        // A confirmed holder: a seat lent to a claim in their
-                        // name meanwhile is theirs for good.
-                        self.confirm_seat(&user);
-                    } else {
-                        ctx.touch_on_confirm = activity;
-                    }
-                }
+                Check::Pass { activity } => self.passes(&mut ctx, &user, activity),
                 Check::Admit { activity } if !rights.evict => {
                     // An unconfirmed claim borrows a free seat for this
                     // exchange at most: no eviction, no queue, no wait
@@ -372,8 +355,10 @@ impl Hooks for Gate {
         let mut ctx = Ctx::new(&s, method, uri, html, now);
         let epoch = self.epoch();
         let cookies = identity::session_cookies_in(s.profile, fields.get_all(&header::COOKIE));
-        let remembered = self.identify(cookies, &mut ctx, epoch);
+        let remembered =
+            self.identify(cookies, fields.get(&header::AUTHORIZATION), &mut ctx, epoch);
         let user = ctx.user.clone()?;
+        let may_touch = ctx.standing.is_some_and(|st| st.rights().refresh_activity);
         let check = self.check_known(
             &s,
             &user,
@@ -382,11 +367,11 @@ impl Hooks for Gate {
             method.as_str(),
             path,
             now,
-            true,
+            may_touch,
         )?;
         match check {
-            Check::Pass { .. } => {
-                self.confirm_seat(&user);
+            Check::Pass { activity } => {
+                self.passes(&mut ctx, &user, activity);
                 Some(ctx)
             }
             Check::Admit { .. } => None,
@@ -432,12 +417,15 @@ enum Check {
 }
 
 impl Gate {
-    /// Identifies the request by its session cookies: the first one bound
-    /// names `ctx.user`; every one is hashed into `ctx.keys`. Returns the
-    /// naming session's key and its memo, if still good at `epoch`.
+    /// Identifies the request, the same way on both lanes: its session
+    /// cookies first (the first one bound names `ctx.user`; each is hashed
+    /// into `ctx.keys`), then its `Authorization`: a Basic name (a claim) or
+    /// a bearer token the app named a user for. Returns the naming key and
+    /// its memo, if still good at `epoch`.
     fn identify<'a>(
         &self,
         cookies: impl Iterator<Item = (Kind, &'a str)>,
+        authorization: Option<&[u8]>,
         ctx: &mut Ctx,
         epoch: u64,
     ) -> Option<(SessionKey, Option<Remembered>)> {
@@ -455,7 +443,37 @@ impl Gate {
             }
             ctx.keys.push((kind, key));
         }
+        if ctx.user.is_some() {
+            return remembered;
+        }
+        match identity::credentials_of(authorization?)? {
+            identity::Credentials::Basic(u) => {
+                // A name, not a proof: the app has not checked the password.
+                ctx.user = Some(u);
+                ctx.standing = Some(Standing::Unconfirmed);
+            }
+            identity::Credentials::Bearer(t) => {
+                let key = self.sessions.hash(Kind::Token, t);
+                ctx.bearer = Some(key);
+                // Bound only after the app named the token's user.
+                let (user, memo) = self.sessions.lookup_memo(&key, ctx.now, |m| m.at(epoch))?;
+                ctx.user = Some(user);
+                ctx.standing = Some(Standing::Session);
+                remembered = Some((key, memo));
+            }
+        }
         remembered
+    }
+
+    /// A known user's request passes as it is. A confirmed holder: a seat
+    /// lent to a claim in their name meanwhile is theirs for good. An
+    /// unconfirmed one: their activity counts once the answer names them.
+    fn passes(&self, ctx: &mut Ctx, user: &UserId, activity: bool) {
+        if ctx.standing.is_some_and(|st| st.rights().evict) {
+            self.confirm_seat(user);
+        } else {
+            ctx.touch_on_confirm = activity;
+        }
     }
 
     /// [`Check`] for a known user, from the session's memo when it is good,

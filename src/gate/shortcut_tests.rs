@@ -270,47 +270,114 @@ async fn a_sessions_memo_of_its_users_seat_never_outlives_a_change_to_the_pool()
 #[tokio::test]
 async fn the_request_shortcut_takes_only_what_on_request_passes_as_it_is_and_does_the_same() {
     let conn = ConnInfo::new("127.0.0.1:40000".parse().unwrap(), false, false);
-    // (method, path, cookies, the shortcut takes it)
-    let cases: [(&str, &str, &str, bool); 9] = [
-        ("GET", "/browse/A-1", "JSESSIONID=s-alice", true),
-        ("GET", "/browse/A-1", "x=1; JSESSIONID=s-c1", true),
+    let basic = |u: &str| {
+        use base64::Engine;
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{u}:pw"))
+        )
+    };
+    // (method, path, cookies, Authorization, the shortcut takes it)
+    let cases: Vec<(&str, &str, &str, String, bool)> = vec![
+        (
+            "GET",
+            "/browse/A-1",
+            "JSESSIONID=s-alice",
+            String::new(),
+            true,
+        ),
+        (
+            "GET",
+            "/browse/A-1",
+            "x=1; JSESSIONID=s-c1",
+            String::new(),
+            true,
+        ),
         (
             "GET",
             "/rest/mywork/latest/notification/count",
             "JSESSIONID=s-c1",
+            String::new(),
             true,
         ),
         // A casual user without a seat: an admission.
-        ("GET", "/browse/A-1", "JSESSIONID=s-c2", false),
+        (
+            "GET",
+            "/browse/A-1",
+            "JSESSIONID=s-c2",
+            String::new(),
+            false,
+        ),
         // Nobody known.
-        ("GET", "/browse/A-1", "JSESSIONID=s-unknown", false),
-        ("GET", "/", "", false),
-        ("GET", "/logout", "JSESSIONID=s-alice", false),
-        ("POST", "/login.jsp", "JSESSIONID=s-alice", false),
+        (
+            "GET",
+            "/browse/A-1",
+            "JSESSIONID=s-unknown",
+            String::new(),
+            false,
+        ),
+        ("GET", "/", "", String::new(), false),
+        ("GET", "/logout", "JSESSIONID=s-alice", String::new(), false),
+        (
+            "POST",
+            "/login.jsp",
+            "JSESSIONID=s-alice",
+            String::new(),
+            false,
+        ),
         // A user in none of the groups after a reconcile: unmanaged.
-        ("GET", "/browse/A-1", "JSESSIONID=s-dora", true),
+        (
+            "GET",
+            "/browse/A-1",
+            "JSESSIONID=s-dora",
+            String::new(),
+            true,
+        ),
+        // Basic names: a holder and a power user pass as they are (their
+        // activity waits for the answer); one without a seat is admitted
+        // on the long path.
+        ("GET", "/browse/A-1", "", basic("c1"), true),
+        ("GET", "/rest/api/2/search", "", basic("alice"), true),
+        ("GET", "/browse/A-1", "", basic("c2"), false),
+        // A session cookie comes before Basic.
+        ("GET", "/browse/A-1", "JSESSIONID=s-c1", basic("c2"), true),
+        // Bearer tokens the app named a user for, as cookie sessions.
+        ("GET", "/browse/A-1", "", "Bearer t-c1".into(), true),
+        ("GET", "/browse/A-1", "", "Bearer t-c2".into(), false),
+        ("GET", "/browse/A-1", "", "Bearer t-unknown".into(), false),
     ];
-    for (method, path, cookie, taken) in cases {
+    for (method, path, cookie, auth, taken) in cases {
         let clocks = [0, 1].map(|_| Arc::new(crate::clock::ManualClock::new(5_000_000)));
         let short = gate_on(10, clocks[0].clone()).await;
         let long = gate_on(10, clocks[1].clone()).await;
         for (g, clock) in [(&short, &clocks[0]), (&long, &clocks[1])] {
             g.sessions
                 .bind(Kind::Session, "s-dora", &UserId::new("dora"), 4_000_000);
+            for (t, u) in [("t-c1", "c1"), ("t-c2", "c2")] {
+                g.sessions.bind(Kind::Token, t, &UserId::new(u), 4_000_000);
+            }
             // Time moves on: an activity touch shows in the seat.
             clock.advance(60_000);
         }
-        let (bytes, spans) = head(&[("Accept", "text/html"), ("Cookie", cookie)]);
+        let mut fields = vec![("Accept", "text/html"), ("Cookie", cookie)];
+        if !auth.is_empty() {
+            fields.push(("Authorization", auth.as_str()));
+        }
+        let (bytes, spans) = head(&fields);
         let uri: http::Uri = path.parse().unwrap();
         let method: http::Method = method.parse().unwrap();
         let fields = Fields::new(&bytes, &spans);
         let got = short.on_request_head(&conn, &method, &uri, &fields);
-        assert_eq!(got.is_some(), taken, "{method} {path} {cookie:?}");
+        assert_eq!(got.is_some(), taken, "{method} {path} {cookie:?} {auth:?}");
         if !taken {
             continue;
         }
         let mut req = request(path, cookie);
         *req.method_mut() = method.clone();
+        if !auth.is_empty() {
+            req.headers_mut()
+                .insert("authorization", auth.parse().unwrap());
+        }
         assert!(
             long.on_request(&conn, req).await.is_ok(),
             "on_request would not pass {path} {cookie:?}"

@@ -139,29 +139,50 @@ fn set_cookies<'a>(
         })
 }
 
+/// What an `Authorization` value names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credentials<'a> {
+    /// The user name of `Basic …` (the password is never looked at): a claim.
+    Basic(UserId),
+    /// The token of `Bearer …` (a PAT names no user by itself).
+    Bearer(&'a str),
+}
+
+/// Reads an `Authorization` value as it came (both lanes use this one
+/// reader); a value with other than visible ASCII names nothing, as
+/// `HeaderValue::to_str` would have it.
+pub fn credentials_of(value: &[u8]) -> Option<Credentials<'_>> {
+    let v = crate::proxy::headers::text(value)?;
+    let (scheme, rest) = v.split_once(' ')?;
+    if scheme.eq_ignore_ascii_case("basic") {
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(rest.trim())
+            .ok()?;
+        let s = std::str::from_utf8(&raw).ok()?;
+        let (user, _) = s.split_once(':')?;
+        valid_username(user).then(|| Credentials::Basic(UserId::new(user)))
+    } else if scheme.eq_ignore_ascii_case("bearer") {
+        let t = rest.trim();
+        (!t.is_empty()).then_some(Credentials::Bearer(t))
+    } else {
+        None
+    }
+}
+
 /// The username of `Authorization: Basic …` (the password is never looked at).
 pub fn basic_user(headers: &HeaderMap) -> Option<UserId> {
-    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, rest) = v.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
+    match credentials_of(headers.get(header::AUTHORIZATION)?.as_bytes())? {
+        Credentials::Basic(u) => Some(u),
+        Credentials::Bearer(_) => None,
     }
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(rest.trim())
-        .ok()?;
-    let s = std::str::from_utf8(&raw).ok()?;
-    let (user, _) = s.split_once(':')?;
-    valid_username(user).then(|| UserId::new(user))
 }
 
 /// The token of `Authorization: Bearer …` (a PAT names no user by itself).
 pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, rest) = v.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| rest.trim())
-        .filter(|t| !t.is_empty())
+    match credentials_of(headers.get(header::AUTHORIZATION)?.as_bytes())? {
+        Credentials::Bearer(t) => Some(t),
+        Credentials::Basic(_) => None,
+    }
 }
 
 /// Usernames we accept from client input: non-empty, bounded, no control characters.
