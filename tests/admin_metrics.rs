@@ -275,6 +275,9 @@ async fn a_live_reload_changes_min_idle_message_and_tier() {
     );
     cfg.queue.message = Some("Back at 9".into());
     cfg.licence.tier = iumgate::config::Tier::Fixed(8);
+    cfg.identity.max_sessions_per_user = 8;
+    cfg.identity.max_sessions = 5_000;
+    cfg.proxy.send_timeout = iumgate::config::Dur::secs(30);
     w.clock.advance(1_000);
     let report = w.running.reloader.apply(cfg).await.unwrap();
     assert!(
@@ -286,6 +289,27 @@ async fn a_live_reload_changes_min_idle_message_and_tier() {
         "{report:?}"
     );
 
+    assert!(
+        report
+            .applied
+            .iter()
+            .any(|a| a.starts_with("identity.max_sessions")),
+        "{report:?}"
+    );
+    assert_eq!(
+        gate.sessions.limits(),
+        iumgate::identity::Limits {
+            per_user: 8,
+            total: 5_000
+        }
+    );
+    assert!(
+        report
+            .need_restart
+            .iter()
+            .any(|a| a.contains("send_timeout")),
+        "{report:?}"
+    );
     let s = gate.settings.load();
     assert_eq!(s.min_idle_ms, 600_000);
     assert_eq!(s.message.as_deref(), Some("Back at 9"));

@@ -159,6 +159,15 @@ impl Reloader {
                 report.applied.push("queue.logo_url".into());
                 next.logo_url = new.queue.logo_url.clone();
             }
+            let limits = new.identity.session_limits();
+            if limits != old.identity.session_limits() {
+                report.applied.push(format!(
+                    "identity.max_sessions_per_user / max_sessions: {} / {}",
+                    limits.per_user, limits.total
+                ));
+                gate.sessions.set_limits(limits);
+                next.session_limits = limits;
+            }
             // (`with_pool` below marks the sessions' memos stale.)
             gate.settings.store(Arc::new(next));
             gate.with_pool(|p| p.set_min_idle(min_idle));
@@ -221,6 +230,15 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
         old.licence.fixed_groups != new.licence.fixed_groups,
     );
     check("directory.url", old.directory.url != new.directory.url);
+    check(
+        "proxy timeouts (send_timeout, body_timeout)",
+        old.proxy.send_timeout.get() != new.proxy.send_timeout.get()
+            || old.proxy.body_timeout.get() != new.proxy.body_timeout.get(),
+    );
+    check(
+        "admin.max_connections",
+        old.admin.max_connections != new.admin.max_connections,
+    );
     check(
         "queue.retry_every",
         old.queue.retry_every.get() != new.queue.retry_every.get(),

@@ -111,8 +111,9 @@ pub struct GateSettings {
     pub reserved: u32,
     pub session_ttl_ms: u64,
     pub remember_ttl_ms: u64,
-    /// `[identity] max_sessions_per_user` / `max_sessions`: taken when the
-    /// gate is made (a reload does not change them; a restart does).
+    /// `[identity] max_sessions_per_user` / `max_sessions` (a reload applies
+    /// new ones to the session map; bindings over a lowered cap go as new
+    /// ones are made).
     pub session_limits: crate::identity::Limits,
     pub no_permission_texts: Vec<String>,
     /// The upstream's base URL (for the whoami fallback).
