@@ -18,9 +18,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify};
 
-const SEVEN: [&str; 7] = [
-    "casual01", "casual02", "casual03", "casual04", "casual05", "casual06", "casual07",
-];
 const GROUP_API: &str = "/rest/api/2/group/user";
 
 /// Faults injected in front of the real (simulator-backed) directory.

@@ -8,10 +8,6 @@ use iumgate::pool::ReleaseReason;
 use iumgate::sim::SimUser;
 use iumgate::user::UserId;
 
-const SEVEN: [&str; 7] = [
-    "casual01", "casual02", "casual03", "casual04", "casual05", "casual06", "casual07",
-];
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tier_10_with_3_fixed_users_gives_7_shared_seats() {
     let w = World::jira().await;

@@ -6,12 +6,13 @@
 //! with users who never logged in, and kept them from ever idling; now none
 //! of it moves a seat.
 
-use base64::Engine;
+mod gate_support;
+
+use gate_support::{basic, raw};
 use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 struct Demo {
     child: Child,
@@ -88,28 +89,6 @@ fn demo() -> Demo {
         sim: sim.unwrap(),
         admin: admin.unwrap(),
     }
-}
-
-fn basic(user: &str, password: &str) -> String {
-    let raw = format!("{user}:{password}");
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(raw)
-    )
-}
-
-/// Sends `bytes` on a new connection (then a FIN when `half_close`) and
-/// returns what came back (bounded wait).
-async fn raw(base: &str, bytes: &[u8], half_close: bool) -> String {
-    let addr = base.trim_start_matches("http://");
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(bytes).await.unwrap();
-    if half_close {
-        s.shutdown().await.unwrap();
-    }
-    let mut out = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut out)).await;
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Who is in the access group, as the simulator's admin REST says.

@@ -6,36 +6,14 @@
 
 mod gate_support;
 
-use base64::Engine;
 use gate_support::*;
 use iumgate::identity::Kind;
 use iumgate::product::Product;
 use iumgate::user::UserId;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-
-fn basic(user: &str, password: &str) -> String {
-    let raw = format!("{user}:{password}");
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(raw)
-    )
-}
-
-/// Sends `bytes` on a new connection, then closes the writing half (a FIN)
-/// when `half_close`; returns all the connection answered (bounded wait).
-async fn raw(addr: &str, bytes: &[u8], half_close: bool) -> String {
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(bytes).await.unwrap();
-    if half_close {
-        s.shutdown().await.unwrap();
-    }
-    let mut out = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut out)).await;
-    String::from_utf8_lossy(&out).into_owned()
-}
 
 fn addr(w: &World) -> String {
     w.base.trim_start_matches("http://").to_string()
@@ -238,9 +216,7 @@ async fn an_upstream_that_cannot_be_reached_or_never_answers_costs_no_seat() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_basic_name_with_a_wrong_password_gets_no_wait_cookie_and_evicts_nobody() {
     let w = World::jira().await;
-    let holders = [
-        "casual01", "casual02", "casual03", "casual04", "casual05", "casual06", "casual07",
-    ];
+    let holders = SEVEN;
     fill(&w, &holders).await;
     w.advance_min(40); // every holder idle past min_idle (30 minutes)
     let req = format!(
@@ -360,14 +336,11 @@ async fn confluence_without_x_ausername_binds_a_new_session_only_to_whom_the_app
         .await
         .unwrap();
     assert_eq!(r.status(), 302);
-    let session = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|c| c.strip_prefix("JSESSIONID="))
-        .and_then(|c| c.split(';').next())
-        .expect("a new session")
+    let session = set_cookie(&r, "JSESSIONID").expect("a new session");
+    let session = session["JSESSIONID=".len()..]
+        .split(';')
+        .next()
+        .unwrap()
         .to_string();
     settle(&w).await;
     assert!(
@@ -405,13 +378,7 @@ async fn the_wait_cookie_is_secure_when_the_client_came_over_tls() {
         },
     )
     .await;
-    fill(
-        &w,
-        &[
-            "casual01", "casual02", "casual03", "casual04", "casual05", "casual06", "casual07",
-        ],
-    )
-    .await;
+    fill(&w, &SEVEN).await;
     for (proto, secure) in [("https", true), ("http", false)] {
         let r = no_redirect()
             .post(w.url("/login.jsp"))
@@ -422,14 +389,7 @@ async fn the_wait_cookie_is_secure_when_the_client_came_over_tls() {
             .await
             .unwrap();
         assert_eq!(r.status(), 303);
-        let cookie = r
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find(|c| c.starts_with("iumgate_wait="))
-            .expect("a wait cookie")
-            .to_string();
+        let cookie = set_cookie(&r, "iumgate_wait").expect("a wait cookie");
         assert_eq!(cookie.contains("; Secure"), secure, "{proto}: {cookie}");
     }
 }
@@ -437,13 +397,7 @@ async fn the_wait_cookie_is_secure_when_the_client_came_over_tls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stolen_wait_cookie_does_not_have_the_waiting_login_repeated_for_another_browser() {
     let w = World::jira().await;
-    fill(
-        &w,
-        &[
-            "casual01", "casual02", "casual03", "casual04", "casual05", "casual06", "casual07",
-        ],
-    )
-    .await;
+    fill(&w, &SEVEN).await;
     let (c, jar) = browser();
     let (_, path, _) = text(jira_login(&w, &c, "casual08", "demo", false).await).await;
     assert_eq!(path, "/iumgate/wait");
@@ -479,13 +433,7 @@ async fn a_stolen_wait_cookie_does_not_have_the_waiting_login_repeated_for_anoth
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_logins_of_one_waiting_account_keep_one_form_in_memory() {
     let w = World::jira().await;
-    fill(
-        &w,
-        &[
-            "casual01", "casual02", "casual03", "casual04", "casual05", "casual06", "casual07",
-        ],
-    )
-    .await;
+    fill(&w, &SEVEN).await;
     for _ in 0..50 {
         let r = no_redirect()
             .post(w.url("/login.jsp"))

@@ -13,6 +13,47 @@ use std::time::Duration;
 
 pub const MIN: u64 = 60_000;
 
+/// Casual users enough to fill the demo's seven shared seats.
+pub const SEVEN: [&str; 7] = [
+    "casual01", "casual02", "casual03", "casual04", "casual05", "casual06", "casual07",
+];
+
+/// `Authorization: Basic …` for `user:password`.
+pub fn basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
+/// Sends `bytes` on a new connection to `addr` (`host:port`, or a base URL),
+/// then closes the writing half (a FIN) when `half_close`; returns all the
+/// connection answered (bounded wait).
+pub async fn raw(addr: &str, bytes: &[u8], half_close: bool) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = addr.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(bytes).await.unwrap();
+    if half_close {
+        s.shutdown().await.unwrap();
+    }
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The `Set-Cookie` of an answer that sets `name` (the whole value).
+pub fn set_cookie(r: &reqwest::Response, name: &str) -> Option<String> {
+    let prefix = format!("{name}=");
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with(&prefix))
+        .map(str::to_string)
+}
+
 pub struct World {
     pub product: Product,
     pub sim: Sim,
