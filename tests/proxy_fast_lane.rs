@@ -396,7 +396,7 @@ async fn simple_requests_take_the_fast_lane_and_a_body_hands_the_connection_to_h
     let up = scripted(answers).await;
     let gw = start_proxy(&up.url(), "").await;
     let fast = "iumgate_proxy_fast_lane_requests_total";
-    let handovers = "iumgate_proxy_handovers_total";
+    let handovers = "iumgate_proxy_handovers_total{reason=\"body\"}";
     let mut c = raw_connect(gw.proxy_addr).await;
     for _ in 0..3 {
         send(&mut c, &get("/other")).await;
@@ -420,6 +420,33 @@ async fn simple_requests_take_the_fast_lane_and_a_body_hands_the_connection_to_h
     let mut d = raw_connect(gw.proxy_addr).await;
     assert_eq!(fetch(&mut d, "/other").await.status, 200);
     assert_eq!(counter(gw.admin_addr, fast).await, 4);
+}
+
+#[tokio::test]
+async fn with_the_fast_lane_off_hyper_serves_every_request() {
+    let up = scripted(answers).await;
+    let gw = start_proxy(&up.url(), "fast_lane = false").await;
+    let mut c = raw_connect(gw.proxy_addr).await;
+    for _ in 0..3 {
+        assert_eq!(fetch(&mut c, "/other").await.status, 200);
+    }
+    send(
+        &mut c,
+        "PUT /x HTTP/1.1\r\nHost: j\r\nContent-Length: 2\r\n\r\nhi",
+    )
+    .await;
+    assert_eq!(read_response(&mut c, false).await.status, 200);
+    assert_eq!(
+        counter(gw.admin_addr, "iumgate_proxy_fast_lane_requests_total").await,
+        0
+    );
+    for why in iumgate::proxy::Handover::ALL {
+        let series = format!(
+            "iumgate_proxy_handovers_total{{reason=\"{}\"}}",
+            why.label()
+        );
+        assert_eq!(counter(gw.admin_addr, &series).await, 0, "{series}");
+    }
 }
 
 #[tokio::test]

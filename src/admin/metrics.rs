@@ -83,7 +83,8 @@ pub struct Metrics {
     request_duration: Vec<Histogram>,
     upstream_errors: Vec<IntCounter>,
     fast_lane_requests: IntCounter,
-    handovers: IntCounter,
+    /// By [`crate::proxy::Handover`], in the order of `Handover::ALL`.
+    handovers: Vec<IntCounter>,
     directory_calls: Vec<Vec<IntCounter>>,
     directory_duration: Vec<Histogram>,
     // Set at scrape time.
@@ -220,6 +221,18 @@ impl Metrics {
         let request_duration = children("request", &STATUS_CLASSES, |l| {
             req.get_metric_with_label_values(l)
         })?;
+        let hand = b.counter_vec(
+            "iumgate_proxy_handovers_total",
+            "Client connections handed from the fast lane to hyper at a request the fast lane does not take, by reason.",
+            &["reason"],
+        )?;
+        let reasons: Vec<&str> = crate::proxy::Handover::ALL
+            .iter()
+            .map(|h| h.label())
+            .collect();
+        let handovers = children("handover", &reasons, |l| {
+            hand.get_metric_with_label_values(l)
+        })?;
         let up = b.counter_vec(
             "iumgate_upstream_errors_total",
             "Requests the upstream application did not answer, by kind.",
@@ -288,10 +301,7 @@ impl Metrics {
                 "iumgate_proxy_fast_lane_requests_total",
                 "Requests served by the HTTP/1.1 fast lane (the rest went through hyper: bodies, upgrades, HTTP/2, own pages).",
             )?,
-            handovers: b.counter(
-                "iumgate_proxy_handovers_total",
-                "Client connections handed from the fast lane to hyper at a request the fast lane does not take.",
-            )?,
+            handovers,
             directory_calls,
             directory_duration,
             seats_capacity: b.int_gauge(
@@ -559,8 +569,14 @@ impl Observer for Metrics {
         self.fast_lane_requests.inc();
     }
 
-    fn handover(&self) {
-        self.handovers.inc();
+    fn handover(&self, reason: crate::proxy::Handover) {
+        let i = crate::proxy::Handover::ALL
+            .iter()
+            .position(|h| *h == reason)
+            .unwrap_or(0);
+        if let Some(c) = self.handovers.get(i) {
+            c.inc();
+        }
     }
 }
 

@@ -236,6 +236,10 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
             || old.proxy.body_timeout.get() != new.proxy.body_timeout.get(),
     );
     check(
+        "proxy.fast_lane",
+        old.proxy.fast_lane != new.proxy.fast_lane,
+    );
+    check(
         "admin.max_connections",
         old.admin.max_connections != new.admin.max_connections,
     );

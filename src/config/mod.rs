@@ -107,6 +107,9 @@ pub struct ProxyConfig {
     pub body_timeout: Dur,
     pub max_header_bytes: usize,
     pub max_connections: usize,
+    /// Simple HTTP/1.1 requests take iumgate's own fast lane (`false`: hyper
+    /// serves every connection, a fallback should the lane misbehave).
+    pub fast_lane: bool,
     pub upstream_ca_file: Option<PathBuf>,
     pub shutdown_grace: Dur,
     pub tls: Option<TlsConfig>,
@@ -128,6 +131,7 @@ impl Default for ProxyConfig {
             body_timeout: Dur::secs(60),
             max_header_bytes: 64 * 1024,
             max_connections: 10_000,
+            fast_lane: true,
             upstream_ca_file: None,
             shutdown_grace: Dur::secs(30),
             tls: None,

@@ -22,7 +22,7 @@
 //! The same goes for an https upstream (the hyper lane's client speaks TLS).
 
 use super::body::{self, Body};
-use super::{ConnInfo, Hooks, Proxy, Ready, Step, UpstreamError};
+use super::{ConnInfo, Handover, Hooks, Proxy, Ready, Step, UpstreamError};
 use bytes::{Buf, Bytes, BytesMut};
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Uri};
 use http_body_util::BodyExt;
@@ -113,7 +113,8 @@ where
                 match parse_request(&mut buf, &mut lane.qspans) {
                     Parsed::Simple(head) => break Next::Head(head),
                     Parsed::Partial if buf.len() < limits.max_header_bytes => {}
-                    Parsed::Partial | Parsed::NotOurs => break Next::Handover,
+                    Parsed::Partial => break Next::Handover(Handover::LargeHead),
+                    Parsed::NotOurs(why) => break Next::Handover(why),
                 }
             }
             let idle = buf.is_empty();
@@ -152,8 +153,8 @@ where
                 }
             }
             Next::Close => break Exit::Closed,
-            Next::Handover => {
-                proxy.observer.handover();
+            Next::Handover(why) => {
+                proxy.observer.handover(why);
                 break Exit::Handover(Rewind {
                     pre: buf.split().freeze(),
                     inner: io,
@@ -173,7 +174,7 @@ where
 enum Next {
     Head(Head),
     Close,
-    Handover,
+    Handover(Handover),
 }
 
 /// A request head the fast lane takes: its fields' names and where their
@@ -216,8 +217,8 @@ enum Parsed {
     Simple(Head),
     /// More bytes needed.
     Partial,
-    /// Not a request for the fast lane (hyper decides what it is).
-    NotOurs,
+    /// Not a request for the fast lane (hyper decides what it is), and why.
+    NotOurs(Handover),
 }
 
 /// Parses the head at the start of `buf`; a simple one is taken out of it.
@@ -227,7 +228,7 @@ fn parse_request(buf: &mut BytesMut, spans: &mut Spans) -> Parsed {
     let len = match req.parse(buf) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Parsed::Partial,
-        Err(_) => return Parsed::NotOurs,
+        Err(_) => return Parsed::NotOurs(Handover::Malformed),
     };
     let base = buf.as_ptr() as usize;
     // Where a slice httparse returned lies in `buf` (an empty one may point
@@ -240,50 +241,54 @@ fn parse_request(buf: &mut BytesMut, spans: &mut Spans) -> Parsed {
         start..start + s.len()
     };
     let (Some(method), Some(path), Some(1)) = (req.method, req.path, req.version) else {
-        return Parsed::NotOurs;
+        return Parsed::NotOurs(Handover::Protocol);
     };
     let Ok(method) = Method::from_bytes(method.as_bytes()) else {
-        return Parsed::NotOurs;
+        return Parsed::NotOurs(Handover::Malformed);
     };
     if method == Method::CONNECT || !path.starts_with('/') {
-        return Parsed::NotOurs;
+        return Parsed::NotOurs(Handover::Protocol);
     }
     if super::target::classify(path.split('?').next().unwrap_or(path))
         != super::target::Target::Upstream
     {
-        return Parsed::NotOurs;
+        return Parsed::NotOurs(Handover::OwnPage);
     }
     let path = span(path.as_bytes());
     let mut close = false;
     spans.clear();
     for h in req.headers.iter() {
         let Ok(name) = HeaderName::from_bytes(h.name.as_bytes()) else {
-            return Parsed::NotOurs;
+            return Parsed::NotOurs(Handover::Malformed);
         };
+        if name == header::UPGRADE {
+            return Parsed::NotOurs(Handover::Upgrade);
+        }
         if name == header::TRANSFER_ENCODING
-            || name == header::UPGRADE
             || name == header::EXPECT
             // Exactly `0` (a body-less request); any other length, and
             // anything that is not 1*DIGIT (`+0`, `0x0`), is hyper's to
             // take or refuse.
             || (name == header::CONTENT_LENGTH && h.value != b"0")
         {
-            return Parsed::NotOurs;
+            return Parsed::NotOurs(Handover::Body);
         }
         if name == header::CONNECTION {
             for token in h.value.split(|b| *b == b',') {
                 let token = token.trim_ascii();
                 if token.eq_ignore_ascii_case(b"close") {
                     close = true;
+                } else if token.eq_ignore_ascii_case(b"upgrade") {
+                    return Parsed::NotOurs(Handover::Upgrade);
                 } else if !token.eq_ignore_ascii_case(b"keep-alive") && !token.is_empty() {
                     // Names other headers as hop-by-hop: the hyper lane's
                     // clean-up reads those, so it is the hyper lane's request.
-                    return Parsed::NotOurs;
+                    return Parsed::NotOurs(Handover::Connection);
                 }
             }
         }
         if !valid_value(h.value) {
-            return Parsed::NotOurs;
+            return Parsed::NotOurs(Handover::Malformed);
         }
         spans.push((name, span(h.value)));
     }
@@ -293,7 +298,7 @@ fn parse_request(buf: &mut BytesMut, spans: &mut Spans) -> Parsed {
         let mut whole = BytesMut::from(&head[..]);
         whole.unsplit(buf.split());
         *buf = whole;
-        return Parsed::NotOurs;
+        return Parsed::NotOurs(Handover::Malformed);
     };
     Parsed::Simple(Head {
         method,
@@ -1320,25 +1325,50 @@ mod tests {
         for raw in simple {
             assert!(matches!(parse(raw), Parsed::Simple(_)), "{raw:?}");
         }
+        use Handover::*;
         let not_ours = [
-            "GET /a HTTP/1.0\r\nHost: j\r\n\r\n",
-            "POST /a HTTP/1.1\r\nHost: j\r\nContent-Length: 3\r\n\r\nabc",
-            "POST /a HTTP/1.1\r\nHost: j\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-            "GET /ws HTTP/1.1\r\nHost: j\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
-            "PUT /a HTTP/1.1\r\nHost: j\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n",
-            "GET /a HTTP/1.1\r\nHost: j\r\nConnection: keep-alive, X-Secret\r\n\r\n",
-            "GET http://j/a HTTP/1.1\r\nHost: j\r\n\r\n",
-            "CONNECT j:443 HTTP/1.1\r\nHost: j\r\n\r\n",
-            "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
-            "GET /iumgate/wait HTTP/1.1\r\nHost: j\r\n\r\n",
-            "GET /%69umgate/wait HTTP/1.1\r\nHost: j\r\n\r\n",
-            "GET /a HTTP/1.1\r\nHost : j\r\n\r\n",
+            ("GET /a HTTP/1.0\r\nHost: j\r\n\r\n", Protocol),
+            (
+                "POST /a HTTP/1.1\r\nHost: j\r\nContent-Length: 3\r\n\r\nabc",
+                Body,
+            ),
+            (
+                "POST /a HTTP/1.1\r\nHost: j\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+                Body,
+            ),
+            (
+                "GET /ws HTTP/1.1\r\nHost: j\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+                Upgrade,
+            ),
+            (
+                "PUT /a HTTP/1.1\r\nHost: j\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n",
+                Body,
+            ),
+            (
+                "GET /a HTTP/1.1\r\nHost: j\r\nConnection: keep-alive, X-Secret\r\n\r\n",
+                Connection,
+            ),
+            ("GET http://j/a HTTP/1.1\r\nHost: j\r\n\r\n", Protocol),
+            ("CONNECT j:443 HTTP/1.1\r\nHost: j\r\n\r\n", Protocol),
+            ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", Malformed),
+            ("GET /iumgate/wait HTTP/1.1\r\nHost: j\r\n\r\n", OwnPage),
+            ("GET /%69umgate/wait HTTP/1.1\r\nHost: j\r\n\r\n", OwnPage),
+            ("GET /a HTTP/1.1\r\nHost : j\r\n\r\n", Malformed),
             // Not 1*DIGIT: hyper refuses it, the fast lane does not take it.
-            "GET /a HTTP/1.1\r\nHost: j\r\nContent-Length: +0\r\n\r\n",
-            "GET /a HTTP/1.1\r\nHost: j\r\nContent-Length: -0\r\n\r\n",
+            (
+                "GET /a HTTP/1.1\r\nHost: j\r\nContent-Length: +0\r\n\r\n",
+                Body,
+            ),
+            (
+                "GET /a HTTP/1.1\r\nHost: j\r\nContent-Length: -0\r\n\r\n",
+                Body,
+            ),
         ];
-        for raw in not_ours {
-            assert!(matches!(parse(raw), Parsed::NotOurs), "{raw:?}");
+        for (raw, why) in not_ours {
+            assert!(
+                matches!(parse(raw), Parsed::NotOurs(w) if w == why),
+                "{raw:?}: not {why:?}"
+            );
         }
         assert!(matches!(
             parse("GET /a HTTP/1.1\r\nHost: j\r\n"),

@@ -201,14 +201,59 @@ impl UpstreamError {
     }
 }
 
+/// Why the fast lane handed a client connection to hyper (a metric label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handover {
+    /// A request body (`Content-Length` other than 0, chunked, `Expect`).
+    Body,
+    /// A protocol upgrade (websockets).
+    Upgrade,
+    /// Not HTTP/1.1 in origin form (HTTP/1.0, CONNECT, an absolute target).
+    Protocol,
+    /// `Connection` names other fields as hop-by-hop.
+    Connection,
+    /// iumgate's own pages (`/iumgate/…` and look-alikes).
+    OwnPage,
+    /// A head larger than `max_header_bytes`.
+    LargeHead,
+    /// A head that does not parse (hyper answers it: 400).
+    Malformed,
+}
+
+impl Handover {
+    pub const ALL: [Handover; 7] = [
+        Handover::Body,
+        Handover::Upgrade,
+        Handover::Protocol,
+        Handover::Connection,
+        Handover::OwnPage,
+        Handover::LargeHead,
+        Handover::Malformed,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Handover::Body => "body",
+            Handover::Upgrade => "upgrade",
+            Handover::Protocol => "protocol",
+            Handover::Connection => "connection",
+            Handover::OwnPage => "own_page",
+            Handover::LargeHead => "large_head",
+            Handover::Malformed => "malformed",
+        }
+    }
+}
+
 /// Observes each proxied request (metrics); implemented by the admin room.
 pub trait Observer: Send + Sync + 'static {
     fn request_done(&self, status: u16, seconds: f64);
     fn upstream_error(&self, kind: UpstreamError);
     /// A request served by the fast lane ([`fast`]), besides `request_done`.
     fn fast_request(&self) {}
-    /// A client connection handed from the fast lane to hyper.
-    fn handover(&self) {}
+    /// A client connection handed from the fast lane to hyper, and why.
+    fn handover(&self, reason: Handover) {
+        let _ = reason;
+    }
 }
 
 impl Observer for () {

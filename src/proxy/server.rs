@@ -34,6 +34,8 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// A write to the client that makes no progress this long fails.
     pub send_timeout: Duration,
+    /// `[proxy] fast_lane`: simple HTTP/1.1 requests take the fast lane.
+    pub fast_lane: bool,
     pub handshake_timeout: Duration,
     pub shutdown_grace: Duration,
 }
@@ -46,6 +48,7 @@ impl Limits {
             header_timeout: cfg.header_timeout.get(),
             idle_timeout: cfg.idle_timeout.get(),
             send_timeout: cfg.send_timeout.get(),
+            fast_lane: cfg.fast_lane,
             handshake_timeout: cfg
                 .tls
                 .as_ref()
@@ -135,7 +138,7 @@ pub async fn serve<H: Hooks>(
         conns.spawn(async move {
             match acceptor {
                 None => {
-                    let fast = proxy.client.is_plain();
+                    let fast = limits.fast_lane && proxy.client.is_plain();
                     serve_conn(
                         &proxy, &conn, stream, fast, &builder, watcher, &limits, &stop,
                     )
@@ -159,7 +162,8 @@ pub async fn serve<H: Hooks>(
                         }
                     };
                     // HTTP/2 (by ALPN) is hyper's.
-                    let fast = proxy.client.is_plain()
+                    let fast = limits.fast_lane
+                        && proxy.client.is_plain()
                         && tls.get_ref().1.alpn_protocol() != Some(b"h2".as_slice());
                     serve_conn(&proxy, &conn, tls, fast, &builder, watcher, &limits, &stop).await
                 }
