@@ -176,30 +176,18 @@ impl Hooks for Gate {
         if let Some(user) = ctx.user.clone() {
             let standing = ctx.standing.unwrap_or(Standing::Unconfirmed);
             let rights = standing.rights();
-            let method = parts.method.as_str();
-            let check = match self.check_known(
-                &s,
-                &user,
-                remembered,
-                epoch,
-                method,
+            let asked = Asked {
+                user: &user,
+                method: parts.method.as_str(),
                 path,
                 now,
-                rights.refresh_activity,
-            ) {
+                may_touch: rights.refresh_activity,
+            };
+            let check = match self.check_known(&s, &asked, remembered, epoch) {
                 Some(c) => c,
                 None => {
                     let class = self.class_or_lookup(&user).await;
-                    self.check_class(
-                        &s,
-                        &user,
-                        class,
-                        None,
-                        method,
-                        path,
-                        now,
-                        rights.refresh_activity,
-                    )
+                    self.check_class(&s, &asked, class, SeatKnown::Ask)
                 }
             };
             match check {
@@ -360,17 +348,14 @@ impl Hooks for Gate {
         let remembered =
             self.identify(cookies, fields.get(&header::AUTHORIZATION), &mut ctx, epoch);
         let user = ctx.user.clone()?;
-        let may_touch = ctx.standing.is_some_and(|st| st.rights().refresh_activity);
-        let check = self.check_known(
-            &s,
-            &user,
-            remembered,
-            epoch,
-            method.as_str(),
+        let asked = Asked {
+            user: &user,
+            method: method.as_str(),
             path,
             now,
-            may_touch,
-        )?;
+            may_touch: ctx.standing.is_some_and(|st| st.rights().refresh_activity),
+        };
+        let check = self.check_known(&s, &asked, remembered, epoch)?;
         match check {
             Check::Pass { activity } => {
                 self.passes(&mut ctx, &user, activity);
@@ -406,6 +391,26 @@ impl Hooks for Gate {
     async fn own_page(&self, _conn: &ConnInfo, req: Request<Body>) -> Response<Body> {
         self.waitroom(req).await
     }
+}
+
+/// A known user's request, as the seat check reads it.
+struct Asked<'a> {
+    user: &'a UserId,
+    method: &'a str,
+    path: &'a str,
+    now: u64,
+    /// The identity may refresh the holder's idle clock ([`Standing`]).
+    may_touch: bool,
+}
+
+/// What is known of a user's seat before the check.
+enum SeatKnown {
+    /// The session's memo: this seat.
+    Held(std::sync::Arc<crate::pool::Seat>),
+    /// The session's memo: none.
+    NotHeld,
+    /// Nothing remembered: ask the seat map.
+    Ask,
 }
 
 /// What a known user's request needs, as far as the gate can tell without
@@ -482,62 +487,55 @@ impl Gate {
     /// [`Check`] for a known user, from the session's memo when it is good,
     /// else from the class and seat maps (and the memo is made anew). `None`:
     /// iumgate has not seen the user in any group (the directory must say).
-    #[allow(clippy::too_many_arguments)]
     fn check_known(
         &self,
         s: &super::GateSettings,
-        user: &UserId,
+        asked: &Asked<'_>,
         remembered: Option<(SessionKey, Option<Remembered>)>,
         epoch: u64,
-        method: &str,
-        path: &str,
-        now: u64,
-        may_touch: bool,
     ) -> Option<Check> {
         let (class, seat) = match remembered {
-            Some((_, Some((class, seat)))) => (class, Some(seat)),
+            Some((_, Some((class, Some(seat))))) => (class, SeatKnown::Held(seat)),
+            Some((_, Some((class, None)))) => (class, SeatKnown::NotHeld),
             stale => {
-                let class = self.class_of(user)?;
+                let class = self.class_of(asked.user)?;
                 if let Some((key, _)) = stale {
                     if self.epoch() == epoch {
-                        self.sessions
-                            .set_memo(&key, user, self.memo(user, epoch, class));
+                        self.sessions.set_memo(
+                            &key,
+                            asked.user,
+                            self.memo(asked.user, epoch, class),
+                        );
                     }
                 }
-                (class, None)
+                (class, SeatKnown::Ask)
             }
         };
-        Some(self.check_class(s, user, class, seat, method, path, now, may_touch))
+        Some(self.check_class(s, asked, class, seat))
     }
 
-    /// [`Check`] for a user of `class`; `seat`: what the memo says of their
-    /// seat (`None`: ask the seat map).
-    #[allow(clippy::too_many_arguments)]
+    /// [`Check`] for a user of `class`, with what is known of their seat.
     fn check_class(
         &self,
         s: &super::GateSettings,
-        user: &UserId,
+        asked: &Asked<'_>,
         class: Class,
-        seat: Option<Option<std::sync::Arc<crate::pool::Seat>>>,
-        method: &str,
-        path: &str,
-        now: u64,
-        may_touch: bool,
+        seat: SeatKnown,
     ) -> Check {
         if class != Class::Casual {
             return Check::Pass { activity: false };
         }
-        let activity = s.activity.is_activity(method, path);
-        let touch = activity && may_touch;
+        let activity = s.activity.is_activity(asked.method, asked.path);
+        let touch = activity && asked.may_touch;
         let holds = match seat {
-            Some(Some(seat)) => {
+            SeatKnown::Held(seat) => {
                 if touch {
-                    seat.touch(now);
+                    seat.touch(asked.now);
                 }
                 true
             }
-            Some(None) => false,
-            None => self.holds_touching(user, touch, now),
+            SeatKnown::NotHeld => false,
+            SeatKnown::Ask => self.holds_touching(asked.user, touch, asked.now),
         };
         if holds {
             Check::Pass { activity }
