@@ -325,3 +325,28 @@ async fn a_seat_its_users_session_confirms_outlives_a_failed_claim_in_their_name
     settle(&g).await;
     assert!(g.holds(&c3), "c3's confirmed seat was given back");
 }
+
+#[tokio::test]
+async fn a_seat_its_users_own_login_confirms_outlives_a_failed_claim_in_their_name() {
+    let (g, _) = world().await;
+    let conn = ConnInfo::new("127.0.0.1:40000".parse().unwrap(), false, false);
+    let c3 = UserId::new("c3");
+    // Mallory's wrong password borrows the free seat...
+    let h = [("authorization", basic("c3", "wrong"))];
+    let (_, claim) = g
+        .on_request(&conn, request("GET", "/rest/api/2/search", &h, empty()))
+        .await
+        .unwrap();
+    assert!(g.holds(&c3));
+    // ...while c3 logs in with the right one (nothing more to lend).
+    let (_, login_ctx) = g.on_request(&conn, login("c3", false)).await.unwrap();
+    let mut r = Response::new(empty());
+    r.headers_mut()
+        .insert("x-seraph-loginreason", "OK".parse().unwrap());
+    r.headers_mut().insert("x-ausername", "c3".parse().unwrap());
+    g.on_response(login_ctx, r).await;
+    // Mallory's exchange fails: c3 keeps the seat they logged in with.
+    drop(claim);
+    settle(&g).await;
+    assert!(g.holds(&c3), "c3 lost the seat of their own login");
+}

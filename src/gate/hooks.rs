@@ -545,8 +545,14 @@ impl Gate {
     }
 
     /// Binds the request's session cookies and token to the user the
-    /// upstream named (the cookie that named that user already is).
+    /// upstream named (the cookie that named that user already is), and
+    /// confirms that user's seat when they are the request's.
     fn bind_request_keys(&self, ctx: &Ctx, user: &UserId, now: u64) {
+        if ctx.user.as_ref() == Some(user) {
+            // The app named the request's user: a seat lent to a claim in
+            // their name (by this request or a concurrent one) stays.
+            self.confirm_seat(user);
+        }
         let fresh = ctx.named_by.filter(|_| ctx.user.as_ref() == Some(user));
         for (i, (kind, key)) in ctx.keys.iter().enumerate() {
             if Some(i) != fresh {
