@@ -14,6 +14,61 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+/// Why iumgate could not start: what failed, the config key it comes from,
+/// and the cause (kept as the error's source).
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A listener could not be bound.
+    #[error("{key} {addr}: cannot listen: {source}{}", listen_hint(source))]
+    Listen {
+        key: &'static str,
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A setting could not be used (its message names the key and why).
+    #[error("{message}")]
+    Setting { key: &'static str, message: String },
+}
+
+impl StartError {
+    /// The config key (or section) the failure comes from.
+    pub fn key(&self) -> &'static str {
+        match self {
+            StartError::Listen { key, .. } | StartError::Setting { key, .. } => key,
+        }
+    }
+
+    fn setting(key: &'static str) -> impl FnOnce(String) -> StartError {
+        move |message| StartError::Setting { key, message }
+    }
+}
+
+/// What to try when a port cannot be bound.
+fn listen_hint(e: &std::io::Error) -> &'static str {
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            " (another process uses this port: stop it, or choose another address)"
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            " (ports below 1024 need CAP_NET_BIND_SERVICE: choose a higher port or grant it)"
+        }
+        std::io::ErrorKind::AddrNotAvailable => " (this machine has no such address)",
+        _ => "",
+    }
+}
+
+/// Binds `addr` (from config key `key`), and says which address it got.
+async fn bind(
+    key: &'static str,
+    addr: SocketAddr,
+) -> Result<(TcpListener, SocketAddr), StartError> {
+    let listen = |source| StartError::Listen { key, addr, source };
+    let l = TcpListener::bind(addr).await.map_err(listen)?;
+    let got = l.local_addr().map_err(listen)?;
+    Ok((l, got))
+}
+
 /// A running iumgate.
 pub struct Running {
     pub proxy_addr: SocketAddr,
@@ -94,23 +149,24 @@ impl Default for Options {
 }
 
 /// Binds the listeners and starts serving. Errors name what failed.
-pub async fn start(cfg: Config) -> Result<Running, String> {
+pub async fn start(cfg: Config) -> Result<Running, StartError> {
     start_opts(cfg, Options::default()).await
 }
 
-pub async fn start_opts(cfg: Config, opts: Options) -> Result<Running, String> {
+pub async fn start_opts(cfg: Config, opts: Options) -> Result<Running, StartError> {
     install_crypto();
     let alerts = Arc::new(Alerts::default());
-    let metrics = Arc::new(Metrics::new()?);
+    let metrics = Arc::new(Metrics::new().map_err(StartError::setting("metrics"))?);
     if !cfg.gate_enabled() {
         tracing::info!("no [ium] groups configured: running as a plain proxy (no licence gate)");
         return start_with(cfg, Arc::new(NoGate), None, alerts, metrics).await;
     }
     let directory = match opts.directory {
         Some(d) => admin::metrics::ObservedDirectory::wrap(d, metrics.clone()),
-        None => crate::directory::from_config_with_observer(&cfg, metrics.clone())?,
+        None => crate::directory::from_config_with_observer(&cfg, metrics.clone())
+            .map_err(StartError::setting("directory"))?,
     };
-    let settings = GateSettings::from_config(&cfg)?;
+    let settings = GateSettings::from_config(&cfg).map_err(StartError::setting("activity"))?;
     let pool_cfg = PoolConfig {
         capacity: 0,
         min_idle_ms: cfg.ium.min_idle.get().as_millis() as u64,
@@ -119,7 +175,8 @@ pub async fn start_opts(cfg: Config, opts: Options) -> Result<Running, String> {
     // The snapshot is loaded before the first reconcile (started by
     // `spawn_all` below), so the directory has the last word on membership
     // while the snapshot supplies activity times, the queue and sessions.
-    let snapshot = crate::state::load_at_start(&cfg.state, &alerts, opts.clock.now_ms())?;
+    let snapshot = crate::state::load_at_start(&cfg.state, &alerts, opts.clock.now_ms())
+        .map_err(StartError::setting("state.path"))?;
     let hash_key: [u8; 32] = snapshot.as_ref().map_or_else(rand::random, |s| s.hash_key);
     let gate = Gate::new(
         settings,
@@ -138,7 +195,9 @@ pub async fn start_opts(cfg: Config, opts: Options) -> Result<Running, String> {
             "state restored"
         );
     }
-    metrics.attach_gate(&gate)?;
+    metrics
+        .attach_gate(&gate)
+        .map_err(StartError::setting("metrics"))?;
     let mut running = start_with(
         cfg.clone(),
         gate.clone(),
@@ -162,24 +221,25 @@ pub async fn start_with<H: Hooks>(
     gate: Option<Arc<Gate>>,
     alerts: Arc<Alerts>,
     metrics: Arc<Metrics>,
-) -> Result<Running, String> {
-    let admin_token = cfg.admin.token().resolve()?;
-    let settings = proxy::Settings::from_config(&cfg.proxy)?;
-    let client = proxy::client::build(&cfg.proxy)?;
+) -> Result<Running, StartError> {
+    let admin_token = cfg
+        .admin
+        .token()
+        .resolve()
+        .map_err(StartError::setting("admin.token"))?;
+    let settings =
+        proxy::Settings::from_config(&cfg.proxy).map_err(StartError::setting("proxy.upstream"))?;
+    let client = proxy::client::build(&cfg.proxy).map_err(StartError::setting("proxy.upstream"))?;
     let tls = match &cfg.proxy.tls {
         Some(t) => Some(
-            CertStore::load(&t.cert_file, &t.key_file).map_err(|e| format!("proxy.tls: {e}"))?,
+            CertStore::load(&t.cert_file, &t.key_file)
+                .map_err(|e| format!("proxy.tls: {e}"))
+                .map_err(StartError::setting("proxy.tls"))?,
         ),
         None => None,
     };
-    let listener = TcpListener::bind(cfg.proxy.listen)
-        .await
-        .map_err(|e| format!("proxy.listen {}: {e}", cfg.proxy.listen))?;
-    let admin_listener = TcpListener::bind(cfg.admin.listen)
-        .await
-        .map_err(|e| format!("admin.listen {}: {e}", cfg.admin.listen))?;
-    let proxy_addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let admin_addr = admin_listener.local_addr().map_err(|e| e.to_string())?;
+    let (listener, proxy_addr) = bind("proxy.listen", cfg.proxy.listen).await?;
+    let (admin_listener, admin_addr) = bind("admin.listen", cfg.admin.listen).await?;
 
     let health = Arc::new(Health::default());
     let stop = CancellationToken::new();

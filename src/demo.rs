@@ -119,7 +119,14 @@ pub async fn run(o: DemoOptions) -> i32 {
         Ok(r) => r,
         Err(e) => {
             eprintln!("iumgate demo: cannot start the proxy: {e}");
-            eprintln!("(is the port taken? try --listen 127.0.0.1:0)");
+            if let app::StartError::Listen { key, .. } = &e {
+                let flag = if *key == "admin.listen" {
+                    "--admin-listen"
+                } else {
+                    "--listen"
+                };
+                eprintln!("(try {flag} 127.0.0.1:0 for a free port)");
+            }
             return 1;
         }
     };

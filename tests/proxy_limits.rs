@@ -165,3 +165,26 @@ async fn silent_connection_is_closed_after_header_timeout_and_frees_its_slot() {
     assert_eq!(resp.status, 200);
     assert_eq!(read_until_closed(&mut silent).await, b"");
 }
+
+#[tokio::test]
+async fn a_taken_port_is_a_start_error_naming_the_key_the_address_and_what_to_do() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let mut cfg = config("http://127.0.0.1:9", "");
+    cfg.proxy.listen = addr;
+    let Err(e) = iumgate::app::start(cfg).await else {
+        panic!("started on a taken port");
+    };
+    assert_eq!(e.key(), "proxy.listen");
+    let text = e.to_string();
+    assert!(
+        text.starts_with(&format!("proxy.listen {addr}: cannot listen")),
+        "{text}"
+    );
+    assert!(text.contains("another process uses this port"), "{text}");
+    let source = std::error::Error::source(&e).expect("the io error is kept");
+    let io = source
+        .downcast_ref::<std::io::Error>()
+        .expect("an io::Error");
+    assert_eq!(io.kind(), std::io::ErrorKind::AddrInUse);
+}
