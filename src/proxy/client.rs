@@ -111,7 +111,7 @@ struct Parked {
 pub struct Upstream {
     target: Target,
     parked: Mutex<VecDeque<Parked>>,
-    /// Idle plain TCP connections of the HTTP/1.1 fast lane ([`super::fast`]).
+    /// Idle plain TCP connections of the HTTP/1.1 fast lane ([`super::h1`]).
     parked_raw: Mutex<Vec<(tokio::net::TcpStream, Instant)>>,
 }
 

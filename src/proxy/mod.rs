@@ -5,7 +5,7 @@
 
 pub mod body;
 pub mod client;
-pub mod fast;
+pub mod h1;
 pub mod headers;
 pub mod server;
 pub mod target;
@@ -248,7 +248,7 @@ impl Handover {
 pub trait Observer: Send + Sync + 'static {
     fn request_done(&self, status: u16, seconds: f64);
     fn upstream_error(&self, kind: UpstreamError);
-    /// A request served by the fast lane ([`fast`]), besides `request_done`.
+    /// A request served by the fast lane ([`h1`]), besides `request_done`.
     fn fast_request(&self) {}
     /// A client connection handed from the fast lane to hyper, and why.
     fn handover(&self, reason: Handover) {
@@ -480,7 +480,7 @@ impl<H: Hooks> Proxy<H> {
 /// The edits every request forwarded on the header-map path gets: hop-by-hop
 /// and upstream-only headers out, `X-Forwarded-*` set, `Host` for the
 /// upstream, origin form, HTTP/1.1. (The fast lane's raw path writes the
-/// same head without a map: `fast::write_forwarded_head`.)
+/// same head without a map: `h1::encode::write_forwarded_head`.)
 pub(crate) fn edit_request(
     settings: &Settings,
     conn: &ConnInfo,

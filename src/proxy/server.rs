@@ -3,7 +3,7 @@
 //! on TLS) with upgrades, and graceful drain.
 
 use super::client::{Driven, Local};
-use super::fast::{self, Exit, LaneLimits, Rewind};
+use super::h1::{self, Exit, LaneLimits, Rewind};
 use super::{tls::CertStore, ConnInfo, Hooks, Proxy};
 use crate::config::ProxyConfig;
 use hyper::service::service_fn;
@@ -211,7 +211,7 @@ async fn serve_conn<H: Hooks, S>(
             idle_timeout: limits.idle_timeout,
             max_header_bytes: limits.max_header_bytes,
         };
-        match fast::serve(proxy, conn, io, lane, stop).await {
+        match h1::serve(proxy, conn, io, lane, stop).await {
             Exit::Closed => return,
             Exit::Handover(io) => io,
         }
