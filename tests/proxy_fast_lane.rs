@@ -1,4 +1,4 @@
-//! The HTTP/1.1 fast lane (`src/proxy/fast.rs`) on the wire: answers framed
+//! The HTTP/1.1 fast lane (`src/proxy/h1/`) on the wire: answers framed
 //! by length, chunks (with extensions and trailers, split anywhere) or close
 //! are relayed byte-exact and end where they end; HEAD, 204 and interim
 //! answers carry no body; an answer with both framings is relayed but its
