@@ -217,7 +217,9 @@ impl Gate {
     /// `user`'s seat is theirs for good: a borrow pending for it will not
     /// take it back (the app confirmed them in this or another exchange).
     pub(crate) fn confirm_seat(&self, user: &UserId) {
-        if self.borrowed_n.load(Ordering::Relaxed) > 0 && self.borrowed.remove(user).is_some() {
+        if self.borrowed_n.load(Ordering::Relaxed) > 0
+            && (self.borrowed.remove(user).is_some() || self.unreturned.remove(user).is_some())
+        {
             self.borrowed_n.fetch_sub(1, Ordering::Relaxed);
         }
     }
@@ -228,13 +230,43 @@ impl Gate {
         {
             let _guard = lock.lock().await;
             if self.borrowed.remove(user).is_some() {
-                self.release_locked(user, ReleaseReason::Rollback).await;
-                // Counted as lent until it is back in the pool.
-                self.borrowed_n.fetch_sub(1, Ordering::Relaxed);
+                self.return_seat(user).await;
             }
         }
         drop(lock);
         self.drop_user_lock(user);
+    }
+
+    /// Under `user`'s lock: a lent seat back to the pool. Counted as lent
+    /// until it is back; when the directory fails, it stays lent and the
+    /// prune job tries again ([`Gate::retry_give_backs`]), so a directory
+    /// hiccup never turns a claim into a seat kept.
+    async fn return_seat(&self, user: &UserId) {
+        if self.release_locked(user, ReleaseReason::Rollback).await
+            || !self.seats.contains_key(user)
+        {
+            self.borrowed_n.fetch_sub(1, Ordering::Relaxed);
+        } else {
+            self.unreturned.insert(user.clone());
+        }
+    }
+
+    /// Tries again to give back the lent seats whose give-back failed;
+    /// returns how many are still out. Run by the prune job.
+    pub async fn retry_give_backs(&self) -> usize {
+        let users: Vec<UserId> = self.unreturned.iter().map(|u| u.key().clone()).collect();
+        for user in users {
+            let lock = self.user_lock(&user);
+            {
+                let _guard = lock.lock().await;
+                if self.unreturned.remove(&user).is_some() {
+                    self.return_seat(&user).await;
+                }
+            }
+            drop(lock);
+            self.drop_user_lock(&user);
+        }
+        self.unreturned.len()
     }
 
     /// Seats lent to unconfirmed claims right now (or being given back).

@@ -350,3 +350,78 @@ async fn a_seat_its_users_own_login_confirms_outlives_a_failed_claim_in_their_na
     settle(&g).await;
     assert!(g.holds(&c3), "c3 lost the seat of their own login");
 }
+
+/// [`directory`] whose group removals fail while `failing` is set.
+#[derive(Debug)]
+struct Flaky {
+    inner: crate::directory::Fixed,
+    failing: Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[async_trait::async_trait]
+impl crate::directory::Directory for Flaky {
+    async fn add_to_group(
+        &self,
+        user: &UserId,
+        group: &str,
+    ) -> Result<(), crate::directory::DirectoryError> {
+        self.inner.add_to_group(user, group).await
+    }
+    async fn remove_from_group(
+        &self,
+        user: &UserId,
+        group: &str,
+    ) -> Result<(), crate::directory::DirectoryError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(crate::directory::DirectoryError::Unavailable(
+                "test: the directory is down".into(),
+            ));
+        }
+        self.inner.remove_from_group(user, group).await
+    }
+    async fn group_members(
+        &self,
+        group: &str,
+    ) -> Result<Vec<crate::directory::Member>, crate::directory::DirectoryError> {
+        self.inner.group_members(group).await
+    }
+    async fn user(
+        &self,
+        user: &UserId,
+    ) -> Result<Option<crate::directory::UserInfo>, crate::directory::DirectoryError> {
+        self.inner.user(user).await
+    }
+    async fn licence(
+        &self,
+        application: &str,
+    ) -> Result<Option<crate::directory::LicenceInfo>, crate::directory::DirectoryError> {
+        self.inner.licence(application).await
+    }
+}
+
+#[tokio::test]
+async fn a_lent_seat_the_directory_could_not_take_back_is_given_back_by_the_prune_job() {
+    let failing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let dir = Flaky {
+        inner: directory(),
+        failing: failing.clone(),
+    };
+    let clock = Arc::new(crate::clock::ManualClock::new(5_000_000));
+    let g = gate_with(dir, clock).await;
+    let conn = ConnInfo::new("127.0.0.1:40000".parse().unwrap(), false, false);
+    let c3 = UserId::new("c3");
+    let (_, claim) = g.on_request(&conn, login("c3", false)).await.unwrap();
+    assert!(g.holds(&c3));
+    // The password was wrong, and the directory is down as the seat goes back.
+    failing.store(true, Ordering::SeqCst);
+    g.on_response(claim, app_answer(Answer::Refused).unwrap())
+        .await;
+    assert!(g.holds(&c3), "the directory refused: the seat is still out");
+    assert_eq!(g.borrowed_seats(), 1, "and still counted as lent");
+    assert_eq!(g.retry_give_backs().await, 1, "still down: kept for later");
+    // The directory is back: the next prune pass gives the seat back.
+    failing.store(false, Ordering::SeqCst);
+    assert_eq!(g.retry_give_backs().await, 0);
+    assert!(!g.holds(&c3), "a wrong password kept a seat");
+    assert_eq!(g.borrowed_seats(), 0);
+}

@@ -259,7 +259,11 @@ pub struct Gate {
     events: Mutex<VecDeque<Event>>,
     /// Seats lent to unconfirmed claims for one exchange ([`Borrow`]).
     borrowed: DashSet<UserId, rustc_hash::FxBuildHasher>,
-    /// `borrowed.len()`, read without touching the set's shards.
+    /// Lent seats whose give-back failed (the directory did not answer):
+    /// the prune job tries again. At most one entry per seat.
+    unreturned: DashSet<UserId, rustc_hash::FxBuildHasher>,
+    /// Seats lent and not yet back (`borrowed` and `unreturned`), read
+    /// without touching the sets' shards.
     borrowed_n: std::sync::atomic::AtomicUsize,
     /// The gate itself, for guards that give a seat back when dropped.
     me: std::sync::Weak<Gate>,
@@ -313,6 +317,7 @@ impl Gate {
                 .ok(),
             events: Mutex::new(VecDeque::new()),
             borrowed: DashSet::default(),
+            unreturned: DashSet::default(),
             borrowed_n: std::sync::atomic::AtomicUsize::new(0),
             me: me.clone(),
         })

@@ -41,7 +41,7 @@ async fn gate_on(seats: u32, clock: Arc<crate::clock::ManualClock>) -> Arc<Gate>
 
 /// A reconciled gate of 5 shared seats on `directory`, for Jira.
 pub(super) async fn gate_with(
-    directory: crate::directory::Fixed,
+    directory: impl crate::directory::Directory + 'static,
     clock: Arc<crate::clock::ManualClock>,
 ) -> Arc<Gate> {
     let addr = "127.0.0.1:0".parse().unwrap();

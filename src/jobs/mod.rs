@@ -93,6 +93,13 @@ async fn prune_loop(gate: Arc<Gate>, every: Duration, stop: CancellationToken) {
         let now = gate.now();
         gate.job_runs.started("prune", now);
         prune(&gate, now);
+        let out = gate.retry_give_backs().await;
+        if out > 0 {
+            tracing::warn!(
+                seats = out,
+                "lent seats could not be given back yet (the directory failed); retrying"
+            );
+        }
         gate.job_runs.succeeded("prune", now);
     }
 }
