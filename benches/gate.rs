@@ -252,7 +252,7 @@ fn proxy_benches(c: &mut Criterion) {
             |mut h| {
                 let up = headers::is_upgrade(&h);
                 headers::remove_hop_by_hop(&mut h, up);
-                headers::strip_upstream_only(&mut h);
+                headers::strip_upstream_only(&mut h, &iumgate::product::UPSTREAM_ONLY);
                 headers::set_forwarded(
                     &mut h,
                     &peer,

@@ -227,8 +227,8 @@ pub async fn start_with<H: Hooks>(
         .token()
         .resolve()
         .map_err(StartError::setting("admin.token"))?;
-    let settings =
-        proxy::Settings::from_config(&cfg.proxy).map_err(StartError::setting("proxy.upstream"))?;
+    let settings = proxy::Settings::from_config(&cfg.proxy, &crate::product::UPSTREAM_ONLY)
+        .map_err(StartError::setting("proxy.upstream"))?;
     let client = proxy::client::build(&cfg.proxy).map_err(StartError::setting("proxy.upstream"))?;
     let tls = match &cfg.proxy.tls {
         Some(t) => Some(

@@ -6,7 +6,23 @@
 //! (and in the product's directory client). The simulator may use these facts
 //! too — but never the gate's decisions.
 
+use http::HeaderName;
 use regex::RegexSet;
+
+/// The user the app served (the response header of every Atlassian app).
+pub const X_AUSERNAME: HeaderName = HeaderName::from_static("x-ausername");
+/// Why a login failed (Seraph's response header).
+pub const X_SERAPH_LOGINREASON: HeaderName = HeaderName::from_static("x-seraph-loginreason");
+
+/// Headers only the app may speak (who is logged in, how a login went): a
+/// client sending them is trying to impersonate someone. Handed to the proxy
+/// as the list it strips from every request.
+pub static UPSTREAM_ONLY: [HeaderName; 4] = [
+    X_AUSERNAME,
+    HeaderName::from_static("x-auserid"),
+    HeaderName::from_static("x-asessionid"),
+    X_SERAPH_LOGINREASON,
+];
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize, Default)]

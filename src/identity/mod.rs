@@ -317,7 +317,7 @@ pub fn upstream_user(headers: &HeaderMap) -> Option<UpstreamUser> {
 pub fn upstream_user_as(headers: &HeaderMap, known: Option<&UserId>) -> Option<UpstreamUser> {
     upstream_user_of(
         headers
-            .get(&crate::proxy::headers::X_AUSERNAME)
+            .get(&crate::product::X_AUSERNAME)
             .map(|v| v.as_bytes()),
         known,
     )
@@ -353,7 +353,7 @@ pub enum LoginReason {
 
 pub fn login_reason(headers: &HeaderMap) -> Option<LoginReason> {
     let v = headers
-        .get(&crate::proxy::headers::X_SERAPH_LOGINREASON)?
+        .get(&crate::product::X_SERAPH_LOGINREASON)?
         .to_str()
         .ok()?;
     // Seraph may list several reasons; the first one decides.

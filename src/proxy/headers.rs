@@ -3,20 +3,6 @@
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use std::net::IpAddr;
 
-/// Headers that only the upstream may speak: a client sending them is trying
-/// to impersonate someone, so they never reach the upstream.
-pub const UPSTREAM_ONLY: [HeaderName; 4] = [
-    X_AUSERNAME,
-    HeaderName::from_static("x-auserid"),
-    HeaderName::from_static("x-asessionid"),
-    X_SERAPH_LOGINREASON,
-];
-
-/// The user the upstream served (Atlassian's response header).
-pub const X_AUSERNAME: HeaderName = HeaderName::from_static("x-ausername");
-/// Why a login failed (Seraph's response header).
-pub const X_SERAPH_LOGINREASON: HeaderName = HeaderName::from_static("x-seraph-loginreason");
-
 /// RFC 9110 §7.6.1 hop-by-hop headers (plus the de-facto `Proxy-*` family).
 const HOP_BY_HOP: [HeaderName; 6] = [
     header::CONNECTION,
@@ -49,11 +35,12 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
 }
 
 /// A request's clean-up before it goes upstream, in one pass over its
-/// fields: hop-by-hop (as [`remove_hop_by_hop`]), the upstream-only headers
-/// (as [`strip_upstream_only`]) and `Expect` (hyper answers it itself).
-pub fn clean_request(headers: &mut HeaderMap, keep_upgrade: bool) {
+/// fields: hop-by-hop (as [`remove_hop_by_hop`]), the headers only the
+/// upstream may send (`upstream_only`, as [`strip_upstream_only`]) and
+/// `Expect` (hyper answers it itself).
+pub fn clean_request(headers: &mut HeaderMap, keep_upgrade: bool, upstream_only: &[HeaderName]) {
     remove_hop_by_hop_and(headers, keep_upgrade, |name| {
-        name == header::EXPECT || UPSTREAM_ONLY.contains(name)
+        name == header::EXPECT || upstream_only.contains(name)
     });
 }
 
@@ -100,9 +87,10 @@ pub fn is_hop_by_hop(name: &HeaderName) -> bool {
     HOP_BY_HOP.contains(name) || name.as_str().starts_with("proxy-")
 }
 
-/// Strips the headers only the upstream may send (see [`UPSTREAM_ONLY`]).
-pub fn strip_upstream_only(headers: &mut HeaderMap) {
-    for name in &UPSTREAM_ONLY {
+/// Strips the headers only the upstream may send (the app's list, handed
+/// to the proxy in its settings: `crate::product::UPSTREAM_ONLY`).
+pub fn strip_upstream_only(headers: &mut HeaderMap, upstream_only: &[HeaderName]) {
+    for name in upstream_only {
         headers.remove(name);
     }
 }
@@ -293,7 +281,7 @@ mod tests {
             ("cookie", "JSESSIONID=a"),
             ("x-keep", "yes"),
         ]);
-        clean_request(&mut m, false);
+        clean_request(&mut m, false, &crate::product::UPSTREAM_ONLY);
         let mut left: Vec<&str> = m.keys().map(|k| k.as_str()).collect();
         left.sort();
         assert_eq!(left, ["cookie", "x-keep"]);
@@ -318,7 +306,7 @@ mod tests {
             ("X-Seraph-LoginReason", "OK"),
             ("a", "b"),
         ]);
-        strip_upstream_only(&mut m);
+        strip_upstream_only(&mut m, &crate::product::UPSTREAM_ONLY);
         assert_eq!(m.len(), 1);
     }
 

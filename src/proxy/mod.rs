@@ -272,10 +272,17 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// A request body's next bytes must come within this (hyper lane).
     pub body_timeout: Duration,
+    /// Headers only the upstream may send, stripped from every request
+    /// (the app's list: the proxy knows no app's header names).
+    pub upstream_only: &'static [HeaderName],
 }
 
 impl Settings {
-    pub fn from_config(cfg: &crate::config::ProxyConfig) -> Result<Settings, String> {
+    /// `upstream_only`: the headers only the upstream may send.
+    pub fn from_config(
+        cfg: &crate::config::ProxyConfig,
+        upstream_only: &'static [HeaderName],
+    ) -> Result<Settings, String> {
         let uri: Uri = cfg
             .upstream
             .parse()
@@ -291,6 +298,7 @@ impl Settings {
             trusted: cfg.trusted_proxies.clone(),
             request_timeout: cfg.request_timeout.get(),
             body_timeout: cfg.body_timeout.get(),
+            upstream_only,
         })
     }
 
@@ -410,7 +418,7 @@ impl<H: Hooks> Proxy<H> {
         match target::classify(parts.uri.path()) {
             target::Target::Upstream => {}
             target::Target::Own => {
-                headers::strip_upstream_only(&mut parts.headers);
+                headers::strip_upstream_only(&mut parts.headers, self.settings.upstream_only);
                 return Step::Answer(
                     self.hooks
                         .own_page(conn, Request::from_parts(parts, body))
@@ -495,7 +503,7 @@ pub(crate) fn edit_request(
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
     });
     // (`Expect: 100-continue`: hyper answers it itself once the body is read.)
-    headers::clean_request(&mut parts.headers, upgrade);
+    headers::clean_request(&mut parts.headers, upgrade, settings.upstream_only);
     headers::set_forwarded(
         &mut parts.headers,
         &conn.peer_value,

@@ -16,7 +16,7 @@ pub(super) fn write_forwarded_head(
     head: &Head,
     spans: &Spans,
 ) {
-    use crate::proxy::headers::{is_hop_by_hop, FORWARDING, UPSTREAM_ONLY};
+    use crate::proxy::headers::{is_hop_by_hop, FORWARDING};
     out.extend_from_slice(head.method.as_str().as_bytes());
     out.push(b' ');
     let target = head.uri.path_and_query().map_or("/", |p| p.as_str());
@@ -31,7 +31,7 @@ pub(super) fn write_forwarded_head(
         }
         if is_hop_by_hop(name)
             || name == header::EXPECT
-            || UPSTREAM_ONLY.contains(name)
+            || settings.upstream_only.contains(name)
             || FORWARDING.contains(name)
         {
             continue;

@@ -49,6 +49,7 @@ pub(super) fn request_heads(
         trusted: Vec::new(),
         request_timeout: Duration::from_secs(60),
         body_timeout: Duration::from_secs(60),
+        upstream_only: &crate::product::UPSTREAM_ONLY,
     };
     let conn = ConnInfo::new(
         std::net::SocketAddr::from(([192, 0, 2, 7], 40000)),
