@@ -19,15 +19,6 @@ fn addr(w: &World) -> String {
     w.base.trim_start_matches("http://").to_string()
 }
 
-fn last_active(w: &World, user: &str) -> Option<u64> {
-    let u = UserId::new(user);
-    w.gate
-        .with_pool(|p| p.holders())
-        .into_iter()
-        .find(|h| h.user == u)
-        .map(|h| h.last_active)
-}
-
 /// Waits (bounded) until no seat is lent to an unconfirmed claim: the
 /// give-back of a dropped exchange runs on its own task.
 async fn settle(w: &World) {
@@ -160,12 +151,7 @@ async fn an_upstream_that_cannot_be_reached_or_never_answers_costs_no_seat() {
         },
     )
     .await;
-    let r = no_redirect()
-        .get(w.url("/rest/api/2/search"))
-        .header("authorization", basic("casual05", "demo"))
-        .send()
-        .await
-        .unwrap();
+    let r = w.get_as("/rest/api/2/search", "casual05", "demo").await;
     assert_eq!(r.status(), 502);
     let body = "os_username=casual07&os_password=demo";
     let r = no_redirect()
@@ -199,12 +185,7 @@ async fn an_upstream_that_cannot_be_reached_or_never_answers_costs_no_seat() {
         },
     )
     .await;
-    let r = no_redirect()
-        .get(w.url("/rest/api/2/search"))
-        .header("authorization", basic("casual05", "demo"))
-        .send()
-        .await
-        .unwrap();
+    let r = w.get_as("/rest/api/2/search", "casual05", "demo").await;
     assert_eq!(r.status(), 504);
     settle(&w).await;
     assert!(w.access_members().is_empty());
@@ -246,31 +227,23 @@ async fn a_basic_name_with_a_wrong_password_gets_no_wait_cookie_and_evicts_nobod
 async fn a_wrong_basic_password_does_not_refresh_the_holders_idle_clock_and_a_right_one_does() {
     let w = World::jira().await;
     fill(&w, &["casual01"]).await;
-    let since = last_active(&w, "casual01").unwrap();
+    let since = w.last_active("casual01").unwrap();
     w.advance_min(40);
     for path in ["/browse/DEMO-1", "/rest/api/2/issue/DEMO-1"] {
-        let r = no_redirect()
-            .get(w.url(path))
-            .header("authorization", basic("casual01", "WRONG"))
-            .send()
-            .await
-            .unwrap();
+        let r = w.get_as(path, "casual01", "WRONG").await;
         assert_eq!(r.status(), 401, "{path}");
     }
     assert_eq!(
-        last_active(&w, "casual01"),
+        w.last_active("casual01"),
         Some(since),
         "a wrong password kept the seat fresh"
     );
     // The app names the user for the right password: that is activity.
-    let r = no_redirect()
-        .get(w.url("/rest/api/2/issue/DEMO-1"))
-        .header("authorization", basic("casual01", "demo"))
-        .send()
-        .await
-        .unwrap();
+    let r = w
+        .get_as("/rest/api/2/issue/DEMO-1", "casual01", "demo")
+        .await;
     assert_eq!(r.status(), 200);
-    assert!(last_active(&w, "casual01").unwrap() > since);
+    assert!(w.last_active("casual01").unwrap() > since);
 }
 
 // ---- 5. the login is read as the app reads it -----------------------------------

@@ -10,7 +10,6 @@ use gate_support::*;
 use iumgate::clock::Clock;
 use iumgate::identity::Kind;
 use iumgate::sim::SimUser;
-use iumgate::user::UserId;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -24,15 +23,6 @@ fn jar_cookies(w: &World, jar: &reqwest::cookie::Jar) -> Vec<(String, String)> {
         .filter_map(|c| c.split_once('='))
         .map(|(n, v)| (n.to_string(), v.to_string()))
         .collect()
-}
-
-fn last_active(w: &World, user: &str) -> Option<u64> {
-    let u = UserId::new(user);
-    w.gate
-        .with_pool(|p| p.holders())
-        .into_iter()
-        .find(|h| h.user == u)
-        .map(|h| h.last_active)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,7 +70,7 @@ async fn a_wrong_password_with_a_colleagues_name_costs_the_colleague_nothing() {
     let (alice, _) = browser();
     let (status, path, _) = text(jira_login(&w, &alice, "casual01", "demo", false).await).await;
     assert_eq!((status, path.as_str()), (200, "/browse/DEMO-1"));
-    let since = last_active(&w, "casual01").expect("casual01 holds a seat");
+    let since = w.last_active("casual01").expect("casual01 holds a seat");
     let writes = w.sim.group_writes().len();
     w.advance_min(40);
 
@@ -111,7 +101,7 @@ async fn a_wrong_password_with_a_colleagues_name_costs_the_colleague_nothing() {
     assert_eq!(w.access_members(), vec!["casual01"]);
     assert_eq!(w.sim.group_writes().len(), writes, "no group change");
     assert_eq!(
-        last_active(&w, "casual01"),
+        w.last_active("casual01"),
         Some(since),
         "Mallory's tries must not keep casual01's seat alive either"
     );

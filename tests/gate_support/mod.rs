@@ -166,6 +166,26 @@ impl World {
         self.gate.holds(&UserId::new(user))
     }
 
+    /// When `user` was last active, if they hold a seat.
+    pub fn last_active(&self, user: &str) -> Option<u64> {
+        let u = UserId::new(user);
+        self.gate
+            .with_pool(|p| p.holders())
+            .into_iter()
+            .find(|h| h.user == u)
+            .map(|h| h.last_active)
+    }
+
+    /// `GET path` with `Authorization: Basic user:password`, redirects not followed.
+    pub async fn get_as(&self, path: &str, user: &str, password: &str) -> reqwest::Response {
+        no_redirect()
+            .get(self.url(path))
+            .header("authorization", basic(user, password))
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub fn in_use(&self) -> usize {
         self.gate.with_pool(|p| p.in_use())
     }
