@@ -28,24 +28,17 @@ impl Drop for Demo {
     }
 }
 
-/// Starts `iumgate demo` on free ports and reads its addresses from what it
-/// prints; returns once the first reconcile is done.
-fn demo() -> Demo {
+/// Runs the binary with `args` (and `env`); every line it prints, on stdout
+/// or stderr, arrives on the channel.
+fn launch(args: &[&str], env: &[(&str, &str)]) -> (Child, mpsc::Receiver<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_iumgate"))
-        .args([
-            "demo",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--min-idle",
-            "30m",
-        ])
+        .args(args)
+        .envs(env.iter().copied())
         .env_remove("RUST_LOG")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("start iumgate demo");
+        .expect("start iumgate");
     let (tx, rx) = mpsc::channel::<String>();
     for pipe in [
         Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
@@ -59,6 +52,24 @@ fn demo() -> Demo {
             }
         });
     }
+    (child, rx)
+}
+
+/// Starts `iumgate demo` on free ports and reads its addresses from what it
+/// prints; returns once the first reconcile is done.
+fn demo() -> Demo {
+    let (child, rx) = launch(
+        &[
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--min-idle",
+            "30m",
+        ],
+        &[],
+    );
     let (mut proxy, mut sim, mut admin, mut reconciled) = (None, None, None, false);
     let deadline = Instant::now() + Duration::from_secs(60);
     while proxy.is_none() || sim.is_none() || admin.is_none() || !reconciled {
@@ -219,4 +230,135 @@ async fn the_anonymous_lock_out_chain_moves_no_seat() {
         0.0
     );
     assert_eq!(metric(&d, "iumgate_queue_length").await, 0.0);
+}
+
+/// `iumgate serve` in front of an app that accepts and never answers, with
+/// the simulator as its directory: every exchange breaks off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seat_lent_to_a_claim_goes_back_when_the_exchange_breaks_off_on_both_lanes() {
+    use iumgate::product::Product;
+    use iumgate::sim::{Sim, SimConfig};
+    let sim = Sim::start(SimConfig::demo(Product::Jira)).await.unwrap();
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    let held = tokio::spawn(async move {
+        let mut conns = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            conns.push(s);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("iumgate.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+[proxy]
+listen = "127.0.0.1:0"
+upstream = "http://{silent_addr}"
+product = "jira"
+request_timeout = "1s"
+
+[admin]
+listen = "127.0.0.2:0"
+
+[directory]
+url = "{sim}"
+username = "iumgate-admin"
+password_env = "IUMGATE_TEST_CHAIN_DIR_PASSWORD"
+
+[licence]
+tier = "auto"
+application = "jira-software"
+fixed_groups = ["jira-software-users"]
+
+[ium]
+user_group = "IUM_user_software"
+access_group = "IUM_access_software"
+min_idle = "30m"
+"#,
+            sim = sim.url()
+        ),
+    )
+    .unwrap();
+    let cfg_path = cfg.to_str().unwrap();
+    let (child, rx) = launch(
+        &["serve", "--config", cfg_path],
+        &[("IUMGATE_TEST_CHAIN_DIR_PASSWORD", "demo")],
+    );
+    let mut demo = Demo {
+        child,
+        proxy: String::new(),
+        sim: sim.url(),
+        admin: String::new(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut reconciled = false;
+    while demo.proxy.is_empty() || !reconciled {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .expect("iumgate did not start in time");
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            demo.proxy = rest.split_whitespace().next().unwrap().to_string();
+        }
+        if let Some(rest) = line.split("admin on ").nth(1) {
+            demo.admin = rest.trim().to_string();
+        }
+        reconciled |= line.contains("reconciled with the directory");
+    }
+    // Fast lane: a GET with a Basic name (the right password, even).
+    let req = format!(
+        "GET /rest/api/2/search HTTP/1.1\r\nHost: j\r\nAuthorization: {}\r\nConnection: close\r\n\r\n",
+        basic("casual05", "demo")
+    );
+    let answer = raw(&demo.proxy, req.as_bytes(), false).await;
+    assert!(answer.starts_with("HTTP/1.1 504"), "{answer}");
+    // Hyper lane: a login form (a body), the app never answers.
+    let body = "os_username=casual07&os_password=demo";
+    let req = format!(
+        "POST /login.jsp HTTP/1.1\r\nHost: j\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let answer = raw(&demo.proxy, req.as_bytes(), false).await;
+    assert!(answer.starts_with("HTTP/1.1 504"), "{answer}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(&demo, "iumgate_seats_lent").await > 0.0 {
+        assert!(
+            Instant::now() < deadline,
+            "lent seats were never given back"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Hyper lane: a Basic POST whose client resets before its answer.
+    let req = format!(
+        "POST /rest/api/2/issue/DEMO-1/comment HTTP/1.1\r\nHost: j\r\nAuthorization: {}\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}",
+        basic("casual09", "demo")
+    );
+    let mut s = tokio::net::TcpStream::connect(demo.proxy.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut s, req.as_bytes())
+        .await
+        .unwrap();
+    // The seat is lent while the app is asked; then the client goes.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while metric(&demo, "iumgate_seats_lent").await < 1.0 {
+        assert!(Instant::now() < deadline, "the Basic POST borrowed no seat");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    drop(s);
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(&demo, "iumgate_seats_lent").await > 0.0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(metric(&demo, "iumgate_seats_lent").await, 0.0);
+    assert_eq!(
+        sim.members("IUM_access_software"),
+        Vec::<String>::new(),
+        "a claim kept a seat after its exchange broke off"
+    );
+    assert!(metric(&demo, "iumgate_releases_total{reason=\"rollback\"}").await >= 3.0);
+    held.abort();
 }
