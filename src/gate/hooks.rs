@@ -286,23 +286,16 @@ impl Hooks for Gate {
             return self.finish_login(&ctx, login, resp, upstream).await;
         }
 
-        if let Some(user) = &ctx.user {
-            if ctx.borrow.is_some() || ctx.touch_on_confirm {
-                let confirmed = upstream.as_ref() == Some(&UpstreamUser::User(user.clone()));
-                if confirmed && ctx.touch_on_confirm {
-                    self.touch(user, now);
-                }
-                if let Some(lent) = ctx.borrow.take() {
-                    if confirmed {
-                        lent.confirm();
-                    } else {
-                        // The password was wrong: give the seat back.
-                        self.counters.login_failed.fetch_add(1, Ordering::Relaxed);
-                        lent.give_back().await;
-                    }
-                }
-                return resp;
+        if let Some(lent) = ctx.borrow.take() {
+            // (A confirmed seat was kept by `bind_request_keys` above.)
+            if matches!(&upstream, Some(UpstreamUser::User(u)) if lent.user() == Some(u)) {
+                lent.confirm();
+            } else {
+                // The password was wrong: give the seat back.
+                self.counters.login_failed.fetch_add(1, Ordering::Relaxed);
+                lent.give_back().await;
             }
+            return resp;
         }
 
         // A user first learned from the response (SSO callback, token,
@@ -382,9 +375,6 @@ impl Hooks for Gate {
         let upstream = identity::upstream_user_of(fields.get(&X_AUSERNAME), ctx.user.as_ref());
         if let Some(UpstreamUser::User(u)) = &upstream {
             self.bind_request_keys(&ctx, u, ctx.now);
-            if ctx.touch_on_confirm && ctx.user.as_ref() == Some(u) {
-                self.touch(u, ctx.now);
-            }
         }
         None
     }
@@ -545,14 +535,19 @@ impl Gate {
         }
     }
 
-    /// Binds the request's session cookies and token to the user the
-    /// upstream named (the cookie that named that user already is), and
-    /// confirms that user's seat when they are the request's.
+    /// What the app naming `user` in its answer teaches, on both lanes: the
+    /// request's session cookies and token are bound to them (the cookie
+    /// that named them already is), and when they are the request's user,
+    /// their seat is confirmed and a deferred activity recorded.
     fn bind_request_keys(&self, ctx: &Ctx, user: &UserId, now: u64) {
         if ctx.user.as_ref() == Some(user) {
             // The app named the request's user: a seat lent to a claim in
-            // their name (by this request or a concurrent one) stays.
+            // their name (by this request or a concurrent one) stays, and
+            // an unconfirmed claim's activity counts now.
             self.confirm_seat(user);
+            if ctx.touch_on_confirm {
+                self.touch(user, now);
+            }
         }
         let fresh = ctx.named_by.filter(|_| ctx.user.as_ref() == Some(user));
         for (i, (kind, key)) in ctx.keys.iter().enumerate() {
