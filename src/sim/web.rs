@@ -12,10 +12,15 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS, NON_ALPHANUMERIC
 /// cut at its first `;` and trimmed, equals `application/x-www-form-urlencoded`
 /// ignoring case (`Request.parseParameters`).
 fn is_form_type(content_type: Option<&str>) -> bool {
+    is_media_type(content_type, "application/x-www-form-urlencoded")
+}
+
+/// Whether `content_type`, cut at its first `;` and trimmed, is `media`
+/// (ignoring case).
+fn is_media_type(content_type: Option<&str>, media: &str) -> bool {
     content_type.is_some_and(|ct| {
         let base = ct.find(';').map_or(ct, |i| &ct[..i]);
-        base.trim()
-            .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        base.trim().eq_ignore_ascii_case(media)
     })
 }
 
@@ -102,17 +107,12 @@ impl Req {
             .filter(|v| !v.is_empty())
     }
 
-    /// The body as `application/x-www-form-urlencoded` fields.
     /// The request's parameters as a servlet container reads them (what
-    /// `getParameter` sees): see [`servlet_parameters`].
+    /// `getParameter` sees): the query's, then a form body's (see
+    /// [`servlet_parameter`]).
     pub fn form(&self) -> Vec<(String, String)> {
-        let query: Vec<(String, String)> = self.query.clone();
-        let ct = self
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok());
-        let mut params = query;
-        if self.method == Method::POST && is_form_type(ct) {
+        let mut params = self.query.clone();
+        if self.method == Method::POST && is_form_type(self.content_type()) {
             params.extend(form_urlencoded::parse(&self.body).into_owned());
         }
         params
@@ -124,13 +124,13 @@ impl Req {
 
     /// Whether the body's media type (parameters off) is `media`.
     pub fn has_media_type(&self, media: &str) -> bool {
+        is_media_type(self.content_type(), media)
+    }
+
+    fn content_type(&self) -> Option<&str> {
         self.headers
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| {
-                let base = ct.find(';').map_or(ct, |i| &ct[..i]);
-                base.trim().eq_ignore_ascii_case(media)
-            })
     }
 
     /// The body as JSON, `None` when it is not.
