@@ -327,13 +327,7 @@ async fn confluence_without_x_ausername_binds_a_new_session_only_to_whom_the_app
         "power1's session must be power1's"
     );
     // A casual user's header-less login keeps its seat once whoami agrees.
-    let r = no_redirect()
-        .post(w.url("/dologin.action"))
-        .header("accept", "text/html")
-        .form(&[("os_username", "casual06"), ("os_password", "demo")])
-        .send()
-        .await
-        .unwrap();
+    let r = w.form_login("/dologin.action", "casual06", "demo").await;
     assert_eq!(r.status(), 302);
     settle(&w).await;
     assert!(w.holds("casual06"));
@@ -408,13 +402,7 @@ async fn repeated_logins_of_one_waiting_account_keep_one_form_in_memory() {
     let w = World::jira().await;
     fill(&w, &SEVEN).await;
     for _ in 0..50 {
-        let r = no_redirect()
-            .post(w.url("/login.jsp"))
-            .header("accept", "text/html")
-            .form(&[("os_username", "casual08"), ("os_password", "demo")])
-            .send()
-            .await
-            .unwrap();
+        let r = w.form_login("/login.jsp", "casual08", "demo").await;
         assert_eq!(r.status(), 303);
     }
     assert_eq!(w.gate.pending_login_count(), 1);

@@ -161,9 +161,21 @@ fn app_answer(a: Answer) -> Option<Response<Body>> {
     Some(r)
 }
 
+/// A client connection, not a trusted proxy's.
+fn conn() -> ConnInfo {
+    ConnInfo::new("127.0.0.1:40000".parse().unwrap(), false, false)
+}
+
+/// The app's answer naming `user`.
+fn named(user: &str) -> Response<Body> {
+    let mut r = Response::new(empty());
+    r.headers_mut().insert("x-ausername", user.parse().unwrap());
+    r
+}
+
 /// One exchange through the hooks, as either lane drives them.
 async fn exchange(g: &Gate, req: Request<Body>, answer: Answer) -> Option<Response<Body>> {
-    let conn = ConnInfo::new("127.0.0.1:40000".parse().unwrap(), false, false);
+    let conn = conn();
     match g.on_request(&conn, req).await {
         Err(own) => Some(own),
         Ok((_req, ctx)) => match app_answer(answer) {
@@ -259,7 +271,7 @@ proptest! {
 #[tokio::test]
 async fn a_seat_lent_to_a_login_the_app_refuses_a_licence_is_a_mismatch_and_goes_back() {
     let (g, _) = world().await;
-    let conn = ConnInfo::new("127.0.0.1:40000".parse().unwrap(), false, false);
+    let conn = conn();
     let (_, ctx) = g.on_request(&conn, login("c3", false)).await.unwrap();
     assert!(g.holds(&UserId::new("c3")), "a free seat is lent first");
     // The app logged in someone else without a licence (it read the request
@@ -281,14 +293,13 @@ async fn a_seat_lent_to_a_login_the_app_refuses_a_licence_is_a_mismatch_and_goes
 #[tokio::test]
 async fn a_seat_lent_to_a_claim_is_kept_when_the_app_names_that_user() {
     let (g, _) = world().await;
-    let conn = ConnInfo::new("127.0.0.1:40000".parse().unwrap(), false, false);
+    let conn = conn();
     let h = [("authorization", basic("c3", "right"))];
     let (_, ctx) = g
         .on_request(&conn, request("GET", "/rest/api/2/search", &h, empty()))
         .await
         .unwrap();
-    let mut r = Response::new(empty());
-    r.headers_mut().insert("x-ausername", "c3".parse().unwrap());
+    let r = named("c3");
     g.on_response(ctx, r).await;
     settle(&g).await;
     assert!(g.holds(&UserId::new("c3")));
@@ -298,7 +309,7 @@ async fn a_seat_lent_to_a_claim_is_kept_when_the_app_names_that_user() {
 #[tokio::test]
 async fn a_seat_its_users_session_confirms_outlives_a_failed_claim_in_their_name() {
     let (g, _) = world().await;
-    let conn = ConnInfo::new("127.0.0.1:40000".parse().unwrap(), false, false);
+    let conn = conn();
     let c3 = UserId::new("c3");
     g.sessions.bind(Kind::Session, "s-c3", &c3, 5_000_000);
     // A wrong-password claim borrows the free seat...
@@ -317,8 +328,7 @@ async fn a_seat_its_users_session_confirms_outlives_a_failed_claim_in_their_name
         .on_request(&conn, request("GET", "/browse/A-1", &h, empty()))
         .await
         .unwrap();
-    let mut r = Response::new(empty());
-    r.headers_mut().insert("x-ausername", "c3".parse().unwrap());
+    let r = named("c3");
     g.on_response(own, r).await;
     // The claim's exchange fails: c3 keeps the seat.
     drop(claim);
@@ -329,7 +339,7 @@ async fn a_seat_its_users_session_confirms_outlives_a_failed_claim_in_their_name
 #[tokio::test]
 async fn a_seat_its_users_own_login_confirms_outlives_a_failed_claim_in_their_name() {
     let (g, _) = world().await;
-    let conn = ConnInfo::new("127.0.0.1:40000".parse().unwrap(), false, false);
+    let conn = conn();
     let c3 = UserId::new("c3");
     // Mallory's wrong password borrows the free seat...
     let h = [("authorization", basic("c3", "wrong"))];
@@ -408,7 +418,7 @@ async fn a_lent_seat_the_directory_could_not_take_back_is_given_back_by_the_prun
     };
     let clock = Arc::new(crate::clock::ManualClock::new(5_000_000));
     let g = gate_with(dir, clock).await;
-    let conn = ConnInfo::new("127.0.0.1:40000".parse().unwrap(), false, false);
+    let conn = conn();
     let c3 = UserId::new("c3");
     let (_, claim) = g.on_request(&conn, login("c3", false)).await.unwrap();
     assert!(g.holds(&c3));

@@ -186,6 +186,18 @@ impl World {
             .unwrap()
     }
 
+    /// A browser's form login at `path` (Seraph's field names), redirects
+    /// not followed.
+    pub async fn form_login(&self, path: &str, user: &str, password: &str) -> reqwest::Response {
+        no_redirect()
+            .post(self.url(path))
+            .header("accept", "text/html")
+            .form(&[("os_username", user), ("os_password", password)])
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub fn in_use(&self) -> usize {
         self.gate.with_pool(|p| p.in_use())
     }
