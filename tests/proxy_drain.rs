@@ -16,14 +16,20 @@ async fn an_upload_in_flight_and_an_open_websocket_finish_after_the_drain_began(
     // Upstream: websockets echo; everything else counts the body it got.
     let ws = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let ws_addr = ws.local_addr().unwrap();
-    let up = upstream(move |req| async move {
-        let n = req
-            .into_body()
-            .collect()
-            .await
-            .map(|b| b.to_bytes().len())
-            .unwrap_or(0);
-        respond(http::StatusCode::OK, format!("got {n}"))
+    // Told when a request reaches the upstream (the upload is in flight).
+    let reached = std::sync::Arc::new(tokio::sync::Notify::new());
+    let told = reached.clone();
+    let up = upstream(move |req| {
+        told.notify_one();
+        async move {
+            let n = req
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes().len())
+                .unwrap_or(0);
+            respond(http::StatusCode::OK, format!("got {n}"))
+        }
     })
     .await;
     tokio::spawn(async move {
@@ -62,6 +68,10 @@ async fn an_upload_in_flight_and_an_open_websocket_finish_after_the_drain_began(
     sock.send(Message::text("before")).await.unwrap();
     let m = within("the echo", sock.next()).await.unwrap().unwrap();
     assert_eq!(m.into_text().unwrap().as_str(), "before");
+
+    // The upload is in flight through the proxy (not still on its way in:
+    // a connection that has sent nothing yet is closed by a drain).
+    within("the upload to reach the upstream", reached.notified()).await;
 
     // SIGTERM's drain begins on both.
     upload_proxy.begin_drain();
