@@ -6,7 +6,8 @@ mod directory_support;
 use directory_support::*;
 use iumgate::config::Secret;
 use iumgate::directory::{
-    Auth, ClientOptions, Directory, DirectoryError, JiraDirectory, LicenceInfo, Member, UserInfo,
+    Auth, ClientOptions, Directory, DirectoryError, ErrorStatus, JiraDirectory, LicenceInfo,
+    Member, UserInfo,
 };
 use iumgate::user::UserId;
 use serde_json::json;
@@ -284,11 +285,21 @@ async fn a_5xx_to_the_end_is_unavailable_with_the_status_and_without_the_secret(
     let fake = Fake::start(|_, _| reply(502, "bad gateway")).await;
     let err = jira(&fake, 2).add_to_group(&bob(), "g").await.unwrap_err();
     assert_eq!(fake.count(), 3, "one try and two retries");
-    let DirectoryError::Unavailable(msg) = &err else {
+    let DirectoryError::Unavailable {
+        operation,
+        detail: msg,
+        source: Some(cause),
+    } = &err
+    else {
         panic!("{err:?}")
     };
+    assert_eq!(*operation, "add user to group");
     assert!(msg.contains("502"), "{msg}");
     assert!(msg.contains("after 3 tries"), "{msg}");
+    // The last answer is the source, with its text.
+    let status = cause.get().downcast_ref::<ErrorStatus>();
+    let status = status.unwrap_or_else(|| panic!("{cause:?}"));
+    assert_eq!((status.status, status.body.as_str()), (502, "bad gateway"));
     assert!(err.is_retryable());
     assert!(!err.to_string().contains(PASSWORD));
 }
@@ -326,10 +337,18 @@ async fn a_hung_upstream_times_out_each_try_then_is_unavailable() {
     let j = JiraDirectory::new(&fake.url, basic(), o).unwrap();
     let started = Instant::now();
     let err = j.user(&bob()).await.unwrap_err();
-    let DirectoryError::Unavailable(msg) = &err else {
+    let DirectoryError::Unavailable {
+        operation,
+        detail: msg,
+        source: Some(cause),
+    } = &err
+    else {
         panic!("{err:?}")
     };
+    assert_eq!(*operation, "look up user");
     assert!(msg.contains("timed out"), "{msg}");
+    let reqwest = cause.get().downcast_ref::<reqwest::Error>();
+    assert!(reqwest.is_some_and(|e| e.is_timeout()), "{cause:?}");
     assert_eq!(fake.count(), 2, "the time-out is retried");
     // Far below the server's 30 s: the client gave up on its own.
     assert!(started.elapsed() < Duration::from_secs(20));
@@ -342,9 +361,21 @@ async fn a_refused_connection_is_unavailable() {
     drop(listener);
     let j = JiraDirectory::new(&url, basic(), opts(1)).unwrap();
     match j.licence("jira-software").await {
-        Err(DirectoryError::Unavailable(msg)) => {
+        Err(err @ DirectoryError::Unavailable { .. }) => {
+            let msg = err.to_string();
+            assert!(msg.contains("cannot read licence"), "{msg}");
             assert!(msg.contains("cannot connect"), "{msg}");
             assert!(msg.contains("after 2 tries"), "{msg}");
+            // The I/O error is in the chain, not flattened into the text.
+            let mut refused = false;
+            let mut src = std::error::Error::source(&err);
+            while let Some(e) = src {
+                refused |= e
+                    .downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused);
+                src = e.source();
+            }
+            assert!(refused, "{}", iumgate::proxy::error_chain(&err));
         }
         other => panic!("{other:?}"),
     }
@@ -480,7 +511,10 @@ async fn an_extra_ca_file_makes_an_internal_certificate_trusted() {
 
     let untrusted = JiraDirectory::new(&url, basic(), opts(0)).unwrap();
     let err = untrusted.licence("jira-software").await.unwrap_err();
-    assert!(matches!(err, DirectoryError::Unavailable(_)), "{err:?}");
+    assert!(matches!(err, DirectoryError::Unavailable { .. }), "{err:?}");
+    // The TLS verdict is in the source chain.
+    let chain = iumgate::proxy::error_chain(&err);
+    assert!(chain.contains("certificate"), "{chain}");
 
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca.pem");

@@ -40,14 +40,20 @@ struct Faulty {
 impl Directory for Faulty {
     async fn add_to_group(&self, user: &UserId, group: &str) -> Result<(), DirectoryError> {
         if self.f.fail_add_for.lock().unwrap().as_ref() == Some(user) {
-            return Err(DirectoryError::Unavailable("injected failure".into()));
+            return Err(DirectoryError::unavailable(
+                "add user to group",
+                "injected",
+                "injected failure",
+            ));
         }
         let stall = self.f.stall_add.lock().unwrap().clone();
         if let Some((tx, go)) = stall {
             let _ = tx.send(user.clone());
             go.notified().await;
-            return Err(DirectoryError::Unavailable(
-                "timed out after 10s (injected)".into(),
+            return Err(DirectoryError::unavailable(
+                "add user to group",
+                "timed out after 10s (injected)",
+                std::io::Error::from(std::io::ErrorKind::TimedOut),
             ));
         }
         self.inner.add_to_group(user, group).await

@@ -363,7 +363,7 @@ fn check_credentials(
                 );
                 return false;
             }
-            DirectoryError::Unavailable(_) => {
+            DirectoryError::Unavailable { .. } => {
                 r.push(
                     Finding::new("directory_credentials", Verdict::Error, e.to_string())
                         .fix("Check [directory] url and that the application's REST API is reachable from iumgate.")

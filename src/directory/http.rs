@@ -6,7 +6,7 @@
 //! the same state when repeated: a second add answers "already a member" (Ok),
 //! a second remove "not a member" (Ok).
 
-use super::{Auth, CallObserver, ClientOptions, DirectoryError};
+use super::{Auth, CallObserver, Cause, ClientOptions, DirectoryError, ErrorStatus};
 use base64::Engine as _;
 use bytes::Bytes;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
@@ -211,7 +211,14 @@ pub(crate) fn classify(ans: &Answer, asked: Asked<'_>) -> DirectoryError {
         403 | 400 if mentions_read_only(&msg) => DirectoryError::ReadOnly(msg),
         403 => DirectoryError::NotAdmin,
         404 => missing(ans, &msg, asked),
-        429 => DirectoryError::Unavailable(format!("{}: rate limited (429): {msg}", ans.call)),
+        429 => DirectoryError::Unavailable {
+            operation: super::op_name(""),
+            detail: format!("{}: rate limited (429)", ans.call),
+            source: Some(Cause::new(ErrorStatus {
+                status: 429,
+                body: msg,
+            })),
+        },
         _ => ans.unexpected(),
     }
 }
@@ -377,14 +384,18 @@ impl Transport {
         self.observer = observer;
     }
 
-    /// Runs one trait operation and tells the observer how it went.
+    /// Runs one trait operation and tells the observer how it went. An
+    /// `Unavailable` error gets the operation's name here ([`super::op_name`]).
     pub async fn observe<T>(
         &self,
         op: &'static str,
         fut: impl Future<Output = Result<T, DirectoryError>>,
     ) -> Result<T, DirectoryError> {
         let started = Instant::now();
-        let res = fut.await;
+        let mut res = fut.await;
+        if let Err(DirectoryError::Unavailable { operation, .. }) = &mut res {
+            *operation = super::op_name(op);
+        }
         if let Some(o) = &self.observer {
             let result = match &res {
                 Ok(_) => "ok",
@@ -412,7 +423,8 @@ impl Transport {
 
     /// Makes one call, retrying 5xx, time-outs and connection errors with a
     /// doubling back-off. Every other answer is returned as it came, for the
-    /// product's client to classify.
+    /// product's client to classify. The last failure becomes `Unavailable`,
+    /// kept as its source.
     pub async fn call(
         &self,
         method: Method,
@@ -429,7 +441,7 @@ impl Transport {
         loop {
             attempt += 1;
             let started = Instant::now();
-            let cause = match self.send(method.clone(), &url, body).await {
+            let (what, cause) = match self.send(method.clone(), &url, body).await {
                 Ok((status, bytes)) => {
                     tracing::debug!(
                         product = self.product,
@@ -446,26 +458,35 @@ impl Transport {
                             call,
                         });
                     }
-                    format!("HTTP {status}: {}", snippet(&bytes))
+                    let cause = ErrorStatus {
+                        status,
+                        body: snippet(&bytes),
+                    };
+                    (format!("answered {status}"), Cause::new(cause))
                 }
                 Err(e) => {
+                    let e = e.without_url();
                     tracing::debug!(
                         product = self.product,
                         method = %method,
                         path,
-                        error = %e,
+                        error = %crate::proxy::error_chain(&e),
                         ms = started.elapsed().as_millis() as u64,
                         "directory call failed"
                     );
-                    e
+                    (failure_kind(&e).to_string(), Cause::new(e))
                 }
             };
             if attempt >= tries {
-                return Err(DirectoryError::Unavailable(format!(
-                    "{} {call}: {cause} (after {attempt} tr{})",
-                    self.product,
-                    if attempt == 1 { "y" } else { "ies" }
-                )));
+                return Err(DirectoryError::Unavailable {
+                    operation: super::op_name(""),
+                    detail: format!(
+                        "{} {call}: {what} (after {attempt} tr{})",
+                        self.product,
+                        if attempt == 1 { "y" } else { "ies" }
+                    ),
+                    source: Some(cause),
+                });
             }
             let delay = self.backoff(attempt);
             tracing::warn!(
@@ -474,7 +495,8 @@ impl Transport {
                 attempt,
                 of = tries,
                 retry_in_ms = delay.as_millis() as u64,
-                cause = %cause,
+                failure = %what,
+                cause = %crate::proxy::error_chain(&cause),
                 "directory call failed, retrying"
             );
             tokio::time::sleep(delay).await;
@@ -482,20 +504,20 @@ impl Transport {
     }
 
     /// One HTTP exchange. `Err` is a transport failure (time-out, refused,
-    /// reset), described with its causes but without the URL.
+    /// reset, TLS).
     async fn send(
         &self,
         method: Method,
         url: &str,
         body: Option<&serde_json::Value>,
-    ) -> Result<(u16, Bytes), String> {
+    ) -> Result<(u16, Bytes), reqwest::Error> {
         let mut req = self.client.request(method, url);
         if let Some(b) = body {
             req = req.json(b);
         }
-        let resp = req.send().await.map_err(describe)?;
+        let resp = req.send().await?;
         let status = resp.status().as_u16();
-        let bytes = resp.bytes().await.map_err(describe)?;
+        let bytes = resp.bytes().await?;
         Ok((status, bytes))
     }
 
@@ -528,32 +550,23 @@ fn auth_kind_of(auth: &Auth) -> String {
     }
 }
 
-/// "timed out" / "connection refused (os error 111)" …: reqwest's own text
-/// hides the cause behind "error sending request".
-fn describe(e: reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
+/// The short word for a transport failure, for the error's one-line text;
+/// the causes underneath ("Connection refused (os error 111)", the TLS
+/// verdict) stay in its source chain.
+fn failure_kind(e: &reqwest::Error) -> &'static str {
+    if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {
         "cannot connect"
     } else {
         "transport error"
-    };
-    let e = e.without_url();
-    let mut parts = vec![kind.to_string()];
-    let mut src: Option<&dyn std::error::Error> = std::error::Error::source(&e);
-    while let Some(s) = src {
-        let t = s.to_string();
-        if !parts.iter().any(|p| p.contains(&t)) {
-            parts.push(t);
-        }
-        src = s.source();
     }
-    parts.join(": ")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Secret;
 
     fn answer(status: u16, body: &str) -> Answer {
         Answer {
@@ -622,6 +635,61 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_429_is_unavailable_with_the_answer_as_its_source() {
+        let e = classify(&answer(429, r#"{"message":"slow down"}"#), Asked::default());
+        assert!(e.is_retryable(), "{e:?}");
+        assert!(e.to_string().contains("GET /x: rate limited (429)"), "{e}");
+        let src = std::error::Error::source(&e).expect("a source");
+        assert_eq!(src.to_string(), "HTTP 429: slow down");
+    }
+
+    /// A refused connection keeps the I/O error underneath, and the error
+    /// names the operation and the call.
+    #[tokio::test]
+    async fn a_refused_connection_keeps_its_io_cause() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        drop(listener);
+        let opts = ClientOptions {
+            retries: 0,
+            ..ClientOptions::default()
+        };
+        let t = Transport::new("jira", &url, Auth::Bearer(Secret::new("t")), opts).unwrap();
+        let e = t
+            .observe(
+                "group_members",
+                t.call(Method::GET, "/rest/api/2/group/member?groupname=g", None),
+            )
+            .await
+            .err()
+            .expect("refused");
+        let text = e.to_string();
+        assert!(
+            text.starts_with("directory: unavailable: cannot list group members: "),
+            "{text}"
+        );
+        assert!(
+            text.contains("jira GET /rest/api/2/group/member: cannot connect (after 1 try)"),
+            "{text}"
+        );
+        let mut io = None;
+        let mut src = std::error::Error::source(&e);
+        assert!(src.is_some(), "{e:?}");
+        while let Some(s) = src {
+            io = io.or(s.downcast_ref::<std::io::Error>().map(|e| e.kind()));
+            src = s.source();
+        }
+        assert_eq!(
+            io,
+            Some(std::io::ErrorKind::ConnectionRefused),
+            "{}",
+            crate::proxy::error_chain(&e)
+        );
+        // Still a plain value: cloned and compared as before.
+        assert_eq!(e.clone(), e);
     }
 
     #[test]

@@ -105,16 +105,41 @@ pub enum DirectoryError {
     UserMissing(String),
     #[error("directory: the user directory is read-only ({0}): make it read/write, or \"Read Only, with Local Groups\"")]
     ReadOnly(String),
-    #[error("directory: unavailable: {0}")]
-    Unavailable(String),
+    /// The directory could not be asked: time-out, refused connection, TLS,
+    /// 5xx to the last retry, rate limited. `detail` says which call and how
+    /// it ended (for a log line read with `%e`); `source` keeps the error
+    /// underneath (a `reqwest::Error` with its I/O cause, or [`ErrorStatus`])
+    /// for [`crate::proxy::error_chain`] and for code that looks inside.
+    #[error("directory: unavailable: cannot {operation}: {detail}")]
+    Unavailable {
+        /// What iumgate was doing: "add user to group", "list group members", …
+        operation: &'static str,
+        detail: String,
+        #[source]
+        source: Option<Cause>,
+    },
     #[error("directory: unexpected answer {status}: {detail}")]
     Unexpected { status: u16, detail: String },
 }
 
 impl DirectoryError {
+    /// A [`DirectoryError::Unavailable`] for `operation` (see [`op_name`]),
+    /// with `cause` kept as its source.
+    pub fn unavailable(
+        operation: &'static str,
+        detail: impl Into<String>,
+        cause: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> DirectoryError {
+        DirectoryError::Unavailable {
+            operation,
+            detail: detail.into(),
+            source: Some(Cause::new(cause)),
+        }
+    }
+
     /// Worth another try later (5xx, time-out, connection refused).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, DirectoryError::Unavailable(_))
+        matches!(self, DirectoryError::Unavailable { .. })
     }
 
     /// A short, stable label for metrics.
@@ -125,10 +150,77 @@ impl DirectoryError {
             DirectoryError::GroupMissing(_) => "group_missing",
             DirectoryError::UserMissing(_) => "user_missing",
             DirectoryError::ReadOnly(_) => "read_only",
-            DirectoryError::Unavailable(_) => "unavailable",
+            DirectoryError::Unavailable { .. } => "unavailable",
             DirectoryError::Unexpected { .. } => "unexpected",
         }
     }
+}
+
+/// What each [`Directory`] operation is called in errors: `add_to_group` is
+/// "add user to group", and so on (the metrics' `op` label → words).
+pub fn op_name(op: &str) -> &'static str {
+    match op {
+        "add_to_group" => "add user to group",
+        "remove_from_group" => "remove user from group",
+        "group_members" => "list group members",
+        "user" => "look up user",
+        "licence" => "read licence",
+        _ => "call the admin REST API",
+    }
+}
+
+/// The error under [`DirectoryError::Unavailable`], shared so that the
+/// directory's errors stay `Clone`. It reads as the error it holds, and its
+/// `source()` is that error's source: the chain goes on unbroken.
+#[derive(Clone)]
+pub struct Cause(Arc<dyn std::error::Error + Send + Sync>);
+
+impl Cause {
+    pub fn new(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Cause {
+        Cause(Arc::from(e.into()))
+    }
+
+    /// The error itself, to downcast (`reqwest::Error`, [`ErrorStatus`], …).
+    pub fn get(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.0
+    }
+}
+
+impl fmt::Debug for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&*self.0, f)
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+/// Two causes are equal when they are the same error or read the same (for
+/// tests comparing whole results).
+impl PartialEq for Cause {
+    fn eq(&self, other: &Cause) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl Eq for Cause {}
+
+/// The directory's own answer as an error: the last 5xx of a call retried to
+/// the end, or a 429 (rate limited). `body` is the start of its text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("HTTP {status}: {body}")]
+pub struct ErrorStatus {
+    pub status: u16,
+    pub body: String,
 }
 
 /// Group operations and look-ups against the upstream's user directory.

@@ -196,7 +196,7 @@ impl Gate {
     }
 
     fn directory_failed(&self, what: &str, user: &UserId, e: &crate::directory::DirectoryError) {
-        tracing::warn!(user = %user, op = what, error = %e, "directory call failed; nothing granted");
+        tracing::warn!(user = %user, op = what, error = %crate::proxy::error_chain(e), "directory call failed; nothing granted");
         let fix = match e {
             crate::directory::DirectoryError::BadCredentials => {
                 "Fix [directory] username and password or token."
@@ -210,7 +210,7 @@ impl Gate {
             crate::directory::DirectoryError::ReadOnly(_) => {
                 "Make the user directory read/write, or \"Read Only, with Local Groups\"."
             }
-            crate::directory::DirectoryError::Unavailable(_) => {
+            crate::directory::DirectoryError::Unavailable { .. } => {
                 "Check that the application's REST API is reachable from iumgate."
             }
             _ => "See iumgate's log for the directory's answer.",

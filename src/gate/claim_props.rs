@@ -383,8 +383,10 @@ impl crate::directory::Directory for Flaky {
         group: &str,
     ) -> Result<(), crate::directory::DirectoryError> {
         if self.failing.load(Ordering::SeqCst) {
-            return Err(crate::directory::DirectoryError::Unavailable(
-                "test: the directory is down".into(),
+            return Err(crate::directory::DirectoryError::unavailable(
+                "remove user from group",
+                "test",
+                "the directory is down",
             ));
         }
         self.inner.remove_from_group(user, group).await

@@ -90,9 +90,12 @@ async fn remove_from_ium(
     if gate.holds(user) {
         // Through the gate, so its single-flight lock, counters and events see it.
         if !gate.release(user, ReleaseReason::Cleanup).await {
-            return Err(DirectoryError::Unavailable(format!(
-                "could not release the seat of `{user}` (see the log)"
-            )));
+            // The directory's own error was logged (and alerted) by the gate.
+            return Err(DirectoryError::Unavailable {
+                operation: "remove user from group",
+                detail: format!("could not release the seat of `{user}` (see the log)"),
+                source: None,
+            });
         }
         freed = true;
     } else if in_access {
