@@ -7,6 +7,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::directory::Directory;
 use crate::gate::{Gate, GateSettings};
+use crate::jobs::JobRuns;
 use crate::pool::PoolConfig;
 use crate::proxy::{self, server, tls::CertStore, Hooks, NoGate, Proxy};
 use std::net::SocketAddr;
@@ -80,6 +81,9 @@ pub struct Running {
     pub alerts: Arc<Alerts>,
     /// The scheduled jobs (tier check, cleanup, sync), when the gate is on.
     pub jobs: Option<Arc<crate::jobs::Housekeeping>>,
+    /// When each background job last ran: the jobs report, the admin
+    /// status page and metrics read.
+    pub job_runs: Arc<JobRuns>,
     /// Every metric `/metrics` shows.
     pub metrics: Arc<Metrics>,
     /// Re-reads the config file on SIGHUP (`set_source` tells it which).
@@ -209,6 +213,7 @@ pub async fn start_opts(cfg: Config, opts: Options) -> Result<Running, StartErro
     running.jobs = Some(crate::jobs::spawn_all(
         &cfg,
         gate.clone(),
+        running.job_runs.clone(),
         running.stop.clone(),
     ));
     running.state = crate::state::start(&cfg.state, gate, running.stop.clone());
@@ -251,9 +256,11 @@ pub async fn start_with<H: Hooks>(
         observer: metrics.clone(),
         tasks: tokio_util::task::TaskTracker::new(),
     });
+    let job_runs = Arc::new(JobRuns::default());
     let surface = AdminSurface {
         metrics: metrics.clone(),
         gate: gate.clone(),
+        job_runs: job_runs.clone(),
         alerts: alerts.clone(),
         health: health.clone(),
         auth: AdminAuth::new(admin_token),
@@ -297,6 +304,7 @@ pub async fn start_with<H: Hooks>(
         gate,
         alerts,
         jobs: None,
+        job_runs,
         metrics,
         reloader,
         stop,

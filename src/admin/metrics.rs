@@ -10,10 +10,10 @@
 //!   atomic counters are read at scrape time, so the gate does no metrics
 //!   work at all beyond its atomics.
 
-use super::runs::JobRun;
 use super::Health;
 use crate::directory::{CallObserver, Directory, DirectoryError, LicenceInfo, Member, UserInfo};
 use crate::gate::Gate;
+use crate::jobs::{JobRun, JobRuns};
 use crate::proxy::{Observer, UpstreamError};
 use crate::user::UserId;
 use async_trait::async_trait;
@@ -439,7 +439,7 @@ impl Metrics {
     }
 
     /// The text exposition of every metric, state read now.
-    pub fn render(&self, gate: Option<&Gate>, health: &Health) -> String {
+    pub fn render(&self, gate: Option<&Gate>, jobs: &JobRuns, health: &Health) -> String {
         let _one_scrape = match self.scrape.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
@@ -447,6 +447,9 @@ impl Metrics {
         self.ready.set(i64::from(health.is_ready()));
         if let Some(gate) = gate {
             self.read_gate(gate);
+        }
+        for (job, run) in jobs.list() {
+            self.export_job(job, &run);
         }
         let families = self.registry.gather();
         let mut out = Vec::new();
@@ -515,9 +518,6 @@ impl Metrics {
             if let Ok(g) = self.alert_active.get_metric_with_label_values(&[&a.key]) {
                 g.set(1);
             }
-        }
-        for (job, run) in gate.job_runs.list() {
-            self.export_job(job, &run);
         }
     }
 
@@ -673,7 +673,7 @@ mod tests {
         m.request_done(503, 0.5);
         m.request_done(42, 0.5); // nonsense status: counted as 1xx, not a panic
         m.upstream_error(UpstreamError::Timeout);
-        let text = m.render(None, &Health::default());
+        let text = m.render(None, &JobRuns::default(), &Health::default());
         let count = |c: &str| {
             sample(
                 &text,
@@ -700,7 +700,7 @@ mod tests {
         m.observe("add_to_group", "ok", 0.1);
         m.observe("add_to_group", "unavailable", 2.0);
         m.observe("something_new", "weird", 0.1);
-        let text = m.render(None, &Health::default());
+        let text = m.render(None, &JobRuns::default(), &Health::default());
         assert_eq!(
             sample(
                 &text,
@@ -748,7 +748,7 @@ mod tests {
         let m = Metrics::new().unwrap();
         m.config_loaded(true, 10_000);
         m.config_loaded(false, 20_000);
-        let text = m.render(None, &Health::default());
+        let text = m.render(None, &JobRuns::default(), &Health::default());
         assert_eq!(sample(&text, "iumgate_config_reload_success"), Some(0.0));
         assert_eq!(
             sample(&text, "iumgate_config_reload_success_timestamp_seconds"),

@@ -5,15 +5,14 @@
 pub mod auth;
 pub mod metrics;
 pub mod reload;
-pub mod runs;
 pub mod status;
 
 pub use metrics::Metrics;
 pub use reload::{ReloadReport, Reloader};
-pub use runs::JobRuns;
 
 use crate::alerts::Alerts;
 use crate::gate::Gate;
+use crate::jobs::JobRuns;
 use crate::proxy::body::{full, Body};
 use async_trait::async_trait;
 use auth::{Access, AdminAuth};
@@ -84,6 +83,8 @@ pub async fn route(
 pub struct AdminSurface {
     pub metrics: Arc<Metrics>,
     pub gate: Option<Arc<Gate>>,
+    /// The background jobs' runs (the jobs report, the pages read).
+    pub job_runs: Arc<JobRuns>,
     pub alerts: Arc<Alerts>,
     pub health: Arc<Health>,
     pub auth: AdminAuth,
@@ -95,6 +96,7 @@ impl AdminSurface {
     fn status_now(&self) -> status::Status {
         status::collect(
             self.gate.as_deref(),
+            &self.job_runs,
             &self.alerts,
             self.health.is_ready(),
             self.metrics.config_loaded_at_ms(),
@@ -159,7 +161,9 @@ impl AdminPages for AdminSurface {
                 if self.metrics_need_token && access != Access::Allowed {
                     return unauthorized();
                 }
-                let body = self.metrics.render(self.gate.as_deref(), &self.health);
+                let body = self
+                    .metrics
+                    .render(self.gate.as_deref(), &self.job_runs, &self.health);
                 let mut r = Response::new(full(body));
                 r.headers_mut().insert(
                     header::CONTENT_TYPE,

@@ -3,9 +3,9 @@
 //! the licence arithmetic, alerts with their fixes, job runs, recent grants
 //! and evictions. Behind the admin token.
 
-use super::runs::JobRun;
 use crate::alerts::{Alert, Alerts};
 use crate::gate::{Event, Gate};
+use crate::jobs::{JobRun, JobRuns};
 use crate::pages::escape;
 use crate::user::UserId;
 use serde::Serialize;
@@ -93,7 +93,13 @@ pub struct Settings {
 
 /// Collects the status now. `alerts` is passed separately: a plain proxy
 /// has alerts but no gate.
-pub fn collect(gate: Option<&Gate>, alerts: &Alerts, ready: bool, config_loaded_ms: u64) -> Status {
+pub fn collect(
+    gate: Option<&Gate>,
+    job_runs: &JobRuns,
+    alerts: &Alerts,
+    ready: bool,
+    config_loaded_ms: u64,
+) -> Status {
     let mut st = Status {
         version: env!("CARGO_PKG_VERSION"),
         now_ms: 0,
@@ -104,7 +110,11 @@ pub fn collect(gate: Option<&Gate>, alerts: &Alerts, ready: bool, config_loaded_
         holders: Vec::new(),
         queue: Vec::new(),
         alerts: alerts.list(),
-        jobs: Vec::new(),
+        jobs: job_runs
+            .list()
+            .into_iter()
+            .map(|(job, run)| Job { job, run })
+            .collect(),
         recent: Vec::new(),
         sessions: Sessions::default(),
         settings: Settings::default(),
@@ -159,12 +169,6 @@ pub fn collect(gate: Option<&Gate>, alerts: &Alerts, ready: bool, config_loaded_
             since_ms: w.since,
             last_poll_ms: w.last_poll,
         })
-        .collect();
-    st.jobs = gate
-        .job_runs
-        .list()
-        .into_iter()
-        .map(|(job, run)| Job { job, run })
         .collect();
     let events = gate.recent_events();
     st.recent = events.into_iter().rev().take(RECENT).collect();
@@ -402,7 +406,7 @@ mod tests {
     fn user_names_are_escaped_on_the_page() {
         let alerts = Alerts::default();
         alerts.raise("x", "<b>bold</b>", "fix <it>", 1);
-        let mut st = collect(None, &alerts, true, 0);
+        let mut st = collect(None, &JobRuns::default(), &alerts, true, 0);
         st.holders.push(Holder {
             user: UserId::new("<script>alert(1)</script>"),
             since_ms: 0,

@@ -235,8 +235,6 @@ pub struct Gate {
     pub directory: Arc<dyn Directory>,
     pub alerts: Arc<Alerts>,
     pub counters: Counters,
-    /// Last runs of the background jobs (they report here; status reads).
-    pub job_runs: crate::admin::runs::JobRuns,
     pool: Mutex<Pool>,
     seats: Arc<SeatMap>,
     /// Seats reserved whose directory grant has not finished yet.
@@ -299,7 +297,6 @@ impl Gate {
             directory,
             alerts,
             counters: Counters::default(),
-            job_runs: crate::admin::runs::JobRuns::default(),
             pool: Mutex::new(pool),
             seats,
             pending: DashSet::default(),

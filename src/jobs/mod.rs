@@ -7,10 +7,12 @@
 //! second. Tests move a manual clock to "02:00" and call `tick` themselves.
 
 mod cleanup;
+pub mod runs;
 pub mod schedule;
 mod tier;
 
 pub use cleanup::{cleanup, CleanupReport};
+pub use runs::{JobRun, JobRuns};
 pub use tier::{run_checks, tier_check, TierReport};
 
 use crate::alerts::{WebhookOptions, WebhookSink};
@@ -23,9 +25,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// Starts every job; they stop with `stop`. The returned handle lets the
-/// status API read the last reports and tests drive the schedule.
-pub fn spawn_all(cfg: &Config, gate: Arc<Gate>, stop: CancellationToken) -> Arc<Housekeeping> {
+/// Starts every job; they stop with `stop`. The periodic ones report their
+/// runs to `runs`. The returned handle lets the status API read the last
+/// reports and tests drive the schedule.
+pub fn spawn_all(
+    cfg: &Config,
+    gate: Arc<Gate>,
+    runs: Arc<JobRuns>,
+    stop: CancellationToken,
+) -> Arc<Housekeeping> {
     if let Some(url) = &cfg.alerts.webhook_url {
         match WebhookSink::spawn(url, WebhookOptions::default()) {
             Ok(sink) => gate.alerts.set_sink(sink),
@@ -34,11 +42,13 @@ pub fn spawn_all(cfg: &Config, gate: Arc<Gate>, stop: CancellationToken) -> Arc<
     }
     tokio::spawn(reconcile_loop(
         gate.clone(),
+        runs.clone(),
         cfg.jobs.reconcile_every.get(),
         stop.clone(),
     ));
     tokio::spawn(prune_loop(
         gate.clone(),
+        runs,
         Duration::from_secs(5),
         stop.clone(),
     ));
@@ -49,20 +59,25 @@ pub fn spawn_all(cfg: &Config, gate: Arc<Gate>, stop: CancellationToken) -> Arc<
 
 /// Reconciles at start and every `every`. A failed pass is retried with a
 /// growing back-off (1 s, 2 s, 4 s … up to `every`) and raises an alert.
-async fn reconcile_loop(gate: Arc<Gate>, every: Duration, stop: CancellationToken) {
+async fn reconcile_loop(
+    gate: Arc<Gate>,
+    runs: Arc<JobRuns>,
+    every: Duration,
+    stop: CancellationToken,
+) {
     let mut backoff = Duration::from_secs(1);
-    gate.job_runs.register("reconcile", every.as_secs());
+    runs.register("reconcile", every.as_secs());
     loop {
-        gate.job_runs.started("reconcile", gate.now());
+        runs.started("reconcile", gate.now());
         let wait = match gate.reconcile().await {
             Ok(_) => {
-                gate.job_runs.succeeded("reconcile", gate.now());
+                runs.succeeded("reconcile", gate.now());
                 gate.alerts.resolve("reconcile_failed");
                 backoff = Duration::from_secs(1);
                 every
             }
             Err(e) => {
-                gate.job_runs.failed("reconcile", gate.now(), e.to_string());
+                runs.failed("reconcile", gate.now(), e.to_string());
                 gate.alerts.raise(
                     "reconcile_failed",
                     format!("Cannot read the IUM groups from the directory: {e}"),
@@ -83,15 +98,15 @@ async fn reconcile_loop(gate: Arc<Gate>, every: Duration, stop: CancellationToke
 
 /// Drops abandoned waiters, sessions past their time to live and expired
 /// anonymous sessions ([`prune`]), every `every`.
-async fn prune_loop(gate: Arc<Gate>, every: Duration, stop: CancellationToken) {
-    gate.job_runs.register("prune", every.as_secs());
+async fn prune_loop(gate: Arc<Gate>, runs: Arc<JobRuns>, every: Duration, stop: CancellationToken) {
+    runs.register("prune", every.as_secs());
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(every) => {}
         }
         let now = gate.now();
-        gate.job_runs.started("prune", now);
+        runs.started("prune", now);
         prune(&gate, now);
         let out = gate.retry_give_backs().await;
         if out > 0 {
@@ -100,7 +115,7 @@ async fn prune_loop(gate: Arc<Gate>, every: Duration, stop: CancellationToken) {
                 "lent seats could not be given back yet (the directory failed); retrying"
             );
         }
-        gate.job_runs.succeeded("prune", now);
+        runs.succeeded("prune", now);
     }
 }
 

@@ -2,8 +2,8 @@
 //! page and exported as `iumgate_job_last_success_timestamp_seconds`, so an
 //! alert can fire when a job has not succeeded on time.
 //!
-//! Jobs report through `gate.job_runs` (every job holds the gate); the admin
-//! room only reads.
+//! The board is made by the wiring (`app`) and shared by `Arc`: the jobs
+//! report to it, the admin status page and metrics only read it.
 
 use serde::Serialize;
 use std::collections::BTreeMap;
