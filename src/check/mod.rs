@@ -232,7 +232,7 @@ pub async fn run(cfg: &Config, directory: &dyn Directory) -> Report {
 
 /// The nightly cleanup needs a time zone iumgate understands.
 fn check_schedule(r: &mut Report, cfg: &Config) {
-    let tz = crate::jobs::schedule::parse_timezone(cfg.jobs.timezone.as_deref());
+    let tz = crate::config::parse_timezone(cfg.jobs.timezone.as_deref());
     let f = match tz {
         Ok(tz) => Finding::new(
             "cleanup_schedule",

@@ -140,3 +140,26 @@ fn timezone_is_checked_at_load() {
     assert_eq!(e[0].key, "jobs.timezone");
     assert_eq!(e[0].line, Some(7));
 }
+
+#[test]
+fn fixed_offsets_and_names_parse() {
+    let plus1 = parse_timezone(Some("+01:00")).unwrap();
+    assert_eq!(plus1.to_fixed_offset().unwrap().seconds(), 3600);
+    let minus = parse_timezone(Some("-05:30")).unwrap();
+    assert_eq!(
+        minus.to_fixed_offset().unwrap().seconds(),
+        -(5 * 3600 + 30 * 60)
+    );
+    assert_eq!(
+        parse_timezone(Some("+02"))
+            .unwrap()
+            .to_fixed_offset()
+            .unwrap()
+            .seconds(),
+        7200
+    );
+    assert!(parse_timezone(Some("UTC")).is_ok());
+    assert!(parse_timezone(Some("+25:00")).is_err());
+    assert!(parse_timezone(Some("Mars/Olympus")).is_err());
+    assert!(parse_timezone(None).is_ok());
+}

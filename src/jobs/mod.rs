@@ -17,7 +17,7 @@ pub use tier::{run_checks, tier_check, TierReport};
 
 use crate::alerts::{WebhookOptions, WebhookSink};
 use crate::check;
-use crate::config::{parse_hh_mm, Config};
+use crate::config::{parse_hh_mm, parse_timezone, Config};
 use crate::gate::Gate;
 use schedule::Daily;
 use serde::Serialize;
@@ -188,7 +188,7 @@ pub struct Housekeeping {
 impl Housekeeping {
     pub fn new(cfg: &Config, gate: Arc<Gate>) -> Housekeeping {
         let daily = parse_hh_mm(&cfg.jobs.cleanup_at).and_then(|(h, m)| {
-            let tz = schedule::parse_timezone(cfg.jobs.timezone.as_deref())?;
+            let tz = parse_timezone(cfg.jobs.timezone.as_deref())?;
             Daily::new(h, m, tz)
         });
         let daily = match daily {

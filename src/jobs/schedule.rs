@@ -4,8 +4,6 @@
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 
-pub use crate::config::parse_timezone;
-
 /// A job that runs once a day at a local time of day.
 #[derive(Debug, Clone)]
 pub struct Daily {
@@ -65,34 +63,12 @@ pub fn every_due(last_ms: u64, every_ms: u64, now_ms: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::parse_timezone;
 
     // 2025-01-15T00:00:00Z
     const DAY0: u64 = 1_736_899_200_000;
     const H: u64 = 3_600_000;
     const M: u64 = 60_000;
-
-    #[test]
-    fn fixed_offsets_and_names_parse() {
-        let plus1 = parse_timezone(Some("+01:00")).unwrap();
-        assert_eq!(plus1.to_fixed_offset().unwrap().seconds(), 3600);
-        let minus = parse_timezone(Some("-05:30")).unwrap();
-        assert_eq!(
-            minus.to_fixed_offset().unwrap().seconds(),
-            -(5 * 3600 + 30 * 60)
-        );
-        assert_eq!(
-            parse_timezone(Some("+02"))
-                .unwrap()
-                .to_fixed_offset()
-                .unwrap()
-                .seconds(),
-            7200
-        );
-        assert!(parse_timezone(Some("UTC")).is_ok());
-        assert!(parse_timezone(Some("+25:00")).is_err());
-        assert!(parse_timezone(Some("Mars/Olympus")).is_err());
-        assert!(parse_timezone(None).is_ok());
-    }
 
     #[test]
     fn two_in_the_morning_is_local_time() {
