@@ -3,20 +3,12 @@
 //! itself as soon as a seat frees (and, without JavaScript, by the page's
 //! meta refresh doing the same).
 
-use super::{local_path, Class, Gate, Outcome};
-use crate::pages::{self, wait::WaitView, Lang};
+use super::{Class, Gate, Outcome};
+use crate::pages::wait::{QueueState, WaitView};
+use crate::pages::{self, local_path, Lang};
 use crate::pool::Mode;
 use crate::proxy::body::Body;
 use http::{Request, Response, StatusCode};
-
-/// The state a poll reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum QueueState {
-    Admitted,
-    Waiting { position: usize, eta_s: Option<u64> },
-    Unavailable,
-    Unknown,
-}
 
 impl Gate {
     pub(crate) async fn waitroom(&self, req: Request<Body>) -> Response<Body> {

@@ -140,6 +140,16 @@ pub fn json_str(s: &str) -> String {
     out
 }
 
+/// A local path safe to redirect to: `/…`, never `//host` or a scheme.
+pub fn local_path(to: &str) -> Option<&str> {
+    let ok = to.starts_with('/')
+        && !to.starts_with("//")
+        && !to.starts_with("/\\")
+        && !to.chars().any(|c| c.is_control() || c == '\\')
+        && to.len() <= 2048;
+    ok.then_some(to)
+}
+
 /// German or English, by `Accept-Language` (first match wins).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lang {
@@ -243,6 +253,16 @@ pub fn error(status: StatusCode, req_headers: &HeaderMap, cause: &str) -> Respon
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_local_paths_are_redirect_targets() {
+        assert_eq!(local_path("/browse/ABC-1?x=1"), Some("/browse/ABC-1?x=1"));
+        assert_eq!(local_path("//evil.example.com/"), None);
+        assert_eq!(local_path("https://evil.example.com/"), None);
+        assert_eq!(local_path("/\\evil.example.com"), None);
+        assert_eq!(local_path("/a\r\nSet-Cookie: x"), None);
+        assert_eq!(local_path("evil"), None);
+    }
 
     #[test]
     fn json_strings_cannot_close_a_script() {

@@ -2,8 +2,16 @@
 //! English or German; it polls by itself and moves on once admitted. Without
 //! JavaScript a meta refresh reloads it (each load is a poll too).
 
-use super::{escape, html_page, json_str, Lang};
-use crate::gate::QueueState;
+use super::{escape, html_page, json_str, local_path, Lang};
+
+/// Where a waiter stands, as a poll of the queue reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueState {
+    Admitted,
+    Waiting { position: usize, eta_s: Option<u64> },
+    Unavailable,
+    Unknown,
+}
 
 pub struct WaitView<'a> {
     pub lang: Lang,
@@ -160,7 +168,7 @@ pub fn render(v: &WaitView<'_>) -> String {
 
 /// Shown instead of a page when a grant failed (directory unavailable).
 pub fn unavailable_page(lang: Lang, retry_s: u64, to: &str) -> String {
-    let to = crate::gate::local_path(to).unwrap_or("/");
+    let to = local_path(to).unwrap_or("/");
     render(&WaitView {
         lang,
         state: &QueueState::Unavailable,
