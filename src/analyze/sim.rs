@@ -13,7 +13,7 @@
 //! last touch is the real last activity.
 //!
 //! A user who gets `Wait` sits on the waiting page, which polls every `retry_every`; each poll is
-//! an admission attempt (as in `gate/waitroom.rs`). Polls are aligned to a global
+//! an admission attempt (as in `gate/waiting/mod.rs`). Polls are aligned to a global
 //! `retry_every` grid, and rounds in which nothing can have changed are skipped: a poll that
 //! waits changes nothing, so the next one that can succeed is the first grid point after a seat
 //! is freed or the longest-idle holder reaches `min_idle`. Waiters poll until they are let in,

@@ -15,14 +15,15 @@ mod admit;
 mod claim;
 mod hooks;
 mod reconcile;
-mod resume;
-mod waitroom;
+mod waiting;
 
 pub use admit::Outcome;
 pub use claim::{Borrow, Rights, Standing};
 pub use reconcile::ReconcileReport;
-// For hooks.rs (`super::local_path`) until it names the new home itself.
+// For hooks.rs (`super::local_path`, `super::resume::…`) until it names
+// the new homes itself.
 use crate::pages::local_path;
+use waiting::resume;
 
 use crate::alerts::Alerts;
 use crate::clock::Clock;

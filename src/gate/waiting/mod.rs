@@ -1,7 +1,10 @@
 //! `/iumgate/…`: the waiting room. The page polls `/iumgate/api/queue`; each
 //! poll is also an admission attempt, so a waiter is let in by the page
 //! itself as soon as a seat frees (and, without JavaScript, by the page's
-//! meta refresh doing the same).
+//! meta refresh doing the same). A login that had to wait is repeated once
+//! its seat is there ([`resume`], `/iumgate/resume`).
+
+pub(super) mod resume;
 
 use super::{Class, Gate, Outcome};
 use crate::pages::wait::{QueueState, WaitView};

@@ -5,7 +5,8 @@
 //! login. The form is kept in memory only (never logged, never in the
 //! snapshot), for at most `abandon_after`, and overwritten when dropped.
 
-use super::Gate;
+use super::redirect;
+use crate::gate::Gate;
 use crate::identity::{self, Kind, UpstreamUser};
 use crate::proxy::body::{full, Body};
 use crate::user::UserId;
@@ -173,10 +174,6 @@ impl Gate {
 
 fn wait_key(gate: &Gate, headers: &HeaderMap) -> Option<identity::SessionKey> {
     identity::cookies(headers)
-        .find(|(n, _)| *n == super::hooks::WAIT_COOKIE)
+        .find(|(n, _)| *n == crate::gate::hooks::WAIT_COOKIE)
         .map(|(_, v)| gate.sessions.hash(Kind::Wait, v))
-}
-
-fn redirect(to: &str) -> Response<Body> {
-    crate::pages::Own::redirect(StatusCode::SEE_OTHER, to).build()
 }
