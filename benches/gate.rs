@@ -2,21 +2,18 @@
 //!
 //! - `identity/*`: cookie parse + keyed hash + session look-up among 1,000,000 sessions,
 //!   login body parse (form and JSON);
-//! - `gate/holder_on_request`: the gate's whole per-request decision for a seat holder
-//!   (identify → class → seat check → activity touch), as the proxy calls it;
-//! - `gate/holder_on_response`: learning from the upstream's answer (`X-AUSERNAME`);
+//! - `gate/holder_decide`: the gate's whole per-request decision for a seat holder
+//!   (identify → class → seat check → activity touch), as both lanes call it;
+//! - `gate/holder_learn`: learning from the upstream's answer head (`X-AUSERNAME`);
 //! - `proxy/header_ops`: the proxy's own header fix-ups per request.
 //!
 //! `cargo bench --bench gate -- --warm-up-time 1 --measurement-time 3`
 
-use std::future::Future;
 use std::hint::black_box;
-use std::pin::pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use http::{header, HeaderMap, HeaderValue, Request, Response};
+use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
 use iumgate::alerts::Alerts;
 use iumgate::clock::ManualClock;
 use iumgate::directory::Fixed;
@@ -25,7 +22,7 @@ use iumgate::identity::{self, Kind, Sessions};
 use iumgate::pool::PoolConfig;
 use iumgate::product::{Product, JIRA};
 use iumgate::proxy::body::empty;
-use iumgate::proxy::{headers, ConnInfo, Hooks};
+use iumgate::proxy::{headers, ConnInfo, Decision, Hooks, Learned};
 use iumgate::user::UserId;
 
 const USERS: usize = 100_000;
@@ -148,15 +145,6 @@ fn world() -> Fixed {
         .group("jira-software-users", names("p", POWER))
 }
 
-/// Polls a future that must finish without waiting (a holder's request never waits).
-fn ready<F: Future>(f: F) -> F::Output {
-    let mut f = pin!(f);
-    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(v) => v,
-        Poll::Pending => panic!("a holder's request had to wait"),
-    }
-}
-
 fn gate_benches(c: &mut Criterion) {
     let cfg = iumgate::demo::demo_config(
         Product::Jira,
@@ -210,19 +198,23 @@ fn gate_benches(c: &mut Criterion) {
         *r.headers_mut() = holder_reqs[*j].clone();
         r
     };
-    c.bench_function("gate/holder_on_request", |b| {
+    let decide = |req: &Request<_>| gate.decide(&conn, req.method(), req.uri(), req.headers());
+    c.bench_function("gate/holder_decide", |b| {
         b.iter_batched(
             || request(&mut j),
-            |req| match ready(gate.on_request(&conn, req)) {
-                // Returned, so that dropping the request is not timed.
-                Ok(passed) => passed,
-                Err(resp) => panic!("a holder must pass, got {}", resp.status()),
+            |req| match decide(&req) {
+                // Returned, so that dropping them is not timed.
+                Decision::Forward(ctx) => (req, ctx),
+                Decision::Continue(_) => panic!("a holder must pass from the head"),
             },
             BatchSize::SmallInput,
         )
     });
-    let make_ctx = |j: &mut usize| ready(gate.on_request(&conn, request(j))).unwrap().1;
-    c.bench_function("gate/holder_on_response", |b| {
+    let make_ctx = |j: &mut usize| match decide(&request(j)) {
+        Decision::Forward(ctx) => ctx,
+        Decision::Continue(_) => panic!("a holder must pass from the head"),
+    };
+    c.bench_function("gate/holder_learn", |b| {
         b.iter_batched(
             || {
                 let ctx = make_ctx(&mut j);
@@ -235,7 +227,10 @@ fn gate_benches(c: &mut Criterion) {
                 );
                 (ctx, resp)
             },
-            |(ctx, resp)| ready(gate.on_response(ctx, resp)),
+            |(ctx, resp)| match gate.learn(ctx, StatusCode::OK, resp.headers()) {
+                Learned::Done => resp,
+                Learned::Edit(_) => panic!("a holder's plain answer is learned from its head"),
+            },
             BatchSize::SmallInput,
         )
     });

@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
             h.append(names[i % names.len()].clone(), v);
         }
     }
-    if let Some(UpstreamUser::User(u)) = upstream_user(&h) {
+    if let Some(UpstreamUser::User(u)) = upstream_user(&h, None) {
         assert!(valid_username(u.as_str()));
         assert!(!u.as_str().eq_ignore_ascii_case("anonymous"));
     }

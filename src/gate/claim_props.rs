@@ -4,11 +4,11 @@
 //! when they were last active, or puts anyone in the queue. And the cases
 //! around it: a lent seat is kept only when the app confirms that very user.
 
-use super::shortcut_tests::gate_with;
+use super::lane_tests::gate_with;
 use super::*;
 use crate::identity::Kind;
-use crate::proxy::body::{empty, full, Body};
-use crate::proxy::{ConnInfo, Hooks};
+use crate::proxy::ConnInfo;
+use crate::wire::body::{empty, full, Body};
 use base64::Engine;
 use http::{Method, Request, Response};
 use proptest::prelude::*;
@@ -176,10 +176,10 @@ fn named(user: &str) -> Response<Body> {
 /// One exchange through the hooks, as either lane drives them.
 async fn exchange(g: &Gate, req: Request<Body>, answer: Answer) -> Option<Response<Body>> {
     let conn = conn();
-    match g.on_request(&conn, req).await {
+    match g.through_request(&conn, req).await {
         Err(own) => Some(own),
         Ok((_req, ctx)) => match app_answer(answer) {
-            Some(resp) => Some(g.on_response(ctx, resp).await),
+            Some(resp) => Some(g.through_answer(ctx, resp).await),
             // The lane drops the context unanswered.
             None => {
                 drop(ctx);
@@ -272,7 +272,7 @@ proptest! {
 async fn a_seat_lent_to_a_login_the_app_refuses_a_licence_is_a_mismatch_and_goes_back() {
     let (g, _) = world().await;
     let conn = conn();
-    let (_, ctx) = g.on_request(&conn, login("c3", false)).await.unwrap();
+    let (_, ctx) = g.through_request(&conn, login("c3", false)).await.unwrap();
     assert!(g.holds(&UserId::new("c3")), "a free seat is lent first");
     // The app logged in someone else without a licence (it read the request
     // differently): its verdict is about them, not c3.
@@ -283,7 +283,7 @@ async fn a_seat_lent_to_a_login_the_app_refuses_a_licence_is_a_mismatch_and_goes
     );
     r.headers_mut()
         .insert("x-ausername", "anonymous".parse().unwrap());
-    let resp = g.on_response(ctx, r).await;
+    let resp = g.through_answer(ctx, r).await;
     assert_ne!(resp.status(), http::StatusCode::TEMPORARY_REDIRECT);
     assert!(!g.holds(&UserId::new("c3")), "the lent seat went back");
     assert_eq!(g.counters.release_rollback.load(Ordering::Relaxed), 1);
@@ -296,11 +296,11 @@ async fn a_seat_lent_to_a_claim_is_kept_when_the_app_names_that_user() {
     let conn = conn();
     let h = [("authorization", basic("c3", "right"))];
     let (_, ctx) = g
-        .on_request(&conn, request("GET", "/rest/api/2/search", &h, empty()))
+        .through_request(&conn, request("GET", "/rest/api/2/search", &h, empty()))
         .await
         .unwrap();
     let r = named("c3");
-    g.on_response(ctx, r).await;
+    g.through_answer(ctx, r).await;
     settle(&g).await;
     assert!(g.holds(&UserId::new("c3")));
     assert_eq!(g.borrowed_seats(), 0);
@@ -315,7 +315,7 @@ async fn a_seat_its_users_session_confirms_outlives_a_failed_claim_in_their_name
     // A wrong-password claim borrows the free seat...
     let h = [("authorization", basic("c3", "wrong"))];
     let (_, claim) = g
-        .on_request(&conn, request("GET", "/rest/api/2/search", &h, empty()))
+        .through_request(&conn, request("GET", "/rest/api/2/search", &h, empty()))
         .await
         .unwrap();
     assert!(g.holds(&c3));
@@ -325,11 +325,11 @@ async fn a_seat_its_users_session_confirms_outlives_a_failed_claim_in_their_name
         ("accept", "text/html".into()),
     ];
     let (_, own) = g
-        .on_request(&conn, request("GET", "/browse/A-1", &h, empty()))
+        .through_request(&conn, request("GET", "/browse/A-1", &h, empty()))
         .await
         .unwrap();
     let r = named("c3");
-    g.on_response(own, r).await;
+    g.through_answer(own, r).await;
     // The claim's exchange fails: c3 keeps the seat.
     drop(claim);
     settle(&g).await;
@@ -344,17 +344,17 @@ async fn a_seat_its_users_own_login_confirms_outlives_a_failed_claim_in_their_na
     // Mallory's wrong password borrows the free seat...
     let h = [("authorization", basic("c3", "wrong"))];
     let (_, claim) = g
-        .on_request(&conn, request("GET", "/rest/api/2/search", &h, empty()))
+        .through_request(&conn, request("GET", "/rest/api/2/search", &h, empty()))
         .await
         .unwrap();
     assert!(g.holds(&c3));
     // ...while c3 logs in with the right one (nothing more to lend).
-    let (_, login_ctx) = g.on_request(&conn, login("c3", false)).await.unwrap();
+    let (_, login_ctx) = g.through_request(&conn, login("c3", false)).await.unwrap();
     let mut r = Response::new(empty());
     r.headers_mut()
         .insert("x-seraph-loginreason", "OK".parse().unwrap());
     r.headers_mut().insert("x-ausername", "c3".parse().unwrap());
-    g.on_response(login_ctx, r).await;
+    g.through_answer(login_ctx, r).await;
     // Mallory's exchange fails: c3 keeps the seat they logged in with.
     drop(claim);
     settle(&g).await;
@@ -422,11 +422,11 @@ async fn a_lent_seat_the_directory_could_not_take_back_is_given_back_by_the_prun
     let g = gate_with(dir, clock).await;
     let conn = conn();
     let c3 = UserId::new("c3");
-    let (_, claim) = g.on_request(&conn, login("c3", false)).await.unwrap();
+    let (_, claim) = g.through_request(&conn, login("c3", false)).await.unwrap();
     assert!(g.holds(&c3));
     // The password was wrong, and the directory is down as the seat goes back.
     failing.store(true, Ordering::SeqCst);
-    g.on_response(claim, app_answer(Answer::Refused).unwrap())
+    g.through_answer(claim, app_answer(Answer::Refused).unwrap())
         .await;
     assert!(g.holds(&c3), "the directory refused: the seat is still out");
     assert_eq!(g.borrowed_seats(), 1, "and still counted as lent");

@@ -5,11 +5,10 @@ use super::{local_path, Borrow, Class, Gate, Outcome, Standing};
 use crate::identity::{self, Kind, LoginReason, Peeked, SessionKey, UpstreamUser};
 use crate::pages::{Own, HTML, JSON, TEXT};
 use crate::pool::{Mode, ReleaseReason};
-use crate::product::X_AUSERNAME;
-use crate::proxy::body::Body;
-use crate::proxy::headers::{wants_html, wants_html_in};
-use crate::proxy::{ConnInfo, Fields, Hooks};
+use crate::proxy::{ConnInfo, Decision, Hooks, Learned};
 use crate::user::UserId;
+use crate::wire::body::Body;
+use crate::wire::{wants_html, HeaderView};
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use std::sync::atomic::Ordering;
 
@@ -48,6 +47,8 @@ pub struct Ctx {
     /// once the answer names that user.
     touch_on_confirm: bool,
     logout: bool,
+    /// What the decision still needs once the head was read.
+    pending: Option<Pending>,
     /// The client reached iumgate over TLS (itself or a trusted proxy):
     /// iumgate's own cookies are `Secure`.
     secure: bool,
@@ -110,146 +111,145 @@ struct LoginCtx {
     replay: Option<(Option<HeaderValue>, Vec<u8>, SessionKey)>,
 }
 
+/// What a decision still needs after the head ([`Hooks::on_request`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pending {
+    /// A session iumgate does not know, on an app that may not name the
+    /// user in a header: ask the app who owns it, then decide as usual.
+    Whoami,
+    /// A login: who logs in is in its body.
+    Login,
+    /// A user iumgate has not seen in any group: the directory must say.
+    Lookup,
+    /// A casual user without a seat; `activity`: the request is real work.
+    Admit { activity: bool },
+}
+
+/// `X-Forwarded-Proto`, as a trusted proxy in front sends it.
+static X_FORWARDED_PROTO: http::HeaderName = http::HeaderName::from_static("x-forwarded-proto");
+
 impl Hooks for Gate {
     type Ctx = Ctx;
 
-    async fn on_request(
+    /// Identify (session cookies, then `Authorization`), then decide what
+    /// the head allows: forward a known user who may pass as they are, an
+    /// anonymous request or a logout; continue for a login, an unknown
+    /// session or user, or a casual user without a seat.
+    fn decide(
         &self,
         conn: &ConnInfo,
-        req: Request<Body>,
-    ) -> Result<(Request<Body>, Ctx), Response<Body>> {
+        method: &Method,
+        uri: &http::Uri,
+        headers: &impl HeaderView,
+    ) -> Decision<Ctx> {
         let s = self.settings.load();
-        let now = self.now();
-        let (parts, body) = req.into_parts();
-        let path = parts.uri.path();
-        let mut ctx = Ctx::new(
-            &s,
-            &parts.method,
-            &parts.uri,
-            wants_html(&parts.headers),
-            now,
-        );
-        // The headers are cleaned: `X-Forwarded-Proto` is iumgate's own, or
-        // a trusted proxy's.
+        let mut ctx = Ctx::new(&s, method, uri, wants_html(headers), self.now());
+        // iumgate's own cookies are `Secure` when the client came over TLS,
+        // to iumgate or to a trusted proxy in front of it.
         ctx.secure = conn.tls
-            || parts
-                .headers
-                .get("x-forwarded-proto")
-                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
-
-        // Identify: session cookies, then Basic auth, then a known token. The
-        // session that names the user may remember their class and seat.
+            || (conn.trusted
+                && headers
+                    .value(&X_FORWARDED_PROTO)
+                    .is_some_and(|v| v.eq_ignore_ascii_case(b"https")));
         let epoch = self.epoch();
         let remembered = self.identify(
-            identity::session_cookies(s.profile, &parts.headers),
-            parts
-                .headers
-                .get(header::AUTHORIZATION)
-                .map(HeaderValue::as_bytes),
+            identity::session_cookies(s.profile, headers),
+            headers.value(&header::AUTHORIZATION),
             &mut ctx,
             epoch,
         );
-
         // Apps that may not name the user in a header: ask who owns an
         // unknown session before forwarding, so the seat comes first.
-        if ctx.user.is_none() && !ctx.keys.is_empty() {
+        let path = uri.path();
+        let pending = if ctx.user.is_none()
+            && !ctx.keys.is_empty()
+            && s.profile.whoami.is_some_and(|w| w != path)
+        {
+            Some(Pending::Whoami)
+        } else {
+            self.decide_known(&s, &mut ctx, method, path, remembered, epoch)
+        };
+        match pending {
+            None => Decision::Forward(ctx),
+            Some(p) => {
+                ctx.pending = Some(p);
+                Decision::Continue(ctx)
+            }
+        }
+    }
+
+    async fn on_request(
+        &self,
+        _conn: &ConnInfo,
+        mut ctx: Ctx,
+        req: Request<Body>,
+    ) -> Result<(Request<Body>, Ctx), Response<Body>> {
+        let s = self.settings.load();
+        let (parts, body) = req.into_parts();
+        let mut pending = ctx.pending.take();
+        if pending == Some(Pending::Whoami) {
             if let (Some(whoami), Some(cookie)) =
                 (s.profile.whoami, parts.headers.get(header::COOKIE))
             {
-                if path != whoami {
-                    ctx.user = self.whoami(whoami, cookie, &ctx.keys).await;
-                    ctx.standing = ctx.user.as_ref().map(|_| Standing::Proven);
+                ctx.user = self.whoami(whoami, cookie, &ctx.keys).await;
+                ctx.standing = ctx.user.as_ref().map(|_| Standing::Proven);
+            }
+            let path = parts.uri.path();
+            pending = self.decide_known(&s, &mut ctx, &parts.method, path, None, self.epoch());
+        }
+        let activity = match (pending, ctx.user.clone()) {
+            (Some(Pending::Login), _) => return self.on_login(&s, ctx, parts, body).await,
+            (Some(Pending::Lookup), Some(user)) => {
+                let class = self.class_or_lookup(&user).await;
+                let asked = Asked {
+                    user: &user,
+                    method: parts.method.as_str(),
+                    path: parts.uri.path(),
+                    now: ctx.now,
+                    may_touch: ctx.standing.is_some_and(|st| st.rights().refresh_activity),
+                };
+                match self.check_class(&s, &asked, class, SeatKnown::Ask) {
+                    Check::Pass { activity } => {
+                        self.passes(&mut ctx, &user, activity);
+                        None
+                    }
+                    Check::Admit { activity } => Some((user, activity)),
                 }
             }
-        }
-
-        if s.profile.is_logout(&parts.method, path) {
-            // Decided on the answer: only a session's user, and only once
-            // the answer shows the session ended.
-            ctx.logout = true;
-            return Ok((Request::from_parts(parts, body), ctx));
-        }
-
-        if identity::is_login(s.profile, &parts.method, path) {
-            return self.on_login(&s, ctx, parts, body).await;
-        }
-
-        if let Some(user) = ctx.user.clone() {
-            let standing = ctx.standing.unwrap_or(Standing::Unconfirmed);
-            let rights = standing.rights();
-            let asked = Asked {
-                user: &user,
-                method: parts.method.as_str(),
-                path,
-                now,
-                may_touch: rights.refresh_activity,
-            };
-            let check = match self.check_known(&s, &asked, remembered, epoch) {
-                Some(c) => c,
-                None => {
-                    let class = self.class_or_lookup(&user).await;
-                    self.check_class(&s, &asked, class, SeatKnown::Ask)
-                }
-            };
-            match check {
-                Check::Pass { activity } => self.passes(&mut ctx, &user, activity),
-                Check::Admit { activity } if !rights.evict => {
-                    // An unconfirmed claim borrows a free seat for this
-                    // exchange at most: no eviction, no queue, no wait
-                    // cookie. Without a free seat, an API client hears
-                    // "retry later" and nothing changed.
-                    match self.borrow(&user).await {
-                        (Outcome::Pass, lent) => {
-                            ctx.borrow = lent;
-                            ctx.touch_on_confirm = activity;
-                        }
-                        (Outcome::Unavailable, _) => {
-                            return Err(self.unavailable_response(&ctx, &parts.headers));
-                        }
-                        (Outcome::NoFreeSeat | Outcome::Wait { .. }, _) => {
-                            ctx.html = false;
-                            return Err(self.wait_response(&ctx, &user, 0, None, None));
-                        }
-                    }
-                }
-                Check::Admit { activity } => {
-                    // A seat may be taken from an idle colleague only for
-                    // real work: a page the user opens, or an activity
-                    // request. Background traffic (an open tab's polling)
-                    // takes a free seat at most, and otherwise passes
-                    // unlicensed, as the app answers it anyway.
-                    let background = !activity && !ctx.html;
-                    let mode = if background {
-                        Mode::FreeOnly
-                    } else {
-                        Mode::MayEvict
-                    };
-                    match self.admit(&user, mode).await {
-                        Outcome::Pass => {}
-                        Outcome::NoFreeSeat if background => {}
-                        Outcome::Wait { position } => {
-                            return Err(self.wait_response(&ctx, &user, position, None, None));
-                        }
-                        Outcome::NoFreeSeat => {
-                            return Err(self.wait_response(&ctx, &user, 0, None, None));
-                        }
-                        Outcome::Unavailable => {
-                            return Err(self.unavailable_response(&ctx, &parts.headers));
-                        }
-                    }
-                    if activity {
-                        self.touch(&user, now);
-                    }
-                }
-            }
+            (Some(Pending::Admit { activity }), Some(user)) => Some((user, activity)),
+            _ => None,
+        };
+        if let Some((user, activity)) = activity {
+            self.admit_known(&mut ctx, &user, activity, &parts.headers)
+                .await?;
         }
         Ok((Request::from_parts(parts, body), ctx))
+    }
+
+    /// The common answer names the user the request was taken for (or
+    /// another, or nobody) and sets no cookie: the request's keys are bound
+    /// to whoever it names, and it goes out as it came. Logins, logouts, a
+    /// lent seat, any `Set-Cookie`, and a user first learned from the
+    /// answer need the whole answer.
+    fn learn(&self, ctx: Ctx, _status: StatusCode, headers: &impl HeaderView) -> Learned<Ctx> {
+        if ctx.logout
+            || ctx.login.is_some()
+            || ctx.borrow.is_some()
+            || ctx.user.is_none()
+            || headers.has(&header::SET_COOKIE)
+        {
+            return Learned::Edit(ctx);
+        }
+        if let Some(UpstreamUser::User(u)) = identity::upstream_user(headers, ctx.user.as_ref()) {
+            self.bind_request_keys(&ctx, &u, ctx.now);
+        }
+        Learned::Done
     }
 
     async fn on_response(&self, mut ctx: Ctx, resp: Response<Body>) -> Response<Body> {
         let s = self.settings.load();
         let now = self.now();
-        let upstream = identity::upstream_user_as(resp.headers(), ctx.user.as_ref());
+        let upstream = identity::upstream_user(resp.headers(), ctx.user.as_ref());
 
         // Learn: bind the request's and the response's session cookies to the
         // user the upstream names (its response headers are trusted).
@@ -318,69 +318,17 @@ impl Hooks for Gate {
         resp
     }
 
-    /// The common request, decided without a header map: a session names a
-    /// user iumgate knows who may pass as they are (unmanaged, power user,
-    /// casual holder). Anything else — no known session, a login or logout,
-    /// a user to look up or to admit — goes to `on_request`.
-    fn on_request_head(
-        &self,
-        _conn: &ConnInfo,
-        method: &Method,
-        uri: &http::Uri,
-        fields: &Fields<'_>,
-    ) -> Option<Ctx> {
-        let s = self.settings.load();
-        let path = uri.path();
-        if s.profile.is_logout(method, path) || identity::is_login(s.profile, method, path) {
-            return None;
-        }
-        let now = self.now();
-        let html = wants_html_in(fields.get(&header::ACCEPT));
-        let mut ctx = Ctx::new(&s, method, uri, html, now);
-        let epoch = self.epoch();
-        let cookies = identity::session_cookies_in(s.profile, fields.get_all(&header::COOKIE));
-        let remembered =
-            self.identify(cookies, fields.get(&header::AUTHORIZATION), &mut ctx, epoch);
-        let user = ctx.user.clone()?;
-        let asked = Asked {
-            user: &user,
-            method: method.as_str(),
-            path,
-            now,
-            may_touch: ctx.standing.is_some_and(|st| st.rights().refresh_activity),
-        };
-        let check = self.check_known(&s, &asked, remembered, epoch)?;
-        match check {
-            Check::Pass { activity } => {
-                self.passes(&mut ctx, &user, activity);
-                Some(ctx)
-            }
-            Check::Admit { .. } => None,
-        }
-    }
-
-    /// The common answer, learned from without a header map: the upstream
-    /// names the user the request was taken for (or another, or nobody) and
-    /// sets no cookie. Logins, logouts, a lent seat, any `Set-Cookie`, and
-    /// a user first learned from the answer go to `on_response`.
-    fn on_answer_head(&self, ctx: Ctx, _status: StatusCode, fields: &Fields<'_>) -> Option<Ctx> {
-        if ctx.logout
-            || ctx.login.is_some()
-            || ctx.borrow.is_some()
-            || ctx.user.is_none()
-            || fields.contains(&header::SET_COOKIE)
-        {
-            return Some(ctx);
-        }
-        let upstream = identity::upstream_user_of(fields.get(&X_AUSERNAME), ctx.user.as_ref());
-        if let Some(UpstreamUser::User(u)) = &upstream {
-            self.bind_request_keys(&ctx, u, ctx.now);
-        }
-        None
-    }
-
     async fn own_page(&self, _conn: &ConnInfo, req: Request<Body>) -> Response<Body> {
         self.waitroom(req).await
+    }
+
+    fn error_page(
+        &self,
+        status: StatusCode,
+        request: &impl HeaderView,
+        message: &str,
+    ) -> Response<Body> {
+        crate::pages::error(status, request, message)
     }
 }
 
@@ -462,6 +410,99 @@ impl Gate {
             }
         }
         remembered
+    }
+
+    /// The decision once it is known who asks (or that nobody is): a
+    /// logout is forwarded (decided on its answer), a login needs its body,
+    /// a known user passes as they are, or needs a directory lookup or a
+    /// seat. `None`: forward now.
+    fn decide_known(
+        &self,
+        s: &super::GateSettings,
+        ctx: &mut Ctx,
+        method: &Method,
+        path: &str,
+        remembered: Option<(SessionKey, Option<Remembered>)>,
+        epoch: u64,
+    ) -> Option<Pending> {
+        if s.profile.is_logout(method, path) {
+            // Decided on the answer: only a session's user, and only once
+            // the answer shows the session ended.
+            ctx.logout = true;
+            return None;
+        }
+        if identity::is_login(s.profile, method, path) {
+            return Some(Pending::Login);
+        }
+        let user = ctx.user.clone()?;
+        let asked = Asked {
+            user: &user,
+            method: method.as_str(),
+            path,
+            now: ctx.now,
+            may_touch: ctx.standing.is_some_and(|st| st.rights().refresh_activity),
+        };
+        match self.check_known(s, &asked, remembered, epoch) {
+            None => Some(Pending::Lookup),
+            Some(Check::Pass { activity }) => {
+                self.passes(ctx, &user, activity);
+                None
+            }
+            Some(Check::Admit { activity }) => Some(Pending::Admit { activity }),
+        }
+    }
+
+    /// A casual user without a seat. An unconfirmed claim borrows a free
+    /// seat for this exchange at most (no eviction, no queue, no wait
+    /// cookie); a confirmed user is admitted, taking an idle colleague's
+    /// seat only for real work. `Err`: the answer instead of forwarding.
+    async fn admit_known(
+        &self,
+        ctx: &mut Ctx,
+        user: &UserId,
+        activity: bool,
+        req_headers: &HeaderMap,
+    ) -> Result<(), Response<Body>> {
+        let standing = ctx.standing.unwrap_or(Standing::Unconfirmed);
+        if !standing.rights().evict {
+            // Without a free seat, an API client hears "retry later" and
+            // nothing changed.
+            return match self.borrow(user).await {
+                (Outcome::Pass, lent) => {
+                    ctx.borrow = lent;
+                    ctx.touch_on_confirm = activity;
+                    Ok(())
+                }
+                (Outcome::Unavailable, _) => Err(self.unavailable_response(ctx, req_headers)),
+                (Outcome::NoFreeSeat | Outcome::Wait { .. }, _) => {
+                    ctx.html = false;
+                    Err(self.wait_response(ctx, user, 0, None, None))
+                }
+            };
+        }
+        // A seat may be taken from an idle colleague only for real work: a
+        // page the user opens, or an activity request. Background traffic
+        // (an open tab's polling) takes a free seat at most, and otherwise
+        // passes unlicensed, as the app answers it anyway.
+        let background = !activity && !ctx.html;
+        let mode = if background {
+            Mode::FreeOnly
+        } else {
+            Mode::MayEvict
+        };
+        match self.admit(user, mode).await {
+            Outcome::Pass => {}
+            Outcome::NoFreeSeat if background => {}
+            Outcome::Wait { position } => {
+                return Err(self.wait_response(ctx, user, position, None, None));
+            }
+            Outcome::NoFreeSeat => return Err(self.wait_response(ctx, user, 0, None, None)),
+            Outcome::Unavailable => return Err(self.unavailable_response(ctx, req_headers)),
+        }
+        if activity {
+            self.touch(user, ctx.now);
+        }
+        Ok(())
     }
 
     /// A known user's request passes as it is. A confirmed holder: a seat
@@ -958,4 +999,32 @@ fn new_token() -> String {
     use rand::Rng;
     let bytes: [u8; 24] = rand::rng().random();
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+impl Gate {
+    /// A request through the gate's phases as the hyper lane runs them
+    /// (`decide` on the map, then `on_request` if it must continue).
+    pub(crate) async fn through_request(
+        &self,
+        conn: &ConnInfo,
+        req: Request<Body>,
+    ) -> Result<(Request<Body>, Ctx), Response<Body>> {
+        let (parts, body) = req.into_parts();
+        let decision = self.decide(conn, &parts.method, &parts.uri, &parts.headers);
+        let req = Request::from_parts(parts, body);
+        match decision {
+            Decision::Forward(ctx) => Ok((req, ctx)),
+            Decision::Continue(ctx) => self.on_request(conn, ctx, req).await,
+        }
+    }
+
+    /// An answer through the gate's phases as the hyper lane runs them
+    /// (`learn` on the map, then `on_response` if it must see it whole).
+    pub(crate) async fn through_answer(&self, ctx: Ctx, resp: Response<Body>) -> Response<Body> {
+        match self.learn(ctx, resp.status(), resp.headers()) {
+            Learned::Done => resp,
+            Learned::Edit(ctx) => self.on_response(ctx, resp).await,
+        }
+    }
 }

@@ -554,4 +554,4 @@ impl Gate {
 #[cfg(test)]
 mod claim_props;
 #[cfg(test)]
-mod shortcut_tests;
+mod lane_tests;

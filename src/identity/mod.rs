@@ -13,22 +13,22 @@ pub use anonymous::AnonymousCache;
 pub use peek::{peek_body, peek_body_status, Peeked};
 pub use sessions::{Dropped, Kind, Limits, SessionKey, SessionRecord, Sessions};
 
-use crate::product::Profile;
+use crate::product::{Profile, X_AUSERNAME, X_SERAPH_LOGINREASON};
 use crate::user::UserId;
+use crate::wire::{text, HeaderView};
 use base64::Engine;
-use http::{header, HeaderMap, Method};
+use http::{header, HeaderName, Method};
+
+/// The fields the readers below return iterators over (a `static`, so the
+/// iterators may borrow the name as long as the head).
+static COOKIE: HeaderName = header::COOKIE;
+static SET_COOKIE: HeaderName = header::SET_COOKIE;
 
 /// `name=value` pairs of every `Cookie` header.
-pub fn cookies(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
-    cookies_in(headers.get_all(header::COOKIE).iter().map(|v| v.as_bytes()))
-}
-
-/// [`cookies`] from the `Cookie` values as they came (the fast lane's).
-pub fn cookies_in<'a>(
-    values: impl Iterator<Item = &'a [u8]> + 'a,
-) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
-    values
-        .filter_map(crate::proxy::headers::text)
+pub fn cookies<'a>(headers: &'a impl HeaderView) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+    headers
+        .values(&COOKIE)
+        .filter_map(text)
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| {
             let (n, v) = pair.split_once('=')?;
@@ -43,18 +43,7 @@ pub fn cookies_in<'a>(
 /// yields one value for it, and parsing stops once every name was found.
 pub fn session_cookies<'a>(
     profile: &'a Profile,
-    headers: &'a HeaderMap,
-) -> impl Iterator<Item = (Kind, &'a str)> + 'a {
-    session_cookies_in(
-        profile,
-        headers.get_all(header::COOKIE).iter().map(|v| v.as_bytes()),
-    )
-}
-
-/// [`session_cookies`] from the `Cookie` values as they came.
-pub fn session_cookies_in<'a>(
-    profile: &'a Profile,
-    values: impl Iterator<Item = &'a [u8]> + 'a,
+    headers: &'a impl HeaderView,
 ) -> impl Iterator<Item = (Kind, &'a str)> + 'a {
     // One bit a name: session names from bit 0, remember-me names from bit
     // 32 (a profile has one or two of each; any past 31 share a bit, which
@@ -65,7 +54,7 @@ pub fn session_cookies_in<'a>(
         .chain((0..profile.remember_cookies.len()).map(|i| bit(i, 32)))
         .fold(0u64, |a, b| a | b);
     let mut seen = 0u64;
-    let mut pairs = cookies_in(values);
+    let mut pairs = cookies(headers);
     std::iter::from_fn(move || {
         while seen != all {
             let (n, v) = pairs.next()?;
@@ -91,7 +80,7 @@ pub fn session_cookies_in<'a>(
 /// A `Set-Cookie` of a session cookie: its value, or `None` when it deletes it.
 pub fn set_session_cookies<'a>(
     profile: &'a Profile,
-    headers: &'a HeaderMap,
+    headers: &'a impl HeaderView,
 ) -> impl Iterator<Item = (Kind, Option<&'a str>)> + 'a {
     set_cookies(profile, headers).map(|(kind, _, value)| (kind, value))
 }
@@ -100,7 +89,7 @@ pub fn set_session_cookies<'a>(
 /// (kind, name, value).
 pub fn set_session_cookie_pairs<'a>(
     profile: &'a Profile,
-    headers: &'a HeaderMap,
+    headers: &'a impl HeaderView,
 ) -> impl Iterator<Item = (Kind, &'a str, &'a str)> + 'a {
     set_cookies(profile, headers).filter_map(|(kind, name, value)| Some((kind, name, value?)))
 }
@@ -109,12 +98,11 @@ pub fn set_session_cookie_pairs<'a>(
 /// value (`None` when it deletes the cookie).
 fn set_cookies<'a>(
     profile: &'a Profile,
-    headers: &'a HeaderMap,
+    headers: &'a impl HeaderView,
 ) -> impl Iterator<Item = (Kind, &'a str, Option<&'a str>)> + 'a {
     headers
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
+        .values(&SET_COOKIE)
+        .filter_map(text)
         .filter_map(move |sc| {
             let mut parts = sc.split(';');
             let (name, value) = parts.next()?.split_once('=')?;
@@ -152,7 +140,7 @@ pub enum Credentials<'a> {
 /// reader); a value with other than visible ASCII names nothing, as
 /// `HeaderValue::to_str` would have it.
 pub fn credentials_of(value: &[u8]) -> Option<Credentials<'_>> {
-    let v = crate::proxy::headers::text(value)?;
+    let v = text(value)?;
     let (scheme, rest) = v.split_once(' ')?;
     if scheme.eq_ignore_ascii_case("basic") {
         // Decoded on the stack: the common credentials fit, and this runs
@@ -187,16 +175,16 @@ pub fn credentials_of(value: &[u8]) -> Option<Credentials<'_>> {
 }
 
 /// The username of `Authorization: Basic …` (the password is never looked at).
-pub fn basic_user(headers: &HeaderMap) -> Option<UserId> {
-    match credentials_of(headers.get(header::AUTHORIZATION)?.as_bytes())? {
+pub fn basic_user(headers: &impl HeaderView) -> Option<UserId> {
+    match credentials_of(headers.value(&header::AUTHORIZATION)?)? {
         Credentials::Basic(u) => Some(u),
         Credentials::Bearer(_) => None,
     }
 }
 
 /// The token of `Authorization: Bearer …` (a PAT names no user by itself).
-pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    match credentials_of(headers.get(header::AUTHORIZATION)?.as_bytes())? {
+pub fn bearer_token(headers: &impl HeaderView) -> Option<&str> {
+    match credentials_of(headers.value(&header::AUTHORIZATION)?)? {
         Credentials::Bearer(t) => Some(t),
         Credentials::Basic(_) => None,
     }
@@ -307,27 +295,12 @@ pub enum UpstreamUser {
     User(UserId),
 }
 
-pub fn upstream_user(headers: &HeaderMap) -> Option<UpstreamUser> {
-    upstream_user_as(headers, None)
-}
-
-/// As [`upstream_user`]; when the upstream names `known` (the user iumgate
-/// already took the request for, the usual case), that id is shared rather
-/// than built again.
-pub fn upstream_user_as(headers: &HeaderMap, known: Option<&UserId>) -> Option<UpstreamUser> {
-    upstream_user_of(
-        headers
-            .get(&crate::product::X_AUSERNAME)
-            .map(|v| v.as_bytes()),
-        known,
-    )
-}
-
-/// As [`upstream_user_as`], from the header's value as the upstream sent it
-/// (the fast lane reads it before any header map exists). A value with other
-/// than visible ASCII is no name, as `HeaderValue::to_str` would have it.
-pub fn upstream_user_of(value: Option<&[u8]>, known: Option<&UserId>) -> Option<UpstreamUser> {
-    let v = crate::proxy::headers::text(value?)?.trim();
+/// Who the upstream's `X-AUSERNAME` names; when it names `known` (the
+/// user iumgate already took the request for, the usual case), that id is
+/// shared rather than built again. A value with other than visible ASCII is
+/// no name, as `HeaderValue::to_str` would have it.
+pub fn upstream_user(headers: &impl HeaderView, known: Option<&UserId>) -> Option<UpstreamUser> {
+    let v = text(headers.value(&X_AUSERNAME)?)?.trim();
     if v.is_empty() || v.eq_ignore_ascii_case("anonymous") {
         Some(UpstreamUser::Anonymous)
     } else if let Some(k) = known.filter(|k| k.as_str() == v) {
@@ -351,11 +324,8 @@ pub enum LoginReason {
     AuthorisationFailed,
 }
 
-pub fn login_reason(headers: &HeaderMap) -> Option<LoginReason> {
-    let v = headers
-        .get(&crate::product::X_SERAPH_LOGINREASON)?
-        .to_str()
-        .ok()?;
+pub fn login_reason(headers: &impl HeaderView) -> Option<LoginReason> {
+    let v = text(headers.value(&X_SERAPH_LOGINREASON)?)?;
     // Seraph may list several reasons; the first one decides.
     match v.split(',').next()?.trim() {
         "OK" => Some(LoginReason::Ok),

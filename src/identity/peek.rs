@@ -2,7 +2,7 @@
 //! back a body that replays them and streams the rest: the upstream gets the
 //! request intact, and a 100 MB "login" is never buffered whole.
 
-use crate::proxy::body::{Body, BoxError};
+use crate::wire::body::{Body, BoxError};
 use bytes::{Bytes, BytesMut};
 use futures_util::{stream, StreamExt};
 use http_body::Frame;

@@ -1,6 +1,7 @@
 use super::*;
 use crate::product::{BITBUCKET, JIRA};
-use http::HeaderValue;
+use crate::wire::Fields;
+use http::{HeaderMap, HeaderValue};
 
 fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
     let mut h = HeaderMap::new();
@@ -102,7 +103,7 @@ fn hostile_usernames_are_refused() {
 fn upstream_user_and_reason() {
     let h = headers(&[("x-ausername", "Erin"), ("x-seraph-loginreason", "OK")]);
     assert_eq!(
-        upstream_user(&h),
+        upstream_user(&h, None),
         Some(UpstreamUser::User(UserId::new("erin")))
     );
     assert_eq!(login_reason(&h), Some(LoginReason::Ok));
@@ -110,9 +111,9 @@ fn upstream_user_and_reason() {
         ("x-ausername", "anonymous"),
         ("x-seraph-loginreason", "AUTHORISATION_FAILED"),
     ]);
-    assert_eq!(upstream_user(&h), Some(UpstreamUser::Anonymous));
+    assert_eq!(upstream_user(&h, None), Some(UpstreamUser::Anonymous));
     assert_eq!(login_reason(&h), Some(LoginReason::AuthorisationFailed));
-    assert_eq!(upstream_user(&HeaderMap::new()), None);
+    assert_eq!(upstream_user(&HeaderMap::new(), None), None);
 }
 
 #[test]
@@ -153,7 +154,7 @@ fn snapshot_round_trip() {
 
 #[tokio::test]
 async fn peek_returns_prefix_and_replays_whole_body() {
-    use crate::proxy::body::boxed;
+    use crate::wire::body::boxed;
     use http_body_util::{BodyExt, StreamBody};
     let chunks: Vec<Result<http_body::Frame<bytes::Bytes>, std::io::Error>> = (0..10)
         .map(|i| {
@@ -175,11 +176,11 @@ async fn peek_returns_prefix_and_replays_whole_body() {
 
 #[test]
 fn the_upstream_naming_the_known_user_shares_its_id_and_anyone_else_is_read_as_before() {
-    use crate::identity::{upstream_user, upstream_user_as, UpstreamUser};
+    use crate::identity::{upstream_user, UpstreamUser};
     let known = UserId::new("alice");
     let mut h = HeaderMap::new();
     h.insert("x-ausername", HeaderValue::from_static("alice"));
-    match upstream_user_as(&h, Some(&known)) {
+    match upstream_user(&h, Some(&known)) {
         Some(UpstreamUser::User(u)) => assert_eq!(u, known),
         other => panic!("{other:?}"),
     }
@@ -187,8 +188,8 @@ fn the_upstream_naming_the_known_user_shares_its_id_and_anyone_else_is_read_as_b
         let mut h = HeaderMap::new();
         h.insert("x-ausername", HeaderValue::from_str(named).unwrap());
         assert_eq!(
-            upstream_user_as(&h, Some(&known)),
-            upstream_user(&h),
+            upstream_user(&h, Some(&known)),
+            upstream_user(&h, None),
             "{named:?}"
         );
     }
@@ -196,7 +197,7 @@ fn the_upstream_naming_the_known_user_shares_its_id_and_anyone_else_is_read_as_b
 
 #[test]
 fn the_upstream_user_is_read_from_raw_bytes_as_header_map_text() {
-    use crate::identity::{upstream_user_of, UpstreamUser};
+    use crate::identity::{upstream_user, UpstreamUser};
     let known = UserId::new("alice");
     let user = |n: &str| Some(UpstreamUser::User(UserId::new(n)));
     let cases: [(&[u8], Option<UpstreamUser>); 8] = [
@@ -211,8 +212,9 @@ fn the_upstream_user_is_read_from_raw_bytes_as_header_map_text() {
         (b"x\x01", None),
     ];
     for (raw, want) in cases {
+        let (head, spans) = raw_fields(&[("x-ausername", raw)]);
         assert_eq!(
-            upstream_user_of(Some(raw), Some(&known)),
+            upstream_user(&Fields::new(&head, &spans), Some(&known)),
             want,
             "{:?}",
             String::from_utf8_lossy(raw)
@@ -224,7 +226,11 @@ fn the_upstream_user_is_read_from_raw_bytes_as_header_map_text() {
             assert_ne!(map_text, Some(true), "the map would read {raw:?} as text");
         }
     }
-    assert_eq!(upstream_user_of(None, Some(&known)), None);
+    let (head, spans) = raw_fields(&[]);
+    assert_eq!(
+        upstream_user(&Fields::new(&head, &spans), Some(&known)),
+        None
+    );
 }
 
 const FORM: &str = "application/x-www-form-urlencoded";
@@ -370,8 +376,12 @@ fn only_the_first_session_cookie_of_each_name_counts() {
     assert_eq!(got, vec![(Kind::Session, "s1")]);
 
     // The raw-bytes form (the fast lane's) reads the same.
-    let values = [flood.as_bytes(), &b"JSESSIONID=later"[..]];
-    let got: Vec<_> = session_cookies_in(&JIRA, values.into_iter()).collect();
+    let (head, spans) = raw_fields(&[
+        ("cookie", flood.as_bytes()),
+        ("cookie", b"JSESSIONID=later"),
+    ]);
+    let fields = Fields::new(&head, &spans);
+    let got: Vec<_> = session_cookies(&JIRA, &fields).collect();
     assert_eq!(got.len(), 2, "one value a cookie name");
     assert_eq!(got, vec![(Kind::Session, "real"), (Kind::RememberMe, "r0")]);
 }
@@ -638,4 +648,25 @@ fn credentials_are_read_from_the_raw_value_whatever_the_passwords_length() {
     assert_eq!(credentials_of(b"Bearer "), None);
     assert_eq!(credentials_of(b"Digest x"), None);
     assert_eq!(credentials_of(b"Basic \xff"), None);
+}
+
+/// A head's fields as the fast lane's codec finds them: the raw bytes and
+/// where each value lies.
+fn raw_fields(
+    fields: &[(&str, &[u8])],
+) -> (Vec<u8>, Vec<(http::HeaderName, std::ops::Range<usize>)>) {
+    let mut head = Vec::new();
+    let mut spans = Vec::new();
+    for (name, value) in fields {
+        head.extend_from_slice(name.as_bytes());
+        head.extend_from_slice(b": ");
+        let at = head.len();
+        head.extend_from_slice(value);
+        spans.push((
+            http::HeaderName::from_bytes(name.as_bytes()).expect("a field name"),
+            at..head.len(),
+        ));
+        head.extend_from_slice(b"\r\n");
+    }
+    (head, spans)
 }

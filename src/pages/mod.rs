@@ -4,7 +4,8 @@
 
 pub mod wait;
 
-use crate::proxy::body::{full, Body};
+use crate::wire::body::{full, Body};
+use crate::wire::{text, wants_html, HeaderView};
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 
@@ -79,7 +80,7 @@ impl Own {
 
     pub fn build(self) -> Response<Body> {
         let mut r = Response::new(if self.body.is_empty() {
-            crate::proxy::body::empty()
+            crate::wire::body::empty()
         } else {
             full(self.body)
         });
@@ -158,8 +159,8 @@ pub enum Lang {
 }
 
 impl Lang {
-    pub fn from_headers(h: &HeaderMap) -> Lang {
-        let Some(v) = h.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()) else {
+    pub fn from_headers(h: &impl HeaderView) -> Lang {
+        let Some(v) = h.value(&header::ACCEPT_LANGUAGE).and_then(text) else {
             return Lang::En;
         };
         for part in v.split(',') {
@@ -201,7 +202,7 @@ pub fn html_page(lang: Lang, title: &str, body_html: &str, head_extra: &str) -> 
 }
 
 /// The proxy's own error answer: a friendly page for browsers, JSON otherwise.
-pub fn error(status: StatusCode, req_headers: &HeaderMap, cause: &str) -> Response<Body> {
+pub fn error(status: StatusCode, req_headers: &impl HeaderView, cause: &str) -> Response<Body> {
     let lang = Lang::from_headers(req_headers);
     let (title, text) = match (status.as_u16(), lang) {
         (502, Lang::En) => (
@@ -230,7 +231,7 @@ pub fn error(status: StatusCode, req_headers: &HeaderMap, cause: &str) -> Respon
         (_, Lang::En) => ("Something went wrong", "Please try again."),
         (_, Lang::De) => ("Etwas ist schiefgegangen", "Bitte versuchen Sie es erneut."),
     };
-    if crate::proxy::headers::wants_html(req_headers) {
+    if wants_html(req_headers) {
         let body = format!(
             "<h1>{}</h1><p>{}</p><p class=\"muted\">{} {}</p>",
             escape(title),

@@ -44,9 +44,17 @@ type ConnFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// Why the upstream could not be asked.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// No connection could be opened (refused, unreachable, DNS, TLS).
-    #[error("connect to {addr}: {msg}")]
-    Connect { addr: String, msg: String },
+    /// No connection could be opened (refused, unreachable, DNS, time-out,
+    /// TLS). `source` is the I/O error of the `step` that failed (a TLS
+    /// failure is an `io::Error` holding the `rustls::Error`; a time-out has
+    /// kind `TimedOut`): log it with [`super::error_chain`].
+    #[error("upstream {addr} (proxy.upstream): {step} failed")]
+    Connect {
+        addr: String,
+        step: ConnectStep,
+        #[source]
+        source: std::io::Error,
+    },
     /// The connection failed while the request or answer was under way.
     #[error("{0}")]
     Protocol(#[source] hyper::Error),
@@ -56,6 +64,32 @@ impl ClientError {
     pub fn is_connect(&self) -> bool {
         matches!(self, ClientError::Connect { .. })
     }
+}
+
+/// The part of opening an upstream connection that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectStep {
+    /// Name look-up and TCP connect, under `connect_timeout`.
+    Tcp,
+    /// The TLS handshake of an https upstream, under `connect_timeout`.
+    Tls,
+}
+
+impl std::fmt::Display for ConnectStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ConnectStep::Tcp => "tcp connect",
+            ConnectStep::Tls => "tls handshake",
+        })
+    }
+}
+
+/// An `io::Error` of kind `TimedOut` for a step that took longer than `limit`.
+fn timed_out(limit: Duration) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("timed out after {limit:?} (proxy.connect_timeout)"),
+    )
 }
 
 /// The rustls client config: the system's roots plus `upstream_ca_file`.
@@ -347,9 +381,10 @@ impl Upstream {
     /// Opens a new connection (TCP, TLS when https) and hands its I/O to `local`.
     async fn connect(&self, local: &Local) -> Result<(u64, http1::SendRequest<Body>), ClientError> {
         let t = &self.target;
-        let fail = |msg: String| ClientError::Connect {
+        let fail = |source| ClientError::Connect {
             addr: t.addr.clone(),
-            msg,
+            step: ConnectStep::Tls,
+            source,
         };
         let tcp = self.connect_tcp().await?;
         let (send, conn): (_, ConnFuture) = match &t.tls {
@@ -364,8 +399,8 @@ impl Upstream {
                 let tls =
                     tokio::time::timeout(t.connect_timeout, connector.connect(name.clone(), tcp))
                         .await
-                        .map_err(|_| fail("TLS handshake timed out".into()))?
-                        .map_err(|e| fail(format!("TLS: {e}")))?;
+                        .map_err(|_| fail(timed_out(t.connect_timeout)))?
+                        .map_err(fail)?;
                 let (send, conn) =
                     t.h1.handshake(TokioIo::new(tls))
                         .await
@@ -411,9 +446,10 @@ impl Upstream {
     /// Opens a TCP connection to the upstream (under `connect_timeout`).
     pub async fn connect_tcp(&self) -> Result<tokio::net::TcpStream, ClientError> {
         let t = &self.target;
-        let fail = |msg: String| ClientError::Connect {
+        let fail = |source| ClientError::Connect {
             addr: t.addr.clone(),
-            msg,
+            step: ConnectStep::Tcp,
+            source,
         };
         let tcp = tokio::time::timeout(t.connect_timeout, async {
             let mut last = None;
@@ -423,11 +459,11 @@ impl Upstream {
                     Err(e) => last = Some(e),
                 }
             }
-            Err(last.unwrap_or_else(|| std::io::Error::other("no address")))
+            Err(last.unwrap_or_else(|| std::io::Error::other("the name resolved to no address")))
         })
         .await
-        .map_err(|_| fail(format!("timed out after {:?}", t.connect_timeout)))?
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(|_| fail(timed_out(t.connect_timeout)))?
+        .map_err(fail)?;
         let _ = tcp.set_nodelay(true);
         Ok(tcp)
     }
@@ -509,5 +545,77 @@ impl<F: Future> Future for Driven<F> {
         }
         this.local.poll_conns(cx);
         Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    fn upstream(url: &str) -> Arc<Upstream> {
+        build(&ProxyConfig {
+            upstream: url.to_string(),
+            connect_timeout: crate::config::Dur::secs(5),
+            ..ProxyConfig::default()
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_refused_connect_keeps_the_io_error_as_its_source() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let err = upstream(&format!("http://{addr}"))
+            .connect_tcp()
+            .await
+            .unwrap_err();
+        assert!(err.is_connect());
+        assert_eq!(
+            err.to_string(),
+            format!("upstream {addr} (proxy.upstream): tcp connect failed")
+        );
+        let ClientError::Connect { step, source, .. } = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(*step, ConnectStep::Tcp);
+        assert_eq!(source.kind(), std::io::ErrorKind::ConnectionRefused);
+        let io = err
+            .source()
+            .and_then(|s| s.downcast_ref::<std::io::Error>());
+        assert!(io.is_some(), "{err:?}");
+        let chain = crate::proxy::error_chain(&err);
+        assert!(chain.contains("tcp connect failed: "), "{chain}");
+    }
+
+    #[tokio::test]
+    async fn a_failed_tls_handshake_says_so_and_keeps_the_tls_error() {
+        // Speaks plain text where TLS is expected.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let (mut s, _) = listener.accept().await.unwrap();
+            let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
+        });
+        let up = upstream(&format!("https://{addr}"));
+        let err = match up.connect(&Local::default()).await {
+            Ok(_) => panic!("a plain-text server passed the TLS handshake"),
+            Err(e) => e,
+        };
+        let ClientError::Connect { step, source, .. } = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(*step, ConnectStep::Tls);
+        // tokio-rustls reports the TLS error inside an io::Error.
+        assert!(source.get_ref().is_some(), "{source:?}");
+        let chain = crate::proxy::error_chain(&err);
+        assert!(
+            chain.starts_with(&format!(
+                "upstream {addr} (proxy.upstream): tls handshake failed: "
+            )),
+            "{chain}"
+        );
     }
 }

@@ -189,33 +189,6 @@ pub fn set_forwarded(
     }
 }
 
-/// Whether the client wants a page (a browser navigation) rather than data.
-pub fn wants_html(headers: &HeaderMap) -> bool {
-    wants_html_in(headers.get(header::ACCEPT).map(HeaderValue::as_bytes))
-}
-
-/// [`wants_html`] from the `Accept` value as it came.
-pub fn wants_html_in(accept: Option<&[u8]>) -> bool {
-    accept
-        .and_then(text)
-        .is_some_and(|a| a.contains("text/html"))
-}
-
-/// A field value as text, as `HeaderValue::to_str` reads it: visible ASCII
-/// (and tabs) only, else none.
-pub fn text(value: &[u8]) -> Option<&str> {
-    // Without an early exit, so that the check runs many bytes at a time
-    // (cookies are long, and read on every request).
-    let visible = value.iter().fold(true, |ok, &b| {
-        ok & ((b.wrapping_sub(b' ') < 95) | (b == b'\t'))
-    });
-    if visible {
-        std::str::from_utf8(value).ok()
-    } else {
-        None
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,24 +202,6 @@ mod tests {
             );
         }
         m
-    }
-
-    #[test]
-    fn text_reads_a_value_exactly_as_header_value_to_str_does() {
-        for b in 0..=255u8 {
-            for v in [
-                vec![b],
-                vec![b'a', b, b'z'],
-                [b"x".repeat(40), vec![b]].concat(),
-            ] {
-                let map = HeaderValue::from_bytes(&v)
-                    .ok()
-                    .map(|h| h.to_str().ok().map(str::to_owned));
-                if let Some(expected) = map {
-                    assert_eq!(text(&v).map(str::to_owned), expected, "{v:?}");
-                }
-            }
-        }
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! in through [`Hooks`], called at the two points of a request's life where
 //! a decision or a lesson is possible (before forwarding, after the answer).
 
-pub mod body;
+/// The body type, re-exported from its leaf module [`crate::wire`].
+pub use crate::wire::body;
 pub mod client;
 pub mod h1;
 pub mod headers;
@@ -11,8 +12,9 @@ pub mod server;
 pub mod target;
 pub mod tls;
 
+use crate::wire::HeaderView;
 use body::{boxed, Body};
-use http::{header, HeaderName, HeaderValue, Request, Response, StatusCode, Uri};
+use http::{header, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
 use ipnet::IpNet;
 use std::future::Future;
@@ -46,61 +48,84 @@ impl ConnInfo {
     }
 }
 
+/// What the hooks decided from a request's head alone ([`Hooks::decide`]).
+#[derive(Debug)]
+pub enum Decision<C> {
+    /// Forward the request as it is.
+    Forward(C),
+    /// The decision needs the whole request or has to wait (a login body,
+    /// the directory, a seat): [`Hooks::on_request`] takes it from here,
+    /// with this context.
+    Continue(C),
+}
+
+/// What the hooks learned from an answer's head alone ([`Hooks::learn`]).
+#[derive(Debug)]
+pub enum Learned<C> {
+    /// All they need: the answer goes to the client as it came (less its
+    /// hop-by-hop fields).
+    Done,
+    /// They must see or change the whole answer: [`Hooks::on_response`]
+    /// takes it, with this context.
+    Edit(C),
+}
+
 /// The request lifecycle hooks (cf. Pingora's `request_filter` /
-/// `response_filter`). The gate implements them; [`NoGate`] passes everything.
+/// `response_filter`), called by both lanes in the same order:
+///
+/// ```text
+/// decide(head) ─ Forward ─────────────────────────┐
+///      └──────── Continue → on_request(request) ──┴→ upstream
+/// learn(answer head) ─ Done ──────────────────────┐
+///      └────────────── Edit → on_response(answer) ┴→ client
+/// ```
+///
+/// The fast lane calls the synchronous phases on the raw head, the hyper
+/// lane on its header map, through the one [`HeaderView`]: each decision
+/// is made once, by one implementation, whichever lane the request took.
+/// The gate implements them; `passthrough::NoGate` passes everything.
 pub trait Hooks: Send + Sync + 'static {
-    /// Per-request state carried from `on_request` to `on_response`.
+    /// Per-request state carried from `decide` to `on_response`.
     type Ctx: Send + 'static;
 
-    /// Before forwarding (headers already cleaned). `Err(response)` answers
-    /// the client without forwarding.
+    /// From the head alone, without waiting: the method, the target and the
+    /// fields as the client sent them (not yet cleaned; the hooks read only
+    /// fields the clean-up leaves as they are, and the connection's TLS and
+    /// trust from `conn`).
+    fn decide(
+        &self,
+        conn: &ConnInfo,
+        method: &Method,
+        uri: &Uri,
+        headers: &impl HeaderView,
+    ) -> Decision<Self::Ctx>;
+
+    /// A [`Decision::Continue`]d request, whole (headers cleaned), with the
+    /// context `decide` made. `Err(response)` answers the client without
+    /// forwarding.
     fn on_request(
         &self,
         conn: &ConnInfo,
+        ctx: Self::Ctx,
         req: Request<Body>,
     ) -> impl Future<Output = Result<(Request<Body>, Self::Ctx), Response<Body>>> + Send;
 
-    /// After the upstream answered (hop-by-hop headers already removed).
+    /// From the answer's status and head alone (hop-by-hop fields possibly
+    /// still in it; the hooks read none of them), without waiting.
+    fn learn(
+        &self,
+        ctx: Self::Ctx,
+        status: StatusCode,
+        headers: &impl HeaderView,
+    ) -> Learned<Self::Ctx>;
+
+    /// A [`Learned::Edit`] answer, whole (hop-by-hop headers removed): the
+    /// hooks may change it or answer instead.
     fn on_response(
         &self,
         ctx: Self::Ctx,
         resp: Response<Body>,
     ) -> impl Future<Output = Response<Body>> + Send;
-
-    /// The fast lane's shortcut past `on_request`: a simple request (no
-    /// body) as it came — method, target and raw fields, the clean-up not yet
-    /// applied — before any header map is built. `Some(ctx)`: the hooks
-    /// decided to forward it as it is, and did whatever `on_request` would
-    /// have done for it; `None`: `on_request` gets the whole (cleaned)
-    /// request as usual. Whatever the hooks did before answering `None` must
-    /// be harmless to do again.
-    fn on_request_head(
-        &self,
-        conn: &ConnInfo,
-        method: &http::Method,
-        uri: &Uri,
-        fields: &Fields<'_>,
-    ) -> Option<Self::Ctx> {
-        let _ = (conn, method, uri, fields);
-        None
-    }
-
-    /// The fast lane's shortcut past `on_response`: the answer's status and
-    /// head fields as the upstream sent them, before any header map is built.
-    /// `None`: the hooks learned all they need, and the answer goes to the
-    /// client as it came (less its hop-by-hop fields); `Some(ctx)`: they want
-    /// to see or change the whole answer, so `on_response` gets it as usual.
-    /// Whatever the hooks do here must be what `on_response` would have done
-    /// with the same answer.
-    fn on_answer_head(
-        &self,
-        ctx: Self::Ctx,
-        status: StatusCode,
-        fields: &Fields<'_>,
-    ) -> Option<Self::Ctx> {
-        let _ = (status, fields);
-        Some(ctx)
-    }
 
     /// `/iumgate/…`: the proxy's own pages.
     fn own_page(
@@ -108,79 +133,17 @@ pub trait Hooks: Send + Sync + 'static {
         conn: &ConnInfo,
         req: Request<Body>,
     ) -> impl Future<Output = Response<Body>> + Send;
-}
 
-/// An answer head's fields as the upstream sent them: names, and where each
-/// value lies in the head's bytes (see [`Hooks::on_answer_head`]).
-#[derive(Debug, Clone, Copy)]
-pub struct Fields<'a> {
-    head: &'a [u8],
-    spans: &'a [(HeaderName, std::ops::Range<usize>)],
-}
-
-impl<'a> Fields<'a> {
-    pub fn new(head: &'a [u8], spans: &'a [(HeaderName, std::ops::Range<usize>)]) -> Fields<'a> {
-        Fields { head, spans }
-    }
-
-    /// Every value of `name`, in order.
-    pub fn get_all<'n>(&self, name: &'n HeaderName) -> impl Iterator<Item = &'a [u8]> + 'n
-    where
-        'a: 'n,
-    {
-        let head = self.head;
-        self.spans
-            .iter()
-            .filter(move |(n, _)| n == name)
-            .map(move |(_, r)| head.get(r.clone()).unwrap_or_default())
-    }
-
-    /// The first value of `name`.
-    pub fn get(&self, name: &HeaderName) -> Option<&'a [u8]> {
-        self.get_all(name).next()
-    }
-
-    pub fn contains(&self, name: &HeaderName) -> bool {
-        self.spans.iter().any(|(n, _)| n == name)
-    }
-}
-
-/// Plain proxying, no licence logic.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct NoGate;
-
-impl Hooks for NoGate {
-    type Ctx = ();
-
-    async fn on_request(
+    /// The answer when the proxy itself fails the request (`status`: 404 for
+    /// a disguised own path, 408 for a stalled body, 502/504 for the
+    /// upstream), in the form the client asked for (`request`'s `Accept`
+    /// and `Accept-Language`).
+    fn error_page(
         &self,
-        _conn: &ConnInfo,
-        req: Request<Body>,
-    ) -> Result<(Request<Body>, ()), Response<Body>> {
-        Ok((req, ()))
-    }
-
-    async fn on_response(&self, _ctx: (), resp: Response<Body>) -> Response<Body> {
-        resp
-    }
-
-    fn on_answer_head(&self, _ctx: (), _status: StatusCode, _fields: &Fields<'_>) -> Option<()> {
-        None
-    }
-
-    fn on_request_head(
-        &self,
-        _conn: &ConnInfo,
-        _method: &http::Method,
-        _uri: &Uri,
-        _fields: &Fields<'_>,
-    ) -> Option<()> {
-        Some(())
-    }
-
-    async fn own_page(&self, _conn: &ConnInfo, req: Request<Body>) -> Response<Body> {
-        crate::pages::error(StatusCode::NOT_FOUND, req.headers(), "no such page")
-    }
+        status: StatusCode,
+        request: &impl HeaderView,
+        message: &str,
+    ) -> Response<Body>;
 }
 
 /// Why the upstream could not answer; maps onto 502 vs 504 and metric labels.
@@ -365,9 +328,9 @@ impl<H: Hooks> Proxy<H> {
                 // The client's fault, not the upstream's: 408, and the
                 // connection closes (the rest of the body is not waited for).
                 tracing::debug!(peer = %conn.peer, "request body stalled; 408");
-                let mut resp = crate::pages::error(
+                let mut resp = self.hooks.error_page(
                     StatusCode::REQUEST_TIMEOUT,
-                    &ready.err.into_map(),
+                    &ready.err,
                     "the request body did not arrive in time",
                 );
                 resp.headers_mut()
@@ -405,9 +368,10 @@ impl<H: Hooks> Proxy<H> {
         self.finish(ready.ctx, resp.map(boxed)).await
     }
 
-    /// The request half of every request, whichever lane it came by: own
-    /// pages, header clean-up and forwarding headers, then the hooks'
-    /// decision. `upgrade`: the request asks for a protocol upgrade.
+    /// The request half on the hyper lane: own pages, then the hooks'
+    /// decision from the head as it came, then header clean-up and
+    /// forwarding headers, then the rest of the decision if it needs more.
+    /// `upgrade`: the request asks for a protocol upgrade.
     pub(crate) async fn prepare(
         &self,
         conn: &ConnInfo,
@@ -428,31 +392,61 @@ impl<H: Hooks> Proxy<H> {
             // Dressed up to slip past the prefix check: neither ours to serve
             // nor the upstream's to see.
             target::Target::DisguisedOwn => {
-                return Step::Answer(crate::pages::error(
+                return Step::Answer(self.hooks.error_page(
                     StatusCode::NOT_FOUND,
                     &parts.headers,
                     "no such page",
                 ));
             }
         }
-
+        let decision = self
+            .hooks
+            .decide(conn, &parts.method, &parts.uri, &parts.headers);
         edit_request(&self.settings, conn, &mut parts, upgrade);
+        self.carry_out(conn, decision, parts, body).await
+    }
+
+    /// A decided request, its headers cleaned (on either lane): forwarded,
+    /// or handed to [`Hooks::on_request`] when the decision needs more.
+    pub(crate) async fn carry_out(
+        &self,
+        conn: &ConnInfo,
+        decision: Decision<H::Ctx>,
+        parts: http::request::Parts,
+        body: Body,
+    ) -> Step<H::Ctx> {
         // Only what an error page needs, not a copy of every header per request.
         let err = ErrorPageHeaders::of(&parts.headers);
-
-        match self
-            .hooks
-            .on_request(conn, Request::from_parts(parts, body))
-            .await
-        {
-            Ok((req, ctx)) => Step::Forward(Ready { req, ctx, err }),
-            Err(resp) => Step::Answer(resp),
+        let req = Request::from_parts(parts, body);
+        match decision {
+            Decision::Forward(ctx) => Step::Forward(Ready { req, ctx, err }),
+            Decision::Continue(ctx) => match self.hooks.on_request(conn, ctx, req).await {
+                Ok((req, ctx)) => Step::Forward(Ready { req, ctx, err }),
+                Err(resp) => Step::Answer(resp),
+            },
         }
     }
 
-    /// The answer half: hop-by-hop headers out, then the hooks learn (and may
-    /// answer differently).
+    /// The answer half on the hyper lane: hop-by-hop headers out, then the
+    /// hooks learn from the head, and see the whole answer if they must.
     pub(crate) async fn finish(&self, ctx: H::Ctx, resp: Response<Body>) -> Response<Body> {
+        let keep_upgrade = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+        let (mut rparts, rbody) = resp.into_parts();
+        headers::remove_hop_by_hop(&mut rparts.headers, keep_upgrade);
+        match self.hooks.learn(ctx, rparts.status, &rparts.headers) {
+            Learned::Done => Response::from_parts(rparts, rbody),
+            Learned::Edit(ctx) => {
+                self.hooks
+                    .on_response(ctx, Response::from_parts(rparts, rbody))
+                    .await
+            }
+        }
+    }
+
+    /// An answer the hooks asked to see whole after learning from its raw
+    /// head (the fast lane): hop-by-hop headers out, then
+    /// [`Hooks::on_response`].
+    pub(crate) async fn edit_answer(&self, ctx: H::Ctx, resp: Response<Body>) -> Response<Body> {
         let keep_upgrade = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
         let (mut rparts, rbody) = resp.into_parts();
         headers::remove_hop_by_hop(&mut rparts.headers, keep_upgrade);
@@ -481,7 +475,7 @@ impl<H: Hooks> Proxy<H> {
             tracing::warn!(%error, kind = kind.label(), "upstream request failed");
             StatusCode::BAD_GATEWAY
         };
-        crate::pages::error(status, &err.into_map(), kind.label())
+        self.hooks.error_page(status, &err, kind.label())
     }
 }
 
@@ -569,16 +563,22 @@ impl ErrorPageHeaders {
             accept_language: headers.get(header::ACCEPT_LANGUAGE).cloned(),
         }
     }
+}
 
-    fn into_map(self) -> http::HeaderMap {
-        let mut m = http::HeaderMap::new();
-        if let Some(v) = self.accept {
-            m.insert(header::ACCEPT, v);
-        }
-        if let Some(v) = self.accept_language {
-            m.insert(header::ACCEPT_LANGUAGE, v);
-        }
-        m
+impl HeaderView for ErrorPageHeaders {
+    fn values<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.value(name).into_iter()
+    }
+
+    fn value(&self, name: &HeaderName) -> Option<&[u8]> {
+        let value = if name == header::ACCEPT {
+            self.accept.as_ref()
+        } else if name == header::ACCEPT_LANGUAGE {
+            self.accept_language.as_ref()
+        } else {
+            None
+        };
+        value.map(HeaderValue::as_bytes)
     }
 }
 

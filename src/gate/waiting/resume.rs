@@ -146,7 +146,7 @@ impl Gate {
         };
         let status = answer.status();
         let up_headers = answer.headers().clone();
-        if let Some(UpstreamUser::User(u)) = identity::upstream_user(&up_headers) {
+        if let Some(UpstreamUser::User(u)) = identity::upstream_user(&up_headers, None) {
             for (kind, value) in identity::set_session_cookies(s.profile, &up_headers) {
                 if let Some(v) = value {
                     self.sessions.bind(kind, v, &u, now);

@@ -12,8 +12,11 @@ use super::encode::{
     write_response_head,
 };
 use super::rewind::Rewind;
-use crate::proxy::body::{self, Body};
-use crate::proxy::{ConnInfo, Handover, Hooks, Proxy, Ready, Step, UpstreamError};
+use crate::proxy::{
+    edit_request, ConnInfo, Decision, Handover, Hooks, Learned, Proxy, Ready, Step, UpstreamError,
+};
+use crate::wire::body::{self, Body};
+use crate::wire::Fields;
 use bytes::{Buf, Bytes, BytesMut};
 use http::{header, HeaderName, HeaderValue, Method, Response, StatusCode};
 use http_body_util::BodyExt;
@@ -246,26 +249,24 @@ impl Lane {
         let start = Instant::now();
         let is_head = head.method == Method::HEAD;
         let safe = head.method.is_safe();
-        // The hooks may take the request as it came (its head then written
-        // from its raw fields); otherwise it goes the header-map way.
-        let shortcut = if conn.trusted {
-            // A trusted peer's forwarding chain is edited on the map.
-            None
-        } else {
-            let fields = crate::proxy::Fields::new(&head.head, &self.qspans);
-            proxy
-                .hooks
-                .on_request_head(conn, &head.method, &head.uri, &fields)
+        // The hooks decide from the head as it came, as on the hyper lane.
+        let decision = {
+            let fields = Fields::new(&head.head, &self.qspans);
+            proxy.hooks.decide(conn, &head.method, &head.uri, &fields)
         };
-        let decided = match shortcut {
-            Some(ctx) => {
+        let decided = match decision {
+            // The common request: its head written from its raw fields,
+            // with no header map built. A trusted peer's forwarding chain
+            // is edited on the map.
+            Decision::Forward(ctx) if !conn.trusted => {
                 self.out.clear();
                 write_forwarded_head(&mut self.out, &proxy.settings, conn, &head, &self.qspans);
                 Ok((ctx, ErrHeaders::Raw(head.head)))
             }
-            None => {
-                let parts = head.into_parts(&self.qspans);
-                match proxy.prepare(conn, parts, body::empty(), false).await {
+            decision => {
+                let mut parts = head.into_parts(&self.qspans);
+                edit_request(&proxy.settings, conn, &mut parts, false);
+                match proxy.carry_out(conn, decision, parts, body::empty()).await {
                     Step::Answer(resp) => Err(resp),
                     Step::Forward(Ready { req, ctx, err }) => {
                         self.out.clear();
@@ -337,10 +338,13 @@ impl Lane {
     ) -> Reply {
         let close = close || raw.framing == Framing::Close;
         let (status, framing, reusable) = (raw.status, raw.framing, raw.reusable);
-        let ctx = if raw.plain {
-            let fields = crate::proxy::Fields::new(&raw.head, &self.spans);
-            match proxy.hooks.on_answer_head(ctx, status, &fields) {
-                None => {
+        // The hooks learn from the head as it came when it can go out as
+        // it came; otherwise (hop-by-hop fields to drop) from the map, as
+        // on the hyper lane.
+        let (ctx, learned) = if raw.plain {
+            let fields = Fields::new(&raw.head, &self.spans);
+            match proxy.hooks.learn(ctx, status, &fields) {
+                Learned::Done => {
                     self.out.clear();
                     write_relayed_head(&mut self.out, &raw, &self.spans, close);
                     return Reply::Relay {
@@ -350,10 +354,10 @@ impl Lane {
                         close,
                     };
                 }
-                Some(ctx) => ctx,
+                Learned::Edit(ctx) => (ctx, true),
             }
         } else {
-            ctx
+            (ctx, false)
         };
         let resp = match raw.into_response(&mut self.spans) {
             Ok(r) => r,
@@ -364,7 +368,11 @@ impl Lane {
                 return failure_page(proxy, UpstreamError::Protocol, Some(e), err);
             }
         };
-        let resp = proxy.finish(ctx, resp).await;
+        let resp = if learned {
+            proxy.edit_answer(ctx, resp).await
+        } else {
+            proxy.finish(ctx, resp).await
+        };
         if resp.extensions().get::<UpstreamBody>().is_none() {
             // The hooks answered instead: the upstream's body is not wanted.
             if framing != Framing::None {

@@ -1,15 +1,19 @@
-//! The gate's two shortcuts on a holder's request:
-//! - past `on_response` (`on_answer_head`, taken by the fast lane before any
-//!   header map is built): it learns exactly what `on_response` learns from
-//!   the same answer, and hands every answer it cannot judge alone to
-//!   `on_response`;
+//! The two lanes run the gate's one implementation of every phase, the fast
+//! lane on the raw head ([`Fields`]), the hyper lane on its header map; these
+//! tests hold the two views to the same decisions and lessons:
+//! - `decide` forwards, from raw fields, exactly what it forwards from the
+//!   map, with the same effect on seats, activity and bindings;
+//! - `learn` learns from raw fields what the map path (`learn` then
+//!   `on_response`) learns from the same answer, and hands every answer it
+//!   cannot judge from the head to `on_response`;
 //! - a session's memo of its user's class and seat: never used once the pool,
 //!   a grant, a class or the settings changed since it was made.
 
 use super::*;
 use crate::identity::Kind;
-use crate::proxy::body::empty;
-use crate::proxy::{ConnInfo, Fields, Hooks};
+use crate::proxy::{ConnInfo, Decision, Hooks, Learned};
+use crate::wire::body::empty;
+use crate::wire::Fields;
 use http::{HeaderName, Request, Response, StatusCode};
 
 /// Power users alice, bob, carol; casual c1 holding a seat, casual c2 not;
@@ -87,7 +91,7 @@ fn head(fields: &[(&str, &str)]) -> (Vec<u8>, Vec<(HeaderName, std::ops::Range<u
     (bytes, spans)
 }
 
-fn request(path: &str, cookie: &str) -> Request<crate::proxy::body::Body> {
+fn request(path: &str, cookie: &str) -> Request<crate::wire::body::Body> {
     Request::builder()
         .uri(path)
         .header("accept", "text/html")
@@ -96,7 +100,7 @@ fn request(path: &str, cookie: &str) -> Request<crate::proxy::body::Body> {
         .unwrap()
 }
 
-fn response(fields: &[(&str, &str)]) -> Response<crate::proxy::body::Body> {
+fn response(fields: &[(&str, &str)]) -> Response<crate::wire::body::Body> {
     let mut r = Response::new(empty());
     for (n, v) in fields {
         r.headers_mut().append(
@@ -128,7 +132,8 @@ type Case = (
 );
 
 #[tokio::test]
-async fn the_shortcut_learns_what_on_response_learns_and_passes_on_what_it_cannot_judge() {
+async fn learning_from_the_raw_head_learns_what_the_map_path_learns_and_passes_on_what_it_cannot_judge(
+) {
     let conn = ConnInfo::new("127.0.0.1:40000".parse().unwrap(), false, false);
     let remember = "seraph.rememberme.cookie";
     let cases: [Case; 8] = [
@@ -189,21 +194,21 @@ async fn the_shortcut_learns_what_on_response_learns_and_passes_on_what_it_canno
         let (short, long) = (gate().await, gate().await);
         let (bytes, spans) = head(&fields);
         let (_, ctx) = short
-            .on_request(&conn, request(path, &cookie))
+            .through_request(&conn, request(path, &cookie))
             .await
             .unwrap();
-        match short.on_answer_head(ctx, StatusCode::OK, &Fields::new(&bytes, &spans)) {
-            None => assert!(alone, "{path} {cookie} {fields:?}: decided alone"),
-            Some(ctx) => {
+        match short.learn(ctx, StatusCode::OK, &Fields::new(&bytes, &spans)) {
+            Learned::Done => assert!(alone, "{path} {cookie} {fields:?}: decided alone"),
+            Learned::Edit(ctx) => {
                 assert!(!alone, "{path} {cookie} {fields:?}: passed on");
                 short.on_response(ctx, response(&fields)).await;
             }
         }
         let (_, ctx) = long
-            .on_request(&conn, request(path, &cookie))
+            .through_request(&conn, request(path, &cookie))
             .await
             .unwrap();
-        long.on_response(ctx, response(&fields)).await;
+        long.through_answer(ctx, response(&fields)).await;
         assert_eq!(
             bindings(&short),
             bindings(&long),
@@ -215,10 +220,14 @@ async fn the_shortcut_learns_what_on_response_learns_and_passes_on_what_it_canno
     let g = gate().await;
     let (bytes, spans) = head(&[("X-AUSERNAME", "Alice")]);
     let cookie = format!("JSESSIONID=s-alice; {remember}=r-1");
-    let (_, ctx) = g.on_request(&conn, request("/", &cookie)).await.unwrap();
-    assert!(g
-        .on_answer_head(ctx, StatusCode::OK, &Fields::new(&bytes, &spans))
-        .is_none());
+    let (_, ctx) = g
+        .through_request(&conn, request("/", &cookie))
+        .await
+        .unwrap();
+    assert!(matches!(
+        g.learn(ctx, StatusCode::OK, &Fields::new(&bytes, &spans)),
+        Learned::Done
+    ));
     assert_eq!(
         g.sessions.lookup(Kind::RememberMe, "r-1", 5_000_000),
         Some(UserId::new("alice"))
@@ -235,7 +244,7 @@ async fn a_sessions_memo_of_its_users_seat_never_outlives_a_change_to_the_pool()
         let g = &g;
         let conn = &conn;
         async move {
-            g.on_request(
+            g.through_request(
                 conn,
                 request("/browse/A-1", &format!("JSESSIONID={session}")),
             )
@@ -268,7 +277,7 @@ async fn a_sessions_memo_of_its_users_seat_never_outlives_a_change_to_the_pool()
 }
 
 #[tokio::test]
-async fn the_request_shortcut_takes_only_what_on_request_passes_as_it_is_and_does_the_same() {
+async fn deciding_from_the_raw_head_forwards_what_the_map_forwards_and_does_the_same() {
     let conn = ConnInfo::new("127.0.0.1:40000".parse().unwrap(), false, false);
     let basic = |u: &str| {
         use base64::Engine;
@@ -277,7 +286,7 @@ async fn the_request_shortcut_takes_only_what_on_request_passes_as_it_is_and_doe
             base64::engine::general_purpose::STANDARD.encode(format!("{u}:pw"))
         )
     };
-    // (method, path, cookies, Authorization, the shortcut takes it)
+    // (method, path, cookies, Authorization, forwarded from the head alone)
     let cases: Vec<(&str, &str, &str, String, bool)> = vec![
         (
             "GET",
@@ -308,16 +317,18 @@ async fn the_request_shortcut_takes_only_what_on_request_passes_as_it_is_and_doe
             String::new(),
             false,
         ),
-        // Nobody known.
+        // Nobody known: forwarded (the answer may name someone).
         (
             "GET",
             "/browse/A-1",
             "JSESSIONID=s-unknown",
             String::new(),
-            false,
+            true,
         ),
-        ("GET", "/", "", String::new(), false),
-        ("GET", "/logout", "JSESSIONID=s-alice", String::new(), false),
+        ("GET", "/", "", String::new(), true),
+        // A logout: forwarded, decided on its answer.
+        ("GET", "/logout", "JSESSIONID=s-alice", String::new(), true),
+        // A login: its body says who logs in.
         (
             "POST",
             "/login.jsp",
@@ -344,7 +355,7 @@ async fn the_request_shortcut_takes_only_what_on_request_passes_as_it_is_and_doe
         // Bearer tokens the app named a user for, as cookie sessions.
         ("GET", "/browse/A-1", "", "Bearer t-c1".into(), true),
         ("GET", "/browse/A-1", "", "Bearer t-c2".into(), false),
-        ("GET", "/browse/A-1", "", "Bearer t-unknown".into(), false),
+        ("GET", "/browse/A-1", "", "Bearer t-unknown".into(), true),
     ];
     for (method, path, cookie, auth, taken) in cases {
         let clocks = [0, 1].map(|_| Arc::new(crate::clock::ManualClock::new(5_000_000)));
@@ -367,20 +378,24 @@ async fn the_request_shortcut_takes_only_what_on_request_passes_as_it_is_and_doe
         let uri: http::Uri = path.parse().unwrap();
         let method: http::Method = method.parse().unwrap();
         let fields = Fields::new(&bytes, &spans);
-        let got = short.on_request_head(&conn, &method, &uri, &fields);
-        assert_eq!(got.is_some(), taken, "{method} {path} {cookie:?} {auth:?}");
-        if !taken {
-            continue;
-        }
+        let raw = short.decide(&conn, &method, &uri, &fields);
         let mut req = request(path, cookie);
         *req.method_mut() = method.clone();
         if !auth.is_empty() {
             req.headers_mut()
                 .insert("authorization", auth.parse().unwrap());
         }
-        assert!(
-            long.on_request(&conn, req).await.is_ok(),
-            "on_request would not pass {path} {cookie:?}"
+        let map = long.decide(&conn, &method, &uri, req.headers());
+        let forwarded = |d: &Decision<super::hooks::Ctx>| matches!(d, Decision::Forward(_));
+        assert_eq!(
+            forwarded(&raw),
+            taken,
+            "{method} {path} {cookie:?} {auth:?}"
+        );
+        assert_eq!(
+            forwarded(&map),
+            taken,
+            "{method} {path} {cookie:?} {auth:?}: the map decides otherwise"
         );
         assert_eq!(
             short.with_pool(|p| p.export()),
