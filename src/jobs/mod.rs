@@ -7,11 +7,13 @@
 //! second. Tests move a manual clock to "02:00" and call `tick` themselves.
 
 mod cleanup;
+mod error;
 pub mod runs;
 pub mod schedule;
 mod tier;
 
 pub use cleanup::{cleanup, CleanupReport};
+pub use error::JobError;
 pub use runs::{JobRun, JobRuns};
 pub use tier::{run_checks, tier_check, TierReport};
 
@@ -77,7 +79,8 @@ async fn reconcile_loop(
                 every
             }
             Err(e) => {
-                runs.failed("reconcile", gate.now(), e.to_string());
+                let e = crate::proxy::error_chain(&e);
+                runs.failed("reconcile", gate.now(), e.clone());
                 gate.alerts.raise(
                     "reconcile_failed",
                     format!("Cannot read the IUM groups from the directory: {e}"),
@@ -148,9 +151,9 @@ pub fn prune(gate: &Gate, now: u64) -> PruneReport {
 pub struct Tick {
     /// The start-up diagnostics (first tick only).
     pub startup_checks: Option<check::Report>,
-    pub tier: Option<Result<TierReport, String>>,
-    pub cleanup: Option<Result<CleanupReport, String>>,
-    pub sync: Option<Result<crate::sync::ApplyReport, String>>,
+    pub tier: Option<Result<TierReport, JobError>>,
+    pub cleanup: Option<Result<CleanupReport, JobError>>,
+    pub sync: Option<Result<crate::sync::ApplyReport, JobError>>,
 }
 
 /// The last outcome of each scheduled job, for the status API.
@@ -257,7 +260,7 @@ impl Housekeeping {
                 Err(e) => {
                     self.gate.alerts.raise(
                         "tier_check_failed",
-                        e.clone(),
+                        e.chain(),
                         "Check [directory] and that the application is reachable; the tier check runs again next time.",
                         now,
                     );
@@ -282,7 +285,7 @@ impl Housekeeping {
         out
     }
 
-    async fn cleanup(&self, now: u64) -> Result<CleanupReport, String> {
+    async fn cleanup(&self, now: u64) -> Result<CleanupReport, JobError> {
         match cleanup(&self.gate).await {
             Ok(rep) => {
                 tracing::info!(
@@ -316,35 +319,60 @@ impl Housekeeping {
                 self.set_last(|l| l.cleanup = Some(rep.clone()));
                 Ok(rep)
             }
-            Err(e) => {
-                let msg = format!("nightly cleanup: cannot read the groups: {e}");
+            Err(source) => {
+                let e = JobError::Directory {
+                    job: "nightly cleanup",
+                    step: "read the groups",
+                    source,
+                };
                 self.gate.alerts.raise(
                     "cleanup_failed",
-                    msg.clone(),
+                    e.chain(),
                     "Check [directory] and that the application is reachable; the cleanup runs again tomorrow.",
                     now,
                 );
-                Err(msg)
+                Err(e)
             }
         }
     }
 
-    async fn sync(&self) -> Result<crate::sync::ApplyReport, String> {
+    async fn sync(&self) -> Result<crate::sync::ApplyReport, JobError> {
         let run = async {
-            let s = crate::sync::SyncSettings::from_config(&self.cfg)?;
+            let s = crate::sync::SyncSettings::from_config(&self.cfg).map_err(|message| {
+                JobError::Settings {
+                    job: "sync",
+                    message,
+                }
+            })?;
             let dir = self.gate.directory.as_ref();
             let plan = crate::sync::plan(dir, &s)
                 .await
-                .map_err(|e| format!("sync: {e}"))?;
+                .map_err(|source| JobError::Directory {
+                    job: "sync",
+                    step: "read the groups to plan",
+                    source,
+                })?;
             let opts = crate::sync::RunOptions {
                 journal: crate::sync::job_journal(&self.cfg),
                 progress: false,
             };
             let rep = crate::sync::apply(dir, &s, &plan, &opts)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| match e {
+                    // Named here as a directory step: SyncError's own text
+                    // would repeat the directory's.
+                    crate::sync::SyncError::Directory(source) => JobError::Directory {
+                        job: "sync",
+                        step: "apply the plan",
+                        source,
+                    },
+                    source => JobError::Sync {
+                        job: "sync",
+                        source,
+                    },
+                })?;
             tracing::info!("sync job: {}", plan.summary(true));
-            Ok::<_, String>(rep)
+            Ok::<_, JobError>(rep)
         };
         let r = run.await;
         match &r {
@@ -355,7 +383,7 @@ impl Housekeeping {
             Err(e) => {
                 self.gate.alerts.raise(
                     "sync_failed",
-                    e.clone(),
+                    e.chain(),
                     "Run `iumgate sync --config FILE` by hand to see the plan and the error.",
                     self.gate.now(),
                 );

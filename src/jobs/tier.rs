@@ -3,6 +3,7 @@
 //! `min_idle`, when the shared part got smaller), then look at the app's own
 //! seat count and run the diagnostics, whose findings become alerts.
 
+use super::JobError;
 use crate::check;
 use crate::config::Config;
 use crate::gate::{Gate, ReconcileReport};
@@ -18,11 +19,15 @@ pub struct TierReport {
     pub checks: check::Report,
 }
 
-pub async fn tier_check(gate: &Gate, cfg: &Config) -> Result<TierReport, String> {
+pub async fn tier_check(gate: &Gate, cfg: &Config) -> Result<TierReport, JobError> {
     let reconcile = gate
         .reconcile()
         .await
-        .map_err(|e| format!("tier check: cannot read the groups: {e}"))?;
+        .map_err(|source| JobError::Directory {
+            job: "tier check",
+            step: "read the groups",
+            source,
+        })?;
     let app = gate
         .directory
         .licence(&cfg.licence.application)
