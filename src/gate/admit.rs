@@ -80,13 +80,11 @@ impl Gate {
                 Outcome::Wait { position }
             }
             Admission::Granted => {
-                self.pending.insert(user.clone());
-                self.changed();
+                self.state.grant_started(user);
                 self.grant(user, None).await
             }
             Admission::Evicted { victim } => {
-                self.pending.insert(user.clone());
-                self.changed();
+                self.state.grant_started(user);
                 let access = self.settings.load().access_group.clone();
                 // The victim leaves the group first, so the group never holds
                 // more members than there are seats.
@@ -99,8 +97,7 @@ impl Gate {
                         p.release(user);
                         p.restore(victim.clone());
                     });
-                    self.pending.remove(user);
-                    self.changed();
+                    self.state.grant_ended(user);
                     self.directory_failed("revoke", &victim.user, &e);
                     return Outcome::Unavailable;
                 }
@@ -117,8 +114,7 @@ impl Gate {
         let access = self.settings.load().access_group.clone();
         match self.directory.add_to_group(user, &access).await {
             Ok(()) => {
-                self.pending.remove(user);
-                self.changed();
+                self.state.grant_ended(user);
                 self.directory_ok();
                 match &victim {
                     Some(v) => {
@@ -135,8 +131,7 @@ impl Gate {
             }
             Err(e) => {
                 self.with_pool(|p| p.release(user));
-                self.pending.remove(user);
-                self.changed();
+                self.state.grant_ended(user);
                 self.counters.admit_failed.fetch_add(1, Ordering::Relaxed);
                 if let Some(v) = victim {
                     // Best effort: give the victim their seat back.
@@ -153,7 +148,7 @@ impl Gate {
     /// Frees `user`'s seat: out of the access group first, then out of the
     /// pool (so a newcomer is never added while the old holder still counts).
     pub async fn release(&self, user: &UserId, reason: ReleaseReason) -> bool {
-        if !self.seats.contains_key(user) {
+        if !self.state.has_seat(user) {
             return false;
         }
         let lock = self.user_lock(user);
@@ -167,7 +162,7 @@ impl Gate {
     }
 
     pub(super) async fn release_locked(&self, user: &UserId, reason: ReleaseReason) -> bool {
-        if !self.seats.contains_key(user) {
+        if !self.state.has_seat(user) {
             return false;
         }
         let access = self.settings.load().access_group.clone();

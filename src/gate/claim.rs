@@ -9,7 +9,9 @@
 use super::Gate;
 use crate::pool::{Mode, ReleaseReason};
 use crate::user::UserId;
-use std::sync::atomic::Ordering;
+use dashmap::DashSet;
+use rustc_hash::FxBuildHasher;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Weak;
 
 /// How an identity is known.
@@ -180,6 +182,65 @@ impl Drop for Borrow {
     }
 }
 
+/// The seats lent to unconfirmed claims: each is lent, then confirmed
+/// (kept) or given back; one whose give-back failed stays out until the
+/// prune job returns it.
+#[derive(Debug, Default)]
+pub(crate) struct Loans {
+    lent: DashSet<UserId, FxBuildHasher>,
+    /// Give-backs the directory refused: tried again by the prune job. At
+    /// most one entry per seat.
+    unreturned: DashSet<UserId, FxBuildHasher>,
+    /// Seats lent and not yet back (`lent` and `unreturned`), read without
+    /// touching the sets' shards.
+    out: AtomicUsize,
+}
+
+impl Loans {
+    fn lend(&self, user: &UserId) {
+        self.lent.insert(user.clone());
+        self.out.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `user`'s seat is theirs for good; `true` if it was out on loan.
+    fn confirm(&self, user: &UserId) -> bool {
+        let was = self.out.load(Ordering::Relaxed) > 0
+            && (self.lent.remove(user).is_some() || self.unreturned.remove(user).is_some());
+        if was {
+            self.out.fetch_sub(1, Ordering::Relaxed);
+        }
+        was
+    }
+
+    /// Takes `user`'s loan to give the seat back (`false`: confirmed already).
+    fn take(&self, user: &UserId) -> bool {
+        self.lent.remove(user).is_some()
+    }
+
+    /// Takes `user`'s failed give-back to try again.
+    fn take_unreturned(&self, user: &UserId) -> bool {
+        self.unreturned.remove(user).is_some()
+    }
+
+    /// A taken loan's seat is back.
+    fn returned(&self) {
+        self.out.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// A taken loan's give-back failed: still out.
+    fn not_returned(&self, user: &UserId) {
+        self.unreturned.insert(user.clone());
+    }
+
+    fn unreturned(&self) -> Vec<UserId> {
+        self.unreturned.iter().map(|u| u.key().clone()).collect()
+    }
+
+    fn out(&self) -> usize {
+        self.out.load(Ordering::Relaxed)
+    }
+}
+
 impl Gate {
     /// Lends `user` a free seat for one exchange: the returned guard gives
     /// it back unless confirmed. `None` with `Outcome::Pass`: the user held
@@ -197,8 +258,7 @@ impl Gate {
             } else {
                 let out = self.admit_locked(user, Mode::FreeOnly).await;
                 if out == super::Outcome::Pass {
-                    self.borrowed.insert(user.clone());
-                    self.borrowed_n.fetch_add(1, Ordering::Relaxed);
+                    self.loans.lend(user);
                     let lent = Borrow {
                         gate: self.me.clone(),
                         user: Some(user.clone()),
@@ -217,11 +277,7 @@ impl Gate {
     /// `user`'s seat is theirs for good: a borrow pending for it will not
     /// take it back (the app confirmed them in this or another exchange).
     pub(crate) fn confirm_seat(&self, user: &UserId) {
-        if self.borrowed_n.load(Ordering::Relaxed) > 0
-            && (self.borrowed.remove(user).is_some() || self.unreturned.remove(user).is_some())
-        {
-            self.borrowed_n.fetch_sub(1, Ordering::Relaxed);
-        }
+        self.loans.confirm(user);
     }
 
     /// Gives a borrowed seat back, unless it was confirmed meanwhile.
@@ -229,7 +285,7 @@ impl Gate {
         let lock = self.user_lock(user);
         {
             let _guard = lock.lock().await;
-            if self.borrowed.remove(user).is_some() {
+            if self.loans.take(user) {
                 self.return_seat(user).await;
             }
         }
@@ -242,36 +298,33 @@ impl Gate {
     /// prune job tries again ([`Gate::retry_give_backs`]), so a directory
     /// hiccup never turns a claim into a seat kept.
     async fn return_seat(&self, user: &UserId) {
-        if self.release_locked(user, ReleaseReason::Rollback).await
-            || !self.seats.contains_key(user)
-        {
-            self.borrowed_n.fetch_sub(1, Ordering::Relaxed);
+        if self.release_locked(user, ReleaseReason::Rollback).await || !self.state.has_seat(user) {
+            self.loans.returned();
         } else {
-            self.unreturned.insert(user.clone());
+            self.loans.not_returned(user);
         }
     }
 
     /// Tries again to give back the lent seats whose give-back failed;
     /// returns how many are still out. Run by the prune job.
     pub async fn retry_give_backs(&self) -> usize {
-        let users: Vec<UserId> = self.unreturned.iter().map(|u| u.key().clone()).collect();
-        for user in users {
+        for user in self.loans.unreturned() {
             let lock = self.user_lock(&user);
             {
                 let _guard = lock.lock().await;
-                if self.unreturned.remove(&user).is_some() {
+                if self.loans.take_unreturned(&user) {
                     self.return_seat(&user).await;
                 }
             }
             drop(lock);
             self.drop_user_lock(&user);
         }
-        self.unreturned.len()
+        self.loans.unreturned().len()
     }
 
     /// Seats lent to unconfirmed claims right now (or being given back).
     pub fn borrowed_seats(&self) -> usize {
-        self.borrowed_n.load(Ordering::Relaxed)
+        self.loans.out()
     }
 }
 

@@ -12,6 +12,7 @@ use crate::wire::body::{empty, full, Body};
 use base64::Engine;
 use http::{Method, Request, Response};
 use proptest::prelude::*;
+use std::sync::atomic::Ordering;
 
 const USERS: [&str; 6] = ["c1", "c2", "c3", "c4", "c5", "alice"];
 

@@ -12,14 +12,18 @@
 //! outside that lock and roll back if the call fails.
 
 mod admit;
+mod app_client;
 mod claim;
 mod hooks;
 mod reconcile;
+mod seats;
 mod waiting;
 
 pub use admit::Outcome;
+use app_client::{AppClient, Current};
 pub use claim::{Borrow, Rights, Standing};
 pub use reconcile::ReconcileReport;
+pub use seats::{Class, Memo, SeatState};
 // For hooks.rs (`super::local_path`, `super::resume::…`) until it names
 // the new homes itself.
 use crate::pages::local_path;
@@ -30,66 +34,14 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::directory::Directory;
 use crate::identity::Sessions;
-use crate::pool::{Pool, PoolConfig, SeatMap};
+use crate::pool::{Pool, PoolConfig};
 use crate::product::{ActivityRules, Profile};
 use crate::user::UserId;
-use dashmap::{DashMap, DashSet};
+use dashmap::DashMap;
 use serde::Serialize;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
-
-/// What iumgate knows about a user's licence situation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Class {
-    /// In the IUM user group: managed.
-    Casual,
-    /// In a fixed-licence group: never touched (even if also in an IUM group).
-    Power,
-    /// Anyone else (and exempt users): passes untouched.
-    Unmanaged,
-}
-
-/// What a session remembers of its user's class and seat, good while the
-/// gate's epoch is still the one it was made at. Kept small: one is stored
-/// with every session (a million sessions, a million memos).
-#[derive(Debug, Default)]
-pub struct Memo {
-    /// The epoch shifted left by two, the class in the low two bits
-    /// (0: never made).
-    tagged: u64,
-    /// The seat held (`None`: none, or its grant is not finished).
-    seat: Option<Arc<crate::pool::Seat>>,
-}
-
-impl Memo {
-    fn new(epoch: u64, class: Class, seat: Option<Arc<crate::pool::Seat>>) -> Memo {
-        let code = match class {
-            Class::Casual => 1,
-            Class::Power => 2,
-            Class::Unmanaged => 3,
-        };
-        Memo {
-            tagged: (epoch << 2) | code,
-            seat,
-        }
-    }
-
-    /// The class and seat, if the memo was made at `epoch`.
-    pub(crate) fn at(&self, epoch: u64) -> Option<(Class, Option<Arc<crate::pool::Seat>>)> {
-        if self.tagged >> 2 != epoch {
-            return None;
-        }
-        let class = match self.tagged & 3 {
-            1 => Class::Casual,
-            2 => Class::Power,
-            3 => Class::Unmanaged,
-            _ => return None,
-        };
-        Some((class, self.seat.clone()))
-    }
-}
 
 /// Settings the gate reads on each request; swapped on reload.
 #[derive(Debug, Clone)]
@@ -237,34 +189,21 @@ pub struct Gate {
     pub directory: Arc<dyn Directory>,
     pub alerts: Arc<Alerts>,
     pub counters: Counters,
-    pool: Mutex<Pool>,
-    seats: Arc<SeatMap>,
-    /// Seats reserved whose directory grant has not finished yet.
-    pending: DashSet<UserId, rustc_hash::FxBuildHasher>,
-    classes: DashMap<UserId, Class, rustc_hash::FxBuildHasher>,
+    /// The pool, seats, grants under way, classes and the epoch.
+    state: SeatState,
     /// Single flight: one admission per user at a time.
     inflight: DashMap<UserId, Arc<tokio::sync::Mutex<()>>>,
     arithmetic: Mutex<Arithmetic>,
-    reconciled: AtomicBool,
-    /// Moves on after every change to what decides a class or a seat (the
-    /// pool, pending grants, classes, settings): session memos made before
-    /// are stale.
-    epoch: AtomicU64,
     /// Sessions the whoami fallback found anonymous, until when (ms):
     /// bounded, and pruned by the prune job, never inside a request.
     pub anonymous: crate::identity::AnonymousCache,
     /// Login forms waiting for a seat, by wait-cookie hash (memory only).
     pending_logins: DashMap<crate::identity::SessionKey, resume::PendingLogin>,
-    whoami_client: Option<reqwest::Client>,
+    /// The gate's own calls to the app (whoami, a login's replay).
+    app: AppClient,
     events: Mutex<VecDeque<Event>>,
     /// Seats lent to unconfirmed claims for one exchange ([`Borrow`]).
-    borrowed: DashSet<UserId, rustc_hash::FxBuildHasher>,
-    /// Lent seats whose give-back failed (the directory did not answer):
-    /// the prune job tries again. At most one entry per seat.
-    unreturned: DashSet<UserId, rustc_hash::FxBuildHasher>,
-    /// Seats lent and not yet back (`borrowed` and `unreturned`), read
-    /// without touching the sets' shards.
-    borrowed_n: std::sync::atomic::AtomicUsize,
+    loans: claim::Loans,
     /// The gate itself, for guards that give a seat back when dropped.
     me: std::sync::Weak<Gate>,
 }
@@ -273,7 +212,7 @@ impl std::fmt::Debug for Gate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Gate")
             .field("sessions", &self.sessions.len())
-            .field("seats", &self.seats.len())
+            .field("seats", &self.state.len())
             .finish_non_exhaustive()
     }
 }
@@ -289,8 +228,6 @@ impl Gate {
         alerts: Arc<Alerts>,
         hash_key: [u8; 32],
     ) -> Arc<Gate> {
-        let pool = Pool::new(pool_cfg);
-        let seats = pool.seats();
         let session_limits = settings.session_limits;
         Arc::new_cyclic(|me| Gate {
             settings: arc_swap::ArcSwap::from_pointee(settings),
@@ -299,25 +236,14 @@ impl Gate {
             directory,
             alerts,
             counters: Counters::default(),
-            pool: Mutex::new(pool),
-            seats,
-            pending: DashSet::default(),
-            classes: DashMap::default(),
+            state: SeatState::new(pool_cfg),
             inflight: DashMap::new(),
             arithmetic: Mutex::new(Arithmetic::default()),
-            reconciled: AtomicBool::new(false),
-            epoch: AtomicU64::new(1),
             anonymous: crate::identity::AnonymousCache::default(),
             pending_logins: DashMap::new(),
-            whoami_client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .timeout(std::time::Duration::from_secs(5))
-                .build()
-                .ok(),
+            app: AppClient::new(),
             events: Mutex::new(VecDeque::new()),
-            borrowed: DashSet::default(),
-            unreturned: DashSet::default(),
-            borrowed_n: std::sync::atomic::AtomicUsize::new(0),
+            loans: claim::Loans::default(),
             me: me.clone(),
         })
     }
@@ -326,70 +252,36 @@ impl Gate {
         self.clock.now_ms()
     }
 
-    /// Runs `f` on the pool under its mutex (never held across an await).
+    /// Runs `f` on the pool under its mutex (never held across an await);
+    /// session memos are stale afterwards.
     pub fn with_pool<R>(&self, f: impl FnOnce(&mut Pool) -> R) -> R {
-        let mut guard = match self.pool.lock() {
-            Ok(g) => g,
-            // A panic while holding the lock cannot leave the pool half-changed
-            // in a way that matters more than stopping all admissions would.
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        let out = f(&mut guard);
-        drop(guard);
-        self.changed();
-        out
-    }
-
-    /// Marks every session memo stale: called after (never before) a change
-    /// to the pool, pending grants, classes or settings. A memo made from
-    /// maps read after the epoch it carries is then never taken for newer.
-    pub(crate) fn changed(&self) {
-        self.epoch.fetch_add(1, Ordering::Release);
+        self.state.with_pool(f)
     }
 
     pub(crate) fn epoch(&self) -> u64 {
-        self.epoch.load(Ordering::Acquire)
+        self.state.epoch()
     }
 
     /// A memo of `user`'s class and seat as the maps say now; `epoch` must
     /// have been read before.
     pub(crate) fn memo(&self, user: &UserId, epoch: u64, class: Class) -> Memo {
-        let seat = self.held_seat(user).map(|s| Arc::clone(s.value()));
-        Memo::new(epoch, class, seat)
+        self.state.memo(user, epoch, class)
     }
 
     /// Whether `user` holds a granted (not pending) seat. Lock-free.
     pub fn holds(&self, user: &UserId) -> bool {
-        self.holds_touching(user, false, 0)
+        self.state.holds_touching(user, false, 0)
     }
 
     /// Whether `user` holds a seat (as [`Gate::holds`]); when they do and
     /// `activity`, records it — one look-up for a holder's request.
     pub fn holds_touching(&self, user: &UserId, activity: bool, now: u64) -> bool {
-        self.held_seat(user).is_some_and(|seat| {
-            if activity {
-                seat.touch(now);
-            }
-            true
-        })
-    }
-
-    /// The seat `user` holds, unless its grant is still pending.
-    fn held_seat(
-        &self,
-        user: &UserId,
-    ) -> Option<dashmap::mapref::one::Ref<'_, UserId, Arc<crate::pool::Seat>>> {
-        if self.pending.contains(user) {
-            return None;
-        }
-        self.seats.get(user)
+        self.state.holds_touching(user, activity, now)
     }
 
     /// Records activity of a holder: an atomic store.
     pub fn touch(&self, user: &UserId, now: u64) {
-        if let Some(seat) = self.seats.get(user) {
-            seat.touch(now);
-        }
+        self.state.touch(user, now);
     }
 
     pub fn class_of(&self, user: &UserId) -> Option<Class> {
@@ -397,13 +289,11 @@ impl Gate {
         if s.exempt.contains(user) {
             return Some(Class::Unmanaged);
         }
-        if let Some(c) = self.classes.get(user) {
-            return Some(*c);
+        if let Some(c) = self.state.class(user) {
+            return Some(c);
         }
         // After a full reconcile, a user in none of the groups is unmanaged.
-        self.reconciled
-            .load(Ordering::Acquire)
-            .then_some(Class::Unmanaged)
+        self.state.is_reconciled().then_some(Class::Unmanaged)
     }
 
     /// The class of `user`, asking the directory when iumgate has not seen
@@ -413,7 +303,7 @@ impl Gate {
         if self.settings.load().exempt.contains(user) {
             return Class::Unmanaged;
         }
-        if let Some(c) = self.classes.get(user).map(|c| *c) {
+        if let Some(c) = self.state.class(user) {
             return c;
         }
         match self.directory.user(user).await {
@@ -429,8 +319,7 @@ impl Gate {
                 } else {
                     Class::Unmanaged
                 };
-                self.classes.insert(user.clone(), class);
-                self.changed();
+                self.state.learn_class(user, class);
                 class
             }
             Ok(None) => Class::Unmanaged,
@@ -460,31 +349,15 @@ impl Gate {
         {
             return None;
         }
-        let client = self.whoami_client.as_ref()?;
         let url = format!("{}{path}", self.settings.load().upstream);
-        #[derive(serde::Deserialize)]
-        struct Current {
-            username: Option<String>,
-        }
-        let answer = client
-            .get(url)
-            .header(http::header::COOKIE, cookie_header.clone())
-            .header(http::header::ACCEPT, "application/json")
-            .send()
-            .await
-            .ok()?
-            .json::<Current>()
-            .await
-            .ok();
-        match answer.and_then(|c| c.username) {
-            Some(name) if crate::identity::valid_username(&name) => {
-                let user = UserId::new(&name);
+        match self.app.current_user(url, cookie_header).await? {
+            Current::User(user) => {
                 for (kind, key) in keys {
                     self.sessions.bind_key(*key, *kind, &user, now);
                 }
                 Some(user)
             }
-            _ => {
+            Current::Nobody => {
                 for (_, key) in keys {
                     self.anonymous.remember(*key, now + 60_000);
                 }
@@ -501,7 +374,7 @@ impl Gate {
     }
 
     pub fn is_reconciled(&self) -> bool {
-        self.reconciled.load(Ordering::Acquire)
+        self.state.is_reconciled()
     }
 
     pub(crate) fn record(&self, kind: &'static str, user: &UserId, victim: Option<&UserId>) {

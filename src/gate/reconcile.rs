@@ -9,7 +9,6 @@ use crate::pool::ReleaseReason;
 use crate::user::UserId;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::Ordering;
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ReconcileReport {
@@ -97,11 +96,7 @@ impl Gate {
             classes.insert(u.clone(), Class::Power);
         }
         power_in_ium.sort();
-        self.classes.retain(|k, _| classes.contains_key(k));
-        for (k, v) in classes {
-            self.classes.insert(k, v);
-        }
-        self.changed();
+        self.state.set_classes(classes);
 
         // Holders: the access group's active casual members.
         let now = self.now();
@@ -114,7 +109,7 @@ impl Gate {
             casual: casual.len(),
             ..Default::default()
         };
-        let pending: HashSet<UserId> = self.pending.iter().map(|u| u.clone()).collect();
+        let pending = self.state.granting();
         let over = self.with_pool(|p| {
             for u in &access_set {
                 if !p.holds(u) {
@@ -158,8 +153,7 @@ impl Gate {
             *a = arith.clone();
         }
         report.arithmetic = arith;
-        let first = !self.reconciled.swap(true, Ordering::AcqRel);
-        self.changed();
+        let first = self.state.mark_reconciled();
         if !first && capacity < prev.capacity {
             self.alerts.raise(
                 "pool_shrunk",

@@ -117,7 +117,7 @@ impl Gate {
         if !self.holds(&pending.user) {
             return redirect(login_page);
         }
-        let Some(client) = self.whoami_client.as_ref() else {
+        let Some(client) = self.app.http() else {
             return redirect(login_page);
         };
         let mut req = client
