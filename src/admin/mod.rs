@@ -8,7 +8,7 @@ pub mod reload;
 pub mod status;
 
 pub use metrics::Metrics;
-pub use reload::{ReloadReport, Reloader};
+pub use reload::{ReloadError, ReloadReport, Reloader};
 
 use crate::alerts::Alerts;
 use crate::gate::Gate;

@@ -6,7 +6,7 @@
 
 use super::metrics::Metrics;
 use crate::clock::{Clock, SystemClock};
-use crate::config::Config;
+use crate::config::{Config, ConfigErrors};
 use crate::gate::Gate;
 use crate::telemetry::FilterHandle;
 use std::path::PathBuf;
@@ -19,6 +19,29 @@ pub struct ReloadReport {
     pub applied: Vec<String>,
     /// Changed in the file but only taken on a restart.
     pub need_restart: Vec<String>,
+}
+
+/// Why a reload changed nothing. The running settings stay in force.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// Started without a config file (the demo, a config built in code).
+    #[error("config reload: no config file to reload (started without one)")]
+    NoSource,
+    /// The file cannot be read or does not validate; `source` lists every
+    /// problem with its key and line.
+    #[error("config reload: {} does not load", path.display())]
+    Load {
+        path: PathBuf,
+        #[source]
+        source: ConfigErrors,
+    },
+    /// The new log filter does not parse.
+    #[error("config reload: `{key}` is not a valid log filter")]
+    LogFilter {
+        key: &'static str,
+        #[source]
+        source: tracing_subscriber::filter::ParseError,
+    },
 }
 
 struct Source {
@@ -79,43 +102,45 @@ impl Reloader {
     }
 
     /// Reads the file again and applies it (SIGHUP).
-    pub async fn reload(&self) -> Result<ReloadReport, String> {
+    pub async fn reload(&self) -> Result<ReloadReport, ReloadError> {
         let path = lock(&self.source).as_ref().map(|s| s.path.clone());
         let Some(path) = path else {
-            let e = "no config file to reload (started without one)".to_string();
+            let e = ReloadError::NoSource;
             self.metrics.config_loaded(false, self.now());
-            tracing::warn!("config reload: {e}");
+            tracing::warn!("{e}");
             return Err(e);
         };
-        let loaded = Config::load(&path).map_err(|e| format!("{}: {e}", path.display()));
-        match loaded {
+        match Config::load(&path) {
             Ok(cfg) => self.apply(cfg).await,
-            Err(e) => {
-                self.metrics.config_loaded(false, self.now());
-                tracing::error!("config reload failed, the running settings stay in force: {e}");
-                Err(e)
-            }
+            Err(source) => Err(self.failed(ReloadError::Load { path, source })),
         }
     }
 
+    /// Counts and logs a failed reload.
+    fn failed(&self, e: ReloadError) -> ReloadError {
+        self.metrics.config_loaded(false, self.now());
+        tracing::error!(
+            "config reload failed, the running settings stay in force: {}",
+            crate::proxy::error_chain(&e)
+        );
+        e
+    }
+
     /// Applies `new` (already validated) as far as it can change live.
-    pub async fn apply(&self, new: Config) -> Result<ReloadReport, String> {
+    pub async fn apply(&self, new: Config) -> Result<ReloadReport, ReloadError> {
         let _one = self.running.lock().await;
         let old = lock(&self.current).clone();
         let mut report = ReloadReport::default();
 
         // Validate what can still fail before changing anything.
         let filter = if old.log.directives() != new.log.directives() {
-            let f = tracing_subscriber::EnvFilter::try_new(new.log.directives())
-                .map_err(|e| format!("log.filters: {e}"));
-            match f {
+            match tracing_subscriber::EnvFilter::try_new(new.log.directives()) {
                 Ok(_) => Some(crate::telemetry::filter_for(&new.log)),
-                Err(e) => {
-                    self.metrics.config_loaded(false, self.now());
-                    tracing::error!(
-                        "config reload failed, the running settings stay in force: {e}"
-                    );
-                    return Err(e);
+                Err(source) => {
+                    return Err(self.failed(ReloadError::LogFilter {
+                        key: "log.level / log.filters",
+                        source,
+                    }))
                 }
             }
         } else {
@@ -197,7 +222,7 @@ impl Reloader {
                 // The capacity follows from the tier only through a reconcile
                 // (it needs the fixed-licence count): run one now.
                 if let Err(e) = gate.reconcile().await {
-                    tracing::warn!(error = %e, "reconcile after the tier change failed; the reconcile job retries");
+                    tracing::warn!(error = %crate::proxy::error_chain(&e), "reconcile after the tier change failed; the reconcile job retries");
                 }
             }
         }
@@ -248,4 +273,50 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
         old.queue.retry_every.get() != new.queue.retry_every.get(),
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    fn reloader() -> Reloader {
+        Reloader::new(Config::default(), None, Arc::new(Metrics::new().unwrap()))
+    }
+
+    #[tokio::test]
+    async fn a_file_that_does_not_load_is_named_and_its_errors_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("iumgate.toml");
+        std::fs::write(&path, "[proxy]\nlisten = \"nowhere\"\n").unwrap();
+        let r = reloader();
+        r.set_source(path.clone(), None);
+        let e = r.reload().await.unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("config reload: {} does not load", path.display())
+        );
+        let src = e.source().expect("the config errors");
+        let errors = src.downcast_ref::<ConfigErrors>().expect("ConfigErrors");
+        assert_eq!(errors.0[0].key, "proxy.listen", "{errors:?}");
+        assert!(crate::proxy::error_chain(&e).contains("proxy.listen"));
+    }
+
+    #[tokio::test]
+    async fn a_bad_log_filter_names_the_key_and_keeps_the_parse_error() {
+        let r = reloader();
+        let mut new = Config::default();
+        new.log.filters = vec!["iumgate=loud".into()];
+        let e = r.apply(new).await.unwrap_err();
+        assert!(matches!(e, ReloadError::LogFilter { .. }), "{e:?}");
+        assert!(e.to_string().contains("`log.level / log.filters`"), "{e}");
+        assert!(e.source().is_some());
+    }
+
+    #[tokio::test]
+    async fn without_a_file_there_is_nothing_to_reload() {
+        let e = reloader().reload().await.unwrap_err();
+        assert!(matches!(e, ReloadError::NoSource), "{e:?}");
+        assert!(e.source().is_none());
+    }
 }
