@@ -1,9 +1,11 @@
 //! The gate as the proxy's request hooks: identify → decide → (forward) →
 //! learn from the upstream's answer.
 
-use super::{local_path, Borrow, Class, Gate, Outcome, Standing};
+use super::waiting::resume::PendingLogin;
+use super::waiting::WaitFor;
+use super::{Borrow, Class, Gate, Outcome, Standing};
 use crate::identity::{self, Kind, LoginReason, Peeked, SessionKey, UpstreamUser};
-use crate::pages::{Own, HTML, JSON, TEXT};
+use crate::pages::{local_path, Own};
 use crate::pool::{Mode, ReleaseReason};
 use crate::proxy::{ConnInfo, Decision, Hooks, Learned};
 use crate::user::UserId;
@@ -11,9 +13,6 @@ use crate::wire::body::Body;
 use crate::wire::{wants_html, HeaderView};
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use std::sync::atomic::Ordering;
-
-/// iumgate's own cookie for the waiting room (maps to the waiting user).
-pub const WAIT_COOKIE: &str = "iumgate_wait";
 
 /// How much of a login answer is read to find Jira's "no permission" text.
 const LOGIN_PAGE_PEEK: usize = 256 * 1024;
@@ -60,6 +59,17 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// What the waiting room's answers need of the request.
+    fn wait_for(&self) -> WaitFor<'_> {
+        WaitFor {
+            html: self.html,
+            git: self.git,
+            get_or_post: matches!(self.method, Method::GET | Method::POST | Method::HEAD),
+            secure: self.secure,
+            target: self.target.as_str(),
+        }
+    }
+
     /// What every request's context starts with, whichever path it took.
     fn new(s: &super::GateSettings, method: &Method, uri: &http::Uri, html: bool, now: u64) -> Ctx {
         Ctx {
@@ -83,7 +93,6 @@ enum Target {
     #[default]
     Root,
     Request(http::uri::PathAndQuery),
-    Page(String),
 }
 
 impl Target {
@@ -91,7 +100,6 @@ impl Target {
         match self {
             Target::Root => "/",
             Target::Request(p) => p.as_str(),
-            Target::Page(s) => s,
         }
     }
 }
@@ -306,11 +314,17 @@ impl Hooks for Gate {
                 if self.class_or_lookup(u).await == Class::Casual && !self.holds(u) {
                     return match self.admit(u, Standing::Proven.mode()).await {
                         Outcome::Pass => retry_response(ctx.target.as_str(), resp.headers()),
-                        Outcome::Wait { position } => {
-                            self.wait_response(&ctx, u, position, None, Some(resp.headers()))
-                        }
+                        Outcome::Wait { position } => self.wait_response(
+                            &ctx.wait_for(),
+                            u,
+                            position,
+                            None,
+                            Some(resp.headers()),
+                        ),
                         Outcome::NoFreeSeat => resp,
-                        Outcome::Unavailable => self.unavailable_response(&ctx, &HeaderMap::new()),
+                        Outcome::Unavailable => {
+                            self.unavailable_response(&ctx.wait_for(), &HeaderMap::new())
+                        }
                     };
                 }
             }
@@ -473,10 +487,12 @@ impl Gate {
                     ctx.touch_on_confirm = activity;
                     Ok(())
                 }
-                (Outcome::Unavailable, _) => Err(self.unavailable_response(ctx, req_headers)),
+                (Outcome::Unavailable, _) => {
+                    Err(self.unavailable_response(&ctx.wait_for(), req_headers))
+                }
                 (Outcome::NoFreeSeat | Outcome::Wait { .. }, _) => {
                     ctx.html = false;
-                    Err(self.wait_response(ctx, user, 0, None, None))
+                    Err(self.wait_response(&ctx.wait_for(), user, 0, None, None))
                 }
             };
         }
@@ -494,10 +510,14 @@ impl Gate {
             Outcome::Pass => {}
             Outcome::NoFreeSeat if background => {}
             Outcome::Wait { position } => {
-                return Err(self.wait_response(ctx, user, position, None, None));
+                return Err(self.wait_response(&ctx.wait_for(), user, position, None, None));
             }
-            Outcome::NoFreeSeat => return Err(self.wait_response(ctx, user, 0, None, None)),
-            Outcome::Unavailable => return Err(self.unavailable_response(ctx, req_headers)),
+            Outcome::NoFreeSeat => {
+                return Err(self.wait_response(&ctx.wait_for(), user, 0, None, None))
+            }
+            Outcome::Unavailable => {
+                return Err(self.unavailable_response(&ctx.wait_for(), req_headers))
+            }
         }
         if activity {
             self.touch(user, ctx.now);
@@ -678,7 +698,7 @@ impl Gate {
                 match self.borrow(&attempt.user).await {
                     (Outcome::Pass, lent) => borrow = lent,
                     (Outcome::Unavailable, _) => {
-                        return Err(self.unavailable_response(&ctx, &parts.headers));
+                        return Err(self.unavailable_response(&ctx.wait_for(), &parts.headers));
                     }
                     (Outcome::NoFreeSeat | Outcome::Wait { .. }, _) => {}
                 }
@@ -774,7 +794,7 @@ impl Gate {
                         let pending = login.replay.take().map(|(ct, body, agent)| {
                             let expires = self.now()
                                 + self.with_pool(|p| p.config().abandon_after_ms).max(60_000);
-                            super::resume::PendingLogin::new(
+                            PendingLogin::new(
                                 login.user.clone(),
                                 ctx.target.as_str().to_owned(),
                                 ct,
@@ -790,18 +810,20 @@ impl Gate {
                                 "{}?{}={}",
                                 profile.login_page,
                                 profile.login_destination_param,
-                                pct(&dest)
+                                super::waiting::pct(&dest)
                             )
                         };
-                        let wctx = Ctx {
+                        let wait_for = WaitFor {
                             html: !login.json,
-                            secure: ctx.secure,
-                            target: Target::Page(to),
-                            method: ctx.method.clone(),
-                            ..Ctx::default()
+                            git: false,
+                            ..ctx.wait_for()
+                        };
+                        let wait_for = WaitFor {
+                            target: &to,
+                            ..wait_for
                         };
                         self.wait_response(
-                            &wctx,
+                            &wait_for,
                             &login.user,
                             position,
                             pending,
@@ -809,7 +831,9 @@ impl Gate {
                         )
                     }
                     Outcome::NoFreeSeat => resp,
-                    Outcome::Unavailable => self.unavailable_response(ctx, &HeaderMap::new()),
+                    Outcome::Unavailable => {
+                        self.unavailable_response(&ctx.wait_for(), &HeaderMap::new())
+                    }
                 }
             }
             _ => {
@@ -860,106 +884,6 @@ impl Gate {
         // whoami binds the keys to whoever the app names.
         self.whoami(whoami, &header, &keys).await.as_ref() == Some(user)
     }
-
-    /// No seat: browsers go to the waiting room, API clients get 503 + JSON,
-    /// git gets a line it prints to the terminal.
-    fn wait_response(
-        &self,
-        ctx: &Ctx,
-        user: &UserId,
-        position: usize,
-        pending: Option<super::resume::PendingLogin>,
-        upstream_headers: Option<&HeaderMap>,
-    ) -> Response<Body> {
-        let retry = self.settings.load().retry_every_s;
-        let own = if ctx.git {
-            let where_ = if position > 0 {
-                format!(" (position {position} in the queue)")
-            } else {
-                String::new()
-            };
-            Own::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                TEXT,
-                format!(
-                    "iumgate: no licence is free right now{where_}. Retry in {retry} seconds.\n"
-                ),
-            )
-        } else if ctx.html
-            && (ctx.method == Method::GET
-                || ctx.method == Method::POST
-                || ctx.method == Method::HEAD)
-        {
-            let token = new_token();
-            self.sessions.bind(Kind::Wait, &token, user, self.now());
-            if let Some(p) = pending {
-                self.keep_pending_login(&token, p);
-            }
-            let to = local_path(ctx.target.as_str()).unwrap_or("/");
-            let mut r = Own::redirect(
-                StatusCode::SEE_OTHER,
-                &format!("/iumgate/wait?to={}", pct(to)),
-            );
-            let secure = if ctx.secure { "; Secure" } else { "" };
-            if let Ok(v) = HeaderValue::from_str(&format!(
-                "{WAIT_COOKIE}={token}; Path=/iumgate/; HttpOnly; SameSite=Lax{secure}"
-            )) {
-                r = r.cookie(v);
-            }
-            r
-        } else {
-            Own::json(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!(
-                    "{{\"state\":\"waiting\",\"position\":{position},\"retry_after\":{retry}}}"
-                ),
-            )
-        };
-        // Keep the upstream's cookies (the new session of a login).
-        let own = match upstream_headers {
-            Some(up) => own.cookies_of(up),
-            None => own,
-        };
-        own.retry_after(retry).build()
-    }
-
-    /// The directory failed: nothing was granted; the waiting page says the
-    /// licence service is unavailable (and retries by itself).
-    fn unavailable_response(&self, ctx: &Ctx, req_headers: &HeaderMap) -> Response<Body> {
-        let retry = self.settings.load().retry_every_s;
-        let (ct, body) = if ctx.html {
-            let lang = crate::pages::Lang::from_headers(req_headers);
-            (
-                HTML,
-                crate::pages::wait::unavailable_page(lang, retry, ctx.target.as_str()),
-            )
-        } else if ctx.git {
-            (TEXT, "iumgate: the licence service is unavailable; the administrator has been told. Retry later.\n".to_string())
-        } else {
-            (
-                JSON,
-                format!("{{\"state\":\"unavailable\",\"retry_after\":{retry}}}"),
-            )
-        };
-        Own::new(StatusCode::SERVICE_UNAVAILABLE, ct, body)
-            .retry_after(retry)
-            .build()
-    }
-
-    /// Used by the waiting room to find the waiting user.
-    pub(crate) fn waiting_user(&self, headers: &HeaderMap) -> Option<UserId> {
-        let now = self.now();
-        let s = self.settings.load();
-        for (name, value) in identity::cookies(headers) {
-            if name == WAIT_COOKIE {
-                if let Some(u) = self.sessions.lookup(Kind::Wait, value, now) {
-                    return Some(u);
-                }
-            }
-        }
-        identity::session_cookies(s.profile, headers)
-            .find_map(|(kind, value)| self.sessions.lookup(kind, value, now))
-    }
 }
 
 /// `307` to the same URL: the client repeats the request, now licensed.
@@ -981,24 +905,6 @@ fn is_html(h: &HeaderMap) -> bool {
 fn memchr_str(hay: &[u8], needle: &str) -> bool {
     let n = needle.as_bytes();
     hay.windows(n.len()).any(|w| w == n)
-}
-
-/// Query-value encoding: everything but unreserved characters and `/`.
-const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~')
-    .remove(b'/');
-
-pub(crate) fn pct(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, QUERY_VALUE).to_string()
-}
-
-fn new_token() -> String {
-    use rand::Rng;
-    let bytes: [u8; 24] = rand::rng().random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -24,10 +24,6 @@ use app_client::{AppClient, Current};
 pub use claim::{Borrow, Rights, Standing};
 pub use reconcile::ReconcileReport;
 pub use seats::{Class, Memo, SeatState};
-// For hooks.rs (`super::local_path`, `super::resume::…`) until it names
-// the new homes itself.
-use crate::pages::local_path;
-use waiting::resume;
 
 use crate::alerts::Alerts;
 use crate::clock::Clock;
@@ -198,7 +194,7 @@ pub struct Gate {
     /// bounded, and pruned by the prune job, never inside a request.
     pub anonymous: crate::identity::AnonymousCache,
     /// Login forms waiting for a seat, by wait-cookie hash (memory only).
-    pending_logins: DashMap<crate::identity::SessionKey, resume::PendingLogin>,
+    pending_logins: DashMap<crate::identity::SessionKey, waiting::resume::PendingLogin>,
     /// The gate's own calls to the app (whoami, a login's replay).
     app: AppClient,
     events: Mutex<VecDeque<Event>>,

@@ -2,15 +2,21 @@
 //! poll is also an admission attempt, so a waiter is let in by the page
 //! itself as soon as a seat frees (and, without JavaScript, by the page's
 //! meta refresh doing the same). A login that had to wait is repeated once
-//! its seat is there ([`resume`], `/iumgate/resume`).
+//! its seat is there ([`resume`], `/iumgate/resume`). A request that finds
+//! no seat is answered here too ([`answer`]: the redirect to this page and
+//! its wait cookie, git's line, an API client's 503).
 
+mod answer;
 pub(super) mod resume;
+
+pub use answer::WAIT_COOKIE;
+pub(crate) use answer::{pct, WaitFor};
 
 use super::{Class, Gate, Outcome};
 use crate::pages::wait::{QueueState, WaitView};
 use crate::pages::{self, local_path, Lang};
 use crate::pool::Mode;
-use crate::proxy::body::Body;
+use crate::wire::body::Body;
 use http::{Request, Response, StatusCode};
 
 impl Gate {
@@ -49,7 +55,7 @@ impl Gate {
                         "{}?{}={}",
                         s.profile.login_page,
                         s.profile.login_destination_param,
-                        super::hooks::pct(&to)
+                        pct(&to)
                     ),
                 };
                 pages::Own::html(pages::wait::render(&view)).build()

@@ -8,8 +8,8 @@
 use super::redirect;
 use crate::gate::Gate;
 use crate::identity::{self, Kind, UpstreamUser};
-use crate::proxy::body::{full, Body};
 use crate::user::UserId;
+use crate::wire::body::{full, Body};
 use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 
 /// A login form waiting for a seat.
@@ -174,6 +174,6 @@ impl Gate {
 
 fn wait_key(gate: &Gate, headers: &HeaderMap) -> Option<identity::SessionKey> {
     identity::cookies(headers)
-        .find(|(n, _)| *n == crate::gate::hooks::WAIT_COOKIE)
+        .find(|(n, _)| *n == super::WAIT_COOKIE)
         .map(|(_, v)| gate.sessions.hash(Kind::Wait, v))
 }
