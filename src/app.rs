@@ -17,11 +17,12 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// Why iumgate could not start: what failed, the config key it comes from,
-/// and the cause (kept as the error's source).
+/// and the cause, kept as the error's source and not repeated in its text
+/// (print it with [`crate::proxy::error_chain`]).
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// A listener could not be bound.
-    #[error("{key} {addr}: cannot listen: {source}{}", listen_hint(source))]
+    #[error("{key} {addr}: cannot listen{}", listen_hint(source))]
     Listen {
         key: &'static str,
         addr: SocketAddr,
@@ -31,13 +32,27 @@ pub enum StartError {
     /// A setting could not be used (its message names the key and why).
     #[error("{message}")]
     Setting { key: &'static str, message: String },
+    /// A signal handler could not be installed.
+    #[error("cannot handle {signal}")]
+    Signals {
+        /// `SIGTERM`, `SIGINT` or `SIGHUP`.
+        signal: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A metric could not be registered (it names the metric).
+    #[error(transparent)]
+    Metrics(#[from] crate::admin::MetricsError),
 }
 
 impl StartError {
-    /// The config key (or section) the failure comes from.
+    /// The config key (or section) the failure comes from: `signals` and
+    /// `metrics` for the two that no setting causes.
     pub fn key(&self) -> &'static str {
         match self {
             StartError::Listen { key, .. } | StartError::Setting { key, .. } => key,
+            StartError::Signals { .. } => "signals",
+            StartError::Metrics(_) => "metrics",
         }
     }
 
@@ -161,7 +176,7 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
 pub async fn start_opts(cfg: Config, opts: Options) -> Result<Running, StartError> {
     install_crypto();
     let alerts = Arc::new(Alerts::default());
-    let metrics = Arc::new(Metrics::new().map_err(StartError::setting("metrics"))?);
+    let metrics = Arc::new(Metrics::new()?);
     if !cfg.gate_enabled() {
         tracing::info!("no [ium] groups configured: running as a plain proxy (no licence gate)");
         return start_with(cfg, Arc::new(NoGate), None, alerts, metrics).await;
@@ -200,9 +215,7 @@ pub async fn start_opts(cfg: Config, opts: Options) -> Result<Running, StartErro
             "state restored"
         );
     }
-    metrics
-        .attach_gate(&gate)
-        .map_err(StartError::setting("metrics"))?;
+    metrics.attach_gate(&gate)?;
     let mut running = start_with(
         cfg.clone(),
         gate.clone(),
@@ -325,10 +338,13 @@ pub struct Signals {
 }
 
 impl Signals {
-    pub fn install() -> Result<Signals, String> {
+    pub fn install() -> Result<Signals, StartError> {
         use tokio::signal::unix::{signal, SignalKind};
-        let install = |kind: SignalKind, name: &str| {
-            signal(kind).map_err(|e| format!("cannot handle {name}: {e}"))
+        let install = |kind: SignalKind, name: &'static str| {
+            signal(kind).map_err(|source| StartError::Signals {
+                signal: name,
+                source,
+            })
         };
         Ok(Signals {
             term: install(SignalKind::terminate(), "SIGTERM")?,
@@ -364,5 +380,52 @@ pub async fn run_until_signalled(running: Running, signals: Signals) -> i32 {
                 running.reload();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn a_signal_that_cannot_be_handled_is_named_and_its_io_error_kept() {
+        let e = StartError::Signals {
+            signal: "SIGHUP",
+            source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        };
+        assert_eq!(e.to_string(), "cannot handle SIGHUP");
+        assert_eq!(e.key(), "signals");
+        assert!(e.source().is_some_and(|s| s.is::<std::io::Error>()));
+    }
+
+    #[test]
+    fn a_metric_that_cannot_be_registered_names_the_metric_and_keeps_prometheus_error() {
+        let e = StartError::from(crate::admin::MetricsError {
+            metric: "iumgate_queue_wait_seconds".into(),
+            source: prometheus::Error::AlreadyReg,
+        });
+        assert_eq!(e.key(), "metrics");
+        assert_eq!(
+            e.to_string(),
+            "metrics: cannot register `iumgate_queue_wait_seconds`"
+        );
+        // Transparent: the next link is prometheus' own error.
+        assert!(e.source().is_some_and(|s| s.is::<prometheus::Error>()));
+    }
+
+    #[test]
+    fn a_taken_port_keeps_the_cause_out_of_the_text_and_in_the_chain() {
+        let e = StartError::Listen {
+            key: "admin.listen",
+            addr: ([127, 0, 0, 1], 9102).into(),
+            source: std::io::Error::from(std::io::ErrorKind::AddrInUse),
+        };
+        let chain = crate::proxy::error_chain(&e);
+        assert!(
+            chain.starts_with("admin.listen 127.0.0.1:9102: cannot listen (another process"),
+            "{chain}"
+        );
+        assert_eq!(chain.matches("address in use").count(), 1, "{chain}");
     }
 }

@@ -88,7 +88,7 @@ pub async fn run(o: DemoOptions) -> i32 {
     let signals = match app::Signals::install() {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("iumgate demo: {e}");
+            eprintln!("iumgate demo: {}", crate::proxy::error_chain(&e));
             return 1;
         }
     };
@@ -118,7 +118,10 @@ pub async fn run(o: DemoOptions) -> i32 {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("iumgate demo: cannot start the proxy: {e}");
+            eprintln!(
+                "iumgate demo: cannot start the proxy: {}",
+                crate::proxy::error_chain(&e)
+            );
             if let app::StartError::Listen { key, .. } = &e {
                 let flag = if *key == "admin.listen" {
                     "--admin-listen"

@@ -127,8 +127,22 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
-fn err(what: &str, e: prometheus::Error) -> String {
-    format!("metrics: {what}: {e}")
+/// A metric could not be made or registered: its name, and prometheus'
+/// error as the source (a duplicate or malformed name: a bug, since the
+/// names are fixed).
+#[derive(Debug, thiserror::Error)]
+#[error("metrics: cannot register `{metric}`")]
+pub struct MetricsError {
+    pub metric: String,
+    #[source]
+    pub source: prometheus::Error,
+}
+
+fn err(metric: &str, source: prometheus::Error) -> MetricsError {
+    MetricsError {
+        metric: metric.to_string(),
+        source,
+    }
 }
 
 struct Builder<'a> {
@@ -136,19 +150,19 @@ struct Builder<'a> {
 }
 
 impl Builder<'_> {
-    fn reg<C: Collector + Clone + 'static>(&self, name: &str, c: C) -> Result<C, String> {
+    fn reg<C: Collector + Clone + 'static>(&self, name: &str, c: C) -> Result<C, MetricsError> {
         self.registry
             .register(Box::new(c.clone()))
             .map_err(|e| err(name, e))?;
         Ok(c)
     }
-    fn int_gauge(&self, name: &str, help: &str) -> Result<IntGauge, String> {
+    fn int_gauge(&self, name: &str, help: &str) -> Result<IntGauge, MetricsError> {
         self.reg(name, IntGauge::new(name, help).map_err(|e| err(name, e))?)
     }
-    fn gauge(&self, name: &str, help: &str) -> Result<Gauge, String> {
+    fn gauge(&self, name: &str, help: &str) -> Result<Gauge, MetricsError> {
         self.reg(name, Gauge::new(name, help).map_err(|e| err(name, e))?)
     }
-    fn counter(&self, name: &str, help: &str) -> Result<IntCounter, String> {
+    fn counter(&self, name: &str, help: &str) -> Result<IntCounter, MetricsError> {
         self.reg(name, IntCounter::new(name, help).map_err(|e| err(name, e))?)
     }
     fn counter_vec(
@@ -156,7 +170,7 @@ impl Builder<'_> {
         name: &str,
         help: &str,
         labels: &[&str],
-    ) -> Result<IntCounterVec, String> {
+    ) -> Result<IntCounterVec, MetricsError> {
         let v = IntCounterVec::new(Opts::new(name, help), labels).map_err(|e| err(name, e))?;
         self.reg(name, v)
     }
@@ -165,11 +179,11 @@ impl Builder<'_> {
         name: &str,
         help: &str,
         labels: &[&str],
-    ) -> Result<IntGaugeVec, String> {
+    ) -> Result<IntGaugeVec, MetricsError> {
         let v = IntGaugeVec::new(Opts::new(name, help), labels).map_err(|e| err(name, e))?;
         self.reg(name, v)
     }
-    fn gauge_vec(&self, name: &str, help: &str, labels: &[&str]) -> Result<GaugeVec, String> {
+    fn gauge_vec(&self, name: &str, help: &str, labels: &[&str]) -> Result<GaugeVec, MetricsError> {
         let v = GaugeVec::new(Opts::new(name, help), labels).map_err(|e| err(name, e))?;
         self.reg(name, v)
     }
@@ -179,7 +193,7 @@ impl Builder<'_> {
         help: &str,
         label: &str,
         buckets: &[f64],
-    ) -> Result<HistogramVec, String> {
+    ) -> Result<HistogramVec, MetricsError> {
         let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
         let v = HistogramVec::new(opts, &[label]).map_err(|e| err(name, e))?;
         self.reg(name, v)
@@ -191,10 +205,10 @@ fn children<T: prometheus::core::Metric + Clone>(
     name: &str,
     values: &[&str],
     lookup: impl Fn(&[&str]) -> prometheus::Result<T>,
-) -> Result<Vec<T>, String> {
+) -> Result<Vec<T>, MetricsError> {
     values
         .iter()
-        .map(|v| lookup(&[v]).map_err(|e| err(name, e)))
+        .map(|v| lookup(&[v]).map_err(|e| err(&format!("{name}{{{v}}}"), e)))
         .collect()
 }
 
@@ -206,7 +220,7 @@ fn index_of(values: &[&str], v: &str) -> usize {
 }
 
 impl Metrics {
-    pub fn new() -> Result<Metrics, String> {
+    pub fn new() -> Result<Metrics, MetricsError> {
         let registry = Registry::new();
         let b = Builder {
             registry: &registry,
@@ -218,9 +232,11 @@ impl Metrics {
             "class",
             &REQUEST_BUCKETS,
         )?;
-        let request_duration = children("request", &STATUS_CLASSES, |l| {
-            req.get_metric_with_label_values(l)
-        })?;
+        let request_duration = children(
+            "iumgate_proxy_request_duration_seconds",
+            &STATUS_CLASSES,
+            |l| req.get_metric_with_label_values(l),
+        )?;
         let hand = b.counter_vec(
             "iumgate_proxy_handovers_total",
             "Client connections handed from the fast lane to hyper at a request the fast lane does not take, by reason.",
@@ -230,7 +246,7 @@ impl Metrics {
             .iter()
             .map(|h| h.label())
             .collect();
-        let handovers = children("handover", &reasons, |l| {
+        let handovers = children("iumgate_proxy_handovers_total", &reasons, |l| {
             hand.get_metric_with_label_values(l)
         })?;
         let up = b.counter_vec(
@@ -238,7 +254,7 @@ impl Metrics {
             "Requests the upstream application did not answer, by kind.",
             &["kind"],
         )?;
-        let upstream_errors = children("upstream", &UPSTREAM_KINDS, |l| {
+        let upstream_errors = children("iumgate_upstream_errors_total", &UPSTREAM_KINDS, |l| {
             up.get_metric_with_label_values(l)
         })?;
         let calls = b.counter_vec(
@@ -253,7 +269,7 @@ impl Metrics {
                 .map(|r| {
                     calls
                         .get_metric_with_label_values(&[op, r])
-                        .map_err(|e| err("directory calls", e))
+                        .map_err(|e| err(&format!("iumgate_directory_calls_total{{{op},{r}}}"), e))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             directory_calls.push(row);
@@ -264,16 +280,17 @@ impl Metrics {
             "op",
             &DIRECTORY_BUCKETS,
         )?;
-        let directory_duration = children("directory duration", &DIR_OPS, |l| {
-            dd.get_metric_with_label_values(l)
-        })?;
+        let directory_duration =
+            children("iumgate_directory_call_duration_seconds", &DIR_OPS, |l| {
+                dd.get_metric_with_label_values(l)
+            })?;
 
         let adm = b.counter_vec(
             "iumgate_admissions_total",
             "Admission attempts of casual users, by result.",
             &["result"],
         )?;
-        let admissions = children("admissions", &ADMISSION_RESULTS, |l| {
+        let admissions = children("iumgate_admissions_total", &ADMISSION_RESULTS, |l| {
             adm.get_metric_with_label_values(l)
         })?;
         let rel = b.counter_vec(
@@ -281,7 +298,7 @@ impl Metrics {
             "Seats given back, by reason.",
             &["reason"],
         )?;
-        let releases = children("releases", &RELEASE_REASONS, |l| {
+        let releases = children("iumgate_releases_total", &RELEASE_REASONS, |l| {
             rel.get_metric_with_label_values(l)
         })?;
 
@@ -290,9 +307,11 @@ impl Metrics {
             "Session bindings dropped or refused by the caps: per_user (a user's least recently seen binding made room for a new one), total (the map was full: a new binding refused).",
             &["reason"],
         )?;
-        let sessions_dropped = children("sessions dropped", &SESSION_DROP_REASONS, |l| {
-            sd.get_metric_with_label_values(l)
-        })?;
+        let sessions_dropped = children(
+            "iumgate_sessions_dropped_total",
+            &SESSION_DROP_REASONS,
+            |l| sd.get_metric_with_label_values(l),
+        )?;
 
         let m = Metrics {
             request_duration,
@@ -406,22 +425,22 @@ impl Metrics {
             ),
             &["version"],
         )
-        .map_err(|e| err("build_info", e))?;
+        .map_err(|e| err("iumgate_build_info", e))?;
         info.get_metric_with_label_values(&[env!("CARGO_PKG_VERSION")])
-            .map_err(|e| err("build_info", e))?
+            .map_err(|e| err("iumgate_build_info", e))?
             .set(1);
         m.registry
             .register(Box::new(info))
-            .map_err(|e| err("build_info", e))?;
+            .map_err(|e| err("iumgate_build_info", e))?;
         Ok(m)
     }
 
     /// Exports the gate's queue-wait histogram (it lives in the gate, which
     /// observes it when a waiter gets a seat).
-    pub fn attach_gate(&self, gate: &Gate) -> Result<(), String> {
+    pub fn attach_gate(&self, gate: &Gate) -> Result<(), MetricsError> {
         self.registry
             .register(Box::new(gate.counters.queue_wait_seconds.clone()))
-            .map_err(|e| err("queue wait", e))
+            .map_err(|e| err("iumgate_queue_wait_seconds", e))
     }
 
     /// Records the outcome of a configuration (re)load at `now_ms`.
@@ -754,5 +773,26 @@ mod tests {
             sample(&text, "iumgate_config_reload_success_timestamp_seconds"),
             Some(10.0)
         );
+    }
+
+    #[test]
+    fn a_metric_that_cannot_be_registered_is_named_and_keeps_prometheus_error() {
+        let registry = Registry::new();
+        let b = Builder {
+            registry: &registry,
+        };
+        b.counter("iumgate_twice_total", "once").unwrap();
+        let e = b.counter("iumgate_twice_total", "twice").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "metrics: cannot register `iumgate_twice_total`"
+        );
+        let src = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<prometheus::Error>());
+        assert!(matches!(src, Some(prometheus::Error::AlreadyReg)), "{e:?}");
+        let e = children("iumgate_x_total", &["a"], |_| {
+            Err::<IntCounter, _>(prometheus::Error::Msg("no such label".into()))
+        })
+        .unwrap_err();
+        assert_eq!(e.metric, "iumgate_x_total{a}");
     }
 }

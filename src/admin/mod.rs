@@ -7,7 +7,7 @@ pub mod metrics;
 pub mod reload;
 pub mod status;
 
-pub use metrics::Metrics;
+pub use metrics::{Metrics, MetricsError};
 pub use reload::{ReloadError, ReloadReport, Reloader};
 
 use crate::alerts::Alerts;
