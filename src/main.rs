@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 use iumgate::config::Config;
+use iumgate::proxy::error_chain;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -292,7 +293,7 @@ fn main() -> ExitCode {
         Cmd::Healthcheck { url } => match healthcheck(&url) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("iumgate healthcheck {url}: {e}");
+                eprintln!("iumgate healthcheck {url}: {}", error_chain(&e));
                 ExitCode::from(1)
             }
         },
@@ -341,7 +342,7 @@ fn main() -> ExitCode {
                 let signals = match iumgate::app::Signals::install() {
                     Ok(s) => s,
                     Err(e) => {
-                        eprintln!("iumgate: cannot start: {e}");
+                        eprintln!("iumgate: cannot start: {}", error_chain(&e));
                         return 1;
                     }
                 };
@@ -352,6 +353,7 @@ fn main() -> ExitCode {
                         iumgate::app::run_until_signalled(running, signals).await
                     }
                     Err(e) => {
+                        let e = error_chain(&e);
                         tracing::error!("cannot start: {e}");
                         eprintln!("iumgate: cannot start: {e}");
                         1
@@ -516,7 +518,7 @@ where
             .enable_all()
             .build(),
         Err(e) => {
-            eprintln!("iumgate: {e}");
+            eprintln!("iumgate: {}", error_chain(&e));
             return ExitCode::from(2);
         }
     };
@@ -529,63 +531,102 @@ where
     }
 }
 
+/// `IUMGATE_WORKERS` holds neither a thread count nor `auto`.
+#[derive(Debug, thiserror::Error)]
+#[error("IUMGATE_WORKERS={value:?}: expected a number of threads from 1 to 1024, or \"auto\"")]
+struct WorkersError {
+    value: String,
+    /// Why it is not a number (none: a number out of range).
+    #[source]
+    source: Option<std::num::ParseIntError>,
+}
+
 /// Worker threads: `IUMGATE_WORKERS` (a number, or `auto`), by default the
 /// CPUs this process may use (affinity and cgroup quota, as
 /// `available_parallelism` reads them). With one CPU the runtime is
 /// single-threaded: every connection, timer and upstream call is served by one
 /// thread without the work-stealing scheduler's cross-thread queues, which costs
 /// less per request than a one-worker multi-threaded runtime.
-fn worker_threads() -> Result<usize, String> {
+fn worker_threads() -> Result<usize, WorkersError> {
     let auto = || std::thread::available_parallelism().map_or(1, |n| n.get());
     match std::env::var("IUMGATE_WORKERS") {
         Err(_) => Ok(auto()),
         Ok(v) if v.trim().eq_ignore_ascii_case("auto") || v.trim().is_empty() => Ok(auto()),
         Ok(v) => match v.trim().parse::<usize>() {
             Ok(n) if (1..=1024).contains(&n) => Ok(n),
-            _ => Err(format!(
-                "IUMGATE_WORKERS={v:?}: expected a number of threads from 1 to 1024, or \"auto\""
-            )),
+            Ok(_) => Err(WorkersError {
+                value: v,
+                source: None,
+            }),
+            Err(e) => Err(WorkersError {
+                value: v,
+                source: Some(e),
+            }),
         },
     }
 }
 
+/// Why `iumgate healthcheck` failed: the step, and the I/O error as source.
+#[derive(Debug, thiserror::Error)]
+enum HealthcheckError {
+    #[error("only http:// URLs are supported")]
+    NotHttp,
+    /// `step`: "resolve", "connect to", "send to", "read from".
+    #[error("cannot {step} {authority}")]
+    Io {
+        step: &'static str,
+        authority: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{authority} resolves to no address")]
+    NoAddress { authority: String },
+    #[error("status {0}")]
+    Status(String),
+}
+
 /// One plain HTTP/1.0 GET with short time-outs; only `http://host:port/path`.
-fn healthcheck(url: &str) -> Result<(), String> {
+fn healthcheck(url: &str) -> Result<(), HealthcheckError> {
     use std::io::{Read, Write};
     use std::net::{TcpStream, ToSocketAddrs};
     use std::time::Duration;
     let rest = url
         .strip_prefix("http://")
-        .ok_or("only http:// URLs are supported")?;
+        .ok_or(HealthcheckError::NotHttp)?;
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
+    let io = |step: &'static str| {
+        move |source| HealthcheckError::Io {
+            step,
+            authority: authority.to_string(),
+            source,
+        }
+    };
     let addr = authority
         .to_socket_addrs()
-        .map_err(|e| format!("address {authority}: {e}"))?
+        .map_err(io("resolve"))?
         .next()
-        .ok_or_else(|| format!("address {authority}: no address"))?;
+        .ok_or_else(|| HealthcheckError::NoAddress {
+            authority: authority.to_string(),
+        })?;
     let timeout = Duration::from_secs(3);
-    let mut conn =
-        TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect: {e}"))?;
+    let mut conn = TcpStream::connect_timeout(&addr, timeout).map_err(io("connect to"))?;
     conn.set_read_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
+        .map_err(io("connect to"))?;
     conn.set_write_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
+        .map_err(io("connect to"))?;
     write!(
         conn,
         "GET {path} HTTP/1.0\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
     )
-    .map_err(|e| format!("send: {e}"))?;
+    .map_err(io("send to"))?;
     // The status line only; a short read may split it.
     let mut head = [0u8; 64];
     let mut n = 0;
     while n < head.len() && !head[..n].contains(&b'\n') {
-        match conn
-            .read(&mut head[n..])
-            .map_err(|e| format!("read: {e}"))?
-        {
+        match conn.read(&mut head[n..]).map_err(io("read from"))? {
             0 => break,
             m => n += m,
         }
@@ -595,6 +636,45 @@ fn healthcheck(url: &str) -> Result<(), String> {
     if status == "200" {
         Ok(())
     } else {
-        Err(format!("status {status}"))
+        Err(HealthcheckError::Status(status.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn a_bad_worker_count_names_the_variable_and_keeps_the_parse_error() {
+        let e = WorkersError {
+            value: "lots".into(),
+            source: "lots".parse::<usize>().err(),
+        };
+        assert!(
+            e.to_string().starts_with("IUMGATE_WORKERS=\"lots\": "),
+            "{e}"
+        );
+        assert!(e
+            .source()
+            .is_some_and(|s| s.is::<std::num::ParseIntError>()));
+    }
+
+    #[test]
+    fn a_healthcheck_of_a_closed_port_says_connect_and_keeps_the_io_error() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let e = healthcheck(&format!("http://{addr}/healthz")).unwrap_err();
+        assert_eq!(e.to_string(), format!("cannot connect to {addr}"));
+        let io = e.source().and_then(|s| s.downcast_ref::<std::io::Error>());
+        assert_eq!(
+            io.map(|e| e.kind()),
+            Some(std::io::ErrorKind::ConnectionRefused)
+        );
+        assert!(matches!(
+            healthcheck("https://x/"),
+            Err(HealthcheckError::NotHttp)
+        ));
     }
 }
