@@ -35,12 +35,16 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
 }
 
 /// A request's clean-up before it goes upstream, in one pass over its
-/// fields: hop-by-hop (as [`remove_hop_by_hop`]), the headers only the
-/// upstream may send (`upstream_only`, as [`strip_upstream_only`]) and
-/// `Expect` (hyper answers it itself).
-pub fn clean_request(headers: &mut HeaderMap, keep_upgrade: bool, upstream_only: &[HeaderName]) {
+/// fields: what [`dropped_when_forwarded`] drops, and the fields that
+/// `Connection` names (an upgrade's `Upgrade` kept with `keep_upgrade`).
+pub fn clean_request(
+    headers: &mut HeaderMap,
+    keep_upgrade: bool,
+    upstream_only: &[HeaderName],
+    trusted: bool,
+) {
     remove_hop_by_hop_and(headers, keep_upgrade, |name| {
-        name == header::EXPECT || upstream_only.contains(name)
+        dropped_when_forwarded(name, upstream_only, trusted)
     });
 }
 
@@ -101,8 +105,11 @@ const XFP: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const XFH: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// The forwarding headers iumgate writes (or, from an untrusted peer,
-/// replaces), and the other client-address headers: from an untrusted peer,
-/// none of the client's own reach the upstream.
+/// replaces), and the other client-address headers an app, a Tomcat valve or
+/// a log format may read (`Forwarded`, nginx's `X-Real-IP`, Akamai's and
+/// Cloudflare's): from an untrusted peer, none of the client's own reach the
+/// upstream, so nobody can claim another address through them. A trusted
+/// load balancer's pass.
 pub const FORWARDING: [HeaderName; 8] = [
     FORWARDED,
     XFF,
@@ -113,11 +120,6 @@ pub const FORWARDING: [HeaderName; 8] = [
     X_CLIENT_IP,
     CF_CONNECTING_IP,
 ];
-/// Client-address headers that iumgate does not write but an app, a Tomcat
-/// valve or a log format may read (nginx's `X-Real-IP`, Akamai's and
-/// Cloudflare's): from an untrusted peer they are dropped, so nobody can
-/// claim another address through them. A trusted load balancer's pass.
-pub const CLIENT_IP: [HeaderName; 4] = [X_REAL_IP, TRUE_CLIENT_IP, X_CLIENT_IP, CF_CONNECTING_IP];
 const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 const TRUE_CLIENT_IP: HeaderName = HeaderName::from_static("true-client-ip");
 const X_CLIENT_IP: HeaderName = HeaderName::from_static("x-client-ip");
@@ -171,22 +173,44 @@ pub fn set_forwarded(
             }
         }
     } else {
-        // `insert` replaces every value the client sent.
-        headers.remove(&FORWARDED);
-        for name in &CLIENT_IP {
+        // None of the client's own forwarding fields pass (the request's
+        // clean-up dropped them already; this keeps the function whole).
+        for name in &FORWARDING {
             headers.remove(name);
         }
-        headers.insert(XFF, peer.clone());
-        headers.insert(XFP, HeaderValue::from_static(proto));
-        match host {
-            Some(h) => {
-                headers.insert(XFH, h);
-            }
-            None => {
-                headers.remove(&XFH);
+        for (name, value) in forwarded_fields(peer.clone(), HeaderValue::from_static(proto), host) {
+            if let Some(v) = value {
+                headers.insert(name, v);
             }
         }
     }
+}
+
+/// The forwarding rule, shared by both lanes: whether a request field from
+/// the client is dropped on its way to the upstream. Hop-by-hop fields,
+/// `Expect` (answered by the proxy), the headers only the upstream may send
+/// (`upstream_only`), and, from a peer that is not a trusted proxy, every
+/// forwarding and client-address field ([`FORWARDING`]): iumgate writes its
+/// own ([`forwarded_fields`]). (Fields that `Connection` names are dropped
+/// too; the fast lane hands such requests to the map path.)
+pub fn dropped_when_forwarded(
+    name: &HeaderName,
+    upstream_only: &[HeaderName],
+    trusted: bool,
+) -> bool {
+    is_hop_by_hop(name)
+        || name == header::EXPECT
+        || upstream_only.contains(name)
+        || (!trusted && FORWARDING.contains(name))
+}
+
+/// The forwarding fields iumgate writes for a request from a peer that is
+/// not a trusted proxy, in this order: `X-Forwarded-For` (the peer),
+/// `X-Forwarded-Proto`, and `X-Forwarded-Host` (the client's `Host`; none
+/// without one). Both lanes write exactly these, each with its own value
+/// type (a header value on the map, bytes on the raw head).
+pub fn forwarded_fields<V>(peer: V, proto: V, host: Option<V>) -> [(HeaderName, Option<V>); 3] {
+    [(XFF, Some(peer)), (XFP, Some(proto)), (XFH, host)]
 }
 
 #[cfg(test)]
@@ -236,7 +260,7 @@ mod tests {
             ("cookie", "JSESSIONID=a"),
             ("x-keep", "yes"),
         ]);
-        clean_request(&mut m, false, &crate::product::UPSTREAM_ONLY);
+        clean_request(&mut m, false, &crate::product::UPSTREAM_ONLY, true);
         let mut left: Vec<&str> = m.keys().map(|k| k.as_str()).collect();
         left.sort();
         assert_eq!(left, ["cookie", "x-keep"]);

@@ -497,7 +497,12 @@ pub(crate) fn edit_request(
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
     });
     // (`Expect: 100-continue`: hyper answers it itself once the body is read.)
-    headers::clean_request(&mut parts.headers, upgrade, settings.upstream_only);
+    headers::clean_request(
+        &mut parts.headers,
+        upgrade,
+        settings.upstream_only,
+        conn.trusted,
+    );
     headers::set_forwarded(
         &mut parts.headers,
         &conn.peer_value,

@@ -16,7 +16,7 @@ pub(super) fn write_forwarded_head(
     head: &Head,
     spans: &Spans,
 ) {
-    use crate::proxy::headers::{is_hop_by_hop, FORWARDING};
+    use crate::proxy::headers::{dropped_when_forwarded, forwarded_fields};
     out.extend_from_slice(head.method.as_str().as_bytes());
     out.push(b' ');
     let target = head.uri.path_and_query().map_or("/", |p| p.as_str());
@@ -29,11 +29,7 @@ pub(super) fn write_forwarded_head(
             client_host.get_or_insert(value);
             continue;
         }
-        if is_hop_by_hop(name)
-            || name == header::EXPECT
-            || settings.upstream_only.contains(name)
-            || FORWARDING.contains(name)
-        {
+        if dropped_when_forwarded(name, settings.upstream_only, false) {
             continue;
         }
         write_field(out, name.as_str().as_bytes(), value);
@@ -43,11 +39,11 @@ pub(super) fn write_forwarded_head(
         _ => settings.upstream_host.as_bytes(),
     };
     write_field(out, b"host", host);
-    write_field(out, b"x-forwarded-for", conn.peer_value.as_bytes());
     let proto: &[u8] = if conn.tls { b"https" } else { b"http" };
-    write_field(out, b"x-forwarded-proto", proto);
-    if let Some(h) = client_host {
-        write_field(out, b"x-forwarded-host", h);
+    for (name, value) in forwarded_fields(conn.peer_value.as_bytes(), proto, client_host) {
+        if let Some(v) = value {
+            write_field(out, name.as_str().as_bytes(), v);
+        }
     }
     out.extend_from_slice(b"\r\n");
 }
