@@ -115,6 +115,25 @@ impl ErrHeaders {
     }
 }
 
+/// Why the fast lane cut a client connection in the middle of an answer
+/// (logged with the client's address; the client sees the answer cut, never
+/// complete).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Cut {
+    /// Writing to the client failed (it went away).
+    #[error("writing to the client failed")]
+    ClientWrite(#[source] io::Error),
+    /// The upstream closed before the end its framing announced.
+    #[error("the upstream closed the answer's body before its end")]
+    UpstreamClosed,
+    /// The upstream's chunked body does not parse.
+    #[error("the upstream sent a malformed chunked body")]
+    MalformedChunks,
+    /// An answer to relay with no upstream connection behind it (a bug).
+    #[error("no upstream connection to relay the answer from")]
+    NoUpstream,
+}
+
 /// What a request is answered with.
 enum Reply {
     /// The upstream's answer: its head is in the lane's `out`, its body is
@@ -212,7 +231,11 @@ where
                     .await
                 {
                     Ok(true) if !stop.is_cancelled() => {}
-                    _ => break Exit::Closed,
+                    Ok(_) => break Exit::Closed,
+                    Err(cut) => {
+                        tracing::debug!(peer = %conn.peer, reason = %crate::proxy::error_chain(&cut), "fast lane: connection cut");
+                        break Exit::Closed;
+                    }
                 }
             }
             Next::Close => break Exit::Closed,
@@ -242,7 +265,7 @@ impl Lane {
         io: &mut S,
         close: bool,
         mut timer: Pin<&mut tokio::time::Sleep>,
-    ) -> Result<bool, ()>
+    ) -> Result<bool, Cut>
     where
         S: AsyncWrite + Unpin,
     {
@@ -504,9 +527,9 @@ impl Lane {
         framing: Framing,
         reusable: bool,
         close: bool,
-    ) -> Result<bool, ()> {
+    ) -> Result<bool, Cut> {
         let Some(mut up) = self.up.take() else {
-            return Err(());
+            return Err(Cut::NoUpstream);
         };
         let mut left = match framing {
             Framing::Length(n) => n,
@@ -516,9 +539,7 @@ impl Lane {
         // What is already read goes out with the head, in one write.
         // (On a malformed body the head still goes out, then the cut.)
         let first = self.take_body(framing, &mut left, &mut chunks);
-        if io.write_all(&self.out).await.is_err() {
-            return Err(());
-        }
+        io.write_all(&self.out).await.map_err(Cut::ClientWrite)?;
         let mut done = first?;
         while !done {
             self.ubuf.clear();
@@ -532,18 +553,14 @@ impl Lane {
                 return if framing == Framing::Close {
                     Ok(false)
                 } else {
-                    Err(())
+                    Err(Cut::UpstreamClosed)
                 };
             }
             self.out.clear();
             done = self.take_body(framing, &mut left, &mut chunks)?;
-            if io.write_all(&self.out).await.is_err() {
-                return Err(());
-            }
+            io.write_all(&self.out).await.map_err(Cut::ClientWrite)?;
         }
-        if io.flush().await.is_err() {
-            return Err(());
-        }
+        io.flush().await.map_err(Cut::ClientWrite)?;
         // Bytes after the end of the answer were never asked for.
         if reusable && self.ubuf.is_empty() {
             self.up = Some(up);
@@ -558,7 +575,7 @@ impl Lane {
         framing: Framing,
         left: &mut u64,
         chunks: &mut Chunks,
-    ) -> Result<bool, ()> {
+    ) -> Result<bool, Cut> {
         let n = match framing {
             Framing::None => return Ok(true),
             Framing::Close => self.ubuf.len(),
@@ -570,7 +587,7 @@ impl Lane {
                 Ok(None) => self.ubuf.len(),
                 Err(Malformed) => {
                     tracing::warn!("the upstream sent a malformed chunked body; connection cut");
-                    return Err(());
+                    return Err(Cut::MalformedChunks);
                 }
             },
         };
@@ -593,7 +610,7 @@ impl Lane {
         resp: Response<Body>,
         is_head: bool,
         close: bool,
-    ) -> Result<bool, ()> {
+    ) -> Result<bool, Cut> {
         let (mut parts, body) = resp.into_parts();
         let bytes = match body.collect().await {
             Ok(b) => b.to_bytes(),
@@ -613,9 +630,8 @@ impl Lane {
         if !is_head {
             self.out.extend_from_slice(&bytes);
         }
-        if io.write_all(&self.out).await.is_err() || io.flush().await.is_err() {
-            return Err(());
-        }
+        io.write_all(&self.out).await.map_err(Cut::ClientWrite)?;
+        io.flush().await.map_err(Cut::ClientWrite)?;
         Ok(!close)
     }
 }
@@ -628,4 +644,22 @@ fn failure_page<H: Hooks>(
     err: crate::proxy::ErrorPageHeaders,
 ) -> Reply {
     Reply::Page(proxy.upstream_failed(kind, e.as_ref().map(|e| e as &dyn std::error::Error), err))
+}
+
+#[cfg(test)]
+mod cut_tests {
+    use super::Cut;
+
+    /// A cut connection's log line says why, down to the IO error.
+    #[test]
+    fn a_cut_names_its_reason_and_keeps_its_cause() {
+        let cut = Cut::ClientWrite(std::io::Error::new(
+            std::io::ErrorKind::BrokenPipe,
+            "broken pipe",
+        ));
+        let line = crate::proxy::error_chain(&cut);
+        assert!(line.contains("writing to the client failed"), "{line}");
+        assert!(line.contains("broken pipe"), "{line}");
+        assert!(crate::proxy::error_chain(&Cut::UpstreamClosed).contains("before its end"));
+    }
 }
