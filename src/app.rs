@@ -43,6 +43,9 @@ pub enum StartError {
     /// A metric could not be registered (it names the metric).
     #[error(transparent)]
     Metrics(#[from] crate::admin::MetricsError),
+    /// The directory client cannot be made (it names the setting).
+    #[error(transparent)]
+    Directory(#[from] crate::directory::SetupError),
 }
 
 impl StartError {
@@ -53,6 +56,7 @@ impl StartError {
             StartError::Listen { key, .. } | StartError::Setting { key, .. } => key,
             StartError::Signals { .. } => "signals",
             StartError::Metrics(_) => "metrics",
+            StartError::Directory(e) => e.key,
         }
     }
 
@@ -183,8 +187,7 @@ pub async fn start_opts(cfg: Config, opts: Options) -> Result<Running, StartErro
     }
     let directory = match opts.directory {
         Some(d) => admin::metrics::ObservedDirectory::wrap(d, metrics.clone()),
-        None => crate::directory::from_config_with_observer(&cfg, metrics.clone())
-            .map_err(StartError::setting("directory"))?,
+        None => crate::directory::from_config_with_observer(&cfg, metrics.clone())?,
     };
     let settings = GateSettings::from_config(&cfg).map_err(StartError::setting("activity"))?;
     let pool_cfg = PoolConfig {

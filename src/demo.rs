@@ -65,7 +65,10 @@ pub fn demo_config(
 }
 
 /// A directory client for the demo's service account.
-pub fn demo_directory(product: Product, url: &str) -> Result<Arc<dyn Directory>, String> {
+pub fn demo_directory(
+    product: Product,
+    url: &str,
+) -> Result<Arc<dyn Directory>, crate::directory::SetupError> {
     let auth = Auth::Basic {
         username: "iumgate-admin".into(),
         password: crate::config::Secret::new("demo"),
@@ -103,7 +106,7 @@ pub async fn run(o: DemoOptions) -> i32 {
     let directory = match demo_directory(o.product, &sim.url()) {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("iumgate demo: {e}");
+            eprintln!("iumgate demo: {}", crate::proxy::error_chain(&e));
             return 1;
         }
     };

@@ -369,7 +369,7 @@ async fn check(cfg: Config, json: bool) -> i32 {
     let directory = match iumgate::directory::from_config(&cfg) {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("iumgate check: {e}");
+            eprintln!("iumgate check: {}", error_chain(&e));
             return 2;
         }
     };
@@ -422,7 +422,7 @@ async fn sync(
     let directory = match iumgate::directory::from_config(&cfg) {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("iumgate sync: {e}");
+            eprintln!("iumgate sync: {}", error_chain(&e));
             return 2;
         }
     };

@@ -446,6 +446,8 @@ fn bad_base_urls_are_refused_without_echoing_credentials() {
         "http://svc:hunter2@jira.example.com",
     ] {
         let err = JiraDirectory::new(url, basic(), opts(0)).unwrap_err();
+        assert_eq!(err.key, "directory.url");
+        let err = iumgate::proxy::error_chain(&err);
         assert!(err.starts_with("jira directory:"), "{err}");
         assert!(!err.contains("hunter2"), "{err}");
     }
@@ -542,5 +544,7 @@ async fn an_extra_ca_file_makes_an_internal_certificate_trusted() {
         ..opts(0)
     };
     let err = JiraDirectory::new(&url, basic(), o).unwrap_err();
+    assert_eq!(err.key, "proxy.upstream_ca_file");
+    let err = err.to_string();
     assert!(err.contains("bad.pem"), "{err}");
 }

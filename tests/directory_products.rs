@@ -493,6 +493,8 @@ async fn from_config_builds_the_products_client_with_its_credentials() {
 fn from_config_refuses_missing_or_unfit_credentials() {
     let cfg = config("jira", "http://127.0.0.1:1", "");
     let err = directory::from_config(&cfg).unwrap_err();
+    assert_eq!(err.key, "directory");
+    let err = err.to_string();
     assert!(err.contains("no credentials"), "{err}");
 
     let cfg = config(
@@ -501,6 +503,8 @@ fn from_config_refuses_missing_or_unfit_credentials() {
         "token_env = \"IUMGATE_TEST_SURELY_UNSET_TOKEN\"",
     );
     let err = directory::from_config(&cfg).unwrap_err();
+    assert_eq!(err.key, "directory.token_env / token_file");
+    let err = err.to_string();
     assert!(err.contains("IUMGATE_TEST_SURELY_UNSET_TOKEN"), "{err}");
 
     let dir = tempfile::tempdir().unwrap();
@@ -510,7 +514,7 @@ fn from_config_refuses_missing_or_unfit_credentials() {
         "http://127.0.0.1:1",
         &format!("kind = \"crowd\"\ntoken_file = \"{token}\""),
     );
-    let err = directory::from_config(&cfg).unwrap_err();
+    let err = directory::from_config(&cfg).unwrap_err().to_string();
     assert!(err.contains("Crowd"), "{err}");
     assert!(!err.contains("PAT-123"));
 }

@@ -6,7 +6,7 @@
 //! the same state when repeated: a second add answers "already a member" (Ok),
 //! a second remove "not a member" (Ok).
 
-use super::{Auth, CallObserver, Cause, ClientOptions, DirectoryError, ErrorStatus};
+use super::{Auth, CallObserver, Cause, ClientOptions, DirectoryError, ErrorStatus, SetupError};
 use base64::Engine as _;
 use bytes::Bytes;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
@@ -283,31 +283,32 @@ impl Transport {
         base_url: &str,
         auth: Auth,
         opts: ClientOptions,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, SetupError> {
+        const URL: &str = "directory.url";
+        const CA: &str = "proxy.upstream_ca_file";
+        let fail = |key, problem: &str| SetupError::new(product, key, problem);
         let url = reqwest::Url::parse(base_url)
-            .map_err(|e| format!("{product} directory: the base URL is not a URL: {e}"))?;
+            .map_err(|e| fail(URL, "the base URL is not a URL").because(e))?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-            return Err(format!(
-                "{product} directory: the base URL must be http:// or https:// with a host"
+            return Err(fail(
+                URL,
+                "the base URL must be http:// or https:// with a host",
             ));
         }
         if !url.username().is_empty() || url.password().is_some() {
             // It would end up in error messages and logs; credentials belong in
             // the secret settings.
-            return Err(format!(
-                "{product} directory: the base URL must not carry credentials; use \
-                 [directory] username and password_env/token_env"
+            return Err(fail(
+                URL,
+                "the base URL must not carry credentials; use [directory] username \
+                 and password_env/token_env",
             ));
         }
         if url.query().is_some() || url.fragment().is_some() {
-            return Err(format!(
-                "{product} directory: the base URL must not have a query or fragment"
-            ));
+            return Err(fail(URL, "the base URL must not have a query or fragment"));
         }
         if opts.timeout.is_zero() {
-            return Err(format!(
-                "{product} directory: the time-out must be above zero"
-            ));
+            return Err(fail("directory.timeout", "the time-out must be above zero"));
         }
         let header = match &auth {
             Auth::Basic { username, password } => {
@@ -319,8 +320,13 @@ impl Transport {
             }
             Auth::Bearer(token) => format!("Bearer {}", token.expose()),
         };
-        let mut authorization = HeaderValue::from_str(&header).map_err(|_| {
-            format!("{product} directory: the credentials hold characters not allowed in a header")
+        // (InvalidHeaderValue's text holds no part of the value.)
+        let mut authorization = HeaderValue::from_str(&header).map_err(|e| {
+            fail(
+                "directory.username / password / token",
+                "the credentials hold characters not allowed in a header",
+            )
+            .because(e)
         })?;
         let auth_kind = auth_kind_of(&auth);
         // Keeps the value out of hyper's debug output and HTTP/2 header tables.
@@ -345,22 +351,16 @@ impl Transport {
             // following it would send the credentials elsewhere.
             .redirect(reqwest::redirect::Policy::none());
         if let Some(path) = &opts.extra_ca {
-            let pem = std::fs::read(path).map_err(|e| {
-                format!(
-                    "{product} directory: cannot read the CA file {}: {e}",
-                    path.display()
-                )
-            })?;
+            let file = path.display();
+            let pem = std::fs::read(path)
+                .map_err(|e| fail(CA, &format!("cannot read the CA file {file}")).because(e))?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                format!(
-                    "{product} directory: the CA file {} is not PEM certificates: {e}",
-                    path.display()
-                )
+                fail(CA, &format!("the CA file {file} is not PEM certificates")).because(e)
             })?;
             if certs.is_empty() {
-                return Err(format!(
-                    "{product} directory: the CA file {} holds no certificate",
-                    path.display()
+                return Err(fail(
+                    CA,
+                    &format!("the CA file {file} holds no certificate"),
                 ));
             }
             for cert in certs {
@@ -369,7 +369,7 @@ impl Transport {
         }
         let client = builder
             .build()
-            .map_err(|e| format!("{product} directory: cannot build the HTTP client: {e}"))?;
+            .map_err(|e| fail("directory", "cannot build the HTTP client").because(e))?;
         Ok(Transport {
             product,
             client,

@@ -19,7 +19,7 @@ macro_rules! client {
                 base_url: &str,
                 auth: $crate::directory::Auth,
                 opts: $crate::directory::ClientOptions,
-            ) -> Result<Self, String> {
+            ) -> Result<Self, $crate::directory::SetupError> {
                 Ok($ty {
                     t: Transport::new($product, base_url, auth, opts)?,
                 })
@@ -332,6 +332,44 @@ impl Default for ClientOptions {
     }
 }
 
+/// Why a directory client cannot be made (at start-up, `iumgate check`,
+/// `iumgate sync`): the product, the setting at fault, what is wrong with
+/// it, and the error underneath where there is one. Never holds a secret.
+#[derive(Debug, thiserror::Error)]
+#[error("{product} directory: {problem} ({key})")]
+pub struct SetupError {
+    /// "jira", "confluence", "bitbucket", "crowd".
+    pub product: &'static str,
+    /// The config key: `directory.url`, `proxy.upstream_ca_file`, …
+    pub key: &'static str,
+    pub problem: String,
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl SetupError {
+    pub(crate) fn new(
+        product: &'static str,
+        key: &'static str,
+        problem: impl Into<String>,
+    ) -> Self {
+        SetupError {
+            product,
+            key,
+            problem: problem.into(),
+            source: None,
+        }
+    }
+
+    pub(crate) fn because(
+        mut self,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+}
+
 /// Hears about every directory operation, for metrics.
 ///
 /// `op` is `add_to_group`, `remove_from_group`, `group_members`, `user` or
@@ -349,7 +387,7 @@ pub trait CallObserver: Send + Sync {
 /// Crowd the username is the application's name and the password its
 /// application password. `proxy.upstream_ca_file`, when set, is trusted too:
 /// the directory is usually the upstream itself.
-pub fn from_config(cfg: &Config) -> Result<Arc<dyn Directory>, String> {
+pub fn from_config(cfg: &Config) -> Result<Arc<dyn Directory>, SetupError> {
     build(cfg, None)
 }
 
@@ -357,23 +395,37 @@ pub fn from_config(cfg: &Config) -> Result<Arc<dyn Directory>, String> {
 pub fn from_config_with_observer(
     cfg: &Config,
     observer: Arc<dyn CallObserver>,
-) -> Result<Arc<dyn Directory>, String> {
+) -> Result<Arc<dyn Directory>, SetupError> {
     build(cfg, Some(observer))
 }
 
 fn build(
     cfg: &Config,
     observer: Option<Arc<dyn CallObserver>>,
-) -> Result<Arc<dyn Directory>, String> {
+) -> Result<Arc<dyn Directory>, SetupError> {
+    const TOKEN: &str = "directory.token_env / token_file";
     let d = &cfg.directory;
     let kind = d.kind_for(cfg.proxy.product);
-    let token = d.token().resolve()?;
-    let password = d.password().resolve()?;
+    let product = match kind {
+        DirectoryKind::Jira => "jira",
+        DirectoryKind::Confluence => "confluence",
+        DirectoryKind::Bitbucket => "bitbucket",
+        DirectoryKind::Crowd => "crowd",
+    };
+    let fail = |key, problem| SetupError::new(product, key, problem);
+    let token = d.token().resolve().map_err(|e| fail(TOKEN, e))?;
+    let password = d
+        .password()
+        .resolve()
+        .map_err(|e| fail("directory.password_env / password_file", e))?;
     let auth = match (token, password, &d.username) {
         (Some(_), _, _) if kind == DirectoryKind::Crowd => {
-            return Err("directory: Crowd takes the application name and password \
-                        (username + password_env/password_file), not a token"
-                .into())
+            return Err(fail(
+                TOKEN,
+                "Crowd takes the application name and password \
+                 (username + password_env/password_file), not a token"
+                    .into(),
+            ))
         }
         (Some(token), _, _) => Auth::Bearer(token),
         (None, Some(password), Some(username)) => Auth::Basic {
@@ -381,14 +433,18 @@ fn build(
             password,
         },
         (None, Some(_), None) => {
-            return Err("directory: a password is set but no `directory.username`".into())
+            return Err(fail(
+                "directory.username",
+                "a password is set but no username".into(),
+            ))
         }
         (None, None, _) => {
-            return Err(
-                "directory: no credentials: set username + password_env/password_file, \
-                        or token_env/token_file"
+            return Err(fail(
+                "directory",
+                "no credentials: set username + password_env/password_file, \
+                 or token_env/token_file"
                     .into(),
-            )
+            ))
         }
     };
     let opts = ClientOptions {
@@ -398,15 +454,104 @@ fn build(
         extra_ca: cfg.proxy.upstream_ca_file.clone(),
     };
     let url = cfg.directory_url();
+    // The URL is proxy.upstream's unless the directory has its own.
+    let url_key = |mut e: SetupError| {
+        if e.key == "directory.url" && cfg.directory.url.is_none() {
+            e.key = "proxy.upstream";
+        }
+        e
+    };
     let dir: Arc<dyn Directory> = match (kind, observer) {
-        (DirectoryKind::Jira, o) => Arc::new(JiraDirectory::new(url, auth, opts)?.observed_by(o)),
-        (DirectoryKind::Confluence, o) => {
-            Arc::new(ConfluenceDirectory::new(url, auth, opts)?.observed_by(o))
-        }
-        (DirectoryKind::Bitbucket, o) => {
-            Arc::new(BitbucketDirectory::new(url, auth, opts)?.observed_by(o))
-        }
-        (DirectoryKind::Crowd, o) => Arc::new(CrowdDirectory::new(url, auth, opts)?.observed_by(o)),
+        (DirectoryKind::Jira, o) => Arc::new(
+            JiraDirectory::new(url, auth, opts)
+                .map_err(url_key)?
+                .observed_by(o),
+        ),
+        (DirectoryKind::Confluence, o) => Arc::new(
+            ConfluenceDirectory::new(url, auth, opts)
+                .map_err(url_key)?
+                .observed_by(o),
+        ),
+        (DirectoryKind::Bitbucket, o) => Arc::new(
+            BitbucketDirectory::new(url, auth, opts)
+                .map_err(url_key)?
+                .observed_by(o),
+        ),
+        (DirectoryKind::Crowd, o) => Arc::new(
+            CrowdDirectory::new(url, auth, opts)
+                .map_err(url_key)?
+                .observed_by(o),
+        ),
     };
     Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    /// A config with a token in a file, so that only the setting under test fails.
+    fn config(dir: &tempfile::TempDir, upstream: &str) -> Config {
+        let token = dir.path().join("token");
+        std::fs::write(&token, "PAT-1\n").unwrap();
+        let mut cfg = Config::default();
+        cfg.proxy.upstream = upstream.into();
+        cfg.directory.token_file = Some(token);
+        cfg
+    }
+
+    #[test]
+    fn a_setup_error_names_the_key_the_url_came_from() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(&dir, "not a url");
+        let e = from_config(&cfg).unwrap_err();
+        assert_eq!(e.key, "proxy.upstream", "{e}");
+        assert_eq!(
+            e.to_string(),
+            "jira directory: the base URL is not a URL (proxy.upstream)"
+        );
+        assert!(e.source().is_some(), "the URL parser's error is kept");
+
+        cfg.directory.url = Some("ftp://x".into());
+        let e = from_config(&cfg).unwrap_err();
+        assert_eq!(e.key, "directory.url", "{e}");
+        assert!(e.source().is_none());
+    }
+
+    #[test]
+    fn an_unreadable_ca_file_keeps_the_io_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(&dir, "https://jira.example.com");
+        cfg.proxy.upstream_ca_file = Some(dir.path().join("missing.pem"));
+        let e = from_config(&cfg).unwrap_err();
+        assert_eq!(e.key, "proxy.upstream_ca_file");
+        assert!(e.to_string().contains("missing.pem"), "{e}");
+        let io = e.source().and_then(|s| s.downcast_ref::<std::io::Error>());
+        assert_eq!(io.map(|e| e.kind()), Some(std::io::ErrorKind::NotFound));
+    }
+
+    #[test]
+    fn an_unavailable_error_made_by_hand_keeps_its_cause() {
+        let e = DirectoryError::unavailable(
+            "add user to group",
+            "test",
+            std::io::Error::from(std::io::ErrorKind::TimedOut),
+        );
+        assert_eq!(
+            e.to_string(),
+            "directory: unavailable: cannot add user to group: test"
+        );
+        assert_eq!(e.kind(), "unavailable");
+        // The Cause reads as the error it holds and can be downcast.
+        let DirectoryError::Unavailable {
+            source: Some(cause),
+            ..
+        } = &e
+        else {
+            panic!("{e:?}")
+        };
+        assert!(cause.get().is::<std::io::Error>());
+        assert_eq!(e.source().map(|s| s.to_string()), Some("timed out".into()));
+    }
 }
