@@ -92,35 +92,74 @@ fn timed_out(limit: Duration) -> std::io::Error {
     )
 }
 
+/// Why the upstream client cannot be made: the setting at fault and the
+/// error underneath, where there is one.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// `proxy.upstream` is not an `http://` or `https://` URL with a host.
+    #[error("proxy.upstream {url:?}: {problem}")]
+    Upstream {
+        url: String,
+        problem: &'static str,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    /// `proxy.upstream_ca_file` cannot be read or holds no usable certificate.
+    #[error("proxy.upstream_ca_file {}: {problem}", path.display())]
+    CaFile {
+        path: std::path::PathBuf,
+        problem: &'static str,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    /// rustls refused the client settings (a bug rather than a setting).
+    #[error("proxy.upstream: the TLS client settings cannot be made")]
+    Tls(#[source] rustls::Error),
+}
+
+impl SetupError {
+    /// The config key at fault.
+    pub fn key(&self) -> &'static str {
+        match self {
+            SetupError::Upstream { .. } | SetupError::Tls(_) => "proxy.upstream",
+            SetupError::CaFile { .. } => "proxy.upstream_ca_file",
+        }
+    }
+}
+
 /// The rustls client config: the system's roots plus `upstream_ca_file`.
 pub fn tls_client_config(
     extra_ca: Option<&std::path::Path>,
-) -> Result<rustls::ClientConfig, String> {
+) -> Result<rustls::ClientConfig, SetupError> {
     let mut roots = rustls::RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     for cert in native.certs {
         let _ = roots.add(cert);
     }
     if let Some(path) = extra_ca {
+        let ca = |problem, source: Option<Box<dyn std::error::Error + Send + Sync>>| {
+            SetupError::CaFile {
+                path: path.to_owned(),
+                problem,
+                source,
+            }
+        };
         let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-            .map_err(|e| format!("upstream_ca_file {}: {e}", path.display()))?
+            .map_err(|e| ca("cannot read the file", Some(e.into())))?
             .collect::<Result<_, _>>()
-            .map_err(|e| format!("upstream_ca_file {}: {e}", path.display()))?;
+            .map_err(|e| ca("not PEM certificates", Some(e.into())))?;
         if certs.is_empty() {
-            return Err(format!(
-                "upstream_ca_file {}: no certificate in the file",
-                path.display()
-            ));
+            return Err(ca("no certificate in the file", None));
         }
         for c in certs {
             roots
                 .add(c)
-                .map_err(|e| format!("upstream_ca_file {}: {e}", path.display()))?;
+                .map_err(|e| ca("a certificate is not usable", Some(e.into())))?;
         }
     }
     rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())
+        .map_err(SetupError::Tls)
         .map(|b| b.with_root_certificates(roots).with_no_client_auth())
 }
 
@@ -146,7 +185,7 @@ pub struct Upstream {
     target: Target,
     parked: Mutex<VecDeque<Parked>>,
     /// Idle plain TCP connections of the HTTP/1.1 fast lane ([`super::h1`]).
-    parked_raw: Mutex<Vec<(tokio::net::TcpStream, Instant)>>,
+    raw: super::h1::RawPool,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -163,19 +202,23 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-pub fn build(cfg: &ProxyConfig) -> Result<Arc<Upstream>, String> {
+pub fn build(cfg: &ProxyConfig) -> Result<Arc<Upstream>, SetupError> {
+    let bad =
+        |problem, source: Option<Box<dyn std::error::Error + Send + Sync>>| SetupError::Upstream {
+            url: cfg.upstream.clone(),
+            problem,
+            source,
+        };
     let uri: http::Uri = cfg
         .upstream
         .parse()
-        .map_err(|e| format!("proxy.upstream: {e}"))?;
+        .map_err(|e: http::uri::InvalidUri| bad("not a URL", Some(e.into())))?;
     let https = match uri.scheme_str() {
         Some("https") => true,
         Some("http") | None => false,
-        Some(other) => return Err(format!("proxy.upstream: unsupported scheme {other:?}")),
+        Some(_) => return Err(bad("the scheme must be http or https", None)),
     };
-    let host = uri
-        .host()
-        .ok_or_else(|| "proxy.upstream: no host".to_string())?;
+    let host = uri.host().ok_or_else(|| bad("no host", None))?;
     let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
     let bare_host = host.trim_start_matches('[').trim_end_matches(']');
     let addr = if bare_host.contains(':') {
@@ -187,7 +230,7 @@ pub fn build(cfg: &ProxyConfig) -> Result<Arc<Upstream>, String> {
         let mut tls = tls_client_config(cfg.upstream_ca_file.as_deref())?;
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         let name = ServerName::try_from(bare_host.to_string())
-            .map_err(|e| format!("proxy.upstream: host {bare_host:?}: {e}"))?;
+            .map_err(|e| bad("the host is not a TLS server name", Some(e.into())))?;
         Some((tokio_rustls::TlsConnector::from(Arc::new(tls)), name))
     } else {
         None
@@ -203,7 +246,7 @@ pub fn build(cfg: &ProxyConfig) -> Result<Arc<Upstream>, String> {
             h1,
         },
         parked: Mutex::new(VecDeque::new()),
-        parked_raw: Mutex::new(Vec::new()),
+        raw: super::h1::RawPool::new(cfg.idle_timeout.get()),
     }))
 }
 
@@ -419,7 +462,7 @@ impl Upstream {
         lock(&self.parked).retain_mut(|p| {
             p.since.elapsed() < idle_timeout && p.conn.as_mut().poll(&mut cx).is_pending()
         });
-        lock(&self.parked_raw).retain(|(s, since)| since.elapsed() < idle_timeout && still_open(s));
+        self.raw.sweep();
     }
 
     pub async fn sweep_every(self: Arc<Self>, stop: tokio_util::sync::CancellationToken) {
@@ -435,7 +478,7 @@ impl Upstream {
 
     /// Parked connections (for tests and the status page).
     pub fn parked(&self) -> usize {
-        lock(&self.parked).len() + lock(&self.parked_raw).len()
+        lock(&self.parked).len() + self.raw.len()
     }
 
     /// Whether the upstream speaks plain http (the fast lane's condition).
@@ -468,32 +511,10 @@ impl Upstream {
         Ok(tcp)
     }
 
-    /// A parked plain connection of the fast lane that is still open.
-    pub fn unpark_raw(&self) -> Option<tokio::net::TcpStream> {
-        let mut parked = lock(&self.parked_raw);
-        while let Some((s, since)) = parked.pop() {
-            if since.elapsed() < self.target.idle_timeout && still_open(&s) {
-                return Some(s);
-            }
-        }
-        None
+    /// The fast lane's idle plain connections.
+    pub fn raw(&self) -> &super::h1::RawPool {
+        &self.raw
     }
-
-    /// Keeps an idle plain connection of the fast lane for a later client connection.
-    pub fn park_raw(&self, s: tokio::net::TcpStream) {
-        let mut parked = lock(&self.parked_raw);
-        if parked.len() < MAX_PARKED {
-            parked.push((s, Instant::now()));
-        }
-    }
-}
-
-/// Whether an idle connection is still open: it has neither been closed by
-/// the upstream nor sent anything unasked (which would poison the next
-/// answer). Costs no system call while the reactor saw nothing arrive.
-pub fn still_open(s: &tokio::net::TcpStream) -> bool {
-    let mut b = [0u8; 1];
-    matches!(s.try_read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
 }
 
 async fn run<F>(conn: F)
@@ -560,6 +581,39 @@ mod tests {
             ..ProxyConfig::default()
         })
         .unwrap()
+    }
+
+    #[test]
+    fn a_client_that_cannot_be_made_names_the_key_and_keeps_the_cause() {
+        let e = build(&ProxyConfig {
+            upstream: "http://exa mple".into(),
+            ..ProxyConfig::default()
+        })
+        .unwrap_err();
+        assert_eq!(e.key(), "proxy.upstream");
+        assert_eq!(
+            e.to_string(),
+            "proxy.upstream \"http://exa mple\": not a URL"
+        );
+        assert!(e.source().is_some_and(|s| s.is::<http::uri::InvalidUri>()));
+
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("ca.pem");
+        let e = build(&ProxyConfig {
+            upstream: "https://jira.example.com".into(),
+            upstream_ca_file: Some(missing.clone()),
+            ..ProxyConfig::default()
+        })
+        .unwrap_err();
+        assert_eq!(e.key(), "proxy.upstream_ca_file");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "proxy.upstream_ca_file {}: cannot read the file",
+                missing.display()
+            )
+        );
+        assert!(e.source().is_some(), "{e:?}");
     }
 
     #[tokio::test]

@@ -249,7 +249,7 @@ where
         }
     };
     if let Some(up) = lane.up.take() {
-        proxy.client.park_raw(up);
+        proxy.client.raw().park(up);
     }
     exit
 }
@@ -443,8 +443,8 @@ impl Lane {
             } else {
                 self.up
                     .take()
-                    .filter(crate::proxy::client::still_open)
-                    .or_else(|| proxy.client.unpark_raw())
+                    .filter(super::pool::still_open)
+                    .or_else(|| proxy.client.raw().take())
             };
             let mut up = match kept {
                 Some(s) => s,

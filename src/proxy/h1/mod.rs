@@ -7,8 +7,9 @@
 //! that machinery cost more than everything else iumgate does in user space
 //! (docs/PERFORMANCE.md). Here a client connection's task reads the request
 //! head into its own buffer, parses it in place with `httparse`, lets the
-//! proxy and its hooks edit and decide exactly as on the hyper lane
-//! ([`Proxy::prepare`] / [`Proxy::finish`], shared), writes the head to a
+//! hooks decide from the raw head through the same phases as on the hyper
+//! lane (`Hooks::decide`, `Hooks::learn`; the rest shared:
+//! [`Proxy::carry_out`], [`Proxy::finish`]), writes the head to a
 //! plain upstream connection it owns, and copies the answer back with its
 //! framing checked (`Content-Length`, chunked, or until close).
 //!
@@ -23,9 +24,10 @@
 //!
 //! `codec` parses heads and frames bodies, `chunked` finds where a chunked
 //! body ends, `encode` writes heads, `lane` drives a connection ([`serve`]),
-//! `rewind` hands its bytes to hyper.
+//! `pool` keeps its idle upstream connections ([`RawPool`]), `rewind` hands
+//! its bytes to hyper.
 //!
-//! [`Proxy::prepare`]: super::Proxy::prepare
+//! [`Proxy::carry_out`]: super::Proxy::carry_out
 //! [`Proxy::finish`]: super::Proxy::finish
 
 mod chunked;
@@ -34,8 +36,10 @@ mod encode;
 #[doc(hidden)]
 pub mod fuzzing;
 mod lane;
+mod pool;
 mod rewind;
 
 pub use chunked::{Chunks, Malformed};
 pub use lane::{serve, Exit, LaneLimits};
+pub use pool::{still_open, RawPool};
 pub use rewind::Rewind;
