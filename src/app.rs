@@ -46,6 +46,9 @@ pub enum StartError {
     /// The directory client cannot be made (it names the setting).
     #[error(transparent)]
     Directory(#[from] crate::directory::SetupError),
+    /// The upstream client cannot be made (it names the setting).
+    #[error(transparent)]
+    Upstream(#[from] crate::proxy::client::SetupError),
 }
 
 impl StartError {
@@ -57,6 +60,7 @@ impl StartError {
             StartError::Signals { .. } => "signals",
             StartError::Metrics(_) => "metrics",
             StartError::Directory(e) => e.key,
+            StartError::Upstream(e) => e.key(),
         }
     }
 
@@ -251,7 +255,7 @@ pub async fn start_with<H: Hooks>(
         .map_err(StartError::setting("admin.token"))?;
     let settings = proxy::Settings::from_config(&cfg.proxy, &crate::product::UPSTREAM_ONLY)
         .map_err(StartError::setting("proxy.upstream"))?;
-    let client = proxy::client::build(&cfg.proxy).map_err(StartError::setting("proxy.upstream"))?;
+    let client = proxy::client::build(&cfg.proxy)?;
     let tls = match &cfg.proxy.tls {
         Some(t) => Some(
             CertStore::load(&t.cert_file, &t.key_file)
