@@ -13,7 +13,8 @@ pub use reload::{ReloadError, ReloadReport, Reloader};
 use crate::alerts::Alerts;
 use crate::gate::Gate;
 use crate::jobs::JobRuns;
-use crate::proxy::body::{full, Body};
+use crate::pages::{Own, HTML, TEXT};
+use crate::wire::body::Body;
 use async_trait::async_trait;
 use auth::{Access, AdminAuth};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
@@ -57,13 +58,7 @@ impl AdminPages for () {
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Body> {
-    let mut r = Response::new(full(body));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    r
+    Own::new(status, TEXT, body).build()
 }
 
 pub async fn route(
@@ -104,45 +99,37 @@ impl AdminSurface {
     }
 }
 
-fn html(status: StatusCode, body: String) -> Response<Body> {
-    let mut r = Response::new(full(body));
-    *r.status_mut() = status;
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    // The page has no script; nothing may frame it.
-    h.insert(
+/// An admin page: no script, so nothing may run in it or frame it.
+fn html(status: StatusCode, body: String) -> Own {
+    Own::new(status, HTML, body).header(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
             "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
         ),
-    );
-    r
+    )
 }
 
 fn unauthorized() -> Response<Body> {
-    let mut r = text(
+    Own::new(
         StatusCode::UNAUTHORIZED,
+        TEXT,
         "the admin token is needed: Authorization: Bearer <token>\n",
-    );
-    r.headers_mut().insert(
+    )
+    .header(
         header::WWW_AUTHENTICATE,
         HeaderValue::from_static("Bearer realm=\"iumgate admin\""),
-    );
-    r
+    )
+    .build()
 }
 
 /// A browser asks for the token: any user name, the token as password.
 fn unauthorized_page() -> Response<Body> {
-    let mut r = html(StatusCode::UNAUTHORIZED, status::render_login());
-    r.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static("Basic realm=\"iumgate admin (any user name, the admin token as password)\", charset=\"UTF-8\""),
-    );
-    r
+    html(StatusCode::UNAUTHORIZED, status::render_login())
+        .header(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"iumgate admin (any user name, the admin token as password)\", charset=\"UTF-8\""),
+        )
+        .build()
 }
 
 fn not_configured() -> Response<Body> {
@@ -164,12 +151,7 @@ impl AdminPages for AdminSurface {
                 let body = self
                     .metrics
                     .render(self.gate.as_deref(), &self.job_runs, &self.health);
-                let mut r = Response::new(full(body));
-                r.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static(metrics::CONTENT_TYPE),
-                );
-                r
+                Own::new(StatusCode::OK, metrics::CONTENT_TYPE, body).build()
             }
             (&Method::GET, "/status") => match access {
                 Access::Allowed => {
@@ -177,20 +159,15 @@ impl AdminPages for AdminSurface {
                     let body = serde_json::to_string_pretty(&st).unwrap_or_else(|e| {
                         format!("{{\"error\":{}}}", crate::pages::json_str(&e.to_string()))
                     });
-                    let mut r = Response::new(full(body));
-                    r.headers_mut().insert(
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_static("application/json"),
-                    );
-                    r.headers_mut()
-                        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-                    r
+                    Own::json(StatusCode::OK, body).build()
                 }
                 Access::Denied => unauthorized(),
                 Access::NotConfigured => not_configured(),
             },
             (&Method::GET, "/") => match access {
-                Access::Allowed => html(StatusCode::OK, status::render_html(&self.status_now())),
+                Access::Allowed => {
+                    html(StatusCode::OK, status::render_html(&self.status_now())).build()
+                }
                 Access::Denied => unauthorized_page(),
                 Access::NotConfigured => not_configured(),
             },
@@ -291,5 +268,36 @@ pub async fn serve(
             }
             drop(permit);
         });
+    }
+}
+
+#[cfg(test)]
+mod own_answer_tests {
+    use super::*;
+
+    /// Every answer the admin listener makes itself comes from the one
+    /// builder: never cached, with its type, and its extra fields kept.
+    #[test]
+    fn admin_answers_are_built_once_and_never_cached() {
+        let answers = [
+            text(StatusCode::OK, "ok\n"),
+            unauthorized(),
+            unauthorized_page(),
+            not_configured(),
+            html(StatusCode::OK, "<p>x</p>".into()).build(),
+        ];
+        for r in &answers {
+            assert_eq!(r.headers()[header::CACHE_CONTROL], "no-store", "{r:?}");
+            assert!(r.headers().contains_key(header::CONTENT_TYPE), "{r:?}");
+        }
+        assert!(answers[1].headers()[header::WWW_AUTHENTICATE]
+            .to_str()
+            .is_ok_and(|v| v.starts_with("Bearer")));
+        assert!(answers[2].headers()[header::WWW_AUTHENTICATE]
+            .to_str()
+            .is_ok_and(|v| v.starts_with("Basic")));
+        assert!(answers[4]
+            .headers()
+            .contains_key(header::CONTENT_SECURITY_POLICY));
     }
 }

@@ -7,7 +7,7 @@ pub mod wait;
 use crate::wire::body::{full, Body};
 use crate::wire::{text, wants_html, HeaderView};
 use bytes::Bytes;
-use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
+use http::{header, HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 
 /// One of iumgate's own answers (the waiting room, its redirects, error
 /// pages): status, type, body, and the headers they may carry. Every one is
@@ -20,6 +20,9 @@ pub struct Own {
     retry_after: Option<u64>,
     location: Option<HeaderValue>,
     cookies: Vec<HeaderValue>,
+    /// Any other field (`WWW-Authenticate`, `Content-Security-Policy`, an
+    /// upstream's `Content-Type` passed on), appended in order.
+    extra: Vec<(HeaderName, HeaderValue)>,
 }
 
 pub const TEXT: &str = "text/plain; charset=utf-8";
@@ -36,6 +39,16 @@ impl Own {
             retry_after: None,
             location: None,
             cookies: Vec::new(),
+            extra: Vec::new(),
+        }
+    }
+
+    /// `status` with a body whose type, if any, the caller sets with
+    /// [`Own::header`] (an answer passed on from the upstream).
+    pub fn untyped(status: StatusCode, body: impl Into<Bytes>) -> Own {
+        Own {
+            content_type: None,
+            ..Own::new(status, TEXT, body)
         }
     }
 
@@ -57,7 +70,14 @@ impl Own {
             retry_after: None,
             location: HeaderValue::from_str(to).ok(),
             cookies: Vec::new(),
+            extra: Vec::new(),
         }
+    }
+
+    /// Adds a field (appended: a name may come more than once).
+    pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Own {
+        self.extra.push((name, value));
+        self
     }
 
     pub fn retry_after(mut self, seconds: u64) -> Own {
@@ -97,6 +117,9 @@ impl Own {
         }
         for c in self.cookies {
             h.append(header::SET_COOKIE, c);
+        }
+        for (name, value) in self.extra {
+            h.append(name, value);
         }
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         r

@@ -8,8 +8,9 @@
 use super::redirect;
 use crate::gate::Gate;
 use crate::identity::{self, Kind, UpstreamUser};
+use crate::pages::Own;
 use crate::user::UserId;
-use crate::wire::body::{full, Body};
+use crate::wire::body::Body;
 use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 
 /// A login form waiting for a seat.
@@ -158,17 +159,15 @@ impl Gate {
             self.login_session_is(&pending.user, &up_headers).await;
         }
         let body = answer.bytes().await.unwrap_or_default();
-        let mut r = Response::new(full(body));
-        *r.status_mut() = StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+        let status = StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+        let mut own = Own::untyped(status, body);
         for name in [header::LOCATION, header::SET_COOKIE, header::CONTENT_TYPE] {
             for v in up_headers.get_all(&name) {
-                r.headers_mut().append(name.clone(), v.clone());
+                own = own.header(name.clone(), v.clone());
             }
         }
-        r.headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         tracing::info!(user = %pending.user, status = status.as_u16(), "waiting login resumed");
-        r
+        own.build()
     }
 }
 
