@@ -49,6 +49,13 @@ pub enum StartError {
     /// The upstream client cannot be made (it names the setting).
     #[error(transparent)]
     Upstream(#[from] crate::proxy::client::SetupError),
+    /// An `[activity]` pattern does not compile.
+    #[error("{key}: a pattern is not a valid regular expression")]
+    Pattern {
+        key: &'static str,
+        #[source]
+        source: regex::Error,
+    },
 }
 
 impl StartError {
@@ -56,7 +63,9 @@ impl StartError {
     /// `metrics` for the two that no setting causes.
     pub fn key(&self) -> &'static str {
         match self {
-            StartError::Listen { key, .. } | StartError::Setting { key, .. } => key,
+            StartError::Listen { key, .. }
+            | StartError::Setting { key, .. }
+            | StartError::Pattern { key, .. } => key,
             StartError::Signals { .. } => "signals",
             StartError::Metrics(_) => "metrics",
             StartError::Directory(e) => e.key,
@@ -193,7 +202,10 @@ pub async fn start_opts(cfg: Config, opts: Options) -> Result<Running, StartErro
         Some(d) => admin::metrics::ObservedDirectory::wrap(d, metrics.clone()),
         None => crate::directory::from_config_with_observer(&cfg, metrics.clone())?,
     };
-    let settings = GateSettings::from_config(&cfg).map_err(StartError::setting("activity"))?;
+    let settings = GateSettings::from_config(&cfg).map_err(|source| StartError::Pattern {
+        key: "activity.include / activity.exclude",
+        source,
+    })?;
     let pool_cfg = PoolConfig {
         capacity: 0,
         min_idle_ms: cfg.ium.min_idle.get().as_millis() as u64,
@@ -419,6 +431,28 @@ mod tests {
         );
         // Transparent: the next link is prometheus' own error.
         assert!(e.source().is_some_and(|s| s.is::<prometheus::Error>()));
+    }
+
+    #[tokio::test]
+    async fn an_activity_pattern_that_does_not_compile_names_the_key_and_keeps_the_regex_error() {
+        let mut cfg = Config::default();
+        cfg.proxy.upstream = "http://127.0.0.1:9".into();
+        cfg.ium.user_group = "IUM_user".into();
+        cfg.ium.access_group = "IUM_access".into();
+        cfg.activity.include = vec!["GET /(unclosed".into()];
+        let Err(e) = start_opts(
+            cfg,
+            Options {
+                directory: Some(Arc::new(crate::directory::Fixed::new(5))),
+                ..Options::default()
+            },
+        )
+        .await
+        else {
+            panic!("started with a broken pattern")
+        };
+        assert_eq!(e.key(), "activity.include / activity.exclude");
+        assert!(e.source().is_some_and(|s| s.is::<regex::Error>()), "{e:?}");
     }
 
     #[test]

@@ -71,10 +71,11 @@ pub struct GateSettings {
 }
 
 impl GateSettings {
-    pub fn from_config(cfg: &Config) -> Result<GateSettings, String> {
+    /// Fails only on an `[activity]` pattern that does not compile (which a
+    /// config loaded from a file has already been checked for).
+    pub fn from_config(cfg: &Config) -> Result<GateSettings, regex::Error> {
         let profile = cfg.proxy.product.profile();
-        let activity = ActivityRules::new(profile, &cfg.activity.include, &cfg.activity.exclude)
-            .map_err(|e| format!("activity: {e}"))?;
+        let activity = ActivityRules::new(profile, &cfg.activity.include, &cfg.activity.exclude)?;
         Ok(GateSettings {
             profile,
             activity,
