@@ -83,7 +83,12 @@ pub async fn serve<H: Hooks>(
     limits: Limits,
     stop: CancellationToken,
 ) {
-    let builder = Arc::new(builder(&limits));
+    let shared = Arc::new(Shared {
+        builder: builder(&limits),
+        proxy: proxy.clone(),
+        limits: limits.clone(),
+        stop: stop.clone(),
+    });
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     // Every connection's task, fast lane or hyper, for the drain.
@@ -129,20 +134,15 @@ pub async fn serve<H: Hooks>(
             acceptor.is_some(),
             proxy.settings.is_trusted(&peer),
         ));
-        let proxy = proxy.clone();
-        let builder = builder.clone();
+        let shared = shared.clone();
         let watcher = graceful.watcher();
-        let stop = stop.clone();
         let acceptor = acceptor.clone();
-        let limits = limits.clone();
         conns.spawn(async move {
+            let (limits, proxy) = (&shared.limits, &shared.proxy);
             match acceptor {
                 None => {
                     let fast = limits.fast_lane && proxy.client.is_plain();
-                    serve_conn(
-                        &proxy, &conn, stream, fast, &builder, watcher, &limits, &stop,
-                    )
-                    .await
+                    serve_conn(&shared, &conn, stream, fast, watcher).await
                 }
                 Some(acceptor) => {
                     let tls = match tokio::time::timeout(
@@ -165,7 +165,7 @@ pub async fn serve<H: Hooks>(
                     let fast = limits.fast_lane
                         && proxy.client.is_plain()
                         && tls.get_ref().1.alpn_protocol() != Some(b"h2".as_slice());
-                    serve_conn(&proxy, &conn, tls, fast, &builder, watcher, &limits, &stop).await
+                    serve_conn(&shared, &conn, tls, fast, watcher).await
                 }
             }
             drop(permit);
@@ -190,21 +190,28 @@ pub async fn serve<H: Hooks>(
     }
 }
 
+/// What every connection of a listener shares.
+struct Shared<H: Hooks> {
+    proxy: Arc<Proxy<H>>,
+    /// hyper's connection builder (HTTP/1.1 and HTTP/2 settings).
+    builder: auto::Builder<TokioExecutor>,
+    limits: Limits,
+    /// The drain signal.
+    stop: CancellationToken,
+}
+
 /// One client connection: the fast lane while its requests are simple (and
 /// `fast` allows it), hyper from the first one that is not.
-#[allow(clippy::too_many_arguments)]
 async fn serve_conn<H: Hooks, S>(
-    proxy: &Arc<Proxy<H>>,
+    shared: &Shared<H>,
     conn: &Arc<ConnInfo>,
     io: S,
     fast: bool,
-    builder: &auto::Builder<TokioExecutor>,
     watcher: Watcher,
-    limits: &Limits,
-    stop: &CancellationToken,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let (proxy, limits, stop) = (&shared.proxy, &shared.limits, &shared.stop);
     let io = if fast {
         let lane = LaneLimits {
             header_timeout: limits.header_timeout,
@@ -234,7 +241,8 @@ async fn serve_conn<H: Hooks, S>(
             async move { Ok::<_, Infallible>(proxy.handle(&conn, &local, req).await) }
         })
     };
-    let c = builder
+    let c = shared
+        .builder
         .serve_connection_with_upgrades(TokioIo::new(io), svc)
         .into_owned();
     let watched = Driven::new(watcher.watch(c), local, proxy.client.clone());
