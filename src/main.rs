@@ -454,7 +454,7 @@ async fn sync(
     let plan = match sync::plan(directory.as_ref(), &settings).await {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("iumgate sync: cannot read the groups: {e}");
+            eprintln!("iumgate sync: cannot read the groups: {}", error_chain(&e));
             return 2;
         }
     };
