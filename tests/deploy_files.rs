@@ -179,7 +179,8 @@ fn dockerfile_builds_with_the_command_ci_uses() {
 #[test]
 fn dockerfile_toolchain_is_at_least_the_crates_rust_version() {
     let manifest: toml::Value = toml::from_str(&read("Cargo.toml")).unwrap();
-    let msrv = manifest["package"]["rust-version"]
+    // Declared once, for every crate of the workspace.
+    let msrv = manifest["workspace"]["package"]["rust-version"]
         .as_str()
         .unwrap()
         .to_owned();

@@ -3,12 +3,12 @@
 //! else a personal access token. Access (active and in a licensed group) is
 //! checked on every request, so a grant or a removal takes effect at once.
 //!
-//! Cookie names come from `crate::product` (shared facts); the decisions are
+//! Cookie names come from `iumgate_core::product` (shared facts); the decisions are
 //! the simulator's own.
 
 use super::state::State;
 use super::web::{self, Reply, Req};
-use crate::product::Product;
+use iumgate_core::product::Product;
 
 /// The request's caller and what the answer must say about them.
 #[derive(Debug, Default)]

@@ -95,8 +95,8 @@ impl Format {
     }
 
     /// The product whose activity rules fit this log, if the format says.
-    pub fn product(&self) -> Option<crate::product::Product> {
-        use crate::product::Product;
+    pub fn product(&self) -> Option<iumgate_core::product::Product> {
+        use iumgate_core::product::Product;
         match self {
             Format::Jira => Some(Product::Jira),
             Format::Confluence => Some(Product::Confluence),

@@ -11,7 +11,7 @@ pub mod report;
 pub mod sim;
 pub mod stats;
 
-use crate::product::{ActivityRules, Product};
+use iumgate_core::product::{ActivityRules, Product};
 use parse::{Format, Line};
 use serde::Serialize;
 use sim::{SimInput, SimParams, SimResult};
@@ -477,7 +477,7 @@ impl Analyzer {
             sessions += acc.sessions.len();
             if !heavy && !acc.sessions.is_empty() {
                 let idx = input.users.len() as u32;
-                input.users.push(crate::user::UserId::new(&acc.name));
+                input.users.push(iumgate_core::user::UserId::new(&acc.name));
                 input
                     .sessions
                     .extend(acc.sessions.iter().map(|s| (idx, *s)));

@@ -148,7 +148,7 @@ pub struct Users {
 }
 
 impl Users {
-    /// The user's slot; names are folded to lower case as [`crate::user::UserId`] does.
+    /// The user's slot; names are folded to lower case as [`iumgate_core::user::UserId`] does.
     pub fn slot(&mut self, name: &str) -> &mut UserActivity {
         let name = name.trim();
         let i = if name.bytes().any(|b| b.is_ascii_uppercase() || b >= 0x80) {

@@ -6,7 +6,7 @@
 //! their lower-case form, because the Atlassian apps compare them so.
 
 use super::{SimConfig, SimUser};
-use crate::product::Product;
+use iumgate_core::product::Product;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 

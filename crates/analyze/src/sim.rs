@@ -20,8 +20,8 @@
 //! so they are never pruned as abandoned.
 
 use super::stats::{Session, NO_LOGOUT};
-use crate::pool::{Admission, Mode, Pool, PoolConfig};
-use crate::user::UserId;
+use iumgate_core::pool::{Admission, Mode, Pool, PoolConfig};
+use iumgate_core::user::UserId;
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
 

@@ -3,7 +3,7 @@
 //! `shared/ATLASSIAN.md`. The integration tests and `iumgate demo` run
 //! iumgate in front of it.
 //!
-//! It shares only product facts (`crate::product`: paths, cookie names) with
+//! It shares only product facts (`iumgate_core::product`: paths, cookie names) with
 //! iumgate and none of its gate, pool, identity or directory code: if both
 //! were wrong the same way, the tests would pass.
 //!
@@ -20,11 +20,11 @@ mod state;
 mod web;
 pub use web::servlet_parameter;
 
-use crate::product::Product;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use iumgate_core::product::Product;
 use state::State;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
