@@ -9,7 +9,7 @@
 //! time target/release/iumgate analyze /tmp/big.log --quiet
 //! ```
 
-#[path = "../tests/analyze_support/mod.rs"]
+#[path = "../tests/it/analyze_support/mod.rs"]
 mod analyze_support;
 
 use analyze_support::*;

@@ -1,5 +1,4 @@
 //! The `iumgate` command line.
-#![forbid(unsafe_code)]
 
 use clap::{Parser, Subcommand};
 use iumgate::config::Config;

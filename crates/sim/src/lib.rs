@@ -1,0 +1,465 @@
+//! The Atlassian simulator: an in-process stand-in for Jira, Confluence,
+//! Bitbucket (and Crowd) Data Center on a real port, built to
+//! `shared/ATLASSIAN.md`. The integration tests and `iumgate demo` run
+//! iumgate in front of it.
+//!
+//! It shares only product facts (`iumgate_core::product`: paths, cookie names) with
+//! iumgate and none of its gate, pool, identity or directory code: if both
+//! were wrong the same way, the tests would pass.
+//!
+//! One `std::sync::Mutex` guards the whole world; every request is answered
+//! synchronously under it and the lock is released before any `.await`
+//! (latency is slept afterwards).
+
+mod auth;
+mod bitbucket;
+mod confluence;
+mod crowd;
+mod jira;
+mod state;
+mod web;
+pub use web::servlet_parameter;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use iumgate_core::product::Product;
+use state::State;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use web::{Reply, Req};
+
+/// A user of the simulated app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimUser {
+    pub name: String,
+    pub password: String,
+    pub active: bool,
+    pub groups: Vec<String>,
+    /// May call the admin REST API (Jira: in `jira-administrators`).
+    pub admin: bool,
+}
+
+impl SimUser {
+    /// An active, non-admin user with password `demo`.
+    pub fn new(name: &str, groups: &[&str]) -> SimUser {
+        SimUser {
+            name: name.to_string(),
+            password: "demo".to_string(),
+            active: true,
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            admin: false,
+        }
+    }
+}
+
+/// What the simulated app starts with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimConfig {
+    pub product: Product,
+    pub users: Vec<SimUser>,
+    /// Groups that exist (members come from `users`; a user's group that is
+    /// not listed here is created too).
+    pub groups: Vec<String>,
+    /// Groups that give application access.
+    pub licensed_groups: Vec<String>,
+    /// `numberOfSeats` of the application role (the licence tier).
+    pub seats: u32,
+    /// The application role key, e.g. `jira-software`.
+    pub application: String,
+    /// Personal access tokens: (token, username).
+    pub tokens: Vec<(String, String)>,
+    /// Crowd applications (name, password): when not empty the simulator also
+    /// serves Crowd's `/rest/usermanagement/1/…` API over the same users and
+    /// groups, authenticated with these as Basic credentials.
+    pub crowd_apps: Vec<(String, String)>,
+}
+
+impl SimConfig {
+    /// The demo world: 3 power users in the licensed group, 20 casual users in
+    /// the IUM user group, an empty IUM access group (licensed), an admin
+    /// service account `iumgate-admin`, every password `demo`, 10 seats.
+    /// Names per product:
+    ///
+    /// | product | licensed | IUM user | IUM access | admin group |
+    /// |---|---|---|---|---|
+    /// | Jira | `jira-software-users` | `IUM_user_software` | `IUM_access_software` | `jira-administrators` |
+    /// | Confluence | `confluence-users` | `IUM_user_confluence` | `IUM_access_confluence` | `confluence-administrators` |
+    /// | Bitbucket | `stash-users` | `IUM_user_bitbucket` | `IUM_access_bitbucket` | `stash-sys-admin` |
+    ///
+    /// The admin also has the personal access token `demo-admin-token`, and
+    /// the Crowd application `iumgate` (password `demo`) is configured (Crowd's
+    /// API is served only when `crowd_apps` is not empty; clear it to turn
+    /// Crowd off).
+    pub fn demo(product: Product) -> SimConfig {
+        let (licensed, ium_user, ium_access, admins, application) = match product {
+            Product::Jira => (
+                "jira-software-users",
+                "IUM_user_software",
+                "IUM_access_software",
+                "jira-administrators",
+                "jira-software",
+            ),
+            Product::Confluence => (
+                "confluence-users",
+                "IUM_user_confluence",
+                "IUM_access_confluence",
+                "confluence-administrators",
+                "confluence",
+            ),
+            Product::Bitbucket => (
+                "stash-users",
+                "IUM_user_bitbucket",
+                "IUM_access_bitbucket",
+                "stash-sys-admin",
+                "bitbucket",
+            ),
+        };
+        let mut users: Vec<SimUser> = (1..=3)
+            .map(|i| SimUser::new(&format!("power{i}"), &[licensed]))
+            .collect();
+        users.extend((1..=20).map(|i| SimUser::new(&format!("casual{i:02}"), &[ium_user])));
+        users.push(SimUser {
+            admin: true,
+            ..SimUser::new("iumgate-admin", &[admins])
+        });
+        SimConfig {
+            product,
+            users,
+            groups: vec![
+                licensed.into(),
+                ium_user.into(),
+                ium_access.into(),
+                admins.into(),
+            ],
+            licensed_groups: vec![licensed.into(), ium_access.into()],
+            seats: 10,
+            application: application.into(),
+            tokens: vec![("demo-admin-token".into(), "iumgate-admin".into())],
+            crowd_apps: vec![("iumgate".into(), "demo".into())],
+        }
+    }
+}
+
+/// State shared by the handle and the server tasks. The server holds this,
+/// not `Handle`, so that dropping the last `Sim` stops the server.
+struct Shared {
+    state: Mutex<State>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic elsewhere must not take the simulator down with it: the
+        // state is plain data and stays usable.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+struct Handle {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    stop: CancellationToken,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// A running simulator. Clone-able; dropping the last handle or calling
+/// `shutdown` stops it (the listener and every open connection).
+#[derive(Clone)]
+pub struct Sim {
+    inner: Arc<Handle>,
+}
+
+impl std::fmt::Debug for Sim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sim")
+            .field("addr", &self.inner.addr)
+            .finish()
+    }
+}
+
+/// Returned by the service while the simulator is down: hyper then closes
+/// the connection without an answer, as a dead upstream would.
+#[derive(Debug)]
+struct Down;
+
+impl std::fmt::Display for Down {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("sim: down")
+    }
+}
+
+impl std::error::Error for Down {}
+
+impl Sim {
+    /// Starts on `127.0.0.1:0` (an ephemeral port; see `addr`).
+    pub async fn start(cfg: SimConfig) -> std::io::Result<Sim> {
+        Sim::start_on(cfg, SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    pub async fn start_on(cfg: SimConfig, addr: SocketAddr) -> std::io::Result<Sim> {
+        let listener = TcpListener::bind(addr).await.map_err(|e| {
+            std::io::Error::new(e.kind(), format!("sim: cannot listen on {addr}: {e}"))
+        })?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::new(cfg)),
+        });
+        let stop = CancellationToken::new();
+        tokio::spawn(serve(listener, shared.clone(), stop.clone()));
+        Ok(Sim {
+            inner: Arc::new(Handle { shared, addr, stop }),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.inner.addr
+    }
+
+    /// `http://127.0.0.1:PORT`, no trailing slash.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.inner.addr)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.inner.shared.lock()
+    }
+
+    /// Members of `group` (active or not): sorted, lower-case names.
+    pub fn members(&self, group: &str) -> Vec<String> {
+        let st = self.lock();
+        st.members(group)
+            .map(|m| m.iter().map(|u| state::fold(&u.name)).collect())
+            .unwrap_or_default()
+    }
+
+    /// In a licensed group and active: may use the app.
+    pub fn has_access(&self, user: &str) -> bool {
+        self.lock().has_access(user)
+    }
+
+    pub fn is_member(&self, user: &str, group: &str) -> bool {
+        self.lock().is_member(user, group)
+    }
+
+    /// Groups the user is in (display names, sorted).
+    pub fn groups_of(&self, user: &str) -> Vec<String> {
+        self.lock().groups_of(user)
+    }
+
+    /// Adds a user, or replaces one of the same name (keeping their id).
+    pub fn add_user(&self, u: SimUser) {
+        self.lock().add_user(u);
+    }
+
+    pub fn set_active(&self, user: &str, active: bool) {
+        self.lock().set_active(user, active);
+    }
+
+    /// Membership changes made by the test itself: no REST rules, not in
+    /// `group_writes`, the group is created if needed.
+    pub fn add_to_group(&self, user: &str, group: &str) {
+        self.lock().force_member(user, group, true);
+    }
+
+    pub fn remove_from_group(&self, user: &str, group: &str) {
+        self.lock().force_member(user, group, false);
+    }
+
+    /// While on, group writes over REST are refused as by a read-only user
+    /// directory (Jira: 400 naming the read-only directory).
+    pub fn set_read_only(&self, on: bool) {
+        self.lock().read_only = on;
+    }
+
+    /// Added to every response. The request takes effect at once; its answer
+    /// comes `d` later, as over a slow network.
+    pub fn set_latency(&self, d: Duration) {
+        self.lock().latency = d;
+    }
+
+    /// While `Some(status)`, every admin REST call answers that status.
+    pub fn fail_admin(&self, status: Option<u16>) {
+        self.lock().fail_admin = status;
+    }
+
+    /// While down, new connections are closed at once and requests on open
+    /// ones get no answer (the connection is closed).
+    pub fn set_down(&self, down: bool) {
+        self.lock().down = down;
+    }
+
+    /// Whether responses carry `X-AUSERNAME` (on by default). Off, it proves
+    /// a client learns the user some other way (Confluence's is unconfirmed).
+    pub fn set_ausername_header(&self, on: bool) {
+        self.lock().ausername_header = on;
+    }
+
+    /// The version the app reports (Jira's `/rest/api/2/serverInfo`).
+    pub fn set_version(&self, version: &str) {
+        self.lock().version = version.to_string();
+    }
+
+    /// Requests seen whose path (without query) starts with `path_prefix`.
+    pub fn count(&self, path_prefix: &str) -> usize {
+        self.lock().count(path_prefix)
+    }
+
+    /// Whether [`Sim::group_writes`] records from now on (default on; a
+    /// soak turns it off so its memory reading shows iumgate, not this log).
+    pub fn log_group_writes(&self, on: bool) {
+        self.lock().log_writes = on;
+    }
+
+    /// Every group write the admin REST APIs accepted, in order:
+    /// (`"add"`/`"remove"`, user, group), names as the app spells them.
+    pub fn group_writes(&self) -> Vec<(String, String, String)> {
+        self.lock().writes()
+    }
+
+    /// The highest member count `group` ever had (active or not).
+    pub fn peak_members(&self, group: &str) -> usize {
+        self.lock().peak_members(group)
+    }
+
+    /// The highest licence count ever (distinct active users holding access).
+    pub fn peak_licensed(&self) -> usize {
+        self.lock().peak_licensed()
+    }
+
+    /// Distinct active users holding access now (applicationrole `userCount`).
+    pub fn licensed_count(&self) -> usize {
+        self.lock().user_count()
+    }
+
+    /// Stops the listener and closes every open connection.
+    pub fn shutdown(&self) {
+        self.inner.stop.cancel();
+    }
+}
+
+async fn serve(listener: TcpListener, shared: Arc<Shared>, stop: CancellationToken) {
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.cancelled() => return,
+            r = listener.accept() => r,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of
+                // spinning on the error.
+                tracing::debug!(error = %e, "sim: accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if shared.lock().down {
+            drop(stream);
+            continue;
+        }
+        let shared = shared.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| handle(shared.clone(), req));
+            // Title-case header names on the wire, like Tomcat.
+            let conn = hyper::server::conn::http1::Builder::new()
+                .title_case_headers(true)
+                .serve_connection(TokioIo::new(stream), svc);
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                r = conn => {
+                    if let Err(e) = r {
+                        tracing::debug!(error = %e, "sim: connection ended with an error");
+                    }
+                }
+            }
+        });
+    }
+}
+
+async fn handle(
+    shared: Arc<Shared>,
+    req: hyper::Request<Incoming>,
+) -> Result<hyper::Response<Full<Bytes>>, Down> {
+    if shared.lock().down {
+        return Err(Down);
+    }
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, web::MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            let reply = Reply::text(413, format!("sim: request body refused: {e}\n"));
+            return Ok(reply.into_response());
+        }
+    };
+    let req = Req::new(parts.method, &parts.uri, parts.headers, body);
+    let (reply, latency) = {
+        let mut st = shared.lock();
+        if st.down {
+            return Err(Down);
+        }
+        st.hit(&req.path);
+        (route(&mut st, &req), st.latency)
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    Ok(reply.into_response())
+}
+
+/// One request against the world: identify the caller, let the product
+/// answer, then add the headers every answer of that product carries.
+fn route(st: &mut State, req: &Req) -> Reply {
+    // Crowd is a separate server with its own application auth: none of the
+    // product's sessions or headers apply.
+    if let Some(reply) = crowd::route(st, req) {
+        return reply;
+    }
+    let mut cx = auth::identify(st, req);
+    let reply = match st.product {
+        Product::Jira => jira::route(st, req, &mut cx),
+        Product::Confluence => confluence::route(st, req, &mut cx),
+        Product::Bitbucket => bitbucket::route(st, req, &mut cx),
+    };
+    auth::finish(st, cx, reply)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_handle_can_be_shared_across_tasks() {
+        fn shareable<T: Send + Sync + Clone + 'static>() {}
+        shareable::<Sim>();
+    }
+
+    #[test]
+    fn demo_worlds_match_the_brief() {
+        let cfg = SimConfig::demo(Product::Jira);
+        let st = State::new(cfg.clone());
+        assert_eq!(cfg.seats, 10);
+        assert_eq!(cfg.application, "jira-software");
+        assert_eq!(st.members("jira-software-users").map(|m| m.len()), Some(3));
+        assert_eq!(st.members("IUM_user_software").map(|m| m.len()), Some(20));
+        assert_eq!(st.members("IUM_access_software").map(|m| m.len()), Some(0));
+        assert!(st.is_admin("iumgate-admin") && !st.has_access("iumgate-admin"));
+        assert!(st.is_member("iumgate-admin", "jira-administrators"));
+        assert!(st.check_password("casual20", "demo").is_some());
+        assert_eq!(st.user_count(), 3);
+        for p in [Product::Confluence, Product::Bitbucket] {
+            let st = State::new(SimConfig::demo(p));
+            assert_eq!(st.user_count(), 3, "{p:?}");
+            assert_eq!(st.licensed_groups().len(), 2, "{p:?}");
+        }
+    }
+}

@@ -1,0 +1,549 @@
+//! The simulator's whole world: users, groups, sessions, tokens and the test
+//! controls. Plain data behind the one `Mutex` in `Shared`; every method is
+//! synchronous so the lock is never held across an `.await`.
+//!
+//! Names of users and groups are kept as given (for display) and looked up by
+//! their lower-case form, because the Atlassian apps compare them so.
+
+use super::{SimConfig, SimUser};
+use iumgate_core::product::Product;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+pub(crate) struct UserRec {
+    /// As configured (display spelling).
+    pub name: String,
+    /// Jira's user key: `JIRAUSER1xxxx` for users made since Jira 8, which is
+    /// why clients must use `name`, never `key`, as the username.
+    pub key: String,
+    /// Numeric id (Bitbucket's `X-AUSERID`, Jira's key suffix).
+    pub id: u64,
+    pub password: String,
+    pub active: bool,
+    pub admin: bool,
+}
+
+pub(crate) struct GroupRec {
+    /// As configured (display spelling).
+    pub name: String,
+    /// Lower-case user names.
+    pub members: BTreeSet<String>,
+}
+
+/// The outcome of a group write asked for over the admin REST API. Each
+/// product maps these onto its own status codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Write {
+    Done,
+    NoGroup,
+    NoUser,
+    ReadOnly,
+    /// add: already a member.
+    Already,
+    /// remove: not a member.
+    NotMember,
+}
+
+pub(crate) struct State {
+    pub product: Product,
+    pub application: String,
+    pub seats: u32,
+    users: BTreeMap<String, UserRec>,
+    groups: BTreeMap<String, GroupRec>,
+    /// Lower-case names of the groups that give application access, in config order.
+    licensed: Vec<String>,
+    /// Personal access token → lower-case user name.
+    tokens: HashMap<String, String>,
+    /// Session id → lower-case user name.
+    sessions: HashMap<String, String>,
+    /// Remember-me cookie value → lower-case user name.
+    remember: HashMap<String, String>,
+    /// Crowd applications allowed to call the usermanagement API: name → password.
+    pub crowd_apps: HashMap<String, String>,
+    pub read_only: bool,
+    pub latency: Duration,
+    pub fail_admin: Option<u16>,
+    pub down: bool,
+    /// Whether responses carry `X-AUSERNAME` (Confluence's is unconfirmed, so
+    /// tests can switch it off to prove iumgate copes without it).
+    pub ausername_header: bool,
+    /// What `/rest/api/2/serverInfo` reports (Jira), e.g. `9.12.0`.
+    pub version: String,
+    hits: HashMap<String, usize>,
+    writes: Vec<(String, String, String)>,
+    /// Whether `writes` grows (a soak turns it off: it is the one record
+    /// the simulator keeps per write, by design).
+    pub log_writes: bool,
+    peaks: HashMap<String, usize>,
+    peak_licensed: usize,
+    next_id: u64,
+    pub requests: u64,
+    /// Issue key → summary (Jira), page id → title (Confluence).
+    pub items: HashMap<String, String>,
+    /// Lower-case user name → last successful authentication, ms since the
+    /// epoch (Bitbucket's `lastAuthenticationTimestamp`).
+    last_auth: HashMap<String, u64>,
+}
+
+pub(crate) fn fold(name: &str) -> String {
+    name.trim().to_lowercase()
+}
+
+impl State {
+    pub fn new(cfg: SimConfig) -> State {
+        let mut st = State {
+            product: cfg.product,
+            application: cfg.application,
+            seats: cfg.seats,
+            users: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            licensed: Vec::new(),
+            tokens: HashMap::new(),
+            sessions: HashMap::new(),
+            remember: HashMap::new(),
+            crowd_apps: cfg.crowd_apps.into_iter().collect(),
+            read_only: false,
+            latency: Duration::ZERO,
+            fail_admin: None,
+            down: false,
+            ausername_header: true,
+            version: "9.12.0".into(),
+            hits: HashMap::new(),
+            writes: Vec::new(),
+            log_writes: true,
+            peaks: HashMap::new(),
+            peak_licensed: 0,
+            next_id: 10000,
+            requests: 0,
+            items: HashMap::new(),
+            last_auth: HashMap::new(),
+        };
+        for g in cfg.groups.iter().chain(cfg.licensed_groups.iter()) {
+            st.ensure_group(g);
+        }
+        st.licensed = cfg.licensed_groups.iter().map(|g| fold(g)).collect();
+        st.licensed.dedup();
+        for u in cfg.users {
+            st.insert_user(u);
+        }
+        // Once, not per user: counting licensed users is linear, so a large
+        // world (50,000 members for the start-up benchmark) stays quick.
+        st.note_licensed();
+        for (token, user) in cfg.tokens {
+            st.tokens.insert(token, fold(&user));
+        }
+        st
+    }
+
+    fn ensure_group(&mut self, name: &str) -> String {
+        let key = fold(name);
+        self.groups.entry(key.clone()).or_insert_with(|| GroupRec {
+            name: name.trim().to_string(),
+            members: BTreeSet::new(),
+        });
+        key
+    }
+
+    /// Adds (or replaces) a user and puts them in their groups, creating
+    /// groups that do not exist yet.
+    pub fn add_user(&mut self, u: SimUser) {
+        self.insert_user(u);
+        self.note_licensed();
+    }
+
+    fn insert_user(&mut self, u: SimUser) {
+        let key = fold(&u.name);
+        let id = match self.users.get(&key) {
+            Some(old) => old.id,
+            None => {
+                self.next_id += 100;
+                self.next_id
+            }
+        };
+        self.users.insert(
+            key.clone(),
+            UserRec {
+                name: u.name.trim().to_string(),
+                key: format!("JIRAUSER{id}"),
+                id,
+                password: u.password,
+                active: u.active,
+                admin: u.admin,
+            },
+        );
+        for g in &u.groups {
+            let gk = self.ensure_group(g);
+            if let Some(group) = self.groups.get_mut(&gk) {
+                group.members.insert(key.clone());
+            }
+            self.note_peaks(&gk);
+        }
+    }
+
+    pub fn user(&self, name: &str) -> Option<&UserRec> {
+        self.users.get(&fold(name))
+    }
+
+    pub fn group(&self, name: &str) -> Option<&GroupRec> {
+        self.groups.get(&fold(name))
+    }
+
+    pub fn users(&self) -> impl Iterator<Item = &UserRec> {
+        self.users.values()
+    }
+
+    /// The user's lower-case name if `password` is theirs (active or not).
+    pub fn check_password(&self, name: &str, password: &str) -> Option<String> {
+        let key = fold(name);
+        match self.users.get(&key) {
+            Some(u) if u.password == password => Some(key),
+            _ => None,
+        }
+    }
+
+    pub fn token_user(&self, token: &str) -> Option<String> {
+        self.tokens.get(token).cloned()
+    }
+
+    pub fn set_active(&mut self, name: &str, active: bool) {
+        if let Some(u) = self.users.get_mut(&fold(name)) {
+            u.active = active;
+        }
+        self.note_licensed();
+    }
+
+    pub fn is_active(&self, name: &str) -> bool {
+        self.user(name).is_some_and(|u| u.active)
+    }
+
+    pub fn is_admin(&self, name: &str) -> bool {
+        self.user(name).is_some_and(|u| u.admin)
+    }
+
+    pub fn is_member(&self, user: &str, group: &str) -> bool {
+        self.group(group)
+            .is_some_and(|g| g.members.contains(&fold(user)))
+    }
+
+    /// Active and in a licensed group: what the app checks on every request.
+    pub fn has_access(&self, user: &str) -> bool {
+        let key = fold(user);
+        self.is_active(&key)
+            && self
+                .licensed
+                .iter()
+                .any(|g| self.groups.get(g).is_some_and(|g| g.members.contains(&key)))
+    }
+
+    pub fn licensed_groups(&self) -> Vec<String> {
+        self.licensed
+            .iter()
+            .filter_map(|g| self.groups.get(g).map(|g| g.name.clone()))
+            .collect()
+    }
+
+    /// Distinct active users holding access: what the licence counts.
+    pub fn user_count(&self) -> usize {
+        let mut seen = BTreeSet::new();
+        for g in &self.licensed {
+            if let Some(g) = self.groups.get(g) {
+                for m in &g.members {
+                    if self.is_active(m) {
+                        seen.insert(m.as_str());
+                    }
+                }
+            }
+        }
+        seen.len()
+    }
+
+    /// Members of `group` (all of them, active or not), sorted by name.
+    pub fn members(&self, group: &str) -> Option<Vec<&UserRec>> {
+        let g = self.group(group)?;
+        Some(g.members.iter().filter_map(|m| self.users.get(m)).collect())
+    }
+
+    /// One page of a group's members (`start`, at most `max`) and how many
+    /// there are in all, without building the whole list: a 50,000-member
+    /// group is read in 1,000 pages, each of which would otherwise cost a
+    /// look-up per member.
+    pub fn members_page(
+        &self,
+        group: &str,
+        with_inactive: bool,
+        start: usize,
+        max: usize,
+    ) -> Option<(usize, Vec<&UserRec>)> {
+        let g = self.group(group)?;
+        if with_inactive {
+            // Users are never deleted here: every member has a record.
+            let total = g.members.len();
+            let page = g
+                .members
+                .iter()
+                .skip(start)
+                .filter_map(|m| self.users.get(m))
+                .take(max)
+                .collect();
+            return Some((total, page));
+        }
+        let active: Vec<&UserRec> = g
+            .members
+            .iter()
+            .filter_map(|m| self.users.get(m))
+            .filter(|u| u.active)
+            .collect();
+        let total = active.len();
+        Some((total, active.into_iter().skip(start).take(max).collect()))
+    }
+
+    /// Groups the user is in, by display name, sorted.
+    pub fn groups_of(&self, user: &str) -> Vec<String> {
+        let key = fold(user);
+        self.groups
+            .values()
+            .filter(|g| g.members.contains(&key))
+            .map(|g| g.name.clone())
+            .collect()
+    }
+
+    /// Test control: membership change without the REST rules (creates the
+    /// group if needed; not recorded in `writes`).
+    pub fn force_member(&mut self, user: &str, group: &str, member: bool) {
+        let gk = self.ensure_group(group);
+        if let Some(g) = self.groups.get_mut(&gk) {
+            if member {
+                g.members.insert(fold(user));
+            } else {
+                g.members.remove(&fold(user));
+            }
+        }
+        self.note_peaks(&gk);
+        self.note_licensed();
+    }
+
+    /// A group write through the admin REST API. Checks in the order the apps
+    /// do: the group, the user, the directory being writable, then membership.
+    /// Accepted writes are recorded for `Sim::group_writes`.
+    pub fn rest_write(&mut self, add: bool, user: &str, group: &str) -> Write {
+        let (uk, gk) = (fold(user), fold(group));
+        if !self.groups.contains_key(&gk) {
+            return Write::NoGroup;
+        }
+        let Some(u) = self.users.get(&uk) else {
+            return Write::NoUser;
+        };
+        let uname = u.name.clone();
+        if self.read_only {
+            return Write::ReadOnly;
+        }
+        let Some(g) = self.groups.get_mut(&gk) else {
+            return Write::NoGroup;
+        };
+        let gname = g.name.clone();
+        let changed = if add {
+            g.members.insert(uk)
+        } else {
+            g.members.remove(&uk)
+        };
+        if !changed {
+            return if add {
+                Write::Already
+            } else {
+                Write::NotMember
+            };
+        }
+        let op = if add { "add" } else { "remove" };
+        if self.log_writes {
+            self.writes.push((op.to_string(), uname, gname));
+        }
+        self.note_peaks(&gk);
+        self.note_licensed();
+        Write::Done
+    }
+
+    /// Records an accepted write that changed nothing (Confluence's PUT is
+    /// idempotent and still answers 204).
+    pub fn record_noop_write(&mut self, add: bool, user: &str, group: &str) {
+        let uname = self
+            .user(user)
+            .map_or_else(|| user.to_string(), |u| u.name.clone());
+        let gname = self
+            .group(group)
+            .map_or_else(|| group.to_string(), |g| g.name.clone());
+        let op = if add { "add" } else { "remove" };
+        if self.log_writes {
+            self.writes.push((op.to_string(), uname, gname));
+        }
+    }
+
+    fn note_peaks(&mut self, gk: &str) {
+        if let Some(g) = self.groups.get(gk) {
+            let n = g.members.len();
+            let peak = self.peaks.entry(gk.to_string()).or_insert(0);
+            *peak = (*peak).max(n);
+        }
+    }
+
+    fn note_licensed(&mut self) {
+        self.peak_licensed = self.peak_licensed.max(self.user_count());
+    }
+
+    pub fn peak_members(&self, group: &str) -> usize {
+        self.peaks.get(&fold(group)).copied().unwrap_or(0)
+    }
+
+    pub fn peak_licensed(&self) -> usize {
+        self.peak_licensed
+    }
+
+    pub fn writes(&self) -> Vec<(String, String, String)> {
+        self.writes.clone()
+    }
+
+    pub fn hit(&mut self, path: &str) {
+        self.requests += 1;
+        *self.hits.entry(path.to_string()).or_insert(0) += 1;
+    }
+
+    pub fn count(&self, prefix: &str) -> usize {
+        self.hits
+            .iter()
+            .filter(|(p, _)| p.starts_with(prefix))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    // ---- sessions ---------------------------------------------------------
+
+    /// A new server-side session for `user`; returns its id (the cookie value).
+    pub fn new_session(&mut self, user: &str) -> String {
+        let sid = format!("{:032X}", rand::random::<u128>());
+        self.sessions.insert(sid.clone(), fold(user));
+        sid
+    }
+
+    pub fn session_user(&self, sid: &str) -> Option<String> {
+        self.sessions.get(sid).cloned()
+    }
+
+    pub fn end_session(&mut self, sid: &str) -> bool {
+        self.sessions.remove(sid).is_some()
+    }
+
+    /// A remember-me token for `user`, shaped like Seraph's `id%3Ahex`.
+    pub fn new_remember(&mut self, user: &str) -> String {
+        let id = self.user(user).map_or(0, |u| u.id);
+        let token = format!("{id}%3A{:040x}", rand::random::<u128>());
+        self.remember.insert(token.clone(), fold(user));
+        token
+    }
+
+    pub fn remember_user(&self, token: &str) -> Option<String> {
+        self.remember.get(token).cloned()
+    }
+
+    pub fn forget_remember(&mut self, token: &str) {
+        self.remember.remove(token);
+    }
+
+    /// Ends every session and remember-me token of `user`; returns how many.
+    pub fn end_sessions_of(&mut self, user: &str) -> usize {
+        let key = fold(user);
+        let before = self.sessions.len() + self.remember.len();
+        self.sessions.retain(|_, u| *u != key);
+        self.remember.retain(|_, u| *u != key);
+        before - self.sessions.len() - self.remember.len()
+    }
+
+    pub fn note_auth(&mut self, user: &str) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        self.last_auth.insert(fold(user), now);
+    }
+
+    pub fn last_auth(&self, user: &str) -> Option<u64> {
+        self.last_auth.get(&fold(user)).copied()
+    }
+
+    pub fn next_request_id(&mut self) -> u64 {
+        self.requests
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(name: &str, groups: &[&str]) -> SimUser {
+        SimUser {
+            name: name.into(),
+            password: "pw".into(),
+            active: true,
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            admin: false,
+        }
+    }
+
+    fn state() -> State {
+        State::new(SimConfig {
+            product: Product::Jira,
+            users: vec![user("Alice", &["lic"]), user("bob", &["other"])],
+            groups: vec!["other".into()],
+            licensed_groups: vec!["Lic".into()],
+            seats: 1,
+            application: "jira-software".into(),
+            tokens: vec![],
+            crowd_apps: vec![],
+        })
+    }
+
+    #[test]
+    fn access_needs_a_licensed_group_and_an_active_user() {
+        let mut st = state();
+        assert!(st.has_access("ALICE"));
+        assert!(!st.has_access("bob"));
+        st.set_active("alice", false);
+        assert!(!st.has_access("alice"));
+        assert_eq!(st.user_count(), 0);
+    }
+
+    #[test]
+    fn rest_writes_check_group_user_read_only_then_membership() {
+        let mut st = state();
+        assert_eq!(st.rest_write(true, "bob", "nope"), Write::NoGroup);
+        assert_eq!(st.rest_write(true, "carol", "lic"), Write::NoUser);
+        st.read_only = true;
+        assert_eq!(st.rest_write(true, "bob", "lic"), Write::ReadOnly);
+        st.read_only = false;
+        assert_eq!(st.rest_write(true, "BOB", "LIC"), Write::Done);
+        assert_eq!(st.rest_write(true, "bob", "lic"), Write::Already);
+        assert_eq!(st.user_count(), 2);
+        assert_eq!(st.peak_licensed(), 2);
+        assert_eq!(st.rest_write(false, "bob", "lic"), Write::Done);
+        assert_eq!(st.rest_write(false, "bob", "lic"), Write::NotMember);
+        assert_eq!(st.peak_members("lic"), 2);
+        assert_eq!(
+            st.writes(),
+            vec![
+                ("add".into(), "bob".into(), "Lic".into()),
+                ("remove".into(), "bob".into(), "Lic".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn sessions_and_remember_me_name_their_user() {
+        let mut st = state();
+        let sid = st.new_session("Alice");
+        assert_eq!(st.session_user(&sid).as_deref(), Some("alice"));
+        assert!(st.end_session(&sid));
+        assert_eq!(st.session_user(&sid), None);
+        let token = st.new_remember("alice");
+        assert!(token.starts_with(&format!("{}%3A", st.user("alice").unwrap().id)));
+        assert_eq!(st.remember_user(&token).as_deref(), Some("alice"));
+        st.forget_remember(&token);
+        assert_eq!(st.remember_user(&token), None);
+    }
+}

@@ -1,0 +1,65 @@
+//! iumgate's integration tests, one test binary (`cargo test --test it`): one
+//! module per concern, against real sockets, the simulator and the real
+//! `iumgate` binary. `cargo test --test it gate_jira::` runs one module.
+//!
+//! Every test shares this one process with all others running at the same
+//! time, so none leans on process-wide state: no test sets an environment
+//! variable, installs a global subscriber or changes the current directory,
+//! each app has its own metrics registry, every listener binds port 0, and
+//! the signal tests signal a child `iumgate`, never this process. The two
+//! tests that measure the process's memory run in a process of their own
+//! (`own_process`).
+
+// Set-ups shared by several modules.
+mod admin_support;
+mod analyze_support;
+mod browser_support;
+mod directory_support;
+mod gate_support;
+mod housekeeping_support;
+mod own_process;
+mod proxy_support;
+
+// The tests, by concern.
+mod admin_binary;
+mod admin_metrics;
+mod analyze_fuzz_regressions;
+mod analyze_logs;
+mod analyze_sim;
+mod browser_waiting_room;
+mod check_diagnostics;
+mod deploy_files;
+mod directory_jira;
+mod directory_products;
+mod fault_directory;
+mod fault_upstream;
+mod gate_crowd_ws;
+mod gate_git;
+mod gate_jira;
+mod gate_products;
+mod hostile_admin;
+mod hostile_big_login;
+mod hostile_chain_binary;
+mod hostile_claims;
+mod hostile_gate;
+mod hostile_http;
+mod hostile_maps;
+mod hostile_transport;
+mod housekeeping_cleanup;
+mod housekeeping_tier;
+mod housekeeping_webhook;
+mod proxy_drain;
+mod proxy_fast_lane;
+mod proxy_limits;
+mod proxy_process;
+mod proxy_streaming;
+mod proxy_tls;
+mod proxy_transparency;
+mod proxy_upstream_conns;
+mod sim_jira;
+mod sim_others;
+mod soak_gate;
+mod state_kill9;
+mod state_restart;
+mod sync_job;
+mod sync_run;
