@@ -55,9 +55,10 @@ pub enum ClientError {
         #[source]
         source: std::io::Error,
     },
-    /// The connection failed while the request or answer was under way.
-    #[error("{0}")]
-    Protocol(#[source] hyper::Error),
+    /// The connection failed while the request or answer was under way
+    /// (transparent: hyper's error and its cause, each once in the chain).
+    #[error(transparent)]
+    Protocol(hyper::Error),
 }
 
 impl ClientError {
@@ -614,6 +615,32 @@ mod tests {
             )
         );
         assert!(e.source().is_some(), "{e:?}");
+    }
+
+    /// An upstream that closes without answering: a Protocol error whose
+    /// chain names hyper's error and its cause once each.
+    #[tokio::test]
+    async fn a_protocol_error_is_hypers_own_in_the_chain() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf).await;
+            // Closes without an answer.
+        });
+        let up = upstream(&format!("http://{addr}"));
+        let local = Arc::new(Local::default());
+        let req = Request::get("/").body(super::super::body::empty()).unwrap();
+        let sent = Driven::new(up.request(&local, req), local.clone(), up.clone()).await;
+        let Err(err) = sent else {
+            panic!("an answer from a server that sent none")
+        };
+        assert!(matches!(err, ClientError::Protocol(_)), "{err:?}");
+        let chain = crate::proxy::error_chain(&err);
+        let first = chain.split(": ").next().unwrap();
+        assert_eq!(chain.matches(first).count(), 1, "{chain}");
     }
 
     #[tokio::test]
