@@ -7,7 +7,7 @@
 //! the simulator's own.
 
 use super::state::State;
-use super::web::{self, Reply, Req};
+use super::web::{self, Basic, Reply, Req};
 use iumgate_core::product::Product;
 
 /// The request's caller and what the answer must say about them.
@@ -77,12 +77,12 @@ pub(crate) fn identify(st: &mut State, req: &Req) -> Cx {
     }
     if cx.user.is_none() {
         match req.basic() {
-            Some(Some((u, p))) => match st.check_password(&u, &p) {
+            Basic::Credentials(u, p) => match st.check_password(&u, &p) {
                 Some(u) => cx.user = Some(u),
                 None => cx.bad_credentials = true,
             },
-            Some(None) => cx.bad_credentials = true,
-            None => {}
+            Basic::Malformed => cx.bad_credentials = true,
+            Basic::Absent => {}
         }
     }
     if cx.user.is_none() && !cx.bad_credentials {
@@ -205,9 +205,9 @@ pub(crate) enum AdminAuth {
 
 pub(crate) fn admin(st: &State, req: &Req) -> AdminAuth {
     let user = match req.basic() {
-        Some(Some((u, p))) => st.check_password(&u, &p),
-        Some(None) => None,
-        None => req.bearer().and_then(|t| st.token_user(t)),
+        Basic::Credentials(u, p) => st.check_password(&u, &p),
+        Basic::Malformed => None,
+        Basic::Absent => req.bearer().and_then(|t| st.token_user(t)),
     };
     match user {
         Some(u) if !st.is_active(&u) => AdminAuth::Unauthenticated,

@@ -5,7 +5,7 @@
 
 use super::auth::{self, AdminAuth, Cx, Login};
 use super::state::{State, UserRec, Write};
-use super::web::{self, escape, Reply, Req};
+use super::web::{self, escape, Basic, Reply, Req};
 use http::Method;
 use serde_json::{json, Value};
 
@@ -146,9 +146,9 @@ fn page(st: &State, req: &Req, cx: &Cx) -> Reply {
 /// a refusal is a 401 challenge the git CLI understands.
 fn git(st: &mut State, req: &Req, cx: &mut Cx) -> Reply {
     let user = match req.basic() {
-        Some(Some((u, p))) => st.check_password(&u, &p),
-        Some(None) => None,
-        None => req.bearer().and_then(|t| st.token_user(t)),
+        Basic::Credentials(u, p) => st.check_password(&u, &p),
+        Basic::Malformed => None,
+        Basic::Absent => req.bearer().and_then(|t| st.token_user(t)),
     };
     let Some(user) = user.filter(|u| st.has_access(u)) else {
         cx.shown = None;

@@ -5,7 +5,7 @@
 //! application's name and password), never as a user.
 
 use super::state::{State, Write};
-use super::web::{self, Reply, Req};
+use super::web::{self, Basic, Reply, Req};
 use http::Method;
 use serde_json::{json, Value};
 
@@ -24,7 +24,7 @@ pub(crate) fn route(st: &mut State, req: &Req) -> Option<Reply> {
             "sim: the admin REST API is failing on purpose",
         ));
     }
-    let app_ok = matches!(req.basic(), Some(Some((app, pw)))
+    let app_ok = matches!(req.basic(), Basic::Credentials(app, pw)
         if st.crowd_apps.get(&app).is_some_and(|p| *p == pw));
     if !app_ok {
         return Some(

@@ -144,22 +144,24 @@ impl Req {
             .and_then(|v| v.to_str().ok())
     }
 
-    /// `Authorization: Basic …` as (user, password). `Some(None)` when the
-    /// header is Basic but cannot be decoded (the app answers 401 to that).
-    pub fn basic(&self) -> Option<Option<(String, String)>> {
-        let value = self.authorization()?;
-        let (scheme, rest) = value.trim().split_once(' ')?;
+    /// `Authorization: Basic …`, as the app reads it.
+    pub fn basic(&self) -> Basic {
+        let Some((scheme, rest)) = self.authorization().and_then(|v| v.trim().split_once(' '))
+        else {
+            return Basic::Absent;
+        };
         if !scheme.eq_ignore_ascii_case("basic") {
-            return None;
+            return Basic::Absent;
         }
-        let decoded = base64::engine::general_purpose::STANDARD
+        base64::engine::general_purpose::STANDARD
             .decode(rest.trim())
             .ok()
-            .and_then(|b| String::from_utf8(b).ok());
-        Some(decoded.and_then(|s| {
-            s.split_once(':')
-                .map(|(u, p)| (u.to_string(), p.to_string()))
-        }))
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| {
+                s.split_once(':')
+                    .map(|(u, p)| Basic::Credentials(u.to_string(), p.to_string()))
+            })
+            .unwrap_or(Basic::Malformed)
     }
 
     /// `Authorization: Bearer <token>`.
@@ -168,6 +170,17 @@ impl Req {
         let (scheme, rest) = value.trim().split_once(' ')?;
         scheme.eq_ignore_ascii_case("bearer").then_some(rest.trim())
     }
+}
+
+/// A request's `Authorization: Basic …`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Basic {
+    /// No Basic credentials (none, or another scheme).
+    Absent,
+    /// Basic, but not `base64(user:password)` (the app answers 401).
+    Malformed,
+    /// The user name and password.
+    Credentials(String, String),
 }
 
 /// What the simulator answers; headers are checked only when it becomes a
@@ -349,13 +362,16 @@ mod tests {
     #[test]
     fn basic_and_bearer_are_told_apart() {
         let r = req(&[("authorization", "Basic dXNlcjpwdzpjb2xvbg==")]);
-        assert_eq!(r.basic(), Some(Some(("user".into(), "pw:colon".into()))));
+        assert_eq!(
+            r.basic(),
+            Basic::Credentials("user".into(), "pw:colon".into())
+        );
         assert_eq!(r.bearer(), None);
         let r = req(&[("authorization", "Basic !!!")]);
-        assert_eq!(r.basic(), Some(None));
+        assert_eq!(r.basic(), Basic::Malformed);
         let r = req(&[("authorization", "Bearer tok")]);
         assert_eq!(r.bearer(), Some("tok"));
-        assert_eq!(r.basic(), None);
+        assert_eq!(r.basic(), Basic::Absent);
     }
 
     #[test]
