@@ -136,11 +136,14 @@ pub async fn plan(dir: &dyn Directory, s: &SyncSettings) -> Result<Plan, Directo
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
-    #[error("sync: {0}")]
+    /// A directory call failed (its text and cause are the source's).
+    #[error("sync: a directory call failed")]
     Directory(#[from] DirectoryError),
-    #[error("sync: journal {path}: {source}")]
+    /// The journal could not be read or written.
+    #[error("sync: journal {path}")]
     Journal {
         path: PathBuf,
+        #[source]
         source: std::io::Error,
     },
     #[error("sync: journal {path}: {detail}")]
@@ -248,7 +251,7 @@ pub async fn apply(
                 report.added.push(user.clone());
             }
             Err(e) => {
-                tracing::warn!(user = %user, error = %e, "sync: cannot add the user");
+                tracing::warn!(user = %user, error = %crate::proxy::error_chain(&e), "sync: cannot add the user");
                 if let Some(j) = &mut journal {
                     j.write(&Entry::Failed {
                         run,
@@ -351,4 +354,34 @@ pub fn job_journal(cfg: &Config) -> Option<PathBuf> {
             .unwrap_or(Path::new("."))
             .join("iumgate-sync-journal.jsonl")
     })
+}
+
+#[cfg(test)]
+mod error_tests {
+    use super::SyncError;
+    use std::error::Error;
+
+    /// A sync error says what failed and keeps its cause as the source,
+    /// without repeating it in its own text (logs print the whole chain).
+    #[test]
+    fn a_sync_error_keeps_its_cause_once() {
+        let e = SyncError::Journal {
+            path: "/var/lib/iumgate/sync.journal".into(),
+            source: std::io::Error::new(std::io::ErrorKind::PermissionDenied, "permission denied"),
+        };
+        assert_eq!(e.to_string(), "sync: journal /var/lib/iumgate/sync.journal");
+        assert!(e
+            .source()
+            .is_some_and(|s| s.to_string() == "permission denied"));
+        let chain = crate::proxy::error_chain(&e);
+        assert_eq!(chain.matches("permission denied").count(), 1, "{chain}");
+
+        let e = SyncError::from(crate::directory::DirectoryError::NotAdmin);
+        let chain = crate::proxy::error_chain(&e);
+        assert!(
+            chain.starts_with("sync: a directory call failed"),
+            "{chain}"
+        );
+        assert_eq!(chain.matches("not an administrator").count(), 1, "{chain}");
+    }
 }
