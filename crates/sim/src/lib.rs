@@ -16,6 +16,7 @@ mod bitbucket;
 mod confluence;
 mod crowd;
 mod jira;
+pub mod saml_idp;
 mod state;
 mod web;
 pub use web::servlet_parameter;
