@@ -19,6 +19,7 @@ pub mod jobs;
 pub mod pages;
 pub mod passthrough;
 pub mod proxy;
+pub mod sso;
 pub mod state;
 pub mod sync;
 pub mod telemetry;
