@@ -59,6 +59,7 @@ mod proxy_upstream_conns;
 mod sim_jira;
 mod sim_others;
 mod soak_gate;
+mod sso_saml;
 mod state_kill9;
 mod state_restart;
 mod sync_job;
