@@ -422,6 +422,9 @@ pub struct IdentityConfig {
     pub max_sessions_per_user: usize,
     /// Session bindings in all; when full, new ones are refused.
     pub max_sessions: usize,
+    /// How long a login may wait between its password step and its
+    /// two-step verification code before its seat goes back.
+    pub second_step_timeout: Dur,
 }
 
 impl Default for IdentityConfig {
@@ -434,6 +437,7 @@ impl Default for IdentityConfig {
             no_permission_texts: Vec::new(),
             max_sessions_per_user: limits.per_user,
             max_sessions: limits.total,
+            second_step_timeout: Dur::secs(5 * 60),
         }
     }
 }

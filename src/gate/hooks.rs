@@ -1,6 +1,7 @@
 //! The gate as the proxy's request hooks: identify → decide → (forward) →
 //! learn from the upstream's answer.
 
+use super::two_step::SecondStep;
 use super::waiting::resume::PendingLogin;
 use super::waiting::WaitFor;
 use super::{Borrow, Class, Gate, Outcome, Standing};
@@ -48,6 +49,9 @@ pub struct Ctx {
     logout: bool,
     /// What the decision still needs once the head was read.
     pending: Option<Pending>,
+    /// A two-step login's code step: the login waiting for it, and the
+    /// half-session key it waited under.
+    second_step: Option<(SessionKey, SecondStep)>,
     /// The client reached iumgate over TLS (itself or a trusted proxy):
     /// iumgate's own cookies are `Secure`.
     secure: bool,
@@ -65,6 +69,7 @@ impl Ctx {
             html: self.html,
             git: self.git,
             get_or_post: matches!(self.method, Method::GET | Method::POST | Method::HEAD),
+            redirect_url: false,
             secure: self.secure,
             target: self.target.as_str(),
         }
@@ -109,6 +114,9 @@ struct LoginCtx {
     user: UserId,
     destination: Option<String>,
     json: bool,
+    /// The platform login (Jira 10's page): its script follows a JSON
+    /// `redirectUrl`, and 412 means a second step comes.
+    platform: bool,
     class: Class,
     /// A free seat lent before forwarding (given back unless the login
     /// succeeds, on every path).
@@ -242,6 +250,7 @@ impl Hooks for Gate {
     fn learn(&self, ctx: Ctx, _status: StatusCode, headers: &impl HeaderView) -> Learned<Ctx> {
         if ctx.logout
             || ctx.login.is_some()
+            || ctx.second_step.is_some()
             || ctx.borrow.is_some()
             || ctx.user.is_none()
             || headers.has(&header::SET_COOKIE)
@@ -292,6 +301,10 @@ impl Hooks for Gate {
 
         if let Some(login) = ctx.login.take() {
             return self.finish_login(&ctx, login, resp, upstream).await;
+        }
+
+        if let Some((key, step)) = ctx.second_step.take() {
+            return self.finish_second_step(key, step, resp, &upstream).await;
         }
 
         if let Some(lent) = ctx.borrow.take() {
@@ -447,6 +460,12 @@ impl Gate {
         }
         if identity::is_login(s.profile, method, path) {
             return Some(Pending::Login);
+        }
+        if method == Method::POST && s.profile.is_second_step(path) {
+            // The code step of a login whose password step passed: its
+            // answer says whether the seat kept for it stays.
+            let keys = ctx.keys.iter().map(|(_, k)| *k);
+            ctx.second_step = self.second_steps.take(keys, ctx.now);
         }
         let user = ctx.user.clone()?;
         let asked = Asked {
@@ -720,6 +739,7 @@ impl Gate {
                 user: attempt.user,
                 destination: attempt.destination,
                 json: attempt.json,
+                platform: s.profile.platform_logins.contains(&parts.uri.path()),
                 class,
                 borrow,
                 replay,
@@ -735,6 +755,9 @@ impl Gate {
         resp: Response<Body>,
         upstream: Option<UpstreamUser>,
     ) -> Response<Body> {
+        if login.platform && resp.status() == StatusCode::PRECONDITION_FAILED {
+            return self.start_second_step(ctx, login, resp).await;
+        }
         let mut resp = resp;
         let mut reason = identity::login_reason(resp.headers());
         if reason.is_none()
@@ -806,16 +829,12 @@ impl Gate {
                         let to = if pending.is_some() {
                             dest
                         } else {
-                            format!(
-                                "{}?{}={}",
-                                profile.login_page,
-                                profile.login_destination_param,
-                                super::waiting::pct(&dest)
-                            )
+                            login_again(profile, &dest)
                         };
                         let wait_for = WaitFor {
                             html: !login.json,
                             git: false,
+                            redirect_url: login.platform,
                             ..ctx.wait_for()
                         };
                         let wait_for = WaitFor {
@@ -851,6 +870,125 @@ impl Gate {
         }
     }
 
+    /// A platform login's password step answered 412: the password is
+    /// right and a code step follows. The seat the user will need is put in
+    /// place now — a free seat lent for the login is kept for the code step;
+    /// without one, the proven password may take an idle holder's seat or
+    /// wait — and goes back if the code step does not end in a session
+    /// within `second_step_timeout`.
+    async fn start_second_step(
+        &self,
+        ctx: &Ctx,
+        mut login: LoginCtx,
+        resp: Response<Body>,
+    ) -> Response<Body> {
+        let s = self.settings.load();
+        let now = self.now();
+        // The half session the code step will come with: the one the answer
+        // sets, else the one the login came with.
+        let set = identity::set_session_cookie_pairs(s.profile, resp.headers())
+            .find(|(kind, _, _)| *kind == Kind::Session)
+            .map(|(kind, _, value)| self.sessions.hash(kind, value));
+        let key = set.or_else(|| {
+            ctx.keys
+                .iter()
+                .find(|(kind, _)| *kind == Kind::Session)
+                .map(|(_, key)| *key)
+        });
+        let borrow = login.borrow.take();
+        let admitted =
+            if borrow.is_some() || login.class != Class::Casual || self.holds(&login.user) {
+                false
+            } else {
+                match self.admit(&login.user, Mode::MayEvict).await {
+                    Outcome::Pass => true,
+                    Outcome::Wait { position } => {
+                        // The half session cannot be kept: once admitted, the
+                        // user logs in again (now with a seat).
+                        let dest = login
+                            .destination
+                            .as_deref()
+                            .and_then(local_path)
+                            .unwrap_or("/");
+                        let to = login_again(s.profile, dest);
+                        let wait_for = WaitFor {
+                            html: false,
+                            git: false,
+                            redirect_url: true,
+                            ..ctx.wait_for()
+                        };
+                        let wait_for = WaitFor {
+                            target: &to,
+                            ..wait_for
+                        };
+                        return self.wait_response(&wait_for, &login.user, position, None, None);
+                    }
+                    Outcome::NoFreeSeat => false,
+                    Outcome::Unavailable => {
+                        return self.unavailable_response(&ctx.wait_for(), &HeaderMap::new())
+                    }
+                }
+            };
+        if borrow.is_none() && !admitted {
+            return resp;
+        }
+        let step = SecondStep {
+            user: login.user.clone(),
+            borrow,
+            admitted,
+            deadline_ms: now + s.second_step_timeout_ms,
+        };
+        match key {
+            Some(key) => {
+                for older in self.second_steps.keep(key, step) {
+                    self.abandon_second_step(older).await;
+                }
+            }
+            // No session to know the code step by: nothing can keep the seat.
+            None => self.abandon_second_step(step).await,
+        }
+        resp
+    }
+
+    /// The code step's answer. A session for the user the login was for:
+    /// the seat is theirs for good. A wrong code (401): the login may try
+    /// again until its deadline. Anything else ends the login, and its seat
+    /// goes back.
+    async fn finish_second_step(
+        &self,
+        key: SessionKey,
+        step: SecondStep,
+        resp: Response<Body>,
+        upstream: &Option<UpstreamUser>,
+    ) -> Response<Body> {
+        let named = matches!(upstream, Some(UpstreamUser::User(u)) if *u == step.user);
+        let named_other = matches!(upstream, Some(UpstreamUser::User(u)) if *u != step.user);
+        let ok_reason = identity::login_reason(resp.headers()) == Some(LoginReason::Ok);
+        if resp.status().is_success() && !named_other && (named || ok_reason) {
+            if !named {
+                // Bound to the user the login was for: the app said OK.
+                let s = self.settings.load();
+                let now = self.now();
+                for (kind, _, value) in
+                    identity::set_session_cookie_pairs(s.profile, resp.headers())
+                {
+                    self.sessions.bind(kind, value, &step.user, now);
+                }
+            }
+            if let Some(lent) = step.borrow {
+                lent.confirm();
+            }
+            tracing::info!(user = %step.user, "two-step login finished; seat kept");
+            return resp;
+        }
+        if resp.status() == StatusCode::UNAUTHORIZED && !named_other {
+            self.second_steps.put_back(key, step);
+            return resp;
+        }
+        self.abandon_second_step(step).await;
+        resp
+    }
+
     /// Whether the session a login's answer opened is `user`'s, for apps
     /// that do not name the user in a header: asked of the app (its whoami)
     /// with the new cookies, which are bound on a match. An app with no
@@ -884,6 +1022,16 @@ impl Gate {
         // whoami binds the keys to whoever the app names.
         self.whoami(whoami, &header, &keys).await.as_ref() == Some(user)
     }
+}
+
+/// The login page, taking the user to `dest` afterwards.
+fn login_again(profile: &crate::product::Profile, dest: &str) -> String {
+    format!(
+        "{}?{}={}",
+        profile.login_page,
+        profile.login_destination_param,
+        super::waiting::pct(dest)
+    )
 }
 
 /// `307` to the same URL: the client repeats the request, now licensed.

@@ -17,6 +17,7 @@ mod claim;
 mod hooks;
 mod reconcile;
 mod seats;
+mod two_step;
 mod waiting;
 
 pub use admit::Outcome;
@@ -66,6 +67,8 @@ pub struct GateSettings {
     /// ones are made).
     pub session_limits: crate::identity::Limits,
     pub no_permission_texts: Vec<String>,
+    /// `[identity] second_step_timeout`, in ms.
+    pub second_step_timeout_ms: u64,
     /// The upstream's base URL (for the whoami fallback).
     pub upstream: String,
 }
@@ -102,6 +105,7 @@ impl GateSettings {
             remember_ttl_ms: cfg.identity.remember_ttl.get().as_millis() as u64,
             session_limits: cfg.identity.session_limits(),
             no_permission_texts: cfg.identity.no_permission_texts.clone(),
+            second_step_timeout_ms: cfg.identity.second_step_timeout.get().as_millis() as u64,
             upstream: cfg.proxy.upstream.trim_end_matches('/').to_string(),
         })
     }
@@ -201,6 +205,8 @@ pub struct Gate {
     events: Mutex<VecDeque<Event>>,
     /// Seats lent to unconfirmed claims for one exchange ([`Borrow`]).
     loans: claim::Loans,
+    /// Logins between their password step and their code step.
+    second_steps: two_step::SecondSteps,
     /// The gate itself, for guards that give a seat back when dropped.
     me: std::sync::Weak<Gate>,
 }
@@ -241,6 +247,7 @@ impl Gate {
             app: AppClient::new(),
             events: Mutex::new(VecDeque::new()),
             loans: claim::Loans::default(),
+            second_steps: two_step::SecondSteps::default(),
             me: me.clone(),
         })
     }
@@ -425,3 +432,5 @@ impl Gate {
 mod claim_props;
 #[cfg(test)]
 mod lane_tests;
+#[cfg(test)]
+mod two_step_tests;

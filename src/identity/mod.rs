@@ -208,8 +208,7 @@ pub struct LoginAttempt {
 
 /// Whether `method path` is one of the product's login requests (body not yet read).
 pub fn is_login(profile: &Profile, method: &Method, path: &str) -> bool {
-    method == Method::POST
-        && (profile.login_form(path).is_some() || profile.json_login == Some(path))
+    method == Method::POST && (profile.login_form(path).is_some() || profile.is_json_login(path))
 }
 
 /// The media type of a `Content-Type` value: lower case, parameters off.
@@ -269,21 +268,26 @@ pub fn login_attempt(
             json: false,
         });
     }
-    if profile.json_login == Some(path) && media == "application/json" {
+    if profile.is_json_login(path) && media == "application/json" {
         return json_login(body);
     }
     None
 }
 
+/// A JSON login body: `{"username", …}`, and the platform login's
+/// `targetUrl` (where its page goes afterwards). A repeated field is no
+/// login (the app might read either).
 fn json_login(body: &[u8]) -> Option<LoginAttempt> {
     #[derive(serde::Deserialize)]
     struct J {
         username: String,
+        #[serde(rename = "targetUrl", default)]
+        target_url: Option<String>,
     }
     let j: J = serde_json::from_slice(body).ok()?;
     valid_username(&j.username).then(|| LoginAttempt {
         user: UserId::new(&j.username),
-        destination: None,
+        destination: j.target_url,
         json: true,
     })
 }

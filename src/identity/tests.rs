@@ -670,3 +670,38 @@ fn raw_fields(
     }
     (head, spans)
 }
+
+/// The platform login of today's versions (Jira 10, Confluence 9,
+/// Bitbucket 9): JSON on both paths, for every product, with its
+/// `targetUrl`; only as `application/json`; a repeated field is no login;
+/// the code step is no login (it names nobody).
+#[test]
+fn the_platform_login_is_read_on_both_paths_for_every_product() {
+    use crate::product::CONFLUENCE;
+    let body =
+        br#"{"username":"Erin","password":"pw","rememberMe":true,"targetUrl":"/browse/A-1"}"#;
+    for profile in [&JIRA, &CONFLUENCE, &BITBUCKET] {
+        for path in [
+            "/rest/tsv/latest/authenticate",
+            "/rest/tsv/1.0/authenticate",
+        ] {
+            let post = http::Method::POST;
+            assert!(is_login(profile, &post, path), "{path}");
+            let a = login_attempt(profile, path, None, Some("application/json"), body)
+                .unwrap_or_else(|| panic!("{:?} {path}", profile.product));
+            assert_eq!(a.user, UserId::new("erin"));
+            assert_eq!(a.destination.as_deref(), Some("/browse/A-1"));
+            assert!(a.json);
+            assert!(login_attempt(profile, path, None, Some(FORM), body).is_none());
+            let twice = br#"{"username":"erin","username":"mallory","password":"pw"}"#;
+            assert!(
+                login_attempt(profile, path, None, Some("application/json"), twice).is_none(),
+                "a repeated username is no login"
+            );
+        }
+        let code = "/rest/tsv/latest/authenticate/totp-code";
+        assert!(!is_login(profile, &http::Method::POST, code));
+        assert!(profile.is_second_step(code));
+        assert!(profile.is_second_step("/rest/tsv/1.0/authenticate/recovery-code"));
+    }
+}

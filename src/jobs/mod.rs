@@ -100,7 +100,9 @@ async fn reconcile_loop(
 }
 
 /// Drops abandoned waiters, sessions past their time to live and expired
-/// anonymous sessions ([`prune`]), every `every`.
+/// anonymous sessions ([`prune`]), gives back the seats of two-step logins
+/// abandoned between their steps and retries failed give-backs, every
+/// `every`.
 async fn prune_loop(gate: Arc<Gate>, runs: Arc<JobRuns>, every: Duration, stop: CancellationToken) {
     runs.register("prune", every.as_secs());
     loop {
@@ -111,6 +113,13 @@ async fn prune_loop(gate: Arc<Gate>, runs: Arc<JobRuns>, every: Duration, stop: 
         let now = gate.now();
         runs.started("prune", now);
         prune(&gate, now);
+        let abandoned = gate.expire_second_steps(now).await;
+        if abandoned > 0 {
+            tracing::info!(
+                logins = abandoned,
+                "two-step logins abandoned between their steps; seats given back"
+            );
+        }
         let out = gate.retry_give_backs().await;
         if out > 0 {
             tracing::warn!(

@@ -87,6 +87,14 @@ pub struct Profile {
     pub login_forms: &'static [LoginForm],
     /// JSON login: `POST path` with `{"username": …}`; `DELETE path` logs out.
     pub json_login: Option<&'static str>,
+    /// The platform's login page of today's versions (Jira 10, Confluence 9,
+    /// Bitbucket 9): `POST` with JSON `{"username","password","rememberMe",
+    /// "targetUrl"}`; 200 with a session, 401 refused, 412 when the user is
+    /// enrolled in two-step verification.
+    pub platform_logins: &'static [&'static str],
+    /// Its second step: `POST` with JSON `{"code"}` on the session the first
+    /// step handed out; the app checks application access again then.
+    pub second_steps: &'static [&'static str],
     /// Paths that log the user out (any method).
     pub logout_paths: &'static [&'static str],
     /// Prefixes of SSO callbacks: the user is learned from the response only.
@@ -109,6 +117,20 @@ pub struct Profile {
     /// `username`), for apps whose `X-AUSERNAME` is not confirmed.
     pub whoami: Option<&'static str>,
 }
+
+/// The platform login of Jira 10, Confluence 9 and Bitbucket 9 (both paths).
+const PLATFORM_LOGINS: &[&str] = &[
+    "/rest/tsv/latest/authenticate",
+    "/rest/tsv/1.0/authenticate",
+];
+
+/// Its second step: a TOTP code or a one-time recovery code.
+const SECOND_STEPS: &[&str] = &[
+    "/rest/tsv/latest/authenticate/totp-code",
+    "/rest/tsv/latest/authenticate/recovery-code",
+    "/rest/tsv/1.0/authenticate/totp-code",
+    "/rest/tsv/1.0/authenticate/recovery-code",
+];
 
 /// Static resources, polling and analytics are never activity, whatever the app.
 const COMMON_EXCLUDE: &[&str] = &[
@@ -140,6 +162,8 @@ pub static JIRA: Profile = Profile {
         },
     ],
     json_login: Some("/rest/auth/1/session"),
+    platform_logins: PLATFORM_LOGINS,
+    second_steps: SECOND_STEPS,
     logout_paths: &["/secure/Logout!default.jspa", "/logout"],
     sso_callbacks: &[
         "/plugins/servlet/samlconsumer",
@@ -175,6 +199,8 @@ pub static CONFLUENCE: Profile = Profile {
         destination_field: "os_destination",
     }],
     json_login: None,
+    platform_logins: PLATFORM_LOGINS,
+    second_steps: SECOND_STEPS,
     logout_paths: &["/logout.action"],
     sso_callbacks: &[
         "/plugins/servlet/samlconsumer",
@@ -209,6 +235,8 @@ pub static BITBUCKET: Profile = Profile {
         destination_field: "next",
     }],
     json_login: None,
+    platform_logins: PLATFORM_LOGINS,
+    second_steps: SECOND_STEPS,
     logout_paths: &["/j_atl_security_logout"],
     sso_callbacks: &[
         "/plugins/servlet/samlconsumer",
@@ -235,6 +263,16 @@ impl Profile {
 
     pub fn login_form(&self, path: &str) -> Option<&LoginForm> {
         self.login_forms.iter().find(|f| f.path == path)
+    }
+
+    /// Whether `path` takes a JSON login (`{"username": …}`).
+    pub fn is_json_login(&self, path: &str) -> bool {
+        self.json_login == Some(path) || self.platform_logins.contains(&path)
+    }
+
+    /// Whether `path` is the second step of a two-step login.
+    pub fn is_second_step(&self, path: &str) -> bool {
+        self.second_steps.contains(&path)
     }
 
     pub fn is_logout(&self, method: &http::Method, path: &str) -> bool {

@@ -22,6 +22,9 @@ pub(crate) struct WaitFor<'a> {
     pub git: bool,
     /// GET, HEAD or POST: a browser can be redirected to the waiting page.
     pub get_or_post: bool,
+    /// A script login page (the platform login) that goes wherever its
+    /// answer's JSON `redirectUrl` says: sent to the waiting page that way.
+    pub redirect_url: bool,
     /// The client came over TLS: the wait cookie is `Secure`.
     pub secure: bool,
     /// Where the user was going (the waiting page sends them there).
@@ -53,24 +56,35 @@ impl Gate {
                     "iumgate: no licence is free right now{where_}. Retry in {retry} seconds.\n"
                 ),
             )
-        } else if w.html && w.get_or_post {
+        } else if w.redirect_url || (w.html && w.get_or_post) {
             let token = new_token();
             self.sessions.bind(Kind::Wait, &token, user, self.now());
             if let Some(p) = pending {
                 self.keep_pending_login(&token, p);
             }
             let to = local_path(w.target).unwrap_or("/");
-            let mut r = Own::redirect(
-                StatusCode::SEE_OTHER,
-                &format!("/iumgate/wait?to={}", pct(to)),
-            );
+            let wait_page = format!("/iumgate/wait?to={}", pct(to));
+            let r = if w.redirect_url {
+                // The platform login's page goes where its answer's
+                // `redirectUrl` says (a 200, as for a login that passed:
+                // its script shows other answers as errors).
+                Own::json(
+                    StatusCode::OK,
+                    format!(
+                        "{{\"redirectUrl\":{},\"state\":\"waiting\",\"position\":{position},\"retry_after\":{retry}}}",
+                        crate::pages::json_str(&wait_page)
+                    ),
+                )
+            } else {
+                Own::redirect(StatusCode::SEE_OTHER, &wait_page)
+            };
             let secure = if w.secure { "; Secure" } else { "" };
-            if let Ok(v) = HeaderValue::from_str(&format!(
+            match HeaderValue::from_str(&format!(
                 "{WAIT_COOKIE}={token}; Path=/iumgate/; HttpOnly; SameSite=Lax{secure}"
             )) {
-                r = r.cookie(v);
+                Ok(v) => r.cookie(v),
+                Err(_) => r,
             }
-            r
         } else {
             Own::json(
                 StatusCode::SERVICE_UNAVAILABLE,
