@@ -12,6 +12,8 @@ use serde_json::{json, Value};
 const DASHBOARD: &str = "/dashboard";
 const BAD_PASSWORD: &str = "Invalid username or password. Please try again.";
 const NO_PERMISSION: &str = "You do not have permission to access Bitbucket";
+const CAPTCHA: &str =
+    "You have exceeded the maximum number of login attempts: a CAPTCHA must be answered.";
 
 pub(crate) fn route(st: &mut State, req: &Req, cx: &mut Cx) -> Reply {
     let path = req.path.as_str();
@@ -111,9 +113,13 @@ fn form_login(st: &mut State, req: &Req, cx: &mut Cx) -> Reply {
             st.note_auth(&u);
             Reply::redirect(&next)
         }
-        Login::BadPassword => {
+        Login::BadPassword { .. } => {
             cx.shown = None;
             login_page(Some(&next), Some(BAD_PASSWORD))
+        }
+        Login::Denied => {
+            cx.shown = None;
+            login_page(Some(&next), Some(CAPTCHA))
         }
         Login::NoAccess => {
             cx.shown = None;

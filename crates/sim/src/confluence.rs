@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 const DASHBOARD: &str = "/index.action";
 const BAD_PASSWORD: &str = "Sorry, your username and password are incorrect - please try again.";
 const NO_PERMISSION: &str = "You do not have permission to use Confluence";
+const CAPTCHA: &str = "Sorry, your userid is required to answer a CAPTCHA question correctly.";
 
 pub(crate) fn route(st: &mut State, req: &Req, cx: &mut Cx) -> Reply {
     let path = req.path.as_str();
@@ -118,10 +119,15 @@ fn form_login(st: &mut State, req: &Req, cx: &mut Cx) -> Reply {
             cx.login_reason = Some("OK");
             Reply::redirect(&dest)
         }
-        Login::BadPassword => {
+        Login::BadPassword { .. } => {
             cx.login_reason = Some("AUTHENTICATED_FAILED");
             cx.shown = None;
             login_page(Some(&dest), Some(BAD_PASSWORD))
+        }
+        Login::Denied => {
+            cx.login_reason = Some("AUTHENTICATION_DENIED");
+            cx.shown = None;
+            login_page(Some(&dest), Some(CAPTCHA))
         }
         Login::NoAccess => {
             cx.login_reason = Some("AUTHORISATION_FAILED");

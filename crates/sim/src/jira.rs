@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 const DASHBOARD: &str = "/secure/Dashboard.jspa";
 const NO_PERMISSION: &str = "You do not have a permission to log in";
 const BAD_PASSWORD: &str = "Sorry, your username and password are incorrect - please try again.";
+const CAPTCHA: &str = "Sorry, your userid is required to answer a CAPTCHA question correctly.";
 const NOT_AUTHENTICATED: &str =
     "You are not authenticated. Authentication required to perform this operation.";
 
@@ -214,21 +215,26 @@ fn form_login(st: &mut State, req: &Req, cx: &mut Cx, gadget: bool) -> Reply {
     let remember = Req::field(&form, "os_cookie").is_some_and(|v| v == "true");
     let dest = web::local_destination(Req::field(&form, "os_destination"), DASHBOARD);
     let outcome = auth::check_login(st, user, password);
-    let (succeeded, by_permissions) = match &outcome {
+    let (succeeded, by_permissions, captcha) = match &outcome {
         Login::Ok(u) => {
             auth::open_session(st, req, cx, u, remember);
             cx.login_reason = Some("OK");
-            (true, false)
+            (true, false, false)
         }
-        Login::BadPassword => {
+        Login::BadPassword { captcha } => {
             cx.login_reason = Some("AUTHENTICATED_FAILED");
             cx.shown = None;
-            (false, false)
+            (false, false, *captcha)
+        }
+        Login::Denied => {
+            cx.login_reason = Some("AUTHENTICATION_DENIED");
+            cx.shown = None;
+            (false, false, true)
         }
         Login::NoAccess => {
             cx.login_reason = Some("AUTHORISATION_FAILED");
             cx.shown = None;
-            (false, true)
+            (false, true, false)
         }
     };
     if gadget {
@@ -239,8 +245,8 @@ fn form_login(st: &mut State, req: &Req, cx: &mut Cx, gadget: bool) -> Reply {
                 "loginError": !succeeded,
                 "loginFailedByPermissions": by_permissions,
                 "communicationError": false,
-                "captchaFailure": false,
-                "captchaRequired": false,
+                "captchaFailure": matches!(outcome, Login::Denied),
+                "captchaRequired": captcha,
                 "isElevatedSecurityCheckShown": false,
                 "externalUserManagement": false,
                 "allowCookies": true,
@@ -250,7 +256,8 @@ fn form_login(st: &mut State, req: &Req, cx: &mut Cx, gadget: bool) -> Reply {
     }
     match outcome {
         Login::Ok(_) => Reply::redirect(&dest),
-        Login::BadPassword => login_page(200, Some(&dest), Some(BAD_PASSWORD)),
+        Login::BadPassword { .. } => login_page(200, Some(&dest), Some(BAD_PASSWORD)),
+        Login::Denied => login_page(200, Some(&dest), Some(CAPTCHA)),
         Login::NoAccess => no_permission_page(200),
     }
 }
@@ -284,10 +291,17 @@ fn json_session(st: &mut State, req: &Req, cx: &mut Cx) -> Reply {
                         }),
                     )
                 }
-                Login::BadPassword => {
+                Login::BadPassword { .. } => {
                     cx.login_reason = Some("AUTHENTICATED_FAILED");
                     cx.shown = None;
                     Reply::error(401, "Login failed")
+                }
+                Login::Denied => {
+                    // Jira documents 403 for a login denied for a CAPTCHA.
+                    cx.login_reason = Some("AUTHENTICATION_DENIED");
+                    cx.shown = None;
+                    Reply::error(403, "Login denied: a CAPTCHA must be answered first")
+                        .header("X-Authentication-Denied-Reason", "CAPTCHA_CHALLENGE")
                 }
                 Login::NoAccess => {
                     cx.login_reason = Some("AUTHORISATION_FAILED");

@@ -309,6 +309,24 @@ impl Sim {
         self.lock().version = version.to_string();
     }
 
+    /// Failed logins of `user` since their last successful one (the form
+    /// logins and Jira's `/rest/auth/1/session` count).
+    pub fn failed_logins(&self, user: &str) -> u32 {
+        self.lock().failed_logins(user)
+    }
+
+    /// Sets the count to 0, as answering the CAPTCHA or an administrator would.
+    pub fn reset_failed_logins(&self, user: &str) {
+        self.lock().reset_failed_logins(user);
+    }
+
+    /// Failed logins after which every login of the user is refused with
+    /// `AUTHENTICATION_DENIED` until the count is reset (default 3; `None`:
+    /// never).
+    pub fn set_captcha_after(&self, limit: Option<u32>) {
+        self.lock().captcha_after = limit;
+    }
+
     /// Requests seen whose path (without query) starts with `path_prefix`.
     pub fn count(&self, path_prefix: &str) -> usize {
         self.lock().count(path_prefix)

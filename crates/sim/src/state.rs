@@ -10,6 +10,10 @@ use iumgate_core::product::Product;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
+/// Failed logins after which the app demands a CAPTCHA (Jira's default
+/// "maximum authentication attempts allowed").
+pub(crate) const CAPTCHA_AFTER: u32 = 3;
+
 pub(crate) struct UserRec {
     /// As configured (display spelling).
     pub name: String,
@@ -58,6 +62,11 @@ pub(crate) struct State {
     sessions: HashMap<String, String>,
     /// Remember-me cookie value → lower-case user name.
     remember: HashMap<String, String>,
+    /// Lower-case user name → failed logins since the last successful one.
+    failed_logins: HashMap<String, u32>,
+    /// Failed logins after which every login of the user is denied until the
+    /// count is reset (`None`: never).
+    pub captcha_after: Option<u32>,
     /// Crowd applications allowed to call the usermanagement API: name → password.
     pub crowd_apps: HashMap<String, String>,
     pub read_only: bool,
@@ -101,6 +110,8 @@ impl State {
             tokens: HashMap::new(),
             sessions: HashMap::new(),
             remember: HashMap::new(),
+            failed_logins: HashMap::new(),
+            captcha_after: Some(CAPTCHA_AFTER),
             crowd_apps: cfg.crowd_apps.into_iter().collect(),
             read_only: false,
             latency: Duration::ZERO,
@@ -456,6 +467,33 @@ impl State {
         before - self.sessions.len() - self.remember.len()
     }
 
+    // ---- failed logins ------------------------------------------------------
+
+    pub fn failed_logins(&self, user: &str) -> u32 {
+        self.failed_logins.get(&fold(user)).copied().unwrap_or(0)
+    }
+
+    /// Counts a failed login of a known user; returns the new count.
+    pub fn count_failed_login(&mut self, user: &str) -> u32 {
+        let key = fold(user);
+        if !self.users.contains_key(&key) {
+            return 0;
+        }
+        let n = self.failed_logins.entry(key).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    }
+
+    pub fn reset_failed_logins(&mut self, user: &str) {
+        self.failed_logins.remove(&fold(user));
+    }
+
+    /// The user must answer a CAPTCHA before any login of theirs is accepted.
+    pub fn captcha_required(&self, user: &str) -> bool {
+        self.captcha_after
+            .is_some_and(|limit| self.failed_logins(user) >= limit)
+    }
+
     pub fn note_auth(&mut self, user: &str) {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -545,5 +583,21 @@ mod tests {
         assert_eq!(st.remember_user(&token).as_deref(), Some("alice"));
         st.forget_remember(&token);
         assert_eq!(st.remember_user(&token), None);
+    }
+
+    #[test]
+    fn failed_logins_count_for_known_users_up_to_the_captcha() {
+        let mut st = state();
+        assert_eq!(st.count_failed_login("nobody"), 0);
+        for n in 1..=CAPTCHA_AFTER {
+            assert!(!st.captcha_required("alice"));
+            assert_eq!(st.count_failed_login("Alice"), n);
+        }
+        assert!(st.captcha_required("alice"));
+        st.captcha_after = None;
+        assert!(!st.captcha_required("alice"));
+        st.captcha_after = Some(CAPTCHA_AFTER);
+        st.reset_failed_logins("alice");
+        assert_eq!(st.failed_logins("alice"), 0);
     }
 }
