@@ -41,7 +41,7 @@ impl Cx {
     }
 }
 
-fn session_cookie(st: &State) -> &'static str {
+pub(crate) fn session_cookie(st: &State) -> &'static str {
     st.product
         .profile()
         .session_cookies
@@ -50,7 +50,7 @@ fn session_cookie(st: &State) -> &'static str {
         .unwrap_or("JSESSIONID")
 }
 
-fn remember_cookie(st: &State) -> Option<&'static str> {
+pub(crate) fn remember_cookie(st: &State) -> Option<&'static str> {
     st.product.profile().remember_cookies.first().copied()
 }
 
@@ -147,8 +147,8 @@ pub(crate) enum Login {
 }
 
 /// Checks a username/password login the way Seraph's elevated security does,
-/// for every login the simulator serves (the form logins and Jira's
-/// `/rest/auth/1/session`): a user
+/// for every login the simulator serves (the form logins, Jira's
+/// `/rest/auth/1/session` and the new `/rest/tsv/…/authenticate`): a user
 /// whose failed-login count is at the limit is denied without a look at the
 /// password; a wrong password for a known user counts; a successful login
 /// resets the count. A right password without application access

@@ -7,6 +7,20 @@
 //! iumgate and none of its gate, pool, identity or directory code: if both
 //! were wrong the same way, the tests would pass.
 //!
+//! Logins: each product's old form login (and Jira's `/rest/auth/1/session`),
+//! and today's platform login of Jira 10 / Confluence 9 / Bitbucket 9 in all
+//! three (`login`): `POST /rest/tsv/{latest,1.0}/authenticate` with JSON, 412
+//! and a half session for users enrolled in two-step verification
+//! ([`Sim::enrol_two_step`]), then `…/authenticate/{totp-code,recovery-code}`;
+//! `GET /rest/authconfig/{latest,1.0}/login-options`; and, with
+//! [`LoginStyle::Json`], the script login page at the product's login path.
+//! That page follows any `redirectUrl` in an answer, or a redirect its `fetch`
+//! followed, whatever the status: iumgate's waiting room relies on it. All
+//! logins share one failed-login count per user; after 3 failures every login
+//! of the user is denied (`AUTHENTICATION_DENIED`, a CAPTCHA is due) until
+//! [`Sim::reset_failed_logins`]. The simulator has its own clock
+//! ([`Sim::advance_clock`]) for half sessions, which last 5 minutes.
+//!
 //! One `std::sync::Mutex` guards the whole world; every request is answered
 //! synchronously under it and the lock is released before any `.await`
 //! (latency is slept afterwards).
@@ -16,6 +30,7 @@ mod bitbucket;
 mod confluence;
 mod crowd;
 mod jira;
+mod login;
 pub mod saml_idp;
 mod state;
 mod web;
@@ -58,6 +73,43 @@ impl SimUser {
     }
 }
 
+/// Which login page the simulated product serves at its login path
+/// (`/login.jsp`, `/login.action`, `/login`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LoginStyle {
+    /// The old HTML form that posts to the product's form login
+    /// (`os_username`/`j_username`).
+    #[default]
+    Form,
+    /// Today's script page (Jira 10, Confluence 9, Bitbucket 9): it posts
+    /// JSON to `/rest/tsv/latest/authenticate` and asks for a two-step code on
+    /// 412. The form logins' `POST` endpoints keep working in both styles,
+    /// and the `/rest/tsv/…` endpoints are served in both.
+    Json,
+}
+
+/// A user enrolled in two-step verification. The simulator does not compute
+/// TOTP: `code` is simply the one code that is valid now (change it with
+/// [`Sim::set_totp_code`]); each recovery code works once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimTwoStep {
+    pub user: String,
+    /// The currently valid 6-digit code.
+    pub code: String,
+    /// One-time recovery codes.
+    pub recovery_codes: Vec<String>,
+}
+
+impl SimTwoStep {
+    pub fn new(user: &str, code: &str, recovery_codes: &[&str]) -> SimTwoStep {
+        SimTwoStep {
+            user: user.to_string(),
+            code: code.to_string(),
+            recovery_codes: recovery_codes.iter().map(|c| c.to_string()).collect(),
+        }
+    }
+}
+
 /// What the simulated app starts with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SimConfig {
@@ -78,6 +130,10 @@ pub struct SimConfig {
     /// serves Crowd's `/rest/usermanagement/1/…` API over the same users and
     /// groups, authenticated with these as Basic credentials.
     pub crowd_apps: Vec<(String, String)>,
+    /// The login page served at the product's login path (default: the old form).
+    pub login_style: LoginStyle,
+    /// Users enrolled in two-step verification (see [`Sim::enrol_two_step`]).
+    pub two_step: Vec<SimTwoStep>,
 }
 
 impl SimConfig {
@@ -142,6 +198,8 @@ impl SimConfig {
             application: application.into(),
             tokens: vec![("demo-admin-token".into(), "iumgate-admin".into())],
             crowd_apps: vec![("iumgate".into(), "demo".into())],
+            login_style: LoginStyle::Form,
+            two_step: Vec::new(),
         }
     }
 }
@@ -309,8 +367,42 @@ impl Sim {
         self.lock().version = version.to_string();
     }
 
-    /// Failed logins of `user` since their last successful one (the form
-    /// logins and Jira's `/rest/auth/1/session` count).
+    /// Which login page the product serves from now on (see [`LoginStyle`]).
+    pub fn set_login_style(&self, style: LoginStyle) {
+        self.lock().login_style = style;
+    }
+
+    /// Enrols `user` in two-step verification, or replaces their enrolment:
+    /// `code` is the one TOTP code valid from now on, `recovery_codes` the
+    /// one-time recovery codes. From now on a right password alone gets 412
+    /// and a half session from `/rest/tsv/…/authenticate`.
+    pub fn enrol_two_step(&self, user: &str, code: &str, recovery_codes: &[&str]) {
+        self.lock().enrol_two_step(user, code, recovery_codes);
+    }
+
+    /// Changes an enrolled user's valid TOTP code (as time moves on in a
+    /// real authenticator app); `false` if the user is not enrolled.
+    pub fn set_totp_code(&self, user: &str, code: &str) -> bool {
+        self.lock().set_totp_code(user, code)
+    }
+
+    pub fn unenrol_two_step(&self, user: &str) {
+        self.lock().unenrol_two_step(user);
+    }
+
+    /// The recovery codes `user` has not used yet.
+    pub fn recovery_codes(&self, user: &str) -> Vec<String> {
+        self.lock().recovery_codes(user)
+    }
+
+    /// Moves the simulator's clock forward (it otherwise follows real time).
+    /// Half sessions expire 5 minutes after the password step on this clock.
+    pub fn advance_clock(&self, by: Duration) {
+        self.lock().advance_clock(by);
+    }
+
+    /// Failed logins of `user` since their last successful one (form logins,
+    /// Jira's `/rest/auth/1/session` and `/rest/tsv/…/authenticate` count).
     pub fn failed_logins(&self, user: &str) -> u32 {
         self.lock().failed_logins(user)
     }
@@ -444,10 +536,14 @@ fn route(st: &mut State, req: &Req) -> Reply {
         return reply;
     }
     let mut cx = auth::identify(st, req);
-    let reply = match st.product {
-        Product::Jira => jira::route(st, req, &mut cx),
-        Product::Confluence => confluence::route(st, req, &mut cx),
-        Product::Bitbucket => bitbucket::route(st, req, &mut cx),
+    // Today's login is one platform in all three products.
+    let reply = match login::route(st, req, &mut cx) {
+        Some(reply) => reply,
+        None => match st.product {
+            Product::Jira => jira::route(st, req, &mut cx),
+            Product::Confluence => confluence::route(st, req, &mut cx),
+            Product::Bitbucket => bitbucket::route(st, req, &mut cx),
+        },
     };
     auth::finish(st, cx, reply)
 }

@@ -5,10 +5,14 @@
 //! Names of users and groups are kept as given (for display) and looked up by
 //! their lower-case form, because the Atlassian apps compare them so.
 
-use super::{SimConfig, SimUser};
+use super::{LoginStyle, SimConfig, SimUser};
 use iumgate_core::product::Product;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// How long a half session (password step passed, code step pending) lasts,
+/// on the simulator's clock.
+pub(crate) const HALF_SESSION_LIFETIME: Duration = Duration::from_secs(5 * 60);
 
 /// Failed logins after which the app demands a CAPTCHA (Jira's default
 /// "maximum authentication attempts allowed").
@@ -48,6 +52,34 @@ pub(crate) enum Write {
     NotMember,
 }
 
+/// A user enrolled in two-step verification: the simulator's stand-in for a
+/// TOTP secret is the one code that is valid right now, set by the test.
+pub(crate) struct TwoStepRec {
+    pub code: String,
+    /// One-time recovery codes not used yet.
+    pub recovery: Vec<String>,
+}
+
+/// Which second-step code a request offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CodeKind {
+    Totp,
+    Recovery,
+}
+
+/// A session that is not logged in but remembers that `user` passed the
+/// password step at `at` (simulator clock), waiting for the code step.
+#[derive(Debug, Clone)]
+pub(crate) struct HalfSession {
+    /// Lower-case user name.
+    pub user: String,
+    pub at: Duration,
+    /// The first step's `rememberMe`, honoured when the real session is made.
+    pub remember: bool,
+    /// The first step's `targetUrl` (already made local).
+    pub target: String,
+}
+
 pub(crate) struct State {
     pub product: Product,
     pub application: String,
@@ -62,11 +94,21 @@ pub(crate) struct State {
     sessions: HashMap<String, String>,
     /// Remember-me cookie value → lower-case user name.
     remember: HashMap<String, String>,
+    /// Half session id (a session cookie value that is not logged in) → who
+    /// passed the password step, when.
+    half_sessions: HashMap<String, HalfSession>,
+    /// Lower-case user name → two-step enrolment.
+    two_step: HashMap<String, TwoStepRec>,
     /// Lower-case user name → failed logins since the last successful one.
     failed_logins: HashMap<String, u32>,
     /// Failed logins after which every login of the user is denied until the
     /// count is reset (`None`: never).
     pub captcha_after: Option<u32>,
+    /// Which login page the product serves.
+    pub login_style: LoginStyle,
+    /// The simulator's clock: real time since start plus what tests added.
+    born: Instant,
+    clock_offset: Duration,
     /// Crowd applications allowed to call the usermanagement API: name → password.
     pub crowd_apps: HashMap<String, String>,
     pub read_only: bool,
@@ -110,8 +152,13 @@ impl State {
             tokens: HashMap::new(),
             sessions: HashMap::new(),
             remember: HashMap::new(),
+            half_sessions: HashMap::new(),
+            two_step: HashMap::new(),
             failed_logins: HashMap::new(),
             captcha_after: Some(CAPTCHA_AFTER),
+            login_style: cfg.login_style,
+            born: Instant::now(),
+            clock_offset: Duration::ZERO,
             crowd_apps: cfg.crowd_apps.into_iter().collect(),
             read_only: false,
             latency: Duration::ZERO,
@@ -142,6 +189,10 @@ impl State {
         st.note_licensed();
         for (token, user) in cfg.tokens {
             st.tokens.insert(token, fold(&user));
+        }
+        for t in cfg.two_step {
+            let codes: Vec<&str> = t.recovery_codes.iter().map(String::as_str).collect();
+            st.enrol_two_step(&t.user, &t.code, &codes);
         }
         st
     }
@@ -458,13 +509,121 @@ impl State {
         self.remember.remove(token);
     }
 
-    /// Ends every session and remember-me token of `user`; returns how many.
+    /// Ends every session and remember-me token of `user`; returns how many
+    /// (half sessions end too, uncounted: they were never logged in).
     pub fn end_sessions_of(&mut self, user: &str) -> usize {
         let key = fold(user);
         let before = self.sessions.len() + self.remember.len();
         self.sessions.retain(|_, u| *u != key);
         self.remember.retain(|_, u| *u != key);
+        self.half_sessions.retain(|_, h| h.user != key);
         before - self.sessions.len() - self.remember.len()
+    }
+
+    // ---- the clock, half sessions and two-step verification ----------------
+
+    /// The simulator's clock: time since start, plus what tests advanced.
+    pub fn now(&self) -> Duration {
+        self.born.elapsed() + self.clock_offset
+    }
+
+    pub fn advance_clock(&mut self, by: Duration) {
+        self.clock_offset += by;
+    }
+
+    /// A new half session: `user` passed the password step now. Expired half
+    /// sessions are dropped here, so they never pile up.
+    pub fn new_half_session(&mut self, user: &str, remember: bool, target: &str) -> String {
+        let now = self.now();
+        self.half_sessions
+            .retain(|_, h| now.saturating_sub(h.at) < HALF_SESSION_LIFETIME);
+        let sid = format!("{:032X}", rand::random::<u128>());
+        self.half_sessions.insert(
+            sid.clone(),
+            HalfSession {
+                user: fold(user),
+                at: now,
+                remember,
+                target: target.to_string(),
+            },
+        );
+        sid
+    }
+
+    /// The half session `sid`, if it exists and has not expired (an expired
+    /// one is removed).
+    pub fn half_session(&mut self, sid: &str) -> Option<HalfSession> {
+        let now = self.now();
+        let h = self.half_sessions.get(sid)?;
+        if now.saturating_sub(h.at) >= HALF_SESSION_LIFETIME {
+            self.half_sessions.remove(sid);
+            return None;
+        }
+        Some(h.clone())
+    }
+
+    pub fn end_half_session(&mut self, sid: &str) -> bool {
+        self.half_sessions.remove(sid).is_some()
+    }
+
+    /// Enrols `user` (or replaces their enrolment): `code` is the one valid
+    /// TOTP code, `recovery` the one-time recovery codes.
+    pub fn enrol_two_step(&mut self, user: &str, code: &str, recovery: &[&str]) {
+        self.two_step.insert(
+            fold(user),
+            TwoStepRec {
+                code: code.to_string(),
+                recovery: recovery.iter().map(|c| c.to_string()).collect(),
+            },
+        );
+    }
+
+    /// Changes the valid TOTP code of an enrolled user; `false` if not enrolled.
+    pub fn set_totp_code(&mut self, user: &str, code: &str) -> bool {
+        match self.two_step.get_mut(&fold(user)) {
+            Some(t) => {
+                t.code = code.to_string();
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn unenrol_two_step(&mut self, user: &str) {
+        self.two_step.remove(&fold(user));
+    }
+
+    pub fn two_step_enrolled(&self, user: &str) -> bool {
+        self.two_step.contains_key(&fold(user))
+    }
+
+    /// The recovery codes `user` has not used yet.
+    pub fn recovery_codes(&self, user: &str) -> Vec<String> {
+        self.two_step
+            .get(&fold(user))
+            .map(|t| t.recovery.clone())
+            .unwrap_or_default()
+    }
+
+    /// Whether `code` passes `user`'s second step. A recovery code is used up.
+    pub fn check_code(&mut self, user: &str, kind: CodeKind, code: &str) -> bool {
+        let Some(t) = self.two_step.get_mut(&fold(user)) else {
+            return false;
+        };
+        let code = code.trim();
+        if code.is_empty() {
+            return false;
+        }
+        match kind {
+            CodeKind::Totp => t.code == code,
+            CodeKind::Recovery => match t.recovery.iter().position(|c| c == code) {
+                Some(i) => {
+                    t.recovery.remove(i);
+                    true
+                }
+                None => false,
+            },
+        }
     }
 
     // ---- failed logins ------------------------------------------------------
@@ -534,6 +693,8 @@ mod tests {
             application: "jira-software".into(),
             tokens: vec![],
             crowd_apps: vec![],
+            login_style: LoginStyle::Form,
+            two_step: vec![],
         })
     }
 
@@ -583,6 +744,51 @@ mod tests {
         assert_eq!(st.remember_user(&token).as_deref(), Some("alice"));
         st.forget_remember(&token);
         assert_eq!(st.remember_user(&token), None);
+    }
+
+    #[test]
+    fn half_sessions_last_five_minutes_of_the_simulator_clock() {
+        let mut st = state();
+        let sid = st.new_half_session("Alice", true, "/x");
+        assert_eq!(
+            st.session_user(&sid),
+            None,
+            "a half session is not logged in"
+        );
+        st.advance_clock(HALF_SESSION_LIFETIME - Duration::from_secs(1));
+        let h = st.half_session(&sid).unwrap();
+        assert_eq!(
+            (h.user.as_str(), h.remember, h.target.as_str()),
+            ("alice", true, "/x")
+        );
+        st.advance_clock(Duration::from_secs(1));
+        assert!(st.half_session(&sid).is_none());
+        assert!(!st.end_half_session(&sid), "an expired one is gone");
+    }
+
+    #[test]
+    fn codes_check_per_kind_and_recovery_codes_are_used_up() {
+        let mut st = state();
+        assert!(
+            !st.check_code("alice", CodeKind::Totp, "123456"),
+            "not enrolled"
+        );
+        st.enrol_two_step("Alice", "123456", &["r1"]);
+        assert!(st.two_step_enrolled("ALICE"));
+        assert!(!st.check_code("alice", CodeKind::Totp, ""));
+        assert!(!st.check_code("alice", CodeKind::Recovery, "123456"));
+        assert!(st.check_code("alice", CodeKind::Totp, "123456"));
+        assert!(
+            st.check_code("alice", CodeKind::Totp, "123456"),
+            "TOTP is not used up"
+        );
+        assert!(st.check_code("alice", CodeKind::Recovery, "r1"));
+        assert!(!st.check_code("alice", CodeKind::Recovery, "r1"));
+        assert!(st.set_totp_code("alice", "654321"));
+        assert!(!st.check_code("alice", CodeKind::Totp, "123456"));
+        assert!(!st.set_totp_code("bob", "1"));
+        st.unenrol_two_step("alice");
+        assert!(!st.two_step_enrolled("alice"));
     }
 
     #[test]
