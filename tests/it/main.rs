@@ -57,6 +57,7 @@ mod proxy_tls;
 mod proxy_transparency;
 mod proxy_upstream_conns;
 mod sim_jira;
+mod sim_jira10;
 mod sim_others;
 mod soak_gate;
 mod sso_saml;
