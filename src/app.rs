@@ -29,9 +29,21 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
-    /// A setting could not be used (its message names the key and why).
-    #[error("{message}")]
-    Setting { key: &'static str, message: String },
+    /// A secret (the admin token) could not be read: the source names the
+    /// variable or file, never the value.
+    #[error("{key}: the secret cannot be read")]
+    Secret {
+        key: &'static str,
+        #[source]
+        source: crate::config::SecretError,
+    },
+    /// The `[state] path` snapshot is there but cannot be read or set aside
+    /// (it names the key and the file).
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+    /// The TLS certificate pair cannot be used (it names the key and file).
+    #[error(transparent)]
+    Tls(#[from] crate::proxy::tls::TlsError),
     /// A signal handler could not be installed.
     #[error("cannot handle {signal}")]
     Signals {
@@ -64,17 +76,15 @@ impl StartError {
     pub fn key(&self) -> &'static str {
         match self {
             StartError::Listen { key, .. }
-            | StartError::Setting { key, .. }
+            | StartError::Secret { key, .. }
             | StartError::Pattern { key, .. } => key,
+            StartError::State(_) => "state.path",
+            StartError::Tls(e) => e.key(),
             StartError::Signals { .. } => "signals",
             StartError::Metrics(_) => "metrics",
             StartError::Directory(e) => e.key,
             StartError::Upstream(e) => e.key(),
         }
-    }
-
-    fn setting(key: &'static str) -> impl FnOnce(String) -> StartError {
-        move |message| StartError::Setting { key, message }
     }
 }
 
@@ -214,8 +224,7 @@ pub async fn start_opts(cfg: Config, opts: Options) -> Result<Running, StartErro
     // The snapshot is loaded before the first reconcile (started by
     // `spawn_all` below), so the directory has the last word on membership
     // while the snapshot supplies activity times, the queue and sessions.
-    let snapshot = crate::state::load_at_start(&cfg.state, &alerts, opts.clock.now_ms())
-        .map_err(StartError::setting("state.path"))?;
+    let snapshot = crate::state::load_at_start(&cfg.state, &alerts, opts.clock.now_ms())?;
     let hash_key: [u8; 32] = snapshot.as_ref().map_or_else(rand::random, |s| s.hash_key);
     let gate = Gate::new(
         settings,
@@ -264,16 +273,14 @@ pub async fn start_with<H: Hooks>(
         .admin
         .token()
         .resolve()
-        .map_err(StartError::setting("admin.token"))?;
-    let settings = proxy::Settings::from_config(&cfg.proxy, &crate::product::UPSTREAM_ONLY)
-        .map_err(StartError::setting("proxy.upstream"))?;
+        .map_err(|source| StartError::Secret {
+            key: "admin.token_env / token_file",
+            source,
+        })?;
+    let settings = proxy::Settings::from_config(&cfg.proxy, &crate::product::UPSTREAM_ONLY)?;
     let client = proxy::client::build(&cfg.proxy)?;
     let tls = match &cfg.proxy.tls {
-        Some(t) => Some(
-            CertStore::load(&t.cert_file, &t.key_file)
-                .map_err(|e| format!("proxy.tls: {e}"))
-                .map_err(StartError::setting("proxy.tls"))?,
-        ),
+        Some(t) => Some(CertStore::load(&t.cert_file, &t.key_file)?),
         None => None,
     };
     let (listener, proxy_addr) = bind("proxy.listen", cfg.proxy.listen).await?;
@@ -453,6 +460,97 @@ mod tests {
         };
         assert_eq!(e.key(), "activity.include / activity.exclude");
         assert!(e.source().is_some_and(|s| s.is::<regex::Error>()), "{e:?}");
+    }
+
+    /// A config for `start_with` as a plain proxy on free ports.
+    fn plain(upstream: &str) -> Config {
+        let mut cfg = Config::default();
+        cfg.proxy.upstream = upstream.into();
+        cfg.proxy.listen = ([127, 0, 0, 1], 0).into();
+        cfg.admin.listen = ([127, 0, 0, 1], 0).into();
+        cfg
+    }
+
+    async fn start_plain(cfg: Config) -> StartError {
+        install_crypto();
+        let metrics = Arc::new(Metrics::new().unwrap());
+        match start_with(cfg, Arc::new(NoGate), None, Arc::default(), metrics).await {
+            Ok(r) => {
+                r.begin_drain();
+                panic!("started")
+            }
+            Err(e) => e,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_missing_admin_token_variable_names_key_and_variable_but_no_value() {
+        let mut cfg = plain("http://127.0.0.1:9");
+        cfg.admin.token_env = Some("IUMGATE_TEST_SURELY_UNSET_ADMIN_TOKEN".into());
+        let e = start_plain(cfg).await;
+        assert_eq!(e.key(), "admin.token_env / token_file");
+        assert_eq!(
+            e.to_string(),
+            "admin.token_env / token_file: the secret cannot be read"
+        );
+        assert!(
+            e.source()
+                .is_some_and(|s| s.is::<crate::config::SecretError>()),
+            "{e:?}"
+        );
+        let chain = crate::proxy::error_chain(&e);
+        assert!(
+            chain.contains("IUMGATE_TEST_SURELY_UNSET_ADMIN_TOKEN"),
+            "{chain}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_upstream_that_is_not_a_url_names_the_key_and_keeps_the_parse_error() {
+        let e = start_plain(plain("http://exa mple")).await;
+        assert_eq!(e.key(), "proxy.upstream");
+        assert!(e.to_string().starts_with("proxy.upstream "), "{e}");
+        // Transparent: the next link is http's own URI error.
+        assert!(
+            e.source().is_some_and(|s| s.is::<http::uri::InvalidUri>()),
+            "{e:?}"
+        );
+        let e = start_plain(plain("/no/host")).await;
+        assert!(e.to_string().ends_with("no host"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_missing_certificate_file_names_the_key_and_file_and_keeps_not_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = plain("http://127.0.0.1:9");
+        cfg.proxy.tls = Some(crate::config::TlsConfig {
+            cert_file: dir.path().join("cert.pem"),
+            key_file: dir.path().join("key.pem"),
+            ..Default::default()
+        });
+        let e = start_plain(cfg).await;
+        assert_eq!(e.key(), "proxy.tls.cert_file");
+        assert!(e.to_string().contains("cert.pem"), "{e}");
+        let io = e
+            .source()
+            .and_then(|s| s.downcast_ref::<std::io::Error>())
+            .expect("the io::Error is the source");
+        assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn a_state_file_that_cannot_be_read_names_the_key_and_keeps_the_io_error() {
+        let e = StartError::from(crate::state::StateError {
+            path: "/var/lib/iumgate/state.json".into(),
+            op: "read",
+            source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        });
+        assert_eq!(e.key(), "state.path");
+        assert_eq!(
+            e.to_string(),
+            "state.path /var/lib/iumgate/state.json: cannot read"
+        );
+        assert!(e.source().is_some_and(|s| s.is::<std::io::Error>()));
     }
 
     #[test]

@@ -11,7 +11,7 @@ mod locate;
 mod secret;
 
 pub use duration::Dur;
-pub use secret::{Secret, SecretRef};
+pub use secret::{Secret, SecretError, SecretRef};
 
 use crate::product::Product;
 use ipnet::IpNet;

@@ -108,7 +108,7 @@ fn secrets_come_from_env_or_file_and_never_print() {
         None,
     );
     let e = r.resolve().unwrap_err();
-    assert!(e.contains("IUMGATE_TEST_SURELY_UNSET_VAR"));
+    assert!(e.to_string().contains("IUMGATE_TEST_SURELY_UNSET_VAR"));
 }
 
 #[test]

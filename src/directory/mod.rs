@@ -413,11 +413,17 @@ fn build(
         DirectoryKind::Crowd => "crowd",
     };
     let fail = |key, problem| SetupError::new(product, key, problem);
-    let token = d.token().resolve().map_err(|e| fail(TOKEN, e))?;
-    let password = d
-        .password()
+    let token = d
+        .token()
         .resolve()
-        .map_err(|e| fail("directory.password_env / password_file", e))?;
+        .map_err(|e| fail(TOKEN, String::from("the token cannot be read")).because(e))?;
+    let password = d.password().resolve().map_err(|e| {
+        fail(
+            "directory.password_env / password_file",
+            String::from("the password cannot be read"),
+        )
+        .because(e)
+    })?;
     let auth = match (token, password, &d.username) {
         (Some(_), _, _) if kind == DirectoryKind::Crowd => {
             return Err(fail(

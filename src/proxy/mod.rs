@@ -241,19 +241,26 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// `upstream_only`: the headers only the upstream may send.
+    /// `upstream_only`: the headers only the upstream may send. A
+    /// `proxy.upstream` that is not a URL with a host is refused with the
+    /// same error as the client's ([`client::SetupError::Upstream`]).
     pub fn from_config(
         cfg: &crate::config::ProxyConfig,
         upstream_only: &'static [HeaderName],
-    ) -> Result<Settings, String> {
+    ) -> Result<Settings, client::SetupError> {
+        let bad = |problem, source: Option<Box<dyn std::error::Error + Send + Sync>>| {
+            client::SetupError::Upstream {
+                url: cfg.upstream.clone(),
+                problem,
+                source,
+            }
+        };
         let uri: Uri = cfg
             .upstream
             .parse()
-            .map_err(|e| format!("proxy.upstream: {e}"))?;
+            .map_err(|e: http::uri::InvalidUri| bad("not a URL", Some(e.into())))?;
         let parts = uri.into_parts();
-        let upstream_authority = parts
-            .authority
-            .ok_or_else(|| "proxy.upstream: no host".to_string())?;
+        let upstream_authority = parts.authority.ok_or_else(|| bad("no host", None))?;
         Ok(Settings {
             upstream_host: HeaderValue::from_str(upstream_authority.as_str())
                 .unwrap_or(HeaderValue::from_static("localhost")),

@@ -97,7 +97,7 @@ pub async fn serve<H: Hooks>(
         Some(store) => match store.server_config() {
             Ok(cfg) => Some(tokio_rustls::TlsAcceptor::from(cfg)),
             Err(e) => {
-                tracing::error!(error = %e, "TLS set-up failed; not serving");
+                tracing::error!(error = %super::error_chain(&e), "TLS set-up failed; not serving");
                 return;
             }
         },

@@ -141,8 +141,10 @@ pub enum Loaded {
 
 /// An error that stops the start: the file is there but cannot be read or
 /// set aside (permissions, a full disk). Starting anyway would overwrite it.
+/// The text names the key, the file and the operation; the I/O error is the
+/// source (print the chain with [`crate::proxy::error_chain`]).
 #[derive(Debug, thiserror::Error)]
-#[error("state {path}: {op}: {source}")]
+#[error("state.path {}: cannot {op}", path.display())]
 pub struct StateError {
     pub path: PathBuf,
     pub op: &'static str,
@@ -199,14 +201,14 @@ pub fn load_at_start(
     cfg: &StateConfig,
     alerts: &Alerts,
     now_ms: u64,
-) -> Result<Option<Snapshot>, String> {
+) -> Result<Option<Snapshot>, StateError> {
     let Some(path) = &cfg.path else {
         tracing::info!(
             "no [state] path: activity times, the queue and sessions are not kept across restarts"
         );
         return Ok(None);
     };
-    match load(path, now_ms).map_err(|e| e.to_string())? {
+    match load(path, now_ms)? {
         Loaded::Missing => {
             tracing::info!(path = %path.display(), "no state snapshot yet: starting from the directory");
             Ok(None)

@@ -285,6 +285,32 @@ fn an_unreadable_path_stops_the_start_instead_of_being_overwritten() {
     assert!(path.is_dir(), "nothing was moved or removed");
 }
 
+#[test]
+fn load_at_start_names_the_key_and_file_and_keeps_the_io_error() {
+    use std::error::Error as _;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.json");
+    std::fs::create_dir(&path).unwrap();
+    let cfg = StateConfig {
+        path: Some(path.clone()),
+        ..StateConfig::default()
+    };
+    let alerts = Alerts::default();
+    let err = load_at_start(&cfg, &alerts, 1).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("state.path {}: cannot read", path.display())
+    );
+    let io = err
+        .source()
+        .and_then(|s| s.downcast_ref::<std::io::Error>())
+        .expect("the io::Error is the source");
+    // In the chain once: the error's own text does not repeat it.
+    let chain = crate::proxy::error_chain(&err);
+    assert_eq!(chain.matches(&io.to_string()).count(), 1, "{chain}");
+    assert!(!alerts.is_active("state_set_aside"));
+}
+
 #[tokio::test]
 async fn store_saves_what_the_gate_holds_now() {
     let dir = tempfile::tempdir().unwrap();

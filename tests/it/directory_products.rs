@@ -502,7 +502,9 @@ fn from_config_refuses_missing_or_unfit_credentials() {
     );
     let err = directory::from_config(&cfg).unwrap_err();
     assert_eq!(err.key, "directory.token_env / token_file");
-    let err = err.to_string();
+    // The variable is named by the secret's error, kept as the source.
+    assert!(std::error::Error::source(&err).is_some(), "{err:?}");
+    let err = iumgate::proxy::error_chain(&err);
     assert!(err.contains("IUMGATE_TEST_SURELY_UNSET_TOKEN"), "{err}");
 
     let dir = tempfile::tempdir().unwrap();
