@@ -105,6 +105,8 @@ pub struct Metrics {
     admissions: Vec<IntCounter>,
     releases: Vec<IntCounter>,
     login_failures: IntCounter,
+    saml_encrypted: IntCounter,
+    second_steps_waiting: IntGauge,
     alerts_active: IntGauge,
     alert_active: IntGaugeVec,
     job_last_success: GaugeVec,
@@ -376,6 +378,14 @@ impl Metrics {
                 "iumgate_login_failures_total",
                 "Logins through iumgate that the application refused.",
             )?,
+            saml_encrypted: b.counter(
+                "iumgate_saml_encrypted_total",
+                "SAML responses with an encrypted assertion: forwarded unread (the user is learned from the application's answer).",
+            )?,
+            second_steps_waiting: b.int_gauge(
+                "iumgate_second_steps_waiting",
+                "Logins between their password step and their two-step verification code, each holding a seat until [identity] second_step_timeout.",
+            )?,
             alerts_active: b.int_gauge("iumgate_alerts_active", "Alerts currently raised.")?,
             alert_active: b.int_gauge_vec(
                 "iumgate_alert_active",
@@ -528,6 +538,9 @@ impl Metrics {
             catch_up(counter, v);
         }
         catch_up(&self.login_failures, load(&c.login_failed));
+        catch_up(&self.saml_encrypted, load(&c.saml_encrypted));
+        self.second_steps_waiting
+            .set(gate.second_steps_waiting() as i64);
 
         let alerts = gate.alerts.list();
         self.alerts_active.set(alerts.len() as i64);

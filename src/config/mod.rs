@@ -85,6 +85,7 @@ pub struct Config {
     pub alerts: AlertsConfig,
     pub sync: SyncConfig,
     pub state: StateConfig,
+    pub sso: SsoConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -489,6 +490,53 @@ pub struct SyncConfig {
     pub pace: Option<Dur>,
 }
 
+/// Single sign-on (Atlassian's SSO for Data Center).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default)]
+pub struct SsoConfig {
+    pub saml: SamlConfig,
+}
+
+/// `[sso.saml]`: who a SAML login is for, read from the IdP's response on
+/// its way to the app. Without `idp_certificate_file` the response's user is
+/// a claim (a free seat at most); with it, a response whose signature,
+/// audience, destination and time window iumgate verified counts like a
+/// proven password (it may take an idle holder's seat, or wait).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct SamlConfig {
+    /// The IdP's signing certificate(s), PEM.
+    pub idp_certificate_file: Option<PathBuf>,
+    /// The attribute that carries the user name (default: the NameID).
+    pub username_attribute: Option<String>,
+    /// This service provider's entity ID (the assertion's `Audience`).
+    pub audience: Option<String>,
+    /// The app's consumer URL as the IdP posts to it (the response's
+    /// `Destination` and the confirmation's `Recipient`), e.g.
+    /// `https://jira.example.com/plugins/servlet/samlconsumer`.
+    pub destination: Option<String>,
+    /// The IdP's entity ID; when set, the assertion's `Issuer` must be it.
+    pub issuer: Option<String>,
+    /// Tolerated difference between the IdP's clock and this one.
+    pub clock_skew: Dur,
+    /// The largest `SAMLResponse` read (bytes of the posted form).
+    pub max_response_bytes: usize,
+}
+
+impl Default for SamlConfig {
+    fn default() -> Self {
+        SamlConfig {
+            idp_certificate_file: None,
+            username_attribute: None,
+            audience: None,
+            destination: None,
+            issuer: None,
+            clock_skew: Dur::secs(180),
+            max_response_bytes: 256 * 1024,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct StateConfig {
@@ -635,6 +683,35 @@ impl Config {
             }
             if tls.key_file.as_os_str().is_empty() {
                 err("proxy.tls.key_file", "missing: the PEM private key".into());
+            }
+        }
+        let saml = &self.sso.saml;
+        if let Some(file) = &saml.idp_certificate_file {
+            match std::fs::read_to_string(file) {
+                Err(e) => err(
+                    "sso.saml.idp_certificate_file",
+                    format!("{}: {e}", file.display()),
+                ),
+                Ok(pem) => {
+                    if let Err(e) = crate::sso::saml::IdpCertificates::from_pem(&pem) {
+                        err(
+                            "sso.saml.idp_certificate_file",
+                            format!("{}: {e}", file.display()),
+                        );
+                    }
+                }
+            }
+            for (key, v) in [
+                ("sso.saml.audience", &saml.audience),
+                ("sso.saml.destination", &saml.destination),
+            ] {
+                if v.as_deref().is_none_or(str::is_empty) {
+                    err(
+                        key,
+                        "missing: needed to verify the IdP's responses (see the example config)"
+                            .into(),
+                    );
+                }
             }
         }
         if let Some(ca) = &p.upstream_ca_file {

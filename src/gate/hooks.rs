@@ -1,6 +1,7 @@
 //! The gate as the proxy's request hooks: identify → decide → (forward) →
 //! learn from the upstream's answer.
 
+use super::sso;
 use super::two_step::SecondStep;
 use super::waiting::resume::PendingLogin;
 use super::waiting::WaitFor;
@@ -117,6 +118,12 @@ struct LoginCtx {
     /// The platform login (Jira 10's page): its script follows a JSON
     /// `redirectUrl`, and 412 means a second step comes.
     platform: bool,
+    /// A SAML login: its assertion is good once, so it is never repeated;
+    /// a user who must wait or retry goes through SSO again.
+    sso: bool,
+    /// A seat taken before forwarding for a verified SAML login (not lent):
+    /// released if the app does not log the user in.
+    admitted: bool,
     class: Class,
     /// A free seat lent before forwarding (given back unless the login
     /// succeeds, on every path).
@@ -684,7 +691,16 @@ impl Gate {
         parts: http::request::Parts,
         body: Body,
     ) -> Result<(Request<Body>, Ctx), Response<Body>> {
-        let limit = s.login_body_limit;
+        let sso = parts.uri.path() == s.profile.saml_consumer;
+        let limit = if sso {
+            // A SAML response (base64, often with the IdP's certificate
+            // inside, and percent-encoded in the form: up to three times
+            // longer) is larger than a login form.
+            s.login_body_limit
+                .max(s.saml_max_response.saturating_mul(3).saturating_add(4096))
+        } else {
+            s.login_body_limit
+        };
         let peek = identity::peek_body_status(body, limit);
         let Ok((prefix, body, peeked)) = tokio::time::timeout(s.login_read_timeout, peek).await
         else {
@@ -702,6 +718,15 @@ impl Gate {
             .headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok());
+        if sso {
+            let claim = whole
+                .then(|| self.saml_claim(s, parts.uri.query(), ct, &prefix))
+                .flatten();
+            if let Some(claim) = claim {
+                return self.on_saml_login(s, ctx, claim, parts, body).await;
+            }
+            return Ok((Request::from_parts(parts, body), ctx));
+        }
         let attempt = whole
             .then(|| {
                 identity::login_attempt(s.profile, parts.uri.path(), parts.uri.query(), ct, &prefix)
@@ -740,6 +765,8 @@ impl Gate {
                 destination: attempt.destination,
                 json: attempt.json,
                 platform: s.profile.platform_logins.contains(&parts.uri.path()),
+                sso: false,
+                admitted: false,
                 class,
                 borrow,
                 replay,
@@ -793,6 +820,15 @@ impl Gate {
             }
             return resp;
         }
+        if login.admitted {
+            // A verified SAML login whose seat was taken before the app saw
+            // it, and the app did not log the user in: the seat goes back.
+            self.counters.login_failed.fetch_add(1, Ordering::Relaxed);
+            if self.holds(&login.user) {
+                self.release(&login.user, ReleaseReason::Rollback).await;
+            }
+            return resp;
+        }
         // A seat lent for this login and the app still refusing the licence:
         // the app did not log in the user the seat was lent to (it read the
         // request differently). A mismatch, never a proven password.
@@ -802,6 +838,13 @@ impl Gate {
                 // The password is right; only the licence is missing. Now a
                 // seat may be taken from an idle holder.
                 match self.admit(&login.user, Mode::MayEvict).await {
+                    // A SAML assertion is good once: through SSO again.
+                    Outcome::Pass if login.sso => {
+                        let start = self.settings.load().profile.sso_start;
+                        Own::redirect(StatusCode::SEE_OTHER, start)
+                            .cookies_of(resp.headers())
+                            .build()
+                    }
                     Outcome::Pass => retry_response(ctx.target.as_str(), resp.headers()),
                     Outcome::Wait { position } => {
                         let dest = login
@@ -828,6 +871,8 @@ impl Gate {
                         });
                         let to = if pending.is_some() {
                             dest
+                        } else if login.sso {
+                            profile.sso_start.to_owned()
                         } else {
                             login_again(profile, &dest)
                         };
@@ -868,6 +913,74 @@ impl Gate {
                 resp
             }
         }
+    }
+
+    /// A SAML consumer post whose user iumgate could read. An unverified
+    /// claim borrows a free seat for the exchange at most, like a login
+    /// form. A verified one counts like a proven password, and since the
+    /// app takes an assertion once only, its seat is settled *before* the
+    /// app sees it: a free seat, an idle holder's, or the waiting room (and
+    /// back through SSO once admitted).
+    async fn on_saml_login(
+        &self,
+        s: &super::GateSettings,
+        mut ctx: Ctx,
+        claim: sso::SamlClaim,
+        parts: http::request::Parts,
+        body: Body,
+    ) -> Result<(Request<Body>, Ctx), Response<Body>> {
+        let class = self.class_or_lookup(&claim.user).await;
+        let mut borrow = None;
+        let mut admitted = false;
+        if class == Class::Casual && !self.holds(&claim.user) {
+            if claim.standing.rights().evict {
+                match self.admit(&claim.user, Mode::MayEvict).await {
+                    Outcome::Pass => admitted = true,
+                    Outcome::Wait { position } => {
+                        let wait_for = WaitFor {
+                            html: true,
+                            get_or_post: true,
+                            target: s.profile.sso_start,
+                            ..ctx.wait_for()
+                        };
+                        return Err(self.wait_response(
+                            &wait_for,
+                            &claim.user,
+                            position,
+                            None,
+                            None,
+                        ));
+                    }
+                    Outcome::NoFreeSeat => {}
+                    Outcome::Unavailable => {
+                        return Err(self.unavailable_response(&ctx.wait_for(), &parts.headers));
+                    }
+                }
+            } else {
+                match self.borrow(&claim.user).await {
+                    (Outcome::Pass, lent) => borrow = lent,
+                    (Outcome::Unavailable, _) => {
+                        return Err(self.unavailable_response(&ctx.wait_for(), &parts.headers));
+                    }
+                    (Outcome::NoFreeSeat | Outcome::Wait { .. }, _) => {}
+                }
+            }
+        }
+        ctx.user = Some(claim.user.clone());
+        ctx.standing = Some(claim.standing);
+        ctx.named_by = None;
+        ctx.login = Some(LoginCtx {
+            user: claim.user,
+            destination: None,
+            json: false,
+            platform: false,
+            sso: true,
+            admitted,
+            class,
+            borrow,
+            replay: None,
+        });
+        Ok((Request::from_parts(parts, body), ctx))
     }
 
     /// A platform login's password step answered 412: the password is

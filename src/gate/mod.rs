@@ -17,6 +17,7 @@ mod claim;
 mod hooks;
 mod reconcile;
 mod seats;
+mod sso;
 mod two_step;
 mod waiting;
 
@@ -25,6 +26,7 @@ use app_client::{AppClient, Current};
 pub use claim::{Borrow, Rights, Standing};
 pub use reconcile::ReconcileReport;
 pub use seats::{Class, Memo, SeatState};
+pub use sso::SamlVerifier;
 
 use crate::alerts::Alerts;
 use crate::clock::Clock;
@@ -69,6 +71,12 @@ pub struct GateSettings {
     pub no_permission_texts: Vec<String>,
     /// `[identity] second_step_timeout`, in ms.
     pub second_step_timeout_ms: u64,
+    /// `[sso.saml]` with its certificates: SAML logins are verified.
+    pub saml: Option<Arc<sso::SamlVerifier>>,
+    /// `[sso.saml] username_attribute` (the NameID without it).
+    pub saml_attribute: Option<String>,
+    /// `[sso.saml] max_response_bytes`.
+    pub saml_max_response: usize,
     /// The upstream's base URL (for the whoami fallback).
     pub upstream: String,
 }
@@ -106,6 +114,9 @@ impl GateSettings {
             session_limits: cfg.identity.session_limits(),
             no_permission_texts: cfg.identity.no_permission_texts.clone(),
             second_step_timeout_ms: cfg.identity.second_step_timeout.get().as_millis() as u64,
+            saml: sso::SamlVerifier::from_config(&cfg.sso.saml),
+            saml_attribute: cfg.sso.saml.username_attribute.clone(),
+            saml_max_response: cfg.sso.saml.max_response_bytes,
             upstream: cfg.proxy.upstream.trim_end_matches('/').to_string(),
         })
     }
@@ -136,6 +147,8 @@ pub struct Counters {
     pub release_rollback: AtomicU64,
     pub release_reconcile: AtomicU64,
     pub login_failed: AtomicU64,
+    /// SAML responses whose assertion is encrypted (forwarded unread).
+    pub saml_encrypted: AtomicU64,
     /// Queue entry → admission, seconds (observed once per admitted waiter).
     pub queue_wait_seconds: prometheus::Histogram,
 }
@@ -165,6 +178,7 @@ impl Default for Counters {
             release_rollback: AtomicU64::new(0),
             release_reconcile: AtomicU64::new(0),
             login_failed: AtomicU64::new(0),
+            saml_encrypted: AtomicU64::new(0),
             // Constant name and increasing buckets: this cannot fail.
             queue_wait_seconds: prometheus::Histogram::with_opts(opts)
                 .expect("constant histogram options are valid"), // ok: constant options, never input
@@ -207,6 +221,8 @@ pub struct Gate {
     loans: claim::Loans,
     /// Logins between their password step and their code step.
     second_steps: two_step::SecondSteps,
+    /// Verified SAML assertions already used.
+    saml_seen: sso::SeenAssertions,
     /// The gate itself, for guards that give a seat back when dropped.
     me: std::sync::Weak<Gate>,
 }
@@ -248,6 +264,7 @@ impl Gate {
             events: Mutex::new(VecDeque::new()),
             loans: claim::Loans::default(),
             second_steps: two_step::SecondSteps::default(),
+            saml_seen: sso::SeenAssertions::default(),
             me: me.clone(),
         })
     }
@@ -432,5 +449,7 @@ impl Gate {
 mod claim_props;
 #[cfg(test)]
 mod lane_tests;
+#[cfg(test)]
+mod sso_tests;
 #[cfg(test)]
 mod two_step_tests;

@@ -208,7 +208,10 @@ pub struct LoginAttempt {
 
 /// Whether `method path` is one of the product's login requests (body not yet read).
 pub fn is_login(profile: &Profile, method: &Method, path: &str) -> bool {
-    method == Method::POST && (profile.login_form(path).is_some() || profile.is_json_login(path))
+    method == Method::POST
+        && (profile.login_form(path).is_some()
+            || profile.is_json_login(path)
+            || profile.saml_consumer == path)
 }
 
 /// The media type of a `Content-Type` value: lower case, parameters off.
@@ -272,6 +275,35 @@ pub fn login_attempt(
         return json_login(body);
     }
     None
+}
+
+/// One form parameter as the servlet container reads it: from the query
+/// string first, then from the body when it is exactly
+/// `application/x-www-form-urlencoded`. Readings that disagree are none (the
+/// app might take either).
+pub fn form_parameter(
+    query: Option<&str>,
+    content_type: Option<&str>,
+    body: &[u8],
+    name: &str,
+) -> Option<String> {
+    let from_body = (media_type(content_type.unwrap_or("")) == FORM_MEDIA_TYPE).then_some(body);
+    let mut found: Option<String> = None;
+    let params = query
+        .map(str::as_bytes)
+        .into_iter()
+        .chain(from_body)
+        .flat_map(form_urlencoded::parse);
+    for (k, v) in params {
+        if k == name {
+            match &found {
+                None => found = Some(v.into_owned()),
+                Some(first) if *first == v => {}
+                Some(_) => return None,
+            }
+        }
+    }
+    found
 }
 
 /// A JSON login body: `{"username", …}`, and the platform login's

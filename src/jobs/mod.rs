@@ -146,6 +146,7 @@ pub struct PruneReport {
 pub fn prune(gate: &Gate, now: u64) -> PruneReport {
     gate.with_pool(|p| p.prune(now));
     gate.prune_pending_logins(now);
+    gate.prune_saml_seen(now);
     let s = gate.settings.load();
     PruneReport {
         sessions: gate

@@ -95,6 +95,11 @@ pub struct Profile {
     /// Its second step: `POST` with JSON `{"code"}` on the session the first
     /// step handed out; the app checks application access again then.
     pub second_steps: &'static [&'static str],
+    /// SSO for Data Center's SAML consumer: the IdP's browser form posts
+    /// `SAMLResponse` (and `RelayState`) here.
+    pub saml_consumer: &'static str,
+    /// Where a browser starts single sign-on (the IdP's login, then back).
+    pub sso_start: &'static str,
     /// Paths that log the user out (any method).
     pub logout_paths: &'static [&'static str],
     /// Prefixes of SSO callbacks: the user is learned from the response only.
@@ -164,6 +169,8 @@ pub static JIRA: Profile = Profile {
     json_login: Some("/rest/auth/1/session"),
     platform_logins: PLATFORM_LOGINS,
     second_steps: SECOND_STEPS,
+    saml_consumer: "/plugins/servlet/samlconsumer",
+    sso_start: "/plugins/servlet/external-login",
     logout_paths: &["/secure/Logout!default.jspa", "/logout"],
     sso_callbacks: &[
         "/plugins/servlet/samlconsumer",
@@ -201,6 +208,8 @@ pub static CONFLUENCE: Profile = Profile {
     json_login: None,
     platform_logins: PLATFORM_LOGINS,
     second_steps: SECOND_STEPS,
+    saml_consumer: "/plugins/servlet/samlconsumer",
+    sso_start: "/plugins/servlet/external-login",
     logout_paths: &["/logout.action"],
     sso_callbacks: &[
         "/plugins/servlet/samlconsumer",
@@ -237,6 +246,8 @@ pub static BITBUCKET: Profile = Profile {
     json_login: None,
     platform_logins: PLATFORM_LOGINS,
     second_steps: SECOND_STEPS,
+    saml_consumer: "/plugins/servlet/samlconsumer",
+    sso_start: "/plugins/servlet/external-login",
     logout_paths: &["/j_atl_security_logout"],
     sso_callbacks: &[
         "/plugins/servlet/samlconsumer",
