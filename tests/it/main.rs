@@ -36,6 +36,7 @@ mod fault_upstream;
 mod gate_crowd_ws;
 mod gate_git;
 mod gate_jira;
+mod gate_platform_login;
 mod gate_products;
 mod hostile_admin;
 mod hostile_big_login;
