@@ -118,6 +118,8 @@ pub(crate) struct State {
     /// Whether responses carry `X-AUSERNAME` (Confluence's is unconfirmed, so
     /// tests can switch it off to prove iumgate copes without it).
     pub ausername_header: bool,
+    /// Basic authentication blocked (see `SimConfig::basic_auth_blocked`).
+    pub basic_auth_blocked: bool,
     /// What `/rest/api/2/serverInfo` reports (Jira), e.g. `9.12.0`.
     pub version: String,
     hits: HashMap<String, usize>,
@@ -165,6 +167,7 @@ impl State {
             fail_admin: None,
             down: false,
             ausername_header: true,
+            basic_auth_blocked: cfg.basic_auth_blocked,
             version: "9.12.0".into(),
             hits: HashMap::new(),
             writes: Vec::new(),
@@ -695,6 +698,7 @@ mod tests {
             crowd_apps: vec![],
             login_style: LoginStyle::Form,
             two_step: vec![],
+            basic_auth_blocked: false,
         })
     }
 
