@@ -17,7 +17,25 @@ pub struct DemoOptions {
     pub listen: SocketAddr,
     pub admin_listen: SocketAddr,
     pub min_idle: Duration,
+    pub login: DemoLogin,
 }
+
+/// Which login the demo's simulated app shows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum DemoLogin {
+    /// The login form of older versions (`os_username`, `j_username`).
+    #[default]
+    Form,
+    /// Today's login page (Jira 10, Confluence 9, Bitbucket 9): JSON to
+    /// `/rest/tsv/latest/authenticate`, with two-step verification for
+    /// [`TWO_STEP_USER`].
+    Json,
+}
+
+/// The demo user enrolled in two-step verification with `--login json`.
+pub const TWO_STEP_USER: &str = "casual20";
+/// Their code (the simulator holds one fixed code, not a real TOTP).
+pub const TWO_STEP_CODE: &str = "424242";
 
 /// The demo's config (also used by tests that want the demo world).
 pub fn demo_config(
@@ -95,7 +113,16 @@ pub async fn run(o: DemoOptions) -> i32 {
             return 1;
         }
     };
-    let sim = match Sim::start(SimConfig::demo(o.product)).await {
+    let mut sim_config = SimConfig::demo(o.product);
+    if o.login == DemoLogin::Json {
+        sim_config.login_style = crate::sim::LoginStyle::Json;
+        sim_config.two_step.push(crate::sim::SimTwoStep::new(
+            TWO_STEP_USER,
+            TWO_STEP_CODE,
+            &[],
+        ));
+    }
+    let sim = match Sim::start(sim_config).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("iumgate demo: cannot start the simulator: {e}");
@@ -160,6 +187,11 @@ pub async fn run(o: DemoOptions) -> i32 {
         humantime::format_duration(o.min_idle)
     );
     println!("  and the 8th waits until a holder has been idle that long.");
+    if o.login == DemoLogin::Json {
+        println!(
+            "  Login page  today's (JSON, two-step): {TWO_STEP_USER} is enrolled, code {TWO_STEP_CODE}"
+        );
+    }
     println!();
     println!("  Ctrl-C to stop.");
     let code = app::run_until_signalled(running, signals).await;

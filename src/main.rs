@@ -48,6 +48,10 @@ enum Cmd {
         /// Minimum inactivity before a seat may be taken (short, for trying it out).
         #[arg(long, default_value = "2m", value_parser = parse_dur)]
         min_idle: std::time::Duration,
+        /// The app's login: `form` (older versions) or `json` (today's login
+        /// page, with two-step verification for casual20, code 424242).
+        #[arg(long, value_enum, default_value = "form")]
+        login: iumgate::demo::DemoLogin,
     },
     /// Check a config file and exit (0: valid, 2: errors, each naming key and line).
     CheckConfig {
@@ -301,6 +305,7 @@ fn main() -> ExitCode {
             listen,
             admin_listen,
             min_idle,
+            login,
         } => runtime(|| async move {
             iumgate::telemetry::init(&iumgate::config::LogConfig::default());
             iumgate::demo::run(iumgate::demo::DemoOptions {
@@ -308,6 +313,7 @@ fn main() -> ExitCode {
                 listen,
                 admin_listen,
                 min_idle,
+                login,
             })
             .await
         }),

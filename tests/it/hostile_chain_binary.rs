@@ -12,11 +12,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-struct Demo {
+pub(crate) struct Demo {
     child: Child,
-    proxy: String,
-    sim: String,
-    admin: String,
+    pub(crate) proxy: String,
+    pub(crate) sim: String,
+    pub(crate) admin: String,
 }
 
 impl Drop for Demo {
@@ -56,18 +56,22 @@ fn launch(args: &[&str], env: &[(&str, &str)]) -> (Child, mpsc::Receiver<String>
 /// Starts `iumgate demo` on free ports and reads its addresses from what it
 /// prints; returns once the first reconcile is done.
 fn demo() -> Demo {
-    let (child, rx) = launch(
-        &[
-            "demo",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--min-idle",
-            "30m",
-        ],
-        &[],
-    );
+    demo_with(&[])
+}
+
+/// [`demo`] with `extra` arguments.
+pub(crate) fn demo_with(extra: &[&str]) -> Demo {
+    let mut args = vec![
+        "demo",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--min-idle",
+        "30m",
+    ];
+    args.extend_from_slice(extra);
+    let (child, rx) = launch(&args, &[]);
     let (mut proxy, mut sim, mut admin, mut reconciled) = (None, None, None, false);
     let deadline = Instant::now() + Duration::from_secs(60);
     while proxy.is_none() || sim.is_none() || admin.is_none() || !reconciled {

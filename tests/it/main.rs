@@ -28,6 +28,7 @@ mod analyze_logs;
 mod analyze_sim;
 mod browser_waiting_room;
 mod check_diagnostics;
+mod demo_login;
 mod deploy_files;
 mod directory_jira;
 mod directory_products;

@@ -1,0 +1,72 @@
+//! `iumgate demo --login json`: the real binary in front of the simulator
+//! showing today's login page, with two-step verification for the demo's
+//! enrolled user — the two flows a stranger tries first.
+
+use crate::hostile_chain_binary::demo_with;
+use serde_json::json;
+
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+async fn authenticate(c: &reqwest::Client, proxy: &str, user: &str) -> reqwest::Response {
+    c.post(format!("{proxy}/rest/tsv/latest/authenticate"))
+        .header("x-atlassian-token", "no-check")
+        .json(&json!({"username": user, "password": "demo", "rememberMe": false, "targetUrl": "/browse/DEMO-1"}))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_with_todays_login_page_signs_in_with_and_without_a_second_step() {
+    let d = demo_with(&["--login", "json"]);
+    // The login page is the script page that posts JSON.
+    let page = reqwest::get(format!("{}/login.jsp", d.proxy))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("/rest/tsv/latest/authenticate"), "{page}");
+
+    // casual01: one step, licensed before the app checks.
+    let c = browser();
+    let r = authenticate(&c, &d.proxy, "casual01").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-ausername"], "casual01");
+    let r = c
+        .get(format!("{}/browse/DEMO-1", d.proxy))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the session works through the gate");
+
+    // casual20 is enrolled: 412, then the code.
+    let c = browser();
+    let r = authenticate(&c, &d.proxy, iumgate::demo::TWO_STEP_USER).await;
+    assert_eq!(r.status(), 412);
+    let r = c
+        .post(format!(
+            "{}/rest/tsv/latest/authenticate/totp-code",
+            d.proxy
+        ))
+        .header("x-atlassian-token", "no-check")
+        .json(&json!({"code": iumgate::demo::TWO_STEP_CODE}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-ausername"], iumgate::demo::TWO_STEP_USER);
+    let r = c
+        .get(format!("{}/browse/DEMO-1", d.proxy))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let _ = (&d.sim, &d.admin);
+}
