@@ -26,6 +26,7 @@ mod admin_metrics;
 mod analyze_fuzz_regressions;
 mod analyze_logs;
 mod analyze_sim;
+mod browser_platform_login;
 mod browser_waiting_room;
 mod check_diagnostics;
 mod demo_login;
