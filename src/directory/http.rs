@@ -196,6 +196,16 @@ impl<'a> Asked<'a> {
     }
 }
 
+/// The app's answer to Basic credentials while Basic authentication is
+/// blocked: "Basic Authentication has been disabled on this instance." (seen
+/// as a 403 on Jira 8.16; the wording and status of today's versions are
+/// unconfirmed, so any "basic auth… disabled/blocked" text counts).
+pub(crate) fn says_basic_auth_disabled(text: &str) -> bool {
+    let t = text.to_lowercase();
+    (t.contains("basic auth") || t.contains("basic-auth"))
+        && (t.contains("disabled") || t.contains("blocked") || t.contains("not allowed"))
+}
+
 pub(crate) fn mentions_read_only(text: &str) -> bool {
     let t = text.to_lowercase();
     t.contains("read-only") || t.contains("read only") || t.contains("readonly")
@@ -207,6 +217,9 @@ pub(crate) fn mentions_read_only(text: &str) -> bool {
 pub(crate) fn classify(ans: &Answer, asked: Asked<'_>) -> DirectoryError {
     let msg = ans.message();
     match ans.status {
+        401 | 403 if says_basic_auth_disabled(&msg) => {
+            DirectoryError::BasicAuthDisabled(format!("{}: {msg}", ans.status))
+        }
         401 => DirectoryError::BadCredentials,
         403 | 400 if mentions_read_only(&msg) => DirectoryError::ReadOnly(msg),
         403 => DirectoryError::NotAdmin,
@@ -704,5 +717,23 @@ mod tests {
             Asked::default(),
         );
         assert_eq!(e, DirectoryError::NotAdmin);
+    }
+
+    #[test]
+    fn blocked_basic_auth_is_neither_bad_credentials_nor_missing_admin_rights() {
+        let body = r#"{"message":"Basic Authentication has been disabled on this instance."}"#;
+        for status in [401, 403] {
+            let e = classify(&answer(status, body), Asked::default());
+            assert!(matches!(e, DirectoryError::BasicAuthDisabled(_)), "{e:?}");
+            assert!(e.to_string().contains("token_env or token_file"), "{e}");
+            assert_eq!(e.kind(), "basic_auth_disabled");
+        }
+        let e = classify(
+            &answer(401, r#"{"message":"Basic auth is blocked"}"#),
+            Asked::default(),
+        );
+        assert!(matches!(e, DirectoryError::BasicAuthDisabled(_)), "{e:?}");
+        let e = classify(&answer(401, "{}"), Asked::default());
+        assert_eq!(e, DirectoryError::BadCredentials);
     }
 }

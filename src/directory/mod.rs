@@ -97,6 +97,12 @@ pub enum DirectoryError {
     BadCredentials,
     #[error("directory: the service account is not an administrator (403): it needs admin rights to change groups")]
     NotAdmin,
+    /// The app refuses Basic authentication on API calls (blocked through
+    /// `/rest/basicauth/1.0/config`; Jira 11's default), so the service
+    /// account's password is refused whether right or wrong. Holds the app's
+    /// answer (status and message).
+    #[error("directory: the application refuses Basic authentication (a password) on API calls ({0}): create a personal access token for the service account and set [directory] token_env or token_file")]
+    BasicAuthDisabled(String),
     #[error(
         "directory: group `{0}` does not exist: create it, or fix the group name in the config"
     )]
@@ -147,6 +153,7 @@ impl DirectoryError {
         match self {
             DirectoryError::BadCredentials => "bad_credentials",
             DirectoryError::NotAdmin => "not_admin",
+            DirectoryError::BasicAuthDisabled(_) => "basic_auth_disabled",
             DirectoryError::GroupMissing(_) => "group_missing",
             DirectoryError::UserMissing(_) => "user_missing",
             DirectoryError::ReadOnly(_) => "read_only",

@@ -265,6 +265,7 @@ pub async fn apply(
                     e,
                     DirectoryError::BadCredentials
                         | DirectoryError::NotAdmin
+                        | DirectoryError::BasicAuthDisabled(_)
                         | DirectoryError::ReadOnly(_)
                         | DirectoryError::GroupMissing(_)
                 ) {

@@ -33,6 +33,7 @@ mod demo_login;
 mod deploy_files;
 mod directory_jira;
 mod directory_products;
+mod directory_tokens;
 mod fault_directory;
 mod fault_upstream;
 mod gate_crowd_ws;
