@@ -192,6 +192,7 @@ pub async fn run(cfg: &Config, directory: &dyn Directory) -> Report {
     if !check_credentials(&mut r, &groups, &licence) {
         return r;
     }
+    check_basic_auth(&mut r, cfg, &http).await;
     check_groups_exist(&mut r, &groups);
     let members = |g: &str| -> &[Member] {
         match groups.get(g) {
@@ -355,6 +356,13 @@ fn check_credentials(
                 );
                 return false;
             }
+            DirectoryError::BasicAuthDisabled(answer) => {
+                r.push(basic_auth_finding(
+                    Verdict::Fail,
+                    format!("the application refuses the service account's password on API calls ({answer})"),
+                ));
+                return false;
+            }
             DirectoryError::NotAdmin => {
                 r.push(
                     Finding::new("directory_credentials", Verdict::Fail, e.to_string())
@@ -394,6 +402,80 @@ fn check_credentials(
         ),
     }
     true
+}
+
+/// "Basic authentication disabled", with the fix: a personal access token.
+fn basic_auth_finding(verdict: Verdict, evidence: String) -> Finding {
+    Finding::new(
+        "basic_auth_disabled",
+        verdict,
+        format!("Basic authentication disabled: {evidence}"),
+    )
+    .fix("Create a personal access token for the service account and set [directory] token_env or token_file.")
+    .alert("directory_basic_auth_disabled")
+}
+
+/// A service account with a password, on an app that may block Basic
+/// authentication (Jira 11 does by default): `GET /rest/basicauth/1.0/config`
+/// says whether it is blocked (`{"block-requests": bool, "allowed-paths",
+/// "allowed-users"}`). Blocked yet the password worked means the account is
+/// on the allow-list: it works, but one edit of that list away from failing.
+/// An app without that API (older, or no admin rights for it) says nothing.
+async fn check_basic_auth(r: &mut Report, cfg: &Config, http: &reqwest::Client) {
+    let d = &cfg.directory;
+    if d.kind_for(cfg.proxy.product) == DirectoryKind::Crowd || d.token().is_set() {
+        return;
+    }
+    let (Some(username), Ok(Some(password))) = (&d.username, d.password().resolve()) else {
+        return;
+    };
+    let url = format!(
+        "{}/rest/basicauth/1.0/config",
+        cfg.directory_url().trim_end_matches('/')
+    );
+    let Ok(resp) = http
+        .get(&url)
+        .basic_auth(username, Some(password.expose()))
+        .header(reqwest::header::ACCEPT, "application/json")
+        .send()
+        .await
+    else {
+        return;
+    };
+    let status = resp.status().as_u16();
+    let body = resp
+        .json::<serde_json::Value>()
+        .await
+        .unwrap_or(serde_json::Value::Null);
+    let message = body.get("message").and_then(|m| m.as_str()).unwrap_or("");
+    if matches!(status, 401 | 403) && crate::directory::says_basic_auth_disabled(message) {
+        r.push(basic_auth_finding(
+            Verdict::Fail,
+            format!("GET {url} with the service account's password answered {status}: {message}"),
+        ));
+        return;
+    }
+    if status != 200 {
+        return;
+    }
+    let blocked = ["block-requests", "blockRequests"]
+        .iter()
+        .find_map(|k| body.get(*k).and_then(|v| v.as_bool()));
+    match blocked {
+        Some(true) => r.push(basic_auth_finding(
+            Verdict::Warn,
+            format!("GET {url} says block-requests: true; the service account's password still works, so it must be on the allow-list (allowed-users or allowed-paths), and fails as soon as it leaves it"),
+        )),
+        Some(false) => r.push(
+            Finding::new(
+                "basic_auth_disabled",
+                Verdict::Pass,
+                format!("Basic authentication is allowed on API calls (GET {url} says block-requests: false)"),
+            )
+            .alert("directory_basic_auth_disabled"),
+        ),
+        None => {}
+    }
 }
 
 fn check_groups_exist(r: &mut Report, groups: &Groups) {

@@ -50,6 +50,8 @@ mod crowd;
 mod http;
 mod jira;
 
+pub(crate) use http::says_basic_auth_disabled;
+
 pub use bitbucket::BitbucketDirectory;
 pub use confluence::ConfluenceDirectory;
 pub use crowd::CrowdDirectory;

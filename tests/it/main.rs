@@ -28,6 +28,7 @@ mod analyze_logs;
 mod analyze_sim;
 mod browser_platform_login;
 mod browser_waiting_room;
+mod check_basic_auth;
 mod check_diagnostics;
 mod demo_login;
 mod deploy_files;
