@@ -18,7 +18,11 @@
 //! followed, whatever the status: iumgate's waiting room relies on it. All
 //! logins share one failed-login count per user; after 3 failures every login
 //! of the user is denied (`AUTHENTICATION_DENIED`, a CAPTCHA is due) until
-//! [`Sim::reset_failed_logins`]. The simulator has its own clock
+//! [`Sim::reset_failed_logins`]. SAML single sign-on in all three
+//! (`saml_sp`): `POST /plugins/servlet/samlconsumer` takes a response of the
+//! simulator's own IdP once ([`Sim::saml_idp`], [`Sim::saml_response`]),
+//! `GET /plugins/servlet/external-login` goes to the test IdP at
+//! `/sim-idp/sso` (not Atlassian's). The simulator has its own clock
 //! ([`Sim::advance_clock`]) for half sessions, which last 5 minutes.
 //!
 //! One `std::sync::Mutex` guards the whole world; every request is answered
@@ -32,8 +36,10 @@ mod crowd;
 mod jira;
 mod login;
 pub mod saml_idp;
+mod saml_sp;
 mod state;
 mod web;
+pub use saml_sp::{SAML_AUDIENCE, SAML_DESTINATION, SAML_IDP_ENTITY_ID};
 pub use web::servlet_parameter;
 
 use bytes::Bytes;
@@ -226,6 +232,8 @@ impl SimConfig {
 /// not `Handle`, so that dropping the last `Sim` stops the server.
 struct Shared {
     state: Mutex<State>,
+    /// SAML's part (`saml_sp`); always locked after `state`.
+    saml: Mutex<saml_sp::Sp>,
 }
 
 impl Shared {
@@ -233,6 +241,10 @@ impl Shared {
         // A panic elsewhere must not take the simulator down with it: the
         // state is plain data and stays usable.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_saml(&self) -> MutexGuard<'_, saml_sp::Sp> {
+        self.saml.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -289,6 +301,7 @@ impl Sim {
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             state: Mutex::new(State::new(cfg)),
+            saml: Mutex::new(saml_sp::Sp::default()),
         });
         let stop = CancellationToken::new();
         tokio::spawn(serve(listener, shared.clone(), stop.clone()));
@@ -475,6 +488,56 @@ impl Sim {
         self.lock().user_count()
     }
 
+    // ---- SAML (see `saml_sp`) ---------------------------------------------
+
+    /// The simulator's SAML IdP (one per process, made at first use; `None`
+    /// if its key could not be made): its certificate is what iumgate's
+    /// `[sso.saml] idp_certificate_file` needs. Its responses name
+    /// [`SAML_AUDIENCE`], [`SAML_DESTINATION`] and [`SAML_IDP_ENTITY_ID`].
+    pub fn saml_idp() -> Option<&'static saml_idp::SamlIdp> {
+        saml_sp::idp()
+    }
+
+    /// A valid login for `user` as the IdP would issue it now (on the SAML
+    /// clock); change it, then [`Sim::issue_saml`] it.
+    pub fn saml_login(&self, user: &str) -> saml_idp::SamlLogin {
+        self.inner.shared.lock_saml().login(user)
+    }
+
+    /// Signs `login` with the IdP's key and records the response as issued:
+    /// the app accepts it once while it is valid. The base64 text, as the
+    /// `SAMLResponse` form field carries it (`None`: no IdP key).
+    pub fn issue_saml(&self, login: &saml_idp::SamlLogin) -> Option<String> {
+        let _st = self.lock();
+        self.inner.shared.lock_saml().issue(login)
+    }
+
+    /// A fresh, valid response for `user` ([`Sim::saml_login`] issued).
+    pub fn saml_response(&self, user: &str) -> Option<String> {
+        let login = self.saml_login(user);
+        self.issue_saml(&login)
+    }
+
+    /// Who is logged in at the IdP: `GET /sim-idp/sso` without `?user=`
+    /// (and so `/plugins/servlet/external-login`) issues for them.
+    pub fn set_idp_user(&self, user: Option<&str>) {
+        let _st = self.lock();
+        self.inner.shared.lock_saml().idp_user = user.map(str::to_string);
+    }
+
+    /// The time the IdP issues at and the app checks responses against
+    /// (`None`: real time, the default). Set it to iumgate's manual clock.
+    pub fn set_saml_clock(&self, now: Option<jiff::Timestamp>) {
+        let _st = self.lock();
+        self.inner.shared.lock_saml().clock = now;
+    }
+
+    /// Consumer posts that logged someone in.
+    pub fn saml_logins(&self) -> usize {
+        let _st = self.lock();
+        self.inner.shared.lock_saml().accepted
+    }
+
     /// Stops the listener and closes every open connection.
     pub fn shutdown(&self) {
         self.inner.stop.cancel();
@@ -543,12 +606,25 @@ async fn handle(
             return Err(Down);
         }
         st.hit(&req.path);
-        (route(&mut st, &req), st.latency)
+        let mut sp = shared.lock_saml();
+        (route_with_saml(&mut st, &mut sp, &req), st.latency)
     };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
     Ok(reply.into_response())
+}
+
+/// SAML's paths (the same in all three products, see `saml_sp`), else
+/// [`route`].
+fn route_with_saml(st: &mut State, sp: &mut saml_sp::Sp, req: &Req) -> Reply {
+    if saml_sp::is_saml_path(&req.path) {
+        let mut cx = auth::identify(st, req);
+        if let Some(reply) = saml_sp::route(st, sp, req, &mut cx) {
+            return auth::finish(st, cx, reply);
+        }
+    }
+    route(st, req)
 }
 
 /// One request against the world: identify the caller, let the product
