@@ -42,6 +42,7 @@ mod gate_git;
 mod gate_jira;
 mod gate_platform_login;
 mod gate_products;
+mod gate_saml;
 mod hostile_admin;
 mod hostile_big_login;
 mod hostile_chain_binary;
