@@ -30,6 +30,9 @@ pub enum DemoLogin {
     /// `/rest/tsv/latest/authenticate`, with two-step verification for
     /// [`TWO_STEP_USER`].
     Json,
+    /// SAML single sign-on through the simulator's IdP, verified by
+    /// iumgate (`[sso.saml]` with the IdP's certificate).
+    Saml,
 }
 
 /// The demo user enrolled in two-step verification with `--login json`.
@@ -129,7 +132,20 @@ pub async fn run(o: DemoOptions) -> i32 {
             return 1;
         }
     };
-    let cfg = demo_config(o.product, &sim.url(), o.listen, o.admin_listen, o.min_idle);
+    let mut cfg = demo_config(o.product, &sim.url(), o.listen, o.admin_listen, o.min_idle);
+    // With `--login saml`, iumgate verifies the simulator IdP's responses:
+    // its certificate goes to a file for the demo's lifetime.
+    let _idp_certificate = if o.login == DemoLogin::Saml {
+        match saml_config(&mut cfg) {
+            Ok(file) => Some(file),
+            Err(e) => {
+                eprintln!("iumgate demo: {e}");
+                return 1;
+            }
+        }
+    } else {
+        None
+    };
     let directory = match demo_directory(o.product, &sim.url()) {
         Ok(d) => d,
         Err(e) => {
@@ -187,14 +203,47 @@ pub async fn run(o: DemoOptions) -> i32 {
         humantime::format_duration(o.min_idle)
     );
     println!("  and the 8th waits until a holder has been idle that long.");
-    if o.login == DemoLogin::Json {
-        println!(
+    match o.login {
+        DemoLogin::Json => println!(
             "  Login page  today's (JSON, two-step): {TWO_STEP_USER} is enrolled, code {TWO_STEP_CODE}"
-        );
+        ),
+        DemoLogin::Saml => println!(
+            "  SAML SSO    http://{}/sim-idp/sso?user=casual01&RelayState={page}  (the simulator's IdP; any user)",
+            running.proxy_addr
+        ),
+        DemoLogin::Form => {}
     }
     println!();
     println!("  Ctrl-C to stop.");
     let code = app::run_until_signalled(running, signals).await;
     sim.shutdown();
     code
+}
+
+/// The simulator IdP's certificate, in a file removed when dropped.
+struct CertificateFile(std::path::PathBuf);
+
+impl Drop for CertificateFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// `[sso.saml]` for the simulator's IdP: its certificate (written to a file
+/// in the temporary directory), audience, destination and issuer.
+fn saml_config(cfg: &mut Config) -> Result<CertificateFile, String> {
+    let idp = Sim::saml_idp().ok_or("the simulator's SAML IdP has no key")?;
+    let path = std::env::temp_dir().join(format!("iumgate-demo-idp-{}.pem", std::process::id()));
+    std::fs::write(&path, idp.certificate_pem()).map_err(|e| {
+        format!(
+            "cannot write the IdP certificate to {}: {e}",
+            path.display()
+        )
+    })?;
+    let saml = &mut cfg.sso.saml;
+    saml.idp_certificate_file = Some(path.clone());
+    saml.audience = Some(crate::sim::SAML_AUDIENCE.to_string());
+    saml.destination = Some(crate::sim::SAML_DESTINATION.to_string());
+    saml.issuer = Some(crate::sim::SAML_IDP_ENTITY_ID.to_string());
+    Ok(CertificateFile(path))
 }

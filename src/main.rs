@@ -48,8 +48,9 @@ enum Cmd {
         /// Minimum inactivity before a seat may be taken (short, for trying it out).
         #[arg(long, default_value = "2m", value_parser = parse_dur)]
         min_idle: std::time::Duration,
-        /// The app's login: `form` (older versions) or `json` (today's login
-        /// page, with two-step verification for casual20, code 424242).
+        /// The app's login: `form` (older versions), `json` (today's login
+        /// page, with two-step verification for casual20, code 424242) or
+        /// `saml` (single sign-on through the simulator's IdP, verified).
         #[arg(long, value_enum, default_value = "form")]
         login: iumgate::demo::DemoLogin,
     },

@@ -2,7 +2,7 @@
 //! showing today's login page, with two-step verification for the demo's
 //! enrolled user — the two flows a stranger tries first.
 
-use crate::hostile_chain_binary::demo_with;
+use crate::hostile_chain_binary::{access_group, demo_with};
 use serde_json::json;
 
 fn browser() -> reqwest::Client {
@@ -69,4 +69,57 @@ async fn the_demo_with_todays_login_page_signs_in_with_and_without_a_second_step
         .unwrap();
     assert_eq!(r.status(), 200);
     let _ = (&d.sim, &d.admin);
+}
+
+/// `iumgate demo --login saml`: a user signs in through the simulator's
+/// IdP; iumgate verifies the response and the seat is in place before the
+/// app sees the single-use assertion; the same response posted again gets
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_with_saml_signs_in_through_the_idp_verified() {
+    let d = demo_with(&["--login", "saml"]);
+    let c = browser();
+    // The IdP's auto-posting form, as the browser gets it.
+    let form = c
+        .get(format!(
+            "{}/sim-idp/sso?user=casual03&RelayState=/browse/DEMO-1",
+            d.proxy
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = form
+        .split("name=\"SAMLResponse\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the IdP's form carries a SAMLResponse")
+        .to_string();
+    let post = |c: &reqwest::Client| {
+        c.post(format!("{}/plugins/servlet/samlconsumer", d.proxy))
+            .form(&[
+                ("SAMLResponse", value.as_str()),
+                ("RelayState", "/browse/DEMO-1"),
+            ])
+            .send()
+    };
+    let r = post(&c).await.unwrap();
+    assert_eq!(r.status(), 302, "the app took the assertion");
+    assert_eq!(r.headers()["x-ausername"], "casual03");
+    let r = c
+        .get(format!("{}/browse/DEMO-1", d.proxy))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "licensed through the gate");
+    let members = access_group(&d).await;
+    assert!(members.contains(&"casual03".to_string()), "{members:?}");
+
+    // The same response again, from another browser: the app refuses it,
+    // and nobody gains or loses a seat.
+    let r = post(&browser()).await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(access_group(&d).await, members);
 }

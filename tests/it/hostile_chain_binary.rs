@@ -105,7 +105,7 @@ pub(crate) fn demo_with(extra: &[&str]) -> Demo {
 }
 
 /// Who is in the access group, as the simulator's admin REST says.
-async fn access_group(d: &Demo) -> Vec<String> {
+pub(crate) async fn access_group(d: &Demo) -> Vec<String> {
     let v: serde_json::Value = reqwest::Client::new()
         .get(format!(
             "{}/rest/api/2/group/member?groupname=IUM_access_software",
