@@ -1,5 +1,6 @@
 //! The claim model's invariant as a property: no sequence of unconfirmed
-//! requests — Basic names with wrong passwords, login forms the app refuses,
+//! requests — Basic names with wrong passwords, login forms and today's JSON
+//! login page the app refuses, SAML responses iumgate cannot verify,
 //! exchanges that break off, logouts by name — changes who holds a seat or
 //! when they were last active, or puts anyone in the queue. And the cases
 //! around it: a lent seat is kept only when the app confirms that very user.
@@ -55,6 +56,17 @@ enum Op {
         json: bool,
         answer: Answer,
     },
+    /// Today's login page (JSON to `/rest/tsv/latest/authenticate`).
+    Platform {
+        user: usize,
+        answer: Answer,
+    },
+    /// A SAML response naming `user`, posted to the consumer; the gate has
+    /// no IdP certificate, so it is a claim.
+    Saml {
+        user: usize,
+        answer: Answer,
+    },
     Advance {
         minutes: u64,
     },
@@ -92,6 +104,8 @@ fn op() -> impl Strategy<Value = Op> {
             json,
             answer
         }),
+        (0..USERS.len(), answer()).prop_map(|(user, answer)| Op::Platform { user, answer }),
+        (0..USERS.len(), answer()).prop_map(|(user, answer)| Op::Saml { user, answer }),
         (0u64..90).prop_map(|minutes| Op::Advance { minutes }),
     ]
 }
@@ -160,6 +174,30 @@ fn app_answer(a: Answer) -> Option<Response<Body>> {
         Answer::Broken => return None,
     }
     Some(r)
+}
+
+/// A SAML consumer post for `user`, signed by the simulator's IdP (whose
+/// certificate the gate does not have: a claim).
+fn saml_post(user: &str) -> Request<Body> {
+    use crate::sim::saml_idp::SamlLogin;
+    let idp = crate::sim::Sim::saml_idp().expect("the simulator's IdP");
+    let response = idp.response(&SamlLogin::new(
+        user,
+        "https://jira.example.com",
+        "https://jira.example.com/plugins/servlet/samlconsumer",
+    ));
+    let body = format!(
+        "SAMLResponse={}",
+        percent_encoding::utf8_percent_encode(&response, percent_encoding::NON_ALPHANUMERIC)
+    );
+    let h = [
+        (
+            "content-type",
+            "application/x-www-form-urlencoded".to_string(),
+        ),
+        ("content-length", body.len().to_string()),
+    ];
+    request("POST", "/plugins/servlet/samlconsumer", &h, full(body))
 }
 
 /// A client connection, not a trusted proxy's.
@@ -233,6 +271,19 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::Login { user, json, answer } => {
                 exchange(&g, login(USERS[*user], *json), *answer).await
             }
+            Op::Platform { user, answer } => {
+                let body = format!(
+                    r#"{{"username":"{}","password":"wrong","targetUrl":"/"}}"#,
+                    USERS[*user]
+                );
+                let h = [
+                    ("content-type", "application/json".to_string()),
+                    ("content-length", body.len().to_string()),
+                ];
+                let req = request("POST", "/rest/tsv/latest/authenticate", &h, full(body));
+                exchange(&g, req, *answer).await
+            }
+            Op::Saml { user, answer } => exchange(&g, saml_post(USERS[*user]), *answer).await,
             Op::Advance { minutes } => {
                 clock.advance(minutes * 60_000);
                 None

@@ -8,7 +8,9 @@
 //! answers that it authenticated the user (and found no licence); a forged
 //! or replayed response evicts nobody.
 
-use crate::gate_support::{browser, browser_no_redirect, fill, no_redirect, World, SEVEN};
+use crate::gate_support::{
+    browser, browser_no_redirect, fill, no_redirect, poll_queue, World, SEVEN,
+};
 use iumgate::clock::Clock;
 use iumgate::config::Config;
 use iumgate::product::Product;
@@ -256,6 +258,44 @@ async fn a_verified_login_waits_when_every_holder_is_active() {
 /// found no licence (`AUTHORISATION_FAILED`) proves the user; then the gate
 /// takes an idle seat and sends the browser through SSO again, as the
 /// assertion was used up.
+#[tokio::test]
+async fn a_waiting_verified_login_goes_through_sso_again_once_admitted() {
+    let (_dir, cert) = cert_file();
+    let w = World::start(Product::Jira, |_| {}, verified(cert)).await;
+    fill(&w, &SEVEN).await;
+    sync_clock(&w);
+    w.sim.set_idp_user(Some("casual08"));
+    let (b, _) = browser();
+    let response = idp_response(&w, &b, "casual08").await;
+    let r = post(&w, &b, &response, "/browse/DEMO-1").await;
+    assert_eq!(
+        (r.status().as_u16(), r.url().path()),
+        (200, "/iumgate/wait")
+    );
+    // The holders idle: the waiting room admits casual08.
+    w.advance_min(31);
+    sync_clock(&w);
+    let q = poll_queue(&w, &b, "").await;
+    assert_eq!(q["state"], "admitted", "{q}");
+    eprintln!("QQQ {q}");
+    assert!(w.holds("casual08"));
+    assert_eq!(w.access_members().len(), 7);
+    // The first assertion never reached the app; a new one logs in.
+    assert_eq!(w.sim.count(CONSUMER), 0);
+    let page = b
+        .get(w.url("/plugins/servlet/external-login"))
+        .send()
+        .await
+        .unwrap();
+    let again = hidden(&page.text().await.unwrap(), "SAMLResponse");
+    let r = post(&w, &b, &again, "/browse/DEMO-1").await;
+    assert_eq!(
+        (r.status().as_u16(), r.url().path()),
+        (200, "/browse/DEMO-1")
+    );
+    assert_eq!(w.sim.saml_logins(), 1);
+}
+
 #[tokio::test]
 async fn an_unverified_login_takes_no_seat_before_the_app_proves_the_user() {
     let w = World::start(Product::Jira, |_| {}, |_| {}).await;
