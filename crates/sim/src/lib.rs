@@ -35,6 +35,7 @@ mod confluence;
 mod crowd;
 mod jira;
 mod login;
+pub mod oidc_idp;
 pub mod saml_idp;
 mod saml_sp;
 mod state;
