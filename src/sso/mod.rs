@@ -63,4 +63,5 @@
 //! iumgate holds no SP private key.
 
 pub mod c14n;
+pub mod oidc;
 pub mod saml;
