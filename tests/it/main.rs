@@ -66,6 +66,7 @@ mod sim_jira;
 mod sim_jira10;
 mod sim_others;
 mod soak_gate;
+mod sso_oidc;
 mod sso_saml;
 mod state_kill9;
 mod state_restart;
