@@ -217,3 +217,44 @@ fn idp_page(sp: &mut Sp, req: &Req) -> Reply {
         ),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jiff::SignedDuration;
+
+    fn sp_at(now: Timestamp) -> Sp {
+        Sp {
+            clock: Some(now),
+            ..Sp::default()
+        }
+    }
+
+    #[test]
+    fn an_issued_response_is_taken_once_within_its_window() {
+        let t0 = Timestamp::from_second(1_800_000_000).unwrap();
+        let mut sp = sp_at(t0);
+        let r = sp.issue(&sp.login("power1")).unwrap();
+        // IdPs wrap base64 lines; the response is the same.
+        let wrapped: String = r
+            .as_bytes()
+            .chunks(76)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect::<Vec<_>>()
+            .join("\r\n");
+        assert_eq!(sp.consume(&wrapped).as_deref(), Some("power1"));
+        assert_eq!(sp.consume(&r), None, "single use");
+        // Five minutes of validity, a minute of slack before the issue time.
+        let r = sp.issue(&sp.login("power2")).unwrap();
+        sp.clock = Some(t0 + SignedDuration::from_secs(300));
+        assert_eq!(sp.consume(&r), None, "expired");
+        sp.clock = Some(t0 - SignedDuration::from_secs(61));
+        let r = sp.issue(&SamlLogin {
+            issued: t0,
+            ..sp.login("power3")
+        });
+        assert_eq!(sp.consume(&r.unwrap()), None, "not yet valid");
+        // Never issued.
+        assert_eq!(sp.consume("bm90IGEgcmVzcG9uc2U="), None);
+    }
+}
