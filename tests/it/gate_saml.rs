@@ -22,7 +22,7 @@ const CONSUMER: &str = "/plugins/servlet/samlconsumer";
 
 /// The IdP's certificate in a file for `idp_certificate_file` (the
 /// directory lives as long as the returned guard).
-fn cert_file() -> (tempfile::TempDir, PathBuf) {
+pub(crate) fn cert_file() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("idp.pem");
     let idp = Sim::saml_idp().expect("the sim's IdP has a key");
@@ -31,7 +31,7 @@ fn cert_file() -> (tempfile::TempDir, PathBuf) {
 }
 
 /// `[sso.saml]` verifying the sim IdP's responses.
-fn verified(cert: PathBuf) -> impl FnOnce(&mut Config) {
+pub(crate) fn verified(cert: PathBuf) -> impl FnOnce(&mut Config) {
     move |c: &mut Config| {
         c.sso.saml.idp_certificate_file = Some(cert);
         c.sso.saml.audience = Some(SAML_AUDIENCE.into());
@@ -41,7 +41,7 @@ fn verified(cert: PathBuf) -> impl FnOnce(&mut Config) {
 }
 
 /// The IdP issues and the app checks on iumgate's (manual) clock.
-fn sync_clock(w: &World) {
+pub(crate) fn sync_clock(w: &World) {
     let ms = i64::try_from(w.clock.now_ms()).unwrap();
     w.sim
         .set_saml_clock(Some(jiff::Timestamp::from_millisecond(ms).unwrap()));

@@ -27,6 +27,7 @@ mod analyze_fuzz_regressions;
 mod analyze_logs;
 mod analyze_sim;
 mod browser_platform_login;
+mod browser_saml;
 mod browser_waiting_room;
 mod check_basic_auth;
 mod check_diagnostics;
