@@ -1,4 +1,4 @@
-//! Login requests (form and JSON) as a client sends them:
+//! Login requests (form, JSON, today's JSON login page) as a client sends them:
 //! `identity::login_attempt`, with the app's reading as the oracle. Byte 0
 //! picks the product, byte 1 the login path and content type, byte 2 how
 //! many of the following bytes are the query string; the rest is the body.
@@ -30,6 +30,8 @@ fuzz_target!(|data: &[u8]| {
     let profile = product.profile();
     let mut paths: Vec<&str> = profile.login_forms.iter().map(|f| f.path).collect();
     paths.extend(profile.json_login);
+    // Today's login page (JSON), on both paths.
+    paths.extend(profile.platform_logins);
     paths.push("/not/a/login");
     let path = paths[(data[1] as usize >> 3) % paths.len()];
     let ct = TYPES[(data[1] & 7) as usize % TYPES.len()];
@@ -43,7 +45,17 @@ fuzz_target!(|data: &[u8]| {
         assert!(!a.user.as_str().chars().any(char::is_control));
         if let Some(form) = profile.login_form(path) {
             let app = iumgate::sim::servlet_parameter(query, ct, body, form.user_field);
-            assert_eq!(app.map(|u| UserId::new(&u)), Some(a.user), "the app logs in another user");
+            assert_eq!(
+                app.map(|u| UserId::new(&u)),
+                Some(a.user),
+                "the app logs in another user"
+            );
+        } else {
+            // A JSON login: the app's JSON reader (serde_json's `Value`
+            // keeps the last of a repeated key) names the same user.
+            let v: serde_json::Value = serde_json::from_slice(body).expect("the gate read JSON");
+            let app = v["username"].as_str().map(UserId::new);
+            assert_eq!(app, Some(a.user), "the app logs in another user");
         }
     }
 });

@@ -316,6 +316,11 @@ fn json_login(body: &[u8]) -> Option<LoginAttempt> {
         #[serde(rename = "targetUrl", default)]
         target_url: Option<String>,
     }
+    // Only an object: serde would also read a struct from an array
+    // (`["alice", …]`), which the app's JSON reader does not.
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return None;
+    }
     let j: J = serde_json::from_slice(body).ok()?;
     valid_username(&j.username).then(|| LoginAttempt {
         user: UserId::new(&j.username),

@@ -693,6 +693,13 @@ fn the_platform_login_is_read_on_both_paths_for_every_product() {
             assert_eq!(a.destination.as_deref(), Some("/browse/A-1"));
             assert!(a.json);
             assert!(login_attempt(profile, path, None, Some(FORM), body).is_none());
+            // Only a JSON object is a login (serde alone would read a
+            // struct from an array; the app does not). Found by the fuzzer.
+            let array = br#" ["erin", "pw"]"#;
+            assert!(
+                login_attempt(profile, path, None, Some("application/json"), array).is_none(),
+                "an array is no login"
+            );
             let twice = br#"{"username":"erin","username":"mallory","password":"pw"}"#;
             assert!(
                 login_attempt(profile, path, None, Some("application/json"), twice).is_none(),
