@@ -193,6 +193,7 @@ pub async fn run(cfg: &Config, directory: &dyn Directory) -> Report {
         return r;
     }
     check_basic_auth(&mut r, cfg, &http).await;
+    check_sso(&mut r, cfg, &http).await;
     check_groups_exist(&mut r, &groups);
     let members = |g: &str| -> &[Member] {
         match groups.get(g) {
@@ -475,6 +476,107 @@ async fn check_basic_auth(r: &mut Report, cfg: &Config, http: &reqwest::Client) 
             .alert("directory_basic_auth_disabled"),
         ),
         None => {}
+    }
+}
+
+/// SSO for Data Center's identity providers, as the app lists them. A SAML
+/// login is read by iumgate: verified with `[sso.saml]
+/// idp_certificate_file`, a claim (a free seat at most) without. An OIDC
+/// callback names nobody: iumgate learns those users from the app's answer
+/// only. An app that does not answer the list (older versions, no SSO, an
+/// account that may not read it) is passed over.
+async fn check_sso(r: &mut Report, cfg: &Config, http: &reqwest::Client) {
+    let d = &cfg.directory;
+    if d.kind_for(cfg.proxy.product) == DirectoryKind::Crowd {
+        return;
+    }
+    let url = format!(
+        "{}/rest/authconfig/1.0/idps",
+        cfg.directory_url().trim_end_matches('/')
+    );
+    let req = http
+        .get(&url)
+        .header(reqwest::header::ACCEPT, "application/json");
+    let req = match (d.token().resolve(), &d.username, d.password().resolve()) {
+        (Ok(Some(token)), _, _) => req.bearer_auth(token.expose()),
+        (_, Some(user), Ok(Some(password))) => req.basic_auth(user, Some(password.expose())),
+        _ => return,
+    };
+    let Ok(resp) = req.send().await else {
+        return;
+    };
+    if resp.status() != reqwest::StatusCode::OK {
+        return;
+    }
+    let Ok(body) = resp.json::<serde_json::Value>().await else {
+        return;
+    };
+    let list = body
+        .as_array()
+        .or_else(|| {
+            ["idps", "results", "values"]
+                .iter()
+                .find_map(|k| body.get(*k)?.as_array())
+        })
+        .cloned()
+        .unwrap_or_default();
+    let (mut saml, mut oidc) = (Vec::new(), Vec::new());
+    for idp in &list {
+        if idp.get("enabled").and_then(|v| v.as_bool()) == Some(false) {
+            continue;
+        }
+        let kind = ["sso-type", "ssoType", "type"]
+            .iter()
+            .find_map(|k| idp.get(*k)?.as_str())
+            .unwrap_or("")
+            .to_ascii_uppercase();
+        let name = idp
+            .get("name")
+            .and_then(|v| v.as_str())
+            .unwrap_or("unnamed")
+            .to_string();
+        match kind.as_str() {
+            "OIDC" | "OPENID" | "OPENID_CONNECT" => oidc.push(name),
+            "SAML" => saml.push(name),
+            _ => {}
+        }
+    }
+    if !oidc.is_empty() {
+        r.push(
+            Finding::new(
+                "sso_oidc",
+                Verdict::Warn,
+                format!(
+                    "the app signs users in through OIDC ({}): its callback names nobody, so iumgate learns these users from the app's answer only and admits them then (the browser repeats the request), never before the app's login",
+                    oidc.join(", ")
+                ),
+            )
+            .fix("Nothing to change for now: iumgate as an OIDC relying party ([sso.oidc]) is not available yet. Casual users signing in through OIDC still get a seat, one redirect later."),
+        );
+    }
+    if !saml.is_empty() {
+        let verified = cfg.sso.saml.idp_certificate_file.is_some();
+        let f = if verified {
+            Finding::new(
+                "sso_saml",
+                Verdict::Pass,
+                format!(
+                    "the app signs users in through SAML ({}), and iumgate verifies the IdP's responses ([sso.saml] idp_certificate_file)",
+                    saml.join(", ")
+                ),
+            )
+        } else {
+            Finding::new(
+                "sso_saml",
+                Verdict::Warn,
+                format!(
+                    "the app signs users in through SAML ({}), but iumgate cannot verify the IdP's responses: a SAML login is a claim that may take a free seat only, never an idle colleague's, and never waits",
+                    saml.join(", ")
+                ),
+            )
+            .fix("Set [sso.saml] idp_certificate_file (the IdP's signing certificate, PEM), audience and destination (see config/iumgate.example.toml).")
+        };
+        r.push(f);
     }
 }
 

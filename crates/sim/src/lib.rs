@@ -375,6 +375,16 @@ impl Sim {
     /// comes `d` later, as over a slow network.
     /// Blocks (or allows again) Basic authentication on every request, as
     /// `PUT /rest/basicauth/1.0/config {"block-requests": …}` does.
+    /// The identity providers SSO for Data Center lists at
+    /// `GET /rest/authconfig/1.0/idps` (admins only): (name, `SAML` or
+    /// `OIDC`), each enabled.
+    pub fn set_sso_idps(&self, idps: &[(&str, &str)]) {
+        self.lock().sso_idps = idps
+            .iter()
+            .map(|(n, t)| (n.to_string(), t.to_string()))
+            .collect();
+    }
+
     pub fn set_basic_auth_blocked(&self, on: bool) {
         self.lock().basic_auth_blocked = on;
     }
@@ -645,6 +655,11 @@ fn route(st: &mut State, req: &Req) -> Reply {
         );
         return auth::finish(st, auth::Cx::default(), reply);
     }
+    if req.path == "/rest/authconfig/1.0/idps" {
+        let mut cx = auth::Cx::default();
+        let reply = sso_idps(st, req, &mut cx);
+        return auth::finish(st, cx, reply);
+    }
     if req.path == "/rest/basicauth/1.0/config" {
         let mut cx = auth::Cx::default();
         let reply = basicauth_config(st, req, &mut cx);
@@ -667,6 +682,31 @@ fn route(st: &mut State, req: &Req) -> Reply {
 /// allow-lists, in the documented shape
 /// `{"block-requests", "allowed-paths", "allowed-users"}`. The simulator
 /// keeps no allow-lists: they are always empty and a `PUT` of them is ignored.
+/// `GET /rest/authconfig/1.0/idps`: SSO for Data Center's identity
+/// providers. The field names (`sso-type`, `enabled`) are *unconfirmed*;
+/// iumgate's check reads the usual spellings.
+fn sso_idps(st: &mut State, req: &Req, cx: &mut auth::Cx) -> Reply {
+    let caller = auth::admin(st, req);
+    auth::show_admin(st, cx, &caller);
+    match caller {
+        auth::AdminAuth::Ok(_) => {}
+        auth::AdminAuth::Unauthenticated => return Reply::new(401),
+        auth::AdminAuth::NotAdmin(_) => return Reply::new(403),
+    }
+    if req.method != http::Method::GET {
+        return Reply::new(405);
+    }
+    let list: Vec<serde_json::Value> = st
+        .sso_idps
+        .iter()
+        .enumerate()
+        .map(|(i, (name, kind))| {
+            serde_json::json!({ "id": i + 1, "name": name, "sso-type": kind, "enabled": true })
+        })
+        .collect();
+    Reply::json(200, serde_json::Value::Array(list))
+}
+
 fn basicauth_config(st: &mut State, req: &Req, cx: &mut auth::Cx) -> Reply {
     let caller = auth::admin(st, req);
     auth::show_admin(st, cx, &caller);

@@ -120,6 +120,9 @@ pub(crate) struct State {
     pub ausername_header: bool,
     /// Basic authentication blocked (see `SimConfig::basic_auth_blocked`).
     pub basic_auth_blocked: bool,
+    /// The identity providers SSO for Data Center lists (name, `SAML` or
+    /// `OIDC`), see `Sim::set_sso_idps`.
+    pub sso_idps: Vec<(String, String)>,
     /// What `/rest/api/2/serverInfo` reports (Jira), e.g. `9.12.0`.
     pub version: String,
     hits: HashMap<String, usize>,
@@ -168,6 +171,7 @@ impl State {
             down: false,
             ausername_header: true,
             basic_auth_blocked: cfg.basic_auth_blocked,
+            sso_idps: Vec::new(),
             version: "9.12.0".into(),
             hits: HashMap::new(),
             writes: Vec::new(),
