@@ -52,7 +52,7 @@ pub struct Ctx {
     pending: Option<Pending>,
     /// A two-step login's code step: the login waiting for it, and the
     /// half-session key it waited under.
-    second_step: Option<(SessionKey, SecondStep)>,
+    second_step: Option<SessionKey>,
     /// The client reached iumgate over TLS (itself or a trusted proxy):
     /// iumgate's own cookies are `Secure`.
     secure: bool,
@@ -310,8 +310,8 @@ impl Hooks for Gate {
             return self.finish_login(&ctx, login, resp, upstream).await;
         }
 
-        if let Some((key, step)) = ctx.second_step.take() {
-            return self.finish_second_step(key, step, resp, &upstream).await;
+        if let Some(key) = ctx.second_step.take() {
+            return self.finish_second_step(key, resp, &upstream).await;
         }
 
         if let Some(lent) = ctx.borrow.take() {
@@ -472,7 +472,7 @@ impl Gate {
             // The code step of a login whose password step passed: its
             // answer says whether the seat kept for it stays.
             let keys = ctx.keys.iter().map(|(_, k)| *k);
-            ctx.second_step = self.second_steps.take(keys, ctx.now);
+            ctx.second_step = self.second_steps.find(keys, ctx.now);
         }
         let user = ctx.user.clone()?;
         let asked = Asked {
@@ -1070,10 +1070,14 @@ impl Gate {
     async fn finish_second_step(
         &self,
         key: SessionKey,
-        step: SecondStep,
         resp: Response<Body>,
         upstream: &Option<UpstreamUser>,
     ) -> Response<Body> {
+        // Settled by one answer at a time (two concurrent code steps: the
+        // second finds nothing left to settle).
+        let Some(step) = self.second_steps.take(&key) else {
+            return resp;
+        };
         let named = matches!(upstream, Some(UpstreamUser::User(u)) if *u == step.user);
         let named_other = matches!(upstream, Some(UpstreamUser::User(u)) if *u != step.user);
         let ok_reason = identity::login_reason(resp.headers()) == Some(LoginReason::Ok);

@@ -71,19 +71,17 @@ impl SecondSteps {
         dropped
     }
 
-    /// Takes the step waiting under one of `keys` (the request's session
-    /// cookies), with the key it was under. One past its deadline is left
-    /// for the prune job, which gives its seat back.
-    pub fn take(
-        &self,
-        keys: impl Iterator<Item = SessionKey>,
-        now: u64,
-    ) -> Option<(SessionKey, SecondStep)> {
-        keys.into_iter().find_map(|k| {
-            self.waiting
-                .remove_if(&k, |_, s| s.deadline_ms > now)
-                .map(|(_, s)| (k, s))
-        })
+    /// The key of the step waiting under one of `keys` (the request's
+    /// session cookies), if its deadline has not passed. The step stays in
+    /// place: only the code step's answer takes it, so an exchange that
+    /// breaks off leaves it to its deadline.
+    pub fn find(&self, mut keys: impl Iterator<Item = SessionKey>, now: u64) -> Option<SessionKey> {
+        keys.find(|k| self.waiting.get(k).is_some_and(|s| s.deadline_ms > now))
+    }
+
+    /// Takes the step under `key` to settle it with the code step's answer.
+    pub fn take(&self, key: &SessionKey) -> Option<SecondStep> {
+        self.waiting.remove(key).map(|(_, s)| s)
     }
 
     /// Puts a step back under `key` (a wrong code: the user may try again

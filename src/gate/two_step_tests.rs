@@ -233,3 +233,21 @@ async fn a_proven_password_with_no_seat_to_take_goes_to_the_waiting_room_by_redi
         assert_eq!(g.second_steps_waiting(), 0, "{step}");
     }
 }
+
+/// A code step whose exchange breaks off (an upstream error, a client that
+/// goes) settles nothing: the login keeps its seat only until its
+/// deadline, as if the code never came.
+#[tokio::test]
+async fn a_code_step_that_breaks_off_leaves_the_login_to_its_deadline() {
+    let (g, clock) = world(&["c1", "c2"]).await;
+    let c3 = UserId::new("c3");
+    password_step(&g, "c3", "half-5").await;
+    let (_, ctx) = g.through_request(&conn(), code("half-5")).await.unwrap();
+    drop(ctx);
+    assert_eq!(g.second_steps_waiting(), 1, "still waiting for its code");
+    assert!(g.holds(&c3));
+    clock.advance(5 * 60_000 + 1);
+    assert_eq!(g.expire_second_steps(g.now()).await, 1);
+    assert!(!g.holds(&c3), "the deadline still gives the seat back");
+    assert_eq!(g.borrowed_seats(), 0);
+}
