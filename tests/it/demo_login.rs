@@ -123,3 +123,40 @@ async fn the_demo_with_saml_signs_in_through_the_idp_verified() {
     assert_eq!(r.status(), 401);
     assert_eq!(access_group(&d).await, members);
 }
+
+/// Hostile, through the real binary: a JSON login with a colleague's name
+/// and a wrong password, and a code step on a half session that never was,
+/// move no seat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_json_login_or_a_made_up_code_step_moves_no_seat() {
+    let d = demo_with(&["--login", "json"]);
+    let c = browser();
+    let r = c
+        .post(format!("{}/rest/tsv/latest/authenticate", d.proxy))
+        .header("x-atlassian-token", "no-check")
+        .json(&json!({"username": "casual02", "password": "wrong", "targetUrl": "/"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(
+        access_group(&d).await.is_empty(),
+        "a wrong password costs nobody"
+    );
+    let r = c
+        .post(format!(
+            "{}/rest/tsv/latest/authenticate/totp-code",
+            d.proxy
+        ))
+        .header("x-atlassian-token", "no-check")
+        .header("cookie", "JSESSIONID=made-up")
+        .json(&json!({"code": iumgate::demo::TWO_STEP_CODE}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(
+        access_group(&d).await.is_empty(),
+        "no half session, no seat"
+    );
+}
