@@ -258,6 +258,30 @@ pub async fn start_opts(cfg: Config, opts: Options) -> Result<Running, StartErro
         running.job_runs.clone(),
         running.stop.clone(),
     ));
+    if cfg.sso.oidc.issuer.is_some() {
+        let secret =
+            cfg.sso
+                .oidc
+                .client_secret()
+                .resolve()
+                .map_err(|source| StartError::Secret {
+                    key: "sso.oidc.client_secret_env / client_secret_file",
+                    source,
+                })?;
+        match secret {
+            Some(secret) => {
+                tokio::spawn(crate::gate::oidc::discover_until_ready(
+                    gate.clone(),
+                    cfg.sso.oidc.clone(),
+                    secret,
+                    running.stop.clone(),
+                ));
+            }
+            None => tracing::error!(
+                "sso.oidc has an issuer but no client secret: OIDC users are learned from the app's answer only"
+            ),
+        }
+    }
     running.state = crate::state::start(&cfg.state, gate, running.stop.clone());
     Ok(running)
 }

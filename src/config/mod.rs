@@ -495,6 +495,69 @@ pub struct SyncConfig {
 #[serde(default)]
 pub struct SsoConfig {
     pub saml: SamlConfig,
+    pub oidc: OidcConfig,
+}
+
+/// `[sso.oidc]`: iumgate as a relying party of the IdP that the app's
+/// OpenID Connect SSO uses. The app's callback names nobody (the app redeems
+/// the code itself), so before an anonymous browser reaches the app's OIDC
+/// start page, iumgate runs its own authorization-code flow (PKCE, nonce;
+/// silent while the IdP session lasts), verifies the ID token and admits
+/// the user like a proven password, then lets the app's flow go on. Without
+/// `issuer`, OIDC users are learned from the app's answer only.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct OidcConfig {
+    /// The IdP's issuer URL exactly as its discovery document names it
+    /// (`https://…`; `http` only to a loopback host).
+    pub issuer: Option<String>,
+    /// iumgate's client at the IdP (it may be the app's own client when the
+    /// IdP allows iumgate's redirect URI for it).
+    pub client_id: String,
+    pub client_secret_env: Option<String>,
+    pub client_secret_file: Option<PathBuf>,
+    /// The ID token claim that is the app's user name.
+    pub username_claim: String,
+    /// The scopes asked for (`openid` is always added).
+    pub scopes: String,
+    /// iumgate's callback as registered at the IdP, e.g.
+    /// `https://jira.example.com/iumgate/oidc/callback`. Default: made from
+    /// the request's `Host` (and `https` when the client came over TLS).
+    pub redirect_uri: Option<String>,
+    /// The app's OIDC start pages that iumgate signs anonymous browsers in
+    /// before.
+    pub start_paths: Vec<String>,
+    /// Tolerated difference between the IdP's clock and this one.
+    pub clock_skew: Dur,
+}
+
+impl Default for OidcConfig {
+    fn default() -> Self {
+        OidcConfig {
+            issuer: None,
+            client_id: String::new(),
+            client_secret_env: None,
+            client_secret_file: None,
+            username_claim: "preferred_username".into(),
+            scopes: "openid profile".into(),
+            redirect_uri: None,
+            start_paths: vec!["/plugins/servlet/oidc/initiate-login".into()],
+            clock_skew: Dur::secs(60),
+        }
+    }
+}
+
+impl OidcConfig {
+    /// The path iumgate's own callback is served at.
+    pub const CALLBACK_PATH: &'static str = "/iumgate/oidc/callback";
+
+    pub fn client_secret(&self) -> SecretRef {
+        SecretRef::new(
+            "sso.oidc client secret",
+            self.client_secret_env.as_deref(),
+            self.client_secret_file.as_deref(),
+        )
+    }
 }
 
 /// `[sso.saml]`: who a SAML login is for, read from the IdP's response on
@@ -712,6 +775,61 @@ impl Config {
                             .into(),
                     );
                 }
+            }
+        }
+        let oidc = &self.sso.oidc;
+        if let Some(issuer) = &oidc.issuer {
+            match reqwest::Url::parse(issuer) {
+                Err(e) => err("sso.oidc.issuer", format!("not a URL: {e}")),
+                Ok(u) => {
+                    let loopback = matches!(
+                        u.host_str(),
+                        Some("127.0.0.1") | Some("localhost") | Some("[::1]")
+                    );
+                    if !(u.scheme() == "https" || (u.scheme() == "http" && loopback)) {
+                        err(
+                            "sso.oidc.issuer",
+                            "must be https (http only to a loopback host)".into(),
+                        );
+                    }
+                }
+            }
+            if oidc.client_id.trim().is_empty() {
+                err(
+                    "sso.oidc.client_id",
+                    "missing: iumgate's client at the IdP".into(),
+                );
+            }
+            if !oidc.client_secret().is_set() {
+                err(
+                    "sso.oidc.client_secret_env / client_secret_file",
+                    "missing: the client's secret (from the environment or a file)".into(),
+                );
+            }
+            if oidc.username_claim.trim().is_empty() {
+                err("sso.oidc.username_claim", "must not be empty".into());
+            }
+            if let Some(r) = &oidc.redirect_uri {
+                let ok = reqwest::Url::parse(r).is_ok_and(|u| {
+                    matches!(u.scheme(), "https" | "http")
+                        && u.path() == OidcConfig::CALLBACK_PATH
+                        && u.query().is_none()
+                });
+                if !ok {
+                    err(
+                        "sso.oidc.redirect_uri",
+                        format!(
+                            "must be an http(s) URL of this proxy ending in {} (iumgate serves its callback there)",
+                            OidcConfig::CALLBACK_PATH
+                        ),
+                    );
+                }
+            }
+            if oidc.start_paths.iter().any(|p| !p.starts_with('/')) {
+                err(
+                    "sso.oidc.start_paths",
+                    "each must be a path starting with /".into(),
+                );
             }
         }
         if let Some(ca) = &p.upstream_ca_file {

@@ -146,10 +146,10 @@ enum Pending {
     Lookup,
     /// A casual user without a seat; `activity`: the request is real work.
     Admit { activity: bool },
+    /// An anonymous browser at the app's OIDC start page: iumgate's own
+    /// sign-in first.
+    OidcStart,
 }
-
-/// `X-Forwarded-Proto`, as a trusted proxy in front sends it.
-static X_FORWARDED_PROTO: http::HeaderName = http::HeaderName::from_static("x-forwarded-proto");
 
 impl Hooks for Gate {
     type Ctx = Ctx;
@@ -169,11 +169,7 @@ impl Hooks for Gate {
         let mut ctx = Ctx::new(&s, method, uri, wants_html(headers), self.now());
         // iumgate's own cookies are `Secure` when the client came over TLS,
         // to iumgate or to a trusted proxy in front of it.
-        ctx.secure = conn.tls
-            || (conn.trusted
-                && headers
-                    .value(&X_FORWARDED_PROTO)
-                    .is_some_and(|v| v.eq_ignore_ascii_case(b"https")));
+        ctx.secure = super::oidc::client_secure(conn.tls, conn.trusted, headers);
         let epoch = self.epoch();
         let remembered = self.identify(
             identity::session_cookies(s.profile, headers),
@@ -184,14 +180,19 @@ impl Hooks for Gate {
         // Apps that may not name the user in a header: ask who owns an
         // unknown session before forwarding, so the seat comes first.
         let path = uri.path();
-        let pending = if ctx.user.is_none()
-            && !ctx.keys.is_empty()
-            && s.profile.whoami.is_some_and(|w| w != path)
-        {
-            Some(Pending::Whoami)
-        } else {
-            self.decide_known(&s, &mut ctx, method, path, remembered, epoch)
-        };
+        let pending =
+            if ctx.user.is_none() && self.oidc_intercepts(&s, method, path, headers, ctx.now) {
+                // An anonymous browser at the app's OIDC start: iumgate signs
+                // it in first (`gate::oidc`).
+                Some(Pending::OidcStart)
+            } else if ctx.user.is_none()
+                && !ctx.keys.is_empty()
+                && s.profile.whoami.is_some_and(|w| w != path)
+            {
+                Some(Pending::Whoami)
+            } else {
+                self.decide_known(&s, &mut ctx, method, path, remembered, epoch)
+            };
         match pending {
             None => Decision::Forward(ctx),
             Some(p) => {
@@ -222,6 +223,10 @@ impl Hooks for Gate {
         }
         let activity = match (pending, ctx.user.clone()) {
             (Some(Pending::Login), _) => return self.on_login(&s, ctx, parts, body).await,
+            (Some(Pending::OidcStart), _) => {
+                let target = ctx.target.as_str();
+                return Err(self.oidc_start(&s, target, ctx.secure, &parts.headers, &parts.uri));
+            }
             (Some(Pending::Lookup), Some(user)) => {
                 let class = self.class_or_lookup(&user).await;
                 let asked = Asked {
@@ -352,7 +357,11 @@ impl Hooks for Gate {
         resp
     }
 
-    async fn own_page(&self, _conn: &ConnInfo, req: Request<Body>) -> Response<Body> {
+    async fn own_page(&self, conn: &ConnInfo, req: Request<Body>) -> Response<Body> {
+        if req.uri().path() == crate::config::OidcConfig::CALLBACK_PATH {
+            let secure = super::oidc::client_secure(conn.tls, conn.trusted, req.headers());
+            return self.oidc_callback(secure, req).await;
+        }
         self.waitroom(req).await
     }
 

@@ -15,6 +15,7 @@ mod admit;
 mod app_client;
 mod claim;
 mod hooks;
+pub mod oidc;
 mod reconcile;
 mod seats;
 mod sso;
@@ -77,6 +78,8 @@ pub struct GateSettings {
     pub saml_attribute: Option<String>,
     /// `[sso.saml] max_response_bytes`.
     pub saml_max_response: usize,
+    /// `[sso.oidc]` (when an issuer is configured).
+    pub oidc: Option<oidc::OidcSettings>,
     /// The upstream's base URL (for the whoami fallback).
     pub upstream: String,
 }
@@ -117,6 +120,7 @@ impl GateSettings {
             saml: sso::SamlVerifier::from_config(&cfg.sso.saml),
             saml_attribute: cfg.sso.saml.username_attribute.clone(),
             saml_max_response: cfg.sso.saml.max_response_bytes,
+            oidc: oidc::OidcSettings::from_config(&cfg.sso.oidc),
             upstream: cfg.proxy.upstream.trim_end_matches('/').to_string(),
         })
     }
@@ -149,6 +153,11 @@ pub struct Counters {
     pub login_failed: AtomicU64,
     /// SAML responses whose assertion is encrypted (forwarded unread).
     pub saml_encrypted: AtomicU64,
+    /// OIDC sign-ins iumgate verified (`[sso.oidc]`).
+    pub oidc_verified: AtomicU64,
+    /// OIDC sign-ins that failed (IdP error, expired or foreign state, an
+    /// ID token that did not verify): nobody admitted.
+    pub oidc_refused: AtomicU64,
     /// Queue entry → admission, seconds (observed once per admitted waiter).
     pub queue_wait_seconds: prometheus::Histogram,
 }
@@ -179,6 +188,8 @@ impl Default for Counters {
             release_reconcile: AtomicU64::new(0),
             login_failed: AtomicU64::new(0),
             saml_encrypted: AtomicU64::new(0),
+            oidc_verified: AtomicU64::new(0),
+            oidc_refused: AtomicU64::new(0),
             // Constant name and increasing buckets: this cannot fail.
             queue_wait_seconds: prometheus::Histogram::with_opts(opts)
                 .expect("constant histogram options are valid"), // ok: constant options, never input
@@ -223,6 +234,8 @@ pub struct Gate {
     second_steps: two_step::SecondSteps,
     /// Verified SAML assertions already used.
     saml_seen: sso::SeenAssertions,
+    /// iumgate's own OIDC sign-ins (`[sso.oidc]`).
+    oidc: oidc::OidcRp,
     /// The gate itself, for guards that give a seat back when dropped.
     me: std::sync::Weak<Gate>,
 }
@@ -265,6 +278,7 @@ impl Gate {
             loans: claim::Loans::default(),
             second_steps: two_step::SecondSteps::default(),
             saml_seen: sso::SeenAssertions::default(),
+            oidc: oidc::OidcRp::default(),
             me: me.clone(),
         })
     }

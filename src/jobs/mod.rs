@@ -147,6 +147,7 @@ pub fn prune(gate: &Gate, now: u64) -> PruneReport {
     gate.with_pool(|p| p.prune(now));
     gate.prune_pending_logins(now);
     gate.prune_saml_seen(now);
+    gate.prune_oidc(now);
     let s = gate.settings.load();
     PruneReport {
         sessions: gate

@@ -449,13 +449,27 @@ impl Provider {
         pending: &PendingAuth,
         redirect_uri: &str,
     ) -> Result<Verified, OidcError> {
+        self.finish_at(code, state, pending, redirect_uri, Timestamp::now())
+            .await
+    }
+
+    /// [`Provider::finish`] with the ID token's times checked at `now`.
+    pub async fn finish_at(
+        &self,
+        code: &str,
+        state: &str,
+        pending: &PendingAuth,
+        redirect_uri: &str,
+        now: Timestamp,
+    ) -> Result<Verified, OidcError> {
         if !bool::from(state.as_bytes().ct_eq(pending.state.as_bytes())) {
             return Err(OidcError::State);
         }
         let id_token = self
             .exchange(code, &pending.pkce_verifier, redirect_uri)
             .await?;
-        self.verify_id_token(&id_token, &pending.nonce).await
+        self.verify_id_token_at(&id_token, &pending.nonce, now)
+            .await
     }
 
     /// The token request; the raw ID token.
@@ -465,11 +479,12 @@ impl Provider {
         verifier: &str,
         redirect_uri: &str,
     ) -> Result<Zeroizing<String>, OidcError> {
-        let mut form = form_urlencoded::Serializer::new(String::new());
-        form.append_pair("grant_type", "authorization_code")
-            .append_pair("code", code)
-            .append_pair("redirect_uri", redirect_uri)
-            .append_pair("code_verifier", verifier);
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", redirect_uri),
+            ("code_verifier", verifier),
+        ];
         let mut req = self
             .http
             .post(self.token_endpoint.clone())
@@ -498,11 +513,16 @@ impl Provider {
                 req = req.header(reqwest::header::AUTHORIZATION, value);
             }
             ClientAuth::Post => {
-                form.append_pair("client_id", &self.client_id)
-                    .append_pair("client_secret", &self.client_secret);
+                form.push(("client_id", &self.client_id));
+                form.push(("client_secret", &self.client_secret));
             }
         }
-        let body = Zeroizing::new(form.finish());
+        // (The serializer is not `Send`: it is gone before the first await.)
+        let body = Zeroizing::new(
+            form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(form)
+                .finish(),
+        );
         let resp = req
             .body(body.as_bytes().to_vec())
             .send()

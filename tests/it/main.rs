@@ -42,6 +42,7 @@ mod fault_upstream;
 mod gate_crowd_ws;
 mod gate_git;
 mod gate_jira;
+mod gate_oidc;
 mod gate_platform_login;
 mod gate_products;
 mod gate_saml;

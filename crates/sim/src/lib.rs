@@ -22,7 +22,11 @@
 //! (`saml_sp`): `POST /plugins/servlet/samlconsumer` takes a response of the
 //! simulator's own IdP once ([`Sim::saml_idp`], [`Sim::saml_response`]),
 //! `GET /plugins/servlet/external-login` goes to the test IdP at
-//! `/sim-idp/sso` (not Atlassian's). The simulator has its own clock
+//! `/sim-idp/sso` (not Atlassian's). OpenID Connect in all three (`oidc_sp`):
+//! `/plugins/servlet/oidc/initiate-login` → the IdP given by
+//! [`Sim::set_oidc_idp`] ([`oidc_idp::OidcIdp`], its own server) →
+//! `/plugins/servlet/oidc/callback`, where the app redeems the code itself.
+//! The simulator has its own clock
 //! ([`Sim::advance_clock`]) for half sessions, which last 5 minutes.
 //!
 //! One `std::sync::Mutex` guards the whole world; every request is answered
@@ -36,6 +40,7 @@ mod crowd;
 mod jira;
 mod login;
 pub mod oidc_idp;
+mod oidc_sp;
 pub mod saml_idp;
 mod saml_sp;
 mod state;
@@ -235,6 +240,8 @@ struct Shared {
     state: Mutex<State>,
     /// SAML's part (`saml_sp`); always locked after `state`.
     saml: Mutex<saml_sp::Sp>,
+    /// OIDC's part (`oidc_sp`); always locked after `state`.
+    oidc: Mutex<oidc_sp::Rp>,
 }
 
 impl Shared {
@@ -246,6 +253,10 @@ impl Shared {
 
     fn lock_saml(&self) -> MutexGuard<'_, saml_sp::Sp> {
         self.saml.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_oidc(&self) -> MutexGuard<'_, oidc_sp::Rp> {
+        self.oidc.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -303,6 +314,7 @@ impl Sim {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::new(cfg)),
             saml: Mutex::new(saml_sp::Sp::default()),
+            oidc: Mutex::new(oidc_sp::Rp::default()),
         });
         let stop = CancellationToken::new();
         tokio::spawn(serve(listener, shared.clone(), stop.clone()));
@@ -499,6 +511,20 @@ impl Sim {
         self.lock().user_count()
     }
 
+    // ---- OIDC (see `oidc_sp`) ---------------------------------------------
+
+    /// Signs users in through `idp` at `/plugins/servlet/oidc/initiate-login`
+    /// (`None`: OIDC is not configured, 404).
+    pub fn set_oidc_idp(&self, idp: Option<&oidc_idp::OidcIdp>) {
+        self.inner.shared.lock_oidc().idp = idp.map(oidc_idp::OidcIdp::redeemer);
+    }
+
+    /// OIDC callbacks that logged someone in.
+    pub fn oidc_logins(&self) -> usize {
+        let _st = self.inner.shared.lock();
+        self.inner.shared.lock_oidc().accepted
+    }
+
     // ---- SAML (see `saml_sp`) ---------------------------------------------
 
     /// The simulator's SAML IdP (one per process, made at first use; `None`
@@ -617,8 +643,18 @@ async fn handle(
             return Err(Down);
         }
         st.hit(&req.path);
-        let mut sp = shared.lock_saml();
-        (route_with_saml(&mut st, &mut sp, &req), st.latency)
+        let reply = if oidc_sp::is_oidc_path(&req.path) {
+            let mut cx = auth::identify(&mut st, &req);
+            let mut rp = shared.lock_oidc();
+            match oidc_sp::route(&mut st, &mut rp, &req, &mut cx) {
+                Some(reply) => auth::finish(&mut st, cx, reply),
+                None => route(&mut st, &req),
+            }
+        } else {
+            let mut sp = shared.lock_saml();
+            route_with_saml(&mut st, &mut sp, &req)
+        };
+        (reply, st.latency)
     };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;

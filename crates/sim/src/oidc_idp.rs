@@ -6,10 +6,14 @@
 //!
 //! - `GET /.well-known/openid-configuration`: the discovery document;
 //! - `GET /authorize`: the authorization-code request (`response_type=code`,
-//!   PKCE `S256` required). Nobody types a password: the user is the
-//!   `login_hint` parameter, else [`OidcIdp::set_user`]; with neither it
-//!   redirects with `error=login_required`. Otherwise `302` to
-//!   `redirect_uri?code=…&state=…`;
+//!   PKCE `S256` required). The user is the `login_hint` parameter, else the
+//!   browser's IdP session (cookie `sim_idp_sid`, made by the sign-in page),
+//!   else [`OidcIdp::set_user`]. With none of them, `prompt=none` redirects
+//!   with `error=login_required` and any other request shows the IdP's
+//!   sign-in page (user name and the password [`OIDC_PASSWORD`]), which
+//!   `POST /login`s, opens the IdP session and goes on with the request —
+//!   so a second authorization (the app's own, after iumgate's) is silent,
+//!   as at a real IdP. Otherwise `302` to `redirect_uri?code=…&state=…`;
 //! - `POST /token`: `grant_type=authorization_code`, the client
 //!   authenticated by `client_secret_basic` or `client_secret_post`, the
 //!   `code_verifier` checked against the `code_challenge`, `redirect_uri`
@@ -47,6 +51,28 @@ use tokio_util::sync::CancellationToken;
 pub const OIDC_CLIENT_ID: &str = "iumgate";
 /// Its secret.
 pub const OIDC_CLIENT_SECRET: &str = "sim-oidc-secret";
+/// The password every user types on the IdP's sign-in page.
+pub const OIDC_PASSWORD: &str = "demo";
+/// The IdP's browser session cookie.
+const SID_COOKIE: &str = "sim_idp_sid";
+/// At most this many IdP browser sessions (the oldest go first).
+const MAX_SIDS: usize = 10_000;
+
+/// What `/token` gets wrong on purpose, for tests of a relying party.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenFault {
+    /// Signed with a key the IdP never published (under its `kid`).
+    ForeignKey,
+    /// `aud` names another client.
+    WrongAudience,
+    /// Expired an hour ago.
+    Expired,
+    /// Another `nonce` than the authorization request's.
+    WrongNonce,
+}
+
+/// The clock the IdP issues tokens on (Unix seconds).
+pub type IdpClock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
 /// How long an authorization code can be redeemed.
 const CODE_LIFETIME: Duration = Duration::from_secs(60);
@@ -100,7 +126,11 @@ struct State {
     /// A key that is never published: [`OidcIdp::forge`] signs with it.
     foreign: Key,
     user: Option<String>,
+    /// Browser sessions at the IdP: `sim_idp_sid` → user.
+    sids: HashMap<String, String>,
     codes: HashMap<String, Grant>,
+    fault: Option<TokenFault>,
+    clock: Option<IdpClock>,
     jwks_fetches: usize,
     token_requests: usize,
     tokens_issued: usize,
@@ -190,7 +220,10 @@ impl OidcIdp {
             keys: vec![key],
             foreign,
             user: None,
+            sids: HashMap::new(),
             codes: HashMap::new(),
+            fault: None,
+            clock: None,
             jwks_fetches: 0,
             token_requests: 0,
             tokens_issued: 0,
@@ -227,6 +260,26 @@ impl OidcIdp {
         self.lock().user = user.map(str::to_string);
     }
 
+    /// Makes `/token` get its answer wrong on purpose (`None`: right).
+    pub fn set_token_fault(&self, fault: Option<TokenFault>) {
+        self.lock().fault = fault;
+    }
+
+    /// Issues tokens on `clock` (Unix seconds) instead of real time, e.g. a
+    /// test's manual clock that the relying party verifies with.
+    pub fn set_clock(&self, clock: Option<IdpClock>) {
+        self.lock().clock = clock;
+    }
+
+    /// The app's side of the code flow (Atlassian's OIDC SSO redeems the
+    /// code itself): a handle the simulated apps redeem codes with, in
+    /// process, by the same rules as `POST /token`.
+    pub fn redeemer(&self) -> Redeemer {
+        Redeemer {
+            state: self.state.clone(),
+        }
+    }
+
     /// `GET /jwks` served so far.
     pub fn jwks_fetches(&self) -> usize {
         self.lock().jwks_fetches
@@ -258,7 +311,7 @@ impl OidcIdp {
 
     /// Valid claims for `user` (`sub` is `sub-<user>`), issued now.
     pub fn claims(&self, user: &str, nonce: Option<&str>) -> IdTokenClaims {
-        let now = jiff::Timestamp::now().as_second();
+        let now = self.lock().now();
         IdTokenClaims {
             iss: self.issuer.clone(),
             sub: format!("sub-{user}"),
@@ -286,6 +339,79 @@ impl OidcIdp {
         let kid = &st.keys.last().expect("the IdP has a key").kid;
         sign_with(&st.foreign, kid, claims)
     }
+}
+
+impl State {
+    fn now(&self) -> i64 {
+        match &self.clock {
+            Some(c) => c(),
+            None => jiff::Timestamp::now().as_second(),
+        }
+    }
+}
+
+/// Redeems authorization codes in process (see [`OidcIdp::redeemer`]).
+#[derive(Clone)]
+pub struct Redeemer {
+    state: Arc<Mutex<State>>,
+}
+
+impl std::fmt::Debug for Redeemer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redeemer").finish_non_exhaustive()
+    }
+}
+
+impl Redeemer {
+    /// The issuer (`http://127.0.0.1:PORT`).
+    pub fn issuer(&self) -> String {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .issuer
+            .clone()
+    }
+
+    /// The user and nonce of `code`, redeemed once, as `POST /token` would
+    /// for client [`OIDC_CLIENT_ID`]; `Err` the OAuth error code.
+    pub fn redeem(
+        &self,
+        code: &str,
+        redirect_uri: &str,
+        verifier: &str,
+    ) -> Result<(String, Option<String>), &'static str> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.token_requests += 1;
+        let grant = take_grant(&mut st, OIDC_CLIENT_ID, code, redirect_uri, verifier)
+            .map_err(|(_, error, _)| error)?;
+        Ok((grant.user, grant.nonce))
+    }
+}
+
+/// The code's grant, removed (single use), if `client_id`, `redirect_uri`
+/// and the PKCE `verifier` match and it is fresh; else the OAuth error.
+fn take_grant(
+    st: &mut State,
+    client_id: &str,
+    code: &str,
+    redirect_uri: &str,
+    verifier: &str,
+) -> Result<Grant, (u16, &'static str, &'static str)> {
+    // Single-use: the code is gone whatever happens next.
+    let Some(grant) = st.codes.remove(code) else {
+        return Err((400, "invalid_grant", "unknown or used code"));
+    };
+    if grant.issued.elapsed() > CODE_LIFETIME {
+        return Err((400, "invalid_grant", "code expired"));
+    }
+    if grant.client_id != client_id || grant.redirect_uri != redirect_uri {
+        return Err((400, "invalid_grant", "redirect_uri or client mismatch"));
+    }
+    let computed = B64URL.encode(Sha256::digest(verifier.as_bytes()));
+    if verifier.len() < 43 || verifier.len() > 128 || computed != grant.challenge {
+        return Err((400, "invalid_grant", "PKCE verification failed"));
+    }
+    Ok(grant)
 }
 
 fn sign_with(key: &Key, kid: &str, claims: &IdTokenClaims) -> String {
@@ -370,7 +496,12 @@ async fn handle(
             let keys: Vec<Value> = st.keys.iter().map(|k| k.jwk.clone()).collect();
             json_reply(200, &json!({ "keys": keys }))
         }
-        ("GET", "/authorize") => authorize(&mut st, &query),
+        ("GET", "/authorize") => {
+            let sid_user =
+                cookie(&parts.headers, SID_COOKIE).and_then(|v| st.sids.get(&v).cloned());
+            authorize(&mut st, &query, sid_user, parts.uri.query().unwrap_or(""))
+        }
+        ("POST", "/login") => sign_in(&mut st, &body),
         ("POST", "/token") => {
             st.token_requests += 1;
             token(&mut st, &parts.headers, &body)
@@ -405,7 +536,78 @@ fn random_token() -> String {
     B64URL.encode(bytes)
 }
 
-fn authorize(st: &mut State, q: &HashMap<String, String>) -> Resp {
+/// The value of cookie `name`, if the request has it.
+fn cookie(headers: &http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The IdP's sign-in page; `query` is the authorization request to go on
+/// with.
+fn sign_in_page(status: u16, query: &str, note: &str) -> Resp {
+    reply(
+        status,
+        "text/html; charset=utf-8",
+        format!(
+            "<!DOCTYPE html><html><head><title>Sim IdP - Sign in</title></head><body>\
+             <h1>Sim IdP</h1><p id=\"note\">{}</p>\
+             <form method=\"post\" action=\"/login\">\
+             <input type=\"hidden\" name=\"q\" value=\"{}\">\
+             <label>User name <input id=\"idp-username\" name=\"username\"></label>\
+             <label>Password <input id=\"idp-password\" name=\"password\" type=\"password\"></label>\
+             <button id=\"idp-submit\" type=\"submit\">Sign in</button></form></body></html>",
+            html_escape(note),
+            html_escape(query)
+        ),
+    )
+}
+
+/// `POST /login` from the sign-in page: opens the IdP session and goes on
+/// with the authorization request.
+fn sign_in(st: &mut State, body: &[u8]) -> Resp {
+    let form: HashMap<String, String> = form_urlencoded::parse(body).into_owned().collect();
+    let get = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
+    let user = get("username").trim().to_ascii_lowercase();
+    if user.is_empty() || get("password") != OIDC_PASSWORD {
+        return sign_in_page(401, get("q"), "Wrong user name or password.");
+    }
+    if st.sids.len() >= MAX_SIDS {
+        st.sids.clear();
+    }
+    let sid = random_token();
+    st.sids.insert(sid.clone(), user);
+    let mut r = reply(302, "text/plain", "");
+    let location = format!("/authorize?{}", get("q"));
+    if let Ok(v) = http::HeaderValue::from_str(&location) {
+        r.headers_mut().insert(http::header::LOCATION, v);
+    }
+    if let Ok(v) = http::HeaderValue::from_str(&format!(
+        "{SID_COOKIE}={sid}; Path=/; HttpOnly; SameSite=Lax"
+    )) {
+        r.headers_mut().insert(http::header::SET_COOKIE, v);
+    }
+    r
+}
+
+fn authorize(
+    st: &mut State,
+    q: &HashMap<String, String>,
+    sid_user: Option<String>,
+    raw_query: &str,
+) -> Resp {
     let get = |k: &str| q.get(k).map(String::as_str).unwrap_or("");
     // Errors before the redirect URI and client are known go to the user,
     // never to an unchecked redirect (RFC 6749 §4.1.2.1).
@@ -448,9 +650,10 @@ fn authorize(st: &mut State, q: &HashMap<String, String>) -> Resp {
     }
     let user = match q.get("login_hint").filter(|u| !u.is_empty()) {
         Some(u) => u.clone(),
-        None => match &st.user {
-            Some(u) => u.clone(),
-            None => return redirect(&[("error", "login_required")]),
+        None => match sid_user.or_else(|| st.user.clone()) {
+            Some(u) => u,
+            None if get("prompt") == "none" => return redirect(&[("error", "login_required")]),
+            None => return sign_in_page(200, raw_query, "Sign in to continue."),
         },
     };
     let code = random_token();
@@ -507,23 +710,18 @@ fn token(st: &mut State, headers: &http::HeaderMap, body: &[u8]) -> Resp {
     if get("grant_type") != "authorization_code" {
         return oauth_error(400, "unsupported_grant_type", "authorization_code only");
     }
-    // Single-use: the code is gone whatever happens next.
-    let Some(grant) = st.codes.remove(get("code")) else {
-        return oauth_error(400, "invalid_grant", "unknown or used code");
+    let grant = match take_grant(
+        st,
+        client_id,
+        get("code"),
+        get("redirect_uri"),
+        get("code_verifier"),
+    ) {
+        Ok(g) => g,
+        Err((status, error, description)) => return oauth_error(status, error, description),
     };
-    if grant.issued.elapsed() > CODE_LIFETIME {
-        return oauth_error(400, "invalid_grant", "code expired");
-    }
-    if grant.client_id != client_id || grant.redirect_uri != get("redirect_uri") {
-        return oauth_error(400, "invalid_grant", "redirect_uri or client mismatch");
-    }
-    let verifier = get("code_verifier");
-    let computed = B64URL.encode(Sha256::digest(verifier.as_bytes()));
-    if verifier.len() < 43 || verifier.len() > 128 || computed != grant.challenge {
-        return oauth_error(400, "invalid_grant", "PKCE verification failed");
-    }
-    let now = jiff::Timestamp::now().as_second();
-    let claims = IdTokenClaims {
+    let now = st.now();
+    let mut claims = IdTokenClaims {
         iss: st.issuer.clone(),
         sub: format!("sub-{}", grant.user),
         aud: vec![client_id.to_string()],
@@ -534,8 +732,21 @@ fn token(st: &mut State, headers: &http::HeaderMap, body: &[u8]) -> Resp {
         preferred_username: Some(grant.user),
         extra: serde_json::Map::new(),
     };
+    match st.fault {
+        Some(TokenFault::WrongAudience) => claims.aud = vec!["another-client".into()],
+        Some(TokenFault::Expired) => {
+            claims.iat = now - 7200;
+            claims.exp = now - 3600;
+        }
+        Some(TokenFault::WrongNonce) => claims.nonce = Some("not-the-nonce".into()),
+        Some(TokenFault::ForeignKey) | None => {}
+    }
     let key = st.keys.last().expect("the IdP has a key");
-    let id_token = sign_with(key, &key.kid, &claims);
+    let id_token = if st.fault == Some(TokenFault::ForeignKey) {
+        sign_with(&st.foreign, &key.kid, &claims)
+    } else {
+        sign_with(key, &key.kid, &claims)
+    };
     st.tokens_issued += 1;
     json_reply(
         200,

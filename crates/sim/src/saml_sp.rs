@@ -170,7 +170,7 @@ fn consume(st: &mut State, sp: &mut Sp, req: &Req, cx: &mut Cx) -> Reply {
     Reply::redirect(&dest)
 }
 
-fn no_permission(product: Product) -> Reply {
+pub(crate) fn no_permission(product: Product) -> Reply {
     let (title, text) = match product {
         Product::Jira => ("Log in - Jira", "You do not have a permission to log in"),
         Product::Confluence => (
