@@ -8,6 +8,111 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// Every alert iumgate raises, by its stable key: the one list the metric
+/// `iumgate_alert_active{alert}` exports at 0 from the start (Prometheus'
+/// advice: export every known label value, so dashboards and `absent()`
+/// see a series before the first alert), and the keys the jobs, the state
+/// store and `iumgate check` raise. A key raised that is not here (a bug,
+/// which the unit test below looks for in the sources) still shows while
+/// it is raised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AlertKey {
+    /// The periodic reconcile could not read the groups.
+    ReconcileFailed,
+    /// The daily tier check failed.
+    TierCheckFailed,
+    /// The nightly cleanup failed.
+    CleanupFailed,
+    /// `[jobs] cleanup_at` or its time zone is unusable.
+    CleanupNotScheduled,
+    /// The user sync failed.
+    SyncFailed,
+    /// The shared pool shrank at a reconcile.
+    PoolShrunk,
+    /// Fixed-licence users plus reserved seats exceed the tier.
+    TierExceeded,
+    /// A fixed-licence user is also in an IUM group.
+    PowerUserInIumGroup,
+    /// The state snapshot was unreadable and set aside.
+    StateSetAside,
+    /// The state snapshot cannot be written.
+    StateWriteFailed,
+    /// `iumgate check`: the application is unreachable.
+    UpstreamUnreachable,
+    /// `iumgate check`: the configured tier differs from the licence.
+    LicenceMismatch,
+    /// A directory call failed, one key per [`DirectoryError::KINDS`]
+    /// (`directory_<kind>`).
+    ///
+    /// [`DirectoryError::KINDS`]: crate::directory::DirectoryError::KINDS
+    DirectoryBadCredentials,
+    DirectoryNotAdmin,
+    DirectoryBasicAuthDisabled,
+    DirectoryGroupMissing,
+    DirectoryUserMissing,
+    DirectoryReadOnly,
+    DirectoryUnavailable,
+    DirectoryUnexpected,
+}
+
+impl AlertKey {
+    pub const ALL: [AlertKey; 20] = [
+        AlertKey::ReconcileFailed,
+        AlertKey::TierCheckFailed,
+        AlertKey::CleanupFailed,
+        AlertKey::CleanupNotScheduled,
+        AlertKey::SyncFailed,
+        AlertKey::PoolShrunk,
+        AlertKey::TierExceeded,
+        AlertKey::PowerUserInIumGroup,
+        AlertKey::StateSetAside,
+        AlertKey::StateWriteFailed,
+        AlertKey::UpstreamUnreachable,
+        AlertKey::LicenceMismatch,
+        AlertKey::DirectoryBadCredentials,
+        AlertKey::DirectoryNotAdmin,
+        AlertKey::DirectoryBasicAuthDisabled,
+        AlertKey::DirectoryGroupMissing,
+        AlertKey::DirectoryUserMissing,
+        AlertKey::DirectoryReadOnly,
+        AlertKey::DirectoryUnavailable,
+        AlertKey::DirectoryUnexpected,
+    ];
+
+    /// The key as raised, logged, listed by `/status` and used as the
+    /// metric's `alert` label.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AlertKey::ReconcileFailed => "reconcile_failed",
+            AlertKey::TierCheckFailed => "tier_check_failed",
+            AlertKey::CleanupFailed => "cleanup_failed",
+            AlertKey::CleanupNotScheduled => "cleanup_not_scheduled",
+            AlertKey::SyncFailed => "sync_failed",
+            AlertKey::PoolShrunk => "pool_shrunk",
+            AlertKey::TierExceeded => "tier_exceeded",
+            AlertKey::PowerUserInIumGroup => "power_user_in_ium_group",
+            AlertKey::StateSetAside => "state_set_aside",
+            AlertKey::StateWriteFailed => "state_write_failed",
+            AlertKey::UpstreamUnreachable => "upstream_unreachable",
+            AlertKey::LicenceMismatch => "licence_mismatch",
+            AlertKey::DirectoryBadCredentials => "directory_bad_credentials",
+            AlertKey::DirectoryNotAdmin => "directory_not_admin",
+            AlertKey::DirectoryBasicAuthDisabled => "directory_basic_auth_disabled",
+            AlertKey::DirectoryGroupMissing => "directory_group_missing",
+            AlertKey::DirectoryUserMissing => "directory_user_missing",
+            AlertKey::DirectoryReadOnly => "directory_read_only",
+            AlertKey::DirectoryUnavailable => "directory_unavailable",
+            AlertKey::DirectoryUnexpected => "directory_unexpected",
+        }
+    }
+}
+
+impl std::fmt::Display for AlertKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Alert {
     /// Stable identifier, e.g. `directory_unavailable`.
@@ -246,6 +351,75 @@ async fn post_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn alert_keys_are_distinct_and_cover_every_directory_error_kind() {
+        let keys: std::collections::BTreeSet<&str> =
+            AlertKey::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(keys.len(), AlertKey::ALL.len(), "a key is listed twice");
+        for kind in crate::directory::DirectoryError::KINDS {
+            let key = format!("directory_{kind}");
+            assert!(keys.contains(key.as_str()), "AlertKey::ALL lacks {key}");
+        }
+    }
+
+    /// The gate raises some alerts by literal key (`"pool_shrunk"`,
+    /// `"directory_<kind>"`); every literal key raised, resolved or attached
+    /// to a check finding anywhere in `src/` must be in [`AlertKey::ALL`],
+    /// or its metric series would appear only while it is raised.
+    #[test]
+    fn every_literal_alert_key_in_the_sources_is_a_known_key() {
+        let known: std::collections::BTreeSet<&str> =
+            AlertKey::ALL.iter().map(|k| k.as_str()).collect();
+        let call =
+            regex::Regex::new(r#"\.(?:raise|resolve|is_active|alert)\(\s*"([a-z0-9_]+)""#).unwrap();
+        // `for k in ["a", "b"] { self.alerts.resolve(k); }`
+        let list =
+            regex::Regex::new(r#"for \w+ in \[([^\]]*)\]\s*\{\s*[\w.]*alerts\.resolve"#).unwrap();
+        let string = regex::Regex::new(r#""([a-z0-9_]+)""#).unwrap();
+        let mut files = vec![std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/src"
+        ))];
+        let mut seen = 0;
+        while let Some(p) = files.pop() {
+            if p.is_dir() {
+                for e in std::fs::read_dir(&p).unwrap() {
+                    files.push(e.unwrap().path());
+                }
+                continue;
+            }
+            if p.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&p).unwrap();
+            // Unit tests raise made-up keys ("x", "k"); only code counts.
+            let code = text.split("#[cfg(test)]").next().unwrap_or("");
+            let listed: Vec<String> = list
+                .captures_iter(code)
+                .flat_map(|l| {
+                    string
+                        .captures_iter(&l[1])
+                        .map(|c| c[1].to_string())
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            let called = call.captures_iter(code).map(|c| c[1].to_string());
+            for key in called.chain(listed) {
+                let key = key.as_str();
+                seen += 1;
+                assert!(
+                    known.contains(key),
+                    "{} uses the alert key `{key}`, which AlertKey::ALL lacks",
+                    p.display()
+                );
+            }
+        }
+        assert!(
+            seen >= 20,
+            "only {seen} literal alert keys found: is the pattern stale?"
+        );
+    }
 
     #[test]
     fn raising_twice_refreshes_once_raised() {

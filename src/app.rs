@@ -321,6 +321,11 @@ pub async fn start_with<H: Hooks>(
         tasks: tokio_util::task::TaskTracker::new(),
     });
     let job_runs = Arc::new(JobRuns::default());
+    if gate.is_some() {
+        // Declared before the admin listener answers, so the first scrape
+        // already has every periodic job's series (`spawn_all` starts them).
+        crate::jobs::declare(&cfg, &job_runs);
+    }
     let surface = AdminSurface {
         metrics: metrics.clone(),
         gate: gate.clone(),

@@ -9,11 +9,21 @@
 //! - **state** (seats, queue, sessions, alerts, jobs) and the gate's own
 //!   atomic counters are read at scrape time, so the gate does no metrics
 //!   work at all beyond its atomics.
+//!
+//! No holes: every labelled metric whose label values are known in advance
+//! is exported at 0 from the start (Prometheus' instrumentation advice), so a
+//! dashboard panel or an `absent()` rule sees a series before the first
+//! event. The label values come from one list each — [`AlertKey::ALL`],
+//! [`DirectoryError::KINDS`], [`ReleaseReason::ALL`],
+//! [`crate::proxy::Handover::ALL`] or a list below — used both for the label
+//! and for the zero; the periodic jobs are declared before they first run.
 
 use super::Health;
+use crate::alerts::AlertKey;
 use crate::directory::{CallObserver, Directory, DirectoryError, LicenceInfo, Member, UserInfo};
 use crate::gate::Gate;
 use crate::jobs::{JobRun, JobRuns};
+use crate::pool::ReleaseReason;
 use crate::proxy::{Observer, UpstreamError};
 use crate::user::UserId;
 use async_trait::async_trait;
@@ -40,18 +50,14 @@ const DIR_OPS: [&str; 6] = [
     "licence",
     "other",
 ];
-/// `"ok"`, every [`DirectoryError::kind`], and `other` for anything new.
-const DIR_RESULTS: [&str; 9] = [
-    "ok",
-    "bad_credentials",
-    "not_admin",
-    "group_missing",
-    "user_missing",
-    "read_only",
-    "unavailable",
-    "unexpected",
-    "other",
-];
+/// The `result` label of directory calls: `"ok"`, every
+/// [`DirectoryError::KINDS`], and `other` for anything new.
+fn dir_results() -> Vec<&'static str> {
+    std::iter::once("ok")
+        .chain(DirectoryError::KINDS)
+        .chain(std::iter::once("other"))
+        .collect()
+}
 const ADMISSION_RESULTS: [&str; 5] = [
     "holding",
     "granted",
@@ -59,15 +65,6 @@ const ADMISSION_RESULTS: [&str; 5] = [
     "waited",
     "failed",
 ];
-const RELEASE_REASONS: [&str; 6] = [
-    "eviction",
-    "logout",
-    "tier_shrink",
-    "cleanup",
-    "reconcile",
-    "rollback",
-];
-
 /// Why a session binding was dropped or refused ([`crate::identity::Dropped`]).
 const SESSION_DROP_REASONS: [&str; 2] = ["per_user", "total"];
 
@@ -86,6 +83,8 @@ pub struct Metrics {
     /// By [`crate::proxy::Handover`], in the order of `Handover::ALL`.
     handovers: Vec<IntCounter>,
     directory_calls: Vec<Vec<IntCounter>>,
+    /// The `result` values of `directory_calls`' rows ([`dir_results`]).
+    dir_results: Vec<&'static str>,
     directory_duration: Vec<Histogram>,
     // Set at scrape time.
     seats_capacity: IntGauge,
@@ -264,9 +263,10 @@ impl Metrics {
             "Calls of the application's admin REST API, by operation and result (ok or the error kind).",
             &["op", "result"],
         )?;
+        let dir_results = dir_results();
         let mut directory_calls = Vec::with_capacity(DIR_OPS.len());
         for op in DIR_OPS {
-            let row = DIR_RESULTS
+            let row = dir_results
                 .iter()
                 .map(|r| {
                     calls
@@ -300,7 +300,8 @@ impl Metrics {
             "Seats given back, by reason.",
             &["reason"],
         )?;
-        let releases = children("iumgate_releases_total", &RELEASE_REASONS, |l| {
+        let reasons: Vec<&str> = ReleaseReason::ALL.iter().map(|r| r.label()).collect();
+        let releases = children("iumgate_releases_total", &reasons, |l| {
             rel.get_metric_with_label_values(l)
         })?;
 
@@ -324,6 +325,7 @@ impl Metrics {
             )?,
             handovers,
             directory_calls,
+            dir_results,
             directory_duration,
             seats_capacity: b.int_gauge(
                 "iumgate_seats_capacity",
@@ -442,6 +444,7 @@ impl Metrics {
         m.registry
             .register(Box::new(info))
             .map_err(|e| err("iumgate_build_info", e))?;
+        m.set_alerts(&[]);
         Ok(m)
     }
 
@@ -526,16 +529,16 @@ impl Metrics {
         for (counter, v) in self.admissions.iter().zip(admissions) {
             catch_up(counter, v);
         }
-        let releases = [
-            load(&c.release_eviction),
-            load(&c.release_logout),
-            load(&c.release_tier_shrink),
-            load(&c.release_cleanup),
-            load(&c.release_reconcile),
-            load(&c.release_rollback),
-        ];
-        for (counter, v) in self.releases.iter().zip(releases) {
-            catch_up(counter, v);
+        for (counter, reason) in self.releases.iter().zip(ReleaseReason::ALL) {
+            let atomic = match reason {
+                ReleaseReason::Eviction => &c.release_eviction,
+                ReleaseReason::Logout => &c.release_logout,
+                ReleaseReason::TierShrink => &c.release_tier_shrink,
+                ReleaseReason::Cleanup => &c.release_cleanup,
+                ReleaseReason::Reconcile => &c.release_reconcile,
+                ReleaseReason::Rollback => &c.release_rollback,
+            };
+            catch_up(counter, load(atomic));
         }
         catch_up(&self.login_failures, load(&c.login_failed));
         catch_up(&self.saml_encrypted, load(&c.saml_encrypted));
@@ -543,12 +546,21 @@ impl Metrics {
             .set(gate.second_steps_waiting() as i64);
 
         let alerts = gate.alerts.list();
-        self.alerts_active.set(alerts.len() as i64);
-        // Resolved alerts must disappear, not linger at their last value.
+        let keys: Vec<&str> = alerts.iter().map(|a| a.key.as_str()).collect();
+        self.set_alerts(&keys);
+    }
+
+    /// `iumgate_alert_active`: every known key at 0 or 1; a key raised that
+    /// is not in [`AlertKey::ALL`] only while it is raised (a resolved one
+    /// disappears rather than lingering at its last value).
+    fn set_alerts(&self, active: &[&str]) {
+        self.alerts_active.set(active.len() as i64);
         self.alert_active.reset();
-        for a in &alerts {
-            if let Ok(g) = self.alert_active.get_metric_with_label_values(&[&a.key]) {
-                g.set(1);
+        let known = AlertKey::ALL.iter().map(|k| (k.as_str(), 0));
+        let raised = active.iter().map(|k| (*k, 1));
+        for (key, v) in known.chain(raised) {
+            if let Ok(g) = self.alert_active.get_metric_with_label_values(&[key]) {
+                g.set(v);
             }
         }
     }
@@ -615,7 +627,7 @@ impl Observer for Metrics {
 impl CallObserver for Metrics {
     fn observe(&self, op: &'static str, result: &'static str, seconds: f64) {
         let o = index_of(&DIR_OPS, op);
-        let r = index_of(&DIR_RESULTS, result);
+        let r = index_of(&self.dir_results, result);
         self.directory_calls[o][r].inc();
         self.directory_duration[o].observe(seconds);
     }
@@ -760,6 +772,69 @@ mod tests {
                 "iumgate_directory_call_duration_seconds_count{op=\"add_to_group\"}"
             ),
             Some(2.0)
+        );
+    }
+
+    #[test]
+    fn known_label_values_are_exported_at_zero_from_the_start() {
+        let m = Metrics::new().unwrap();
+        let text = m.render(None, &JobRuns::default(), &Health::default());
+        for key in AlertKey::ALL {
+            let series = format!("iumgate_alert_active{{alert=\"{key}\"}}");
+            assert_eq!(sample(&text, &series), Some(0.0), "{series}");
+        }
+        assert_eq!(sample(&text, "iumgate_alerts_active"), Some(0.0));
+        for r in ReleaseReason::ALL {
+            let series = format!("iumgate_releases_total{{reason=\"{}\"}}", r.label());
+            assert_eq!(sample(&text, &series), Some(0.0), "{series}");
+        }
+        for kind in DirectoryError::KINDS {
+            let series =
+                format!("iumgate_directory_calls_total{{op=\"add_to_group\",result=\"{kind}\"}}");
+            assert_eq!(sample(&text, &series), Some(0.0), "{series}");
+        }
+        // A raised key is 1, and back to 0 (known) or gone (unknown) once resolved.
+        m.set_alerts(&["tier_exceeded", "made_up"]);
+        let text = m.render(None, &JobRuns::default(), &Health::default());
+        assert_eq!(
+            sample(&text, "iumgate_alert_active{alert=\"tier_exceeded\"}"),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(&text, "iumgate_alert_active{alert=\"made_up\"}"),
+            Some(1.0)
+        );
+        assert_eq!(sample(&text, "iumgate_alerts_active"), Some(2.0));
+        m.set_alerts(&[]);
+        let text = m.render(None, &JobRuns::default(), &Health::default());
+        assert_eq!(
+            sample(&text, "iumgate_alert_active{alert=\"tier_exceeded\"}"),
+            Some(0.0)
+        );
+        assert_eq!(
+            sample(&text, "iumgate_alert_active{alert=\"made_up\"}"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_directory_error_of_every_kind_is_counted_under_its_own_label() {
+        let m = Metrics::new().unwrap();
+        m.observe("user", "basic_auth_disabled", 0.1);
+        let text = m.render(None, &JobRuns::default(), &Health::default());
+        assert_eq!(
+            sample(
+                &text,
+                "iumgate_directory_calls_total{op=\"user\",result=\"basic_auth_disabled\"}"
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "iumgate_directory_calls_total{op=\"user\",result=\"other\"}"
+            ),
+            Some(0.0)
         );
     }
 

@@ -7,7 +7,7 @@
 //! Every check only reads, except the read-only probe, which re-adds a
 //! current member to an IUM group: a no-op on a writable directory.
 
-use crate::alerts::Alerts;
+use crate::alerts::{AlertKey, Alerts};
 use crate::config::{Config, DirectoryKind, Tier};
 use crate::directory::{Directory, DirectoryError, LicenceInfo, Member};
 use crate::product::Product;
@@ -81,8 +81,8 @@ impl Finding {
         self.fix = Some(fix.into());
         self
     }
-    fn alert(mut self, key: &'static str) -> Finding {
-        self.alert_key = Some(key);
+    fn alert(mut self, key: AlertKey) -> Finding {
+        self.alert_key = Some(key.as_str());
         self
     }
 }
@@ -248,7 +248,7 @@ fn check_schedule(r: &mut Report, cfg: &Config) {
         Err(e) => Finding::new("cleanup_schedule", Verdict::Fail, e)
             .fix("Set jobs.timezone to an offset like \"+01:00\" or a zone like \"Europe/Berlin\", or remove it to use the machine's time zone."),
     };
-    r.push(f.alert("cleanup_not_scheduled"));
+    r.push(f.alert(AlertKey::CleanupNotScheduled));
 }
 
 fn probe_client(cfg: &Config) -> Result<reqwest::Client, String> {
@@ -292,7 +292,7 @@ async fn check_upstream(r: &mut Report, http: &reqwest::Client, upstream: &str) 
                         Verdict::Pass,
                         format!("GET {url} answered {status}{}", state.map(|s| format!(" ({s})")).unwrap_or_default()),
                     )
-                    .alert("upstream_unreachable"),
+                    .alert(AlertKey::UpstreamUnreachable),
                 ),
                 _ => r.push(
                     Finding::new(
@@ -304,7 +304,7 @@ async fn check_upstream(r: &mut Report, http: &reqwest::Client, upstream: &str) 
                         ),
                     )
                     .fix("Wait until the application has started, or check proxy.upstream points at the application itself.")
-                    .alert("upstream_unreachable"),
+                    .alert(AlertKey::UpstreamUnreachable),
                 ),
             }
             true
@@ -313,7 +313,7 @@ async fn check_upstream(r: &mut Report, http: &reqwest::Client, upstream: &str) 
             r.push(
                 Finding::new("upstream_reachable", Verdict::Error, format!("GET {url} failed: {e}"))
                     .fix("Check proxy.upstream and that the application runs and is reachable from this host.")
-                    .alert("upstream_unreachable"),
+                    .alert(AlertKey::UpstreamUnreachable),
             );
             false
         }
@@ -353,7 +353,7 @@ fn check_credentials(
                 r.push(
                     Finding::new("directory_credentials", Verdict::Fail, e.to_string())
                         .fix("Set [directory] username and password_env/password_file (or token_env/token_file) to a working service account.")
-                        .alert("directory_bad_credentials"),
+                        .alert(AlertKey::DirectoryBadCredentials),
                 );
                 return false;
             }
@@ -368,7 +368,7 @@ fn check_credentials(
                 r.push(
                     Finding::new("directory_credentials", Verdict::Fail, e.to_string())
                         .fix("Give the service account administrator rights (Jira: jira-administrators), which group changes need.")
-                        .alert("directory_not_admin"),
+                        .alert(AlertKey::DirectoryNotAdmin),
                 );
                 return false;
             }
@@ -376,7 +376,7 @@ fn check_credentials(
                 r.push(
                     Finding::new("directory_credentials", Verdict::Error, e.to_string())
                         .fix("Check [directory] url and that the application's REST API is reachable from iumgate.")
-                        .alert("directory_unavailable"),
+                        .alert(AlertKey::DirectoryUnavailable),
                 );
                 return false;
             }
@@ -399,7 +399,7 @@ fn check_credentials(
                 Verdict::Pass,
                 "the service account may list groups and read the licence (administrator rights)",
             )
-            .alert("directory_not_admin"),
+            .alert(AlertKey::DirectoryNotAdmin),
         ),
     }
     true
@@ -413,7 +413,7 @@ fn basic_auth_finding(verdict: Verdict, evidence: String) -> Finding {
         format!("Basic authentication disabled: {evidence}"),
     )
     .fix("Create a personal access token for the service account and set [directory] token_env or token_file.")
-    .alert("directory_basic_auth_disabled")
+    .alert(AlertKey::DirectoryBasicAuthDisabled)
 }
 
 /// A service account with a password, on an app that may block Basic
@@ -473,7 +473,7 @@ async fn check_basic_auth(r: &mut Report, cfg: &Config, http: &reqwest::Client) 
                 Verdict::Pass,
                 format!("Basic authentication is allowed on API calls (GET {url} says block-requests: false)"),
             )
-            .alert("directory_basic_auth_disabled"),
+            .alert(AlertKey::DirectoryBasicAuthDisabled),
         ),
         None => {}
     }
@@ -597,7 +597,7 @@ fn check_groups_exist(r: &mut Report, groups: &Groups) {
                 Verdict::Pass,
                 format!("all groups exist: {}", listed.join(", ")),
             )
-            .alert("directory_group_missing"),
+            .alert(AlertKey::DirectoryGroupMissing),
         );
     } else {
         r.push(
@@ -607,7 +607,7 @@ fn check_groups_exist(r: &mut Report, groups: &Groups) {
                 format!("these groups do not exist in the application: {}", missing.join(", ")),
             )
             .fix("Create the groups in the application's user directory, or correct their names in [ium], [licence] or [sync].")
-            .alert("directory_group_missing"),
+            .alert(AlertKey::DirectoryGroupMissing),
         );
     }
 }
@@ -641,7 +641,7 @@ fn check_power_users(
                     cfg.ium.access_group
                 ),
             )
-            .alert("power_user_in_ium_group"),
+            .alert(AlertKey::PowerUserInIumGroup),
         );
         return;
     }
@@ -661,7 +661,7 @@ fn check_power_users(
             "Remove these users from {} and {} (the nightly cleanup does it, or remove them by hand).",
             cfg.ium.user_group, cfg.ium.access_group
         ))
-        .alert("power_user_in_ium_group"),
+        .alert(AlertKey::PowerUserInIumGroup),
     );
 }
 
@@ -681,7 +681,7 @@ async fn check_read_only(
         r.push(
             Finding::new("directory_writable", Verdict::Fail, "Bitbucket with a Crowd directory: Bitbucket sees group changes made in Crowd only at its next sync")
                 .fix(READ_ONLY_FIX)
-                .alert("directory_read_only"),
+                .alert(AlertKey::DirectoryReadOnly),
         );
         return;
     }
@@ -709,7 +709,7 @@ async fn check_read_only(
                 Verdict::Pass,
                 format!("re-adding member `{user}` to {group} was accepted: the IUM groups are writable"),
             )
-            .alert("directory_read_only"),
+            .alert(AlertKey::DirectoryReadOnly),
         ),
         Err(e @ DirectoryError::ReadOnly(_)) => r.push(
             Finding::new(
@@ -718,7 +718,7 @@ async fn check_read_only(
                 format!("re-adding member `{user}` to {group} was refused: {e}"),
             )
             .fix(READ_ONLY_FIX)
-            .alert("directory_read_only"),
+            .alert(AlertKey::DirectoryReadOnly),
         ),
         Err(e) => r.push(
             Finding::new(
@@ -750,7 +750,7 @@ fn check_tier(
                     format!("licence.tier = \"auto\" but the application `{}` reports no seat count", cfg.licence.application),
                 )
                 .fix("Set licence.tier to the number of users of the licence, or licence.application to the right application role.")
-                .alert("tier_exceeded"),
+                .alert(AlertKey::TierExceeded),
             );
             return;
         }
@@ -770,7 +770,7 @@ fn check_tier(
                 format!("{fixed_n} fixed-licence users + {reserved} reserved exceed the tier of {tier}: no seat is left to share"),
             )
             .fix("Move power users into the IUM user group, or buy a larger tier.")
-            .alert("tier_exceeded"),
+            .alert(AlertKey::TierExceeded),
         );
     } else {
         r.push(
@@ -779,7 +779,7 @@ fn check_tier(
                 Verdict::Pass,
                 format!("tier {tier} = {fixed_n} fixed + {reserved} reserved + {shared} shared seats; {holders} shared seats are held"),
             )
-            .alert("tier_exceeded"),
+            .alert(AlertKey::TierExceeded),
         );
     }
 
@@ -859,7 +859,7 @@ fn check_tier(
         Finding::new("tier_application", verdict, problems.join("; "))
     };
     f.fix = fix;
-    r.push(f.alert("licence_mismatch"));
+    r.push(f.alert(AlertKey::LicenceMismatch));
 }
 
 /// Jira's REST API does not say which groups hold a global permission, so
@@ -974,13 +974,13 @@ mod tests {
         r.push(
             Finding::new("x", Verdict::Fail, "broken")
                 .fix("mend it")
-                .alert("k"),
+                .alert(AlertKey::LicenceMismatch),
         );
         assert_eq!(r.to_alerts(&alerts, 1), 1);
-        assert!(alerts.is_active("k"));
+        assert!(alerts.is_active("licence_mismatch"));
         let mut ok = Report::default();
-        ok.push(Finding::new("x", Verdict::Pass, "fine").alert("k"));
+        ok.push(Finding::new("x", Verdict::Pass, "fine").alert(AlertKey::LicenceMismatch));
         assert_eq!(ok.to_alerts(&alerts, 2), 0);
-        assert!(!alerts.is_active("k"));
+        assert!(!alerts.is_active("licence_mismatch"));
     }
 }

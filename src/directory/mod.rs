@@ -150,7 +150,21 @@ impl DirectoryError {
         matches!(self, DirectoryError::Unavailable { .. })
     }
 
-    /// A short, stable label for metrics.
+    /// Every [`DirectoryError::kind`], in declaration order: the metrics'
+    /// `result` label values besides `ok` and the `directory_<kind>` alert
+    /// keys ([`crate::alerts::AlertKey`]).
+    pub const KINDS: [&'static str; 8] = [
+        "bad_credentials",
+        "not_admin",
+        "basic_auth_disabled",
+        "group_missing",
+        "user_missing",
+        "read_only",
+        "unavailable",
+        "unexpected",
+    ];
+
+    /// A short, stable label for metrics (one of [`DirectoryError::KINDS`]).
     pub fn kind(&self) -> &'static str {
         match self {
             DirectoryError::BadCredentials => "bad_credentials",

@@ -17,7 +17,7 @@ pub use error::JobError;
 pub use runs::{JobRun, JobRuns};
 pub use tier::{run_checks, tier_check, TierReport};
 
-use crate::alerts::{WebhookOptions, WebhookSink};
+use crate::alerts::{AlertKey, WebhookOptions, WebhookSink};
 use crate::check;
 use crate::config::{parse_hh_mm, parse_timezone, Config};
 use crate::gate::Gate;
@@ -26,6 +26,18 @@ use serde::Serialize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+
+/// How often [`prune_loop`] runs.
+const PRUNE_EVERY: Duration = Duration::from_secs(5);
+
+/// Declares the periodic jobs [`spawn_all`] starts, so a fresh process
+/// exports each job's series from its first scrape ("never succeeded" as 0,
+/// the interval for the lateness rule) instead of once its loop first runs.
+/// Declaring twice changes nothing.
+pub fn declare(cfg: &Config, runs: &JobRuns) {
+    runs.register("reconcile", cfg.jobs.reconcile_every.get().as_secs());
+    runs.register("prune", PRUNE_EVERY.as_secs());
+}
 
 /// Starts every job; they stop with `stop`. The periodic ones report their
 /// runs to `runs`. The returned handle lets the status API read the last
@@ -42,18 +54,15 @@ pub fn spawn_all(
             Err(e) => tracing::error!("{e}; alerts are not posted"),
         }
     }
+    declare(cfg, &runs);
+    let reconcile_every = cfg.jobs.reconcile_every.get();
     tokio::spawn(reconcile_loop(
         gate.clone(),
         runs.clone(),
-        cfg.jobs.reconcile_every.get(),
+        reconcile_every,
         stop.clone(),
     ));
-    tokio::spawn(prune_loop(
-        gate.clone(),
-        runs,
-        Duration::from_secs(5),
-        stop.clone(),
-    ));
+    tokio::spawn(prune_loop(gate.clone(), runs, PRUNE_EVERY, stop.clone()));
     let hk = Arc::new(Housekeeping::new(cfg, gate));
     tokio::spawn(hk.clone().run(Duration::from_secs(1), stop));
     hk
@@ -68,13 +77,12 @@ async fn reconcile_loop(
     stop: CancellationToken,
 ) {
     let mut backoff = Duration::from_secs(1);
-    runs.register("reconcile", every.as_secs());
     loop {
         runs.started("reconcile", gate.now());
         let wait = match gate.reconcile().await {
             Ok(_) => {
                 runs.succeeded("reconcile", gate.now());
-                gate.alerts.resolve("reconcile_failed");
+                gate.alerts.resolve(AlertKey::ReconcileFailed.as_str());
                 backoff = Duration::from_secs(1);
                 every
             }
@@ -82,7 +90,7 @@ async fn reconcile_loop(
                 let e = crate::proxy::error_chain(&e);
                 runs.failed("reconcile", gate.now(), e.clone());
                 gate.alerts.raise(
-                    "reconcile_failed",
+                    AlertKey::ReconcileFailed.as_str(),
                     format!("Cannot read the IUM groups from the directory: {e}"),
                     "Check [directory] and that the application is reachable; iumgate retries by itself.",
                     gate.now(),
@@ -104,7 +112,6 @@ async fn reconcile_loop(
 /// abandoned between their steps and retries failed give-backs, every
 /// `every`.
 async fn prune_loop(gate: Arc<Gate>, runs: Arc<JobRuns>, every: Duration, stop: CancellationToken) {
-    runs.register("prune", every.as_secs());
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -209,7 +216,7 @@ impl Housekeeping {
             Ok(d) => Some(d),
             Err(e) => {
                 gate.alerts.raise(
-                    "cleanup_not_scheduled",
+                    AlertKey::CleanupNotScheduled.as_str(),
                     format!("The nightly cleanup is off: {e}"),
                     "Fix [jobs] cleanup_at (\"02:00\") and timezone (\"+01:00\" or \"Europe/Berlin\").",
                     gate.now(),
@@ -265,12 +272,12 @@ impl Housekeeping {
             let r = tier_check(&self.gate, &self.cfg).await;
             match &r {
                 Ok(rep) => {
-                    self.gate.alerts.resolve("tier_check_failed");
+                    self.gate.alerts.resolve(AlertKey::TierCheckFailed.as_str());
                     self.set_last(|l| l.tier = Some(rep.clone()));
                 }
                 Err(e) => {
                     self.gate.alerts.raise(
-                        "tier_check_failed",
+                        AlertKey::TierCheckFailed.as_str(),
                         e.chain(),
                         "Check [directory] and that the application is reachable; the tier check runs again next time.",
                         now,
@@ -307,7 +314,7 @@ impl Housekeeping {
                     "nightly cleanup: removed deactivated and fixed-licence users from the IUM groups"
                 );
                 if rep.failed.is_empty() {
-                    self.gate.alerts.resolve("cleanup_failed");
+                    self.gate.alerts.resolve(AlertKey::CleanupFailed.as_str());
                 } else {
                     let names: Vec<&str> = rep
                         .failed
@@ -316,7 +323,7 @@ impl Housekeeping {
                         .map(|(u, _)| u.as_str())
                         .collect();
                     self.gate.alerts.raise(
-                        "cleanup_failed",
+                        AlertKey::CleanupFailed.as_str(),
                         format!(
                             "The nightly cleanup could not remove {} user(s) from the IUM groups: {} ({})",
                             rep.failed.len(),
@@ -337,7 +344,7 @@ impl Housekeeping {
                     source,
                 };
                 self.gate.alerts.raise(
-                    "cleanup_failed",
+                    AlertKey::CleanupFailed.as_str(),
                     e.chain(),
                     "Check [directory] and that the application is reachable; the cleanup runs again tomorrow.",
                     now,
@@ -388,12 +395,12 @@ impl Housekeeping {
         let r = run.await;
         match &r {
             Ok(rep) => {
-                self.gate.alerts.resolve("sync_failed");
+                self.gate.alerts.resolve(AlertKey::SyncFailed.as_str());
                 self.set_last(|l| l.sync = Some(rep.clone()));
             }
             Err(e) => {
                 self.gate.alerts.raise(
-                    "sync_failed",
+                    AlertKey::SyncFailed.as_str(),
                     e.chain(),
                     "Run `iumgate sync --config FILE` by hand to see the plan and the error.",
                     self.gate.now(),

@@ -17,7 +17,7 @@ mod file;
 
 pub use file::{set_aside, write_atomic};
 
-use crate::alerts::Alerts;
+use crate::alerts::{AlertKey, Alerts};
 use crate::config::StateConfig;
 use crate::gate::Gate;
 use crate::identity::SessionRecord;
@@ -232,7 +232,7 @@ pub fn load_at_start(
                 "state snapshot unreadable: set aside, starting from the directory"
             );
             alerts.raise(
-                "state_set_aside",
+                AlertKey::StateSetAside.as_str(),
                 format!(
                     "The state snapshot {} could not be read ({reason}); it was kept as {}. Activity times, the queue and sessions were not restored.",
                     path.display(),
@@ -288,13 +288,15 @@ impl StateStore {
             .and_then(|r| r.map_err(|e| e.to_string()));
         match res {
             Ok(()) => {
-                self.gate.alerts.resolve("state_write_failed");
+                self.gate
+                    .alerts
+                    .resolve(AlertKey::StateWriteFailed.as_str());
                 Ok(snap)
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot write the state snapshot");
                 self.gate.alerts.raise(
-                    "state_write_failed",
+                    AlertKey::StateWriteFailed.as_str(),
                     format!("The state snapshot cannot be written: {e}"),
                     "Check that [state] path is on a writable volume with free space; a restart would lose activity times and the queue.",
                     self.gate.now(),

@@ -23,6 +23,7 @@ mod proxy_support;
 // The tests, by concern.
 mod admin_binary;
 mod admin_metrics;
+mod admin_metrics_zero;
 mod analyze_fuzz_regressions;
 mod analyze_logs;
 mod analyze_sim;

@@ -143,6 +143,30 @@ pub enum ReleaseReason {
     Rollback,
 }
 
+impl ReleaseReason {
+    /// Every reason, in the order the metrics export them.
+    pub const ALL: [ReleaseReason; 6] = [
+        ReleaseReason::Eviction,
+        ReleaseReason::Logout,
+        ReleaseReason::TierShrink,
+        ReleaseReason::Cleanup,
+        ReleaseReason::Reconcile,
+        ReleaseReason::Rollback,
+    ];
+
+    /// The metrics' `reason` label (`iumgate_releases_total`).
+    pub const fn label(self) -> &'static str {
+        match self {
+            ReleaseReason::Eviction => "eviction",
+            ReleaseReason::Logout => "logout",
+            ReleaseReason::TierShrink => "tier_shrink",
+            ReleaseReason::Cleanup => "cleanup",
+            ReleaseReason::Reconcile => "reconcile",
+            ReleaseReason::Rollback => "rollback",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Waiter {
     pub user: UserId,
