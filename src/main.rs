@@ -103,6 +103,70 @@ enum Cmd {
     },
     /// Find the heavy users and the licence tier a site needs, from its access logs.
     Analyze(Box<AnalyzeArgs>),
+    /// Print a shell completion script on stdout, e.g.
+    /// `iumgate completions bash > /etc/bash_completion.d/iumgate`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on stdout (`iumgate man > iumgate.1`), or
+    /// write one page per command into a directory.
+    Man {
+        /// Write iumgate.1 and iumgate-<command>.1 for each command here.
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
+}
+
+/// The completion script for `shell`, from the command line definition.
+fn completions(shell: clap_complete::Shell) -> Vec<u8> {
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "iumgate", &mut out);
+    out
+}
+
+/// The man page of `iumgate` (roff), or with `out_dir` one page per command
+/// written there.
+fn man(out_dir: Option<&std::path::Path>) -> ExitCode {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    if let Some(dir) = out_dir {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            eprintln!("iumgate man: {}: {e}", dir.display());
+            return ExitCode::from(1);
+        }
+        return match clap_mangen::generate_to(cmd, dir) {
+            Ok(()) => {
+                println!("man pages written to {}", dir.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("iumgate man: {}: {e}", dir.display());
+                ExitCode::from(1)
+            }
+        };
+    }
+    let mut out = Vec::new();
+    if let Err(e) = clap_mangen::Man::new(cmd).render(&mut out) {
+        eprintln!("iumgate man: cannot render the man page: {e}");
+        return ExitCode::from(1);
+    }
+    print_all(&out, "man")
+}
+
+/// Writes `bytes` to stdout; a closed pipe (`| head`) or a full disk is an
+/// error message and exit 1, not a panic.
+fn print_all(bytes: &[u8], what: &str) -> ExitCode {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("iumgate {what}: cannot write to stdout: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -287,6 +351,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Analyze(args) => analyze(*args),
+        Cmd::Completions { shell } => print_all(&completions(shell), "completions"),
+        Cmd::Man { out_dir } => man(out_dir.as_deref()),
         Cmd::CheckConfig { config } => match load(&config) {
             Ok(_) => {
                 println!("{}: valid", config.display());

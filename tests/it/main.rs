@@ -33,6 +33,7 @@ mod browser_waiting_room;
 mod check_basic_auth;
 mod check_diagnostics;
 mod check_sso;
+mod cli_completions;
 mod demo_login;
 mod deploy_files;
 mod directory_jira;
