@@ -33,6 +33,9 @@ pub enum DemoLogin {
     /// SAML single sign-on through the simulator's IdP, verified by
     /// iumgate (`[sso.saml]` with the IdP's certificate).
     Saml,
+    /// OpenID Connect single sign-on through the simulator's OIDC IdP, with
+    /// iumgate as a relying party of it (`[sso.oidc]`).
+    Oidc,
 }
 
 /// The demo user enrolled in two-step verification with `--login json`.
@@ -146,6 +149,23 @@ pub async fn run(o: DemoOptions) -> i32 {
     } else {
         None
     };
+    // With `--login oidc`, the simulator's OIDC IdP runs beside it; the app
+    // and iumgate are both its clients (the secret goes to a file for the
+    // demo's lifetime).
+    let (_oidc_idp, _oidc_secret) = if o.login == DemoLogin::Oidc {
+        match oidc_config(&mut cfg).await {
+            Ok((idp, secret)) => {
+                sim.set_oidc_idp(Some(&idp));
+                (Some(idp), Some(secret))
+            }
+            Err(e) => {
+                eprintln!("iumgate demo: {e}");
+                return 1;
+            }
+        }
+    } else {
+        (None, None)
+    };
     let directory = match demo_directory(o.product, &sim.url()) {
         Ok(d) => d,
         Err(e) => {
@@ -179,6 +199,14 @@ pub async fn run(o: DemoOptions) -> i32 {
             return 1;
         }
     };
+    if let (Some(_), Some(gate)) = (&_oidc_idp, &running.gate) {
+        // The first sign-in should meet iumgate as a relying party, not the
+        // fallback: discovery is quick against the local IdP.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !gate.oidc_ready() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
     let name = o.product.name();
     let page = match o.product {
         Product::Jira => "/browse/DEMO-1",
@@ -211,6 +239,17 @@ pub async fn run(o: DemoOptions) -> i32 {
             "  SAML SSO    http://{}/sim-idp/sso?user=casual01&RelayState={page}  (the simulator's IdP; any user)",
             running.proxy_addr
         ),
+        DemoLogin::Oidc => {
+            let issuer = _oidc_idp.as_ref().map_or("", |i| i.issuer());
+            println!(
+                "  OIDC SSO    http://{}/plugins/servlet/oidc/initiate-login?returnUrl={page}",
+                running.proxy_addr
+            );
+            println!(
+                "              the simulator's IdP at {issuer}: any user above, password {}",
+                crate::sim::oidc_idp::OIDC_PASSWORD
+            );
+        }
         DemoLogin::Form => {}
     }
     println!();
@@ -220,10 +259,11 @@ pub async fn run(o: DemoOptions) -> i32 {
     code
 }
 
-/// The simulator IdP's certificate, in a file removed when dropped.
-struct CertificateFile(std::path::PathBuf);
+/// A file in the temporary directory (the IdP's certificate, the OIDC
+/// client secret), removed when dropped.
+struct TempFile(std::path::PathBuf);
 
-impl Drop for CertificateFile {
+impl Drop for TempFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
     }
@@ -231,7 +271,7 @@ impl Drop for CertificateFile {
 
 /// `[sso.saml]` for the simulator's IdP: its certificate (written to a file
 /// in the temporary directory), audience, destination and issuer.
-fn saml_config(cfg: &mut Config) -> Result<CertificateFile, String> {
+fn saml_config(cfg: &mut Config) -> Result<TempFile, String> {
     let idp = Sim::saml_idp().ok_or("the simulator's SAML IdP has no key")?;
     let path = std::env::temp_dir().join(format!("iumgate-demo-idp-{}.pem", std::process::id()));
     std::fs::write(&path, idp.certificate_pem()).map_err(|e| {
@@ -245,5 +285,42 @@ fn saml_config(cfg: &mut Config) -> Result<CertificateFile, String> {
     saml.audience = Some(crate::sim::SAML_AUDIENCE.to_string());
     saml.destination = Some(crate::sim::SAML_DESTINATION.to_string());
     saml.issuer = Some(crate::sim::SAML_IDP_ENTITY_ID.to_string());
-    Ok(CertificateFile(path))
+    Ok(TempFile(path))
+}
+
+/// Starts the simulator's OIDC IdP and points `[sso.oidc]` at it; the
+/// client secret goes to a file readable by this user only.
+async fn oidc_config(
+    cfg: &mut Config,
+) -> Result<(crate::sim::oidc_idp::OidcIdp, TempFile), String> {
+    use crate::sim::oidc_idp::{OidcIdp, OIDC_CLIENT_ID, OIDC_CLIENT_SECRET};
+    let idp = OidcIdp::start()
+        .await
+        .map_err(|e| format!("cannot start the simulator's OIDC IdP: {e}"))?;
+    let path =
+        std::env::temp_dir().join(format!("iumgate-demo-oidc-secret-{}", std::process::id()));
+    write_private(&path, OIDC_CLIENT_SECRET).map_err(|e| {
+        format!(
+            "cannot write the OIDC client secret to {}: {e}",
+            path.display()
+        )
+    })?;
+    let oidc = &mut cfg.sso.oidc;
+    oidc.issuer = Some(idp.issuer().to_string());
+    oidc.client_id = OIDC_CLIENT_ID.to_string();
+    oidc.client_secret_file = Some(path.clone());
+    Ok((idp, TempFile(path)))
+}
+
+/// Writes `text` to a new file only its owner may read (on Unix).
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    o.open(path)?.write_all(text.as_bytes())
 }

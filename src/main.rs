@@ -49,8 +49,10 @@ enum Cmd {
         #[arg(long, default_value = "2m", value_parser = parse_dur)]
         min_idle: std::time::Duration,
         /// The app's login: `form` (older versions), `json` (today's login
-        /// page, with two-step verification for casual20, code 424242) or
-        /// `saml` (single sign-on through the simulator's IdP, verified).
+        /// page, with two-step verification for casual20, code 424242),
+        /// `saml` (single sign-on through the simulator's IdP, verified) or
+        /// `oidc` (OpenID Connect through the simulator's OIDC IdP, with
+        /// iumgate as a relying party).
         #[arg(long, value_enum, default_value = "form")]
         login: iumgate::demo::DemoLogin,
     },

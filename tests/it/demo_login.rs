@@ -160,3 +160,53 @@ async fn a_wrong_json_login_or_a_made_up_code_step_moves_no_seat() {
         "no half session, no seat"
     );
 }
+
+/// `iumgate demo --login oidc`: a user signs in at the simulator's OIDC
+/// IdP (its sign-in page, as a person would); iumgate, a relying party of
+/// the same IdP, verifies who it is and puts the seat in place before the
+/// app's own flow; a made-up callback moves nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_with_oidc_signs_in_through_the_idp_as_a_relying_party() {
+    let d = demo_with(&["--login", "oidc"]);
+    let c = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    // A made-up callback first: nobody admitted.
+    let r = c
+        .get(format!("{}/iumgate/oidc/callback?code=x&state=y", d.proxy))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(access_group(&d).await.is_empty());
+    let page = c
+        .get(format!(
+            "{}/plugins/servlet/oidc/initiate-login?returnUrl=/browse/DEMO-1",
+            d.proxy
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let login = page.url().join("/login").unwrap();
+    let html = page.text().await.unwrap();
+    let marker = "name=\"q\" value=\"";
+    let at = html.find(marker).expect("the IdP's sign-in page") + marker.len();
+    let q = html[at..at + html[at..].find('"').unwrap()].replace("&amp;", "&");
+    let r = c
+        .post(login)
+        .form(&[
+            ("q", q.as_str()),
+            ("username", "casual01"),
+            ("password", "demo"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.url().path(), "/browse/DEMO-1");
+    assert_eq!(r.headers()["x-ausername"], "casual01");
+    assert_eq!(access_group(&d).await, vec!["casual01".to_string()]);
+    let _ = (&d.sim, &d.admin);
+}
