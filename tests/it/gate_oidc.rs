@@ -23,15 +23,24 @@ const START: &str = "/plugins/servlet/oidc/initiate-login";
 const START_TO_ISSUE: &str = "/plugins/servlet/oidc/initiate-login?returnUrl=/browse/DEMO-1";
 const CALLBACK: &str = "/plugins/servlet/oidc/callback";
 
-struct Oidc {
-    w: World,
-    idp: OidcIdp,
+pub(crate) struct Oidc {
+    pub(crate) w: World,
+    pub(crate) idp: OidcIdp,
     _dir: tempfile::TempDir,
 }
 
 /// iumgate with `[sso.oidc]` in front of `product`, the app and iumgate
 /// clients of one IdP that issues on iumgate's manual clock.
 async fn oidc_world(product: Product, sim_tweak: impl FnOnce(&mut SimConfig)) -> Oidc {
+    oidc_world_with(product, sim_tweak, |_| {}).await
+}
+
+/// [`oidc_world`] with more of the config changed.
+pub(crate) async fn oidc_world_with(
+    product: Product,
+    sim_tweak: impl FnOnce(&mut SimConfig),
+    cfg_tweak: impl FnOnce(&mut iumgate::config::Config),
+) -> Oidc {
     let idp = OidcIdp::start().await.expect("IdP starts");
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("oidc-secret");
@@ -41,6 +50,7 @@ async fn oidc_world(product: Product, sim_tweak: impl FnOnce(&mut SimConfig)) ->
         c.sso.oidc.issuer = Some(issuer);
         c.sso.oidc.client_id = OIDC_CLIENT_ID.into();
         c.sso.oidc.client_secret_file = Some(secret);
+        cfg_tweak(c);
     })
     .await;
     let clock = w.clock.clone();

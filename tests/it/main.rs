@@ -27,6 +27,7 @@ mod admin_metrics_zero;
 mod analyze_fuzz_regressions;
 mod analyze_logs;
 mod analyze_sim;
+mod browser_oidc;
 mod browser_platform_login;
 mod browser_saml;
 mod browser_waiting_room;
