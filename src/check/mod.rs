@@ -194,6 +194,7 @@ pub async fn run(cfg: &Config, directory: &dyn Directory) -> Report {
     }
     check_basic_auth(&mut r, cfg, &http).await;
     check_sso(&mut r, cfg, &http).await;
+    check_oidc_provider(&mut r, cfg).await;
     check_groups_exist(&mut r, &groups);
     let members = |g: &str| -> &[Member] {
         match groups.get(g) {
@@ -542,7 +543,16 @@ async fn check_sso(r: &mut Report, cfg: &Config, http: &reqwest::Client) {
         }
     }
     if !oidc.is_empty() {
-        r.push(
+        let f = if cfg.sso.oidc.issuer.is_some() {
+            Finding::new(
+                "sso_oidc",
+                Verdict::Pass,
+                format!(
+                    "the app signs users in through OIDC ({}), and iumgate signs them in first as a relying party of the IdP ([sso.oidc]; see sso_oidc_provider)",
+                    oidc.join(", ")
+                ),
+            )
+        } else {
             Finding::new(
                 "sso_oidc",
                 Verdict::Warn,
@@ -551,8 +561,9 @@ async fn check_sso(r: &mut Report, cfg: &Config, http: &reqwest::Client) {
                     oidc.join(", ")
                 ),
             )
-            .fix("Nothing to change for now: iumgate as an OIDC relying party ([sso.oidc]) is not available yet. Casual users signing in through OIDC still get a seat, one redirect later."),
-        );
+            .fix("Set [sso.oidc] issuer, client_id and client_secret_file (see config/iumgate.example.toml) and register iumgate's callback, https://<your site>/iumgate/oidc/callback, at the IdP: iumgate then signs OIDC users in before the app's flow and their seat is in place when the app's callback comes.")
+        };
+        r.push(f);
     }
     if !saml.is_empty() {
         let verified = cfg.sso.saml.idp_certificate_file.is_some();
@@ -577,6 +588,81 @@ async fn check_sso(r: &mut Report, cfg: &Config, http: &reqwest::Client) {
             .fix("Set [sso.saml] idp_certificate_file (the IdP's signing certificate, PEM), audience and destination (see config/iumgate.example.toml).")
         };
         r.push(f);
+    }
+}
+
+/// With `[sso.oidc]`: iumgate reads the IdP's discovery document and keys
+/// as `serve` will (the client secret is only read, not sent: the token
+/// endpoint is used by sign-ins only).
+async fn check_oidc_provider(r: &mut Report, cfg: &Config) {
+    let o = &cfg.sso.oidc;
+    let Some(issuer) = &o.issuer else { return };
+    let secret = match o.client_secret().resolve() {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            r.push(
+                Finding::new(
+                    "sso_oidc_provider",
+                    Verdict::Fail,
+                    "[sso.oidc] has an issuer but no client secret".to_string(),
+                )
+                .fix("Set [sso.oidc] client_secret_file (or client_secret_env) to iumgate's client secret at the IdP."),
+            );
+            return;
+        }
+        Err(e) => {
+            r.push(
+                Finding::new(
+                    "sso_oidc_provider",
+                    Verdict::Fail,
+                    format!(
+                        "[sso.oidc] client secret: {}",
+                        crate::proxy::error_chain(&e)
+                    ),
+                )
+                .fix("Make the secret's file readable by iumgate's user, or set the variable."),
+            );
+            return;
+        }
+    };
+    let http = match reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .use_rustls_tls()
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            r.push(Finding::new(
+                "sso_oidc_provider",
+                Verdict::Error,
+                format!("no HTTP client: {}", crate::proxy::error_chain(&e)),
+            ));
+            return;
+        }
+    };
+    match crate::sso::oidc::Provider::discover(issuer, &o.client_id, secret.expose(), http).await
+    {
+        Ok(p) => r.push(Finding::new(
+            "sso_oidc_provider",
+            Verdict::Pass,
+            format!(
+                "the OIDC IdP {issuer} answers discovery and publishes its keys; iumgate signs OIDC users in as client {} ({:?} client authentication), taking the user from the {} claim",
+                p.client_id(),
+                p.client_auth(),
+                o.username_claim
+            ),
+        )),
+        Err(e) => r.push(
+            Finding::new(
+                "sso_oidc_provider",
+                Verdict::Fail,
+                format!(
+                    "the OIDC IdP {issuer} cannot be used: {}",
+                    crate::proxy::error_chain(&e)
+                ),
+            )
+            .fix("Set [sso.oidc] issuer exactly as the IdP's /.well-known/openid-configuration names it (https), and make sure iumgate can reach it. Until discovery succeeds, serve forwards OIDC start pages and learns the users from the app's answer only."),
+        ),
     }
 }
 

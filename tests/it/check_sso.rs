@@ -81,3 +81,38 @@ async fn oidc_and_unverified_saml_idps_are_named_with_what_iumgate_can_do_about_
         r.human()
     );
 }
+
+/// With `[sso.oidc]`, the OIDC finding passes, and iumgate reads the IdP's
+/// discovery document as `serve` will: an IdP that answers passes, a wrong
+/// issuer fails with the fix.
+#[tokio::test]
+async fn with_sso_oidc_the_idp_is_discovered_and_the_oidc_finding_passes() {
+    use iumgate_sim::oidc_idp::{OidcIdp, OIDC_CLIENT_ID, OIDC_CLIENT_SECRET};
+    let sim = jira_sim().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = password_config(&sim, &tmp);
+    sim.set_sso_idps(&[("Okta", "OIDC")]);
+    let idp = OidcIdp::start().await.unwrap();
+    let secret = tmp.path().join("oidc-secret");
+    std::fs::write(&secret, OIDC_CLIENT_SECRET).unwrap();
+    cfg.sso.oidc.issuer = Some(idp.issuer().to_string());
+    cfg.sso.oidc.client_id = OIDC_CLIENT_ID.into();
+    cfg.sso.oidc.client_secret_file = Some(secret);
+    let r = check::run(&cfg, directory(&sim).as_ref()).await;
+    let f = r.get("sso_oidc").unwrap_or_else(|| panic!("{}", r.human()));
+    assert_eq!(f.verdict, Verdict::Pass, "{}", r.human());
+    let f = r
+        .get("sso_oidc_provider")
+        .unwrap_or_else(|| panic!("{}", r.human()));
+    assert_eq!(f.verdict, Verdict::Pass, "{}", r.human());
+    assert!(f.evidence.contains(idp.issuer()), "{}", f.evidence);
+
+    // An issuer with a trailing slash is not the one the document names.
+    cfg.sso.oidc.issuer = Some(format!("{}/", idp.issuer()));
+    let r = check::run(&cfg, directory(&sim).as_ref()).await;
+    let f = r
+        .get("sso_oidc_provider")
+        .unwrap_or_else(|| panic!("{}", r.human()));
+    assert_eq!(f.verdict, Verdict::Fail, "{}", r.human());
+    assert!(f.fix.as_deref().unwrap_or("").contains("issuer exactly"));
+}
