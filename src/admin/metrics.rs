@@ -67,6 +67,9 @@ const ADMISSION_RESULTS: [&str; 5] = [
 ];
 /// Why a session binding was dropped or refused ([`crate::identity::Dropped`]).
 const SESSION_DROP_REASONS: [&str; 2] = ["per_user", "total"];
+/// How iumgate's own OIDC sign-ins ended (`gate::oidc`): the ID token
+/// verified, or nobody admitted.
+const OIDC_RESULTS: [&str; 2] = ["verified", "refused"];
 
 const REQUEST_BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
@@ -105,6 +108,8 @@ pub struct Metrics {
     releases: Vec<IntCounter>,
     login_failures: IntCounter,
     saml_encrypted: IntCounter,
+    oidc_signins: Vec<IntCounter>,
+    oidc_ready: IntGauge,
     second_steps_waiting: IntGauge,
     alerts_active: IntGauge,
     alert_active: IntGaugeVec,
@@ -316,6 +321,15 @@ impl Metrics {
             |l| sd.get_metric_with_label_values(l),
         )?;
 
+        let os = b.counter_vec(
+            "iumgate_oidc_signins_total",
+            "iumgate's own OIDC sign-ins ([sso.oidc]), by result: verified (the ID token verified, the user admitted like a proven password) or refused (IdP error, expired or foreign state, a token that did not verify: nobody admitted).",
+            &["result"],
+        )?;
+        let oidc_signins = children("iumgate_oidc_signins_total", &OIDC_RESULTS, |l| {
+            os.get_metric_with_label_values(l)
+        })?;
+
         let m = Metrics {
             request_duration,
             upstream_errors,
@@ -383,6 +397,11 @@ impl Metrics {
             saml_encrypted: b.counter(
                 "iumgate_saml_encrypted_total",
                 "SAML responses with an encrypted assertion: forwarded unread (the user is learned from the application's answer).",
+            )?,
+            oidc_signins,
+            oidc_ready: b.int_gauge(
+                "iumgate_oidc_ready",
+                "1 once iumgate has read the OIDC IdP's discovery document and keys ([sso.oidc]); 0 without [sso.oidc] or while discovery fails (OIDC users are then learned from the app's answer only).",
             )?,
             second_steps_waiting: b.int_gauge(
                 "iumgate_second_steps_waiting",
@@ -542,6 +561,14 @@ impl Metrics {
         }
         catch_up(&self.login_failures, load(&c.login_failed));
         catch_up(&self.saml_encrypted, load(&c.saml_encrypted));
+        for (counter, atomic) in self
+            .oidc_signins
+            .iter()
+            .zip([&c.oidc_verified, &c.oidc_refused])
+        {
+            catch_up(counter, load(atomic));
+        }
+        self.oidc_ready.set(i64::from(gate.oidc_ready()));
         self.second_steps_waiting
             .set(gate.second_steps_waiting() as i64);
 

@@ -377,6 +377,20 @@ async fn an_id_token_that_does_not_verify_admits_nobody() {
     let (c, _) = browser();
     let r = c.get(w.url(START_TO_ISSUE)).send().await.unwrap();
     assert_eq!(ausername(&r), "casual08");
+    // Operators see both, and that discovery is done.
+    let metrics = reqwest::get(format!("http://{}/metrics", w.run.admin_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "iumgate_oidc_signins_total{result=\"refused\"} 4",
+        "iumgate_oidc_signins_total{result=\"verified\"} 1",
+        "iumgate_oidc_ready 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} missing");
+    }
 }
 
 #[tokio::test]
