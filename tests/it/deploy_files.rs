@@ -783,3 +783,217 @@ fn the_load_scripts_parse_and_are_run_with_bash() {
         );
     }
 }
+
+// ---- Atlassian's Helm charts ------------------------------------------------
+
+/// One values file of deploy/helm-atlassian/ with the iumgate config it
+/// mounts, and what differs between the products' charts.
+struct HelmCase {
+    /// The chart's name and its top-level key for the product's settings.
+    chart: &'static str,
+    /// The env var or JVM property that moves the app off the Service's port.
+    moved_by: &'static str,
+}
+
+const HELM_CASES: [HelmCase; 3] = [
+    HelmCase {
+        chart: "jira",
+        moved_by: "tomcatConfig",
+    },
+    HelmCase {
+        chart: "confluence",
+        moved_by: "tomcatConfig",
+    },
+    HelmCase {
+        chart: "bitbucket",
+        moved_by: "additionalJvmArgs",
+    },
+];
+
+#[test]
+fn atlassian_helm_values_add_iumgate_as_a_sidecar_matching_its_config() {
+    // Every file in the folder is one of the cases (nothing stale or untested).
+    let mut files: Vec<String> = std::fs::read_dir(root().join("deploy/helm-atlassian"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    let mut expected: Vec<String> = HELM_CASES
+        .iter()
+        .flat_map(|c| {
+            [
+                format!("iumgate-{}.toml", c.chart),
+                format!("values-{}.yaml", c.chart),
+            ]
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(files, expected, "deploy/helm-atlassian/");
+
+    for case in &HELM_CASES {
+        let chart = case.chart;
+        let rel = format!("deploy/helm-atlassian/values-{chart}.yaml");
+        let docs = yaml_docs(&rel);
+        assert_eq!(docs.len(), 1, "{rel}: one values document");
+        let v = &docs[0];
+        // iumgate's own loader reads the config the values file mounts.
+        let toml = root().join(format!("deploy/helm-atlassian/iumgate-{chart}.toml"));
+        let cfg = Config::load(&toml).unwrap_or_else(|e| panic!("{}: {e}", toml.display()));
+        assert!(cfg.gate_enabled(), "{chart}: the gate is on");
+        assert_eq!(cfg.proxy.product.name(), chart, "{chart}: [proxy] product");
+        assert_eq!(v["replicaCount"].as_u64(), Some(1), "{rel}: one gate");
+
+        let app = &v[chart];
+        let containers = seq(&v["additionalContainers"], "additionalContainers");
+        assert_eq!(containers.len(), 1, "{rel}: one sidecar");
+        let gate = &containers[0];
+        assert_eq!(gate["name"].as_str(), Some("iumgate"));
+
+        // The chart's Service targets the app container's port "http",
+        // `<chart>.ports.http`: that must be iumgate's listener, on every
+        // interface of the pod.
+        let http = app["ports"]["http"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{rel}: {chart}.ports.http")) as u16;
+        assert_eq!(cfg.proxy.listen.port(), http, "{rel}: Service → iumgate");
+        assert!(cfg.proxy.listen.ip().is_unspecified());
+        // The app itself listens where iumgate forwards, never on that port.
+        let upstream_port = port_of(&cfg.proxy.upstream);
+        assert_ne!(upstream_port, http);
+        match case.moved_by {
+            "tomcatConfig" => {
+                let t = &app["tomcatConfig"];
+                assert_eq!(t["generateByHelm"].as_bool(), Some(true), "{rel}");
+                let port: u16 = s(&t["port"], "tomcatConfig.port").parse().unwrap();
+                assert_eq!(port, upstream_port, "{rel}: Tomcat's port");
+                assert!(cfg.proxy.upstream.starts_with("http://127.0.0.1:"));
+            }
+            _ => {
+                let args: Vec<&str> = seq(&app["additionalJvmArgs"], "additionalJvmArgs")
+                    .iter()
+                    .map(|a| s(a, "jvm arg"))
+                    .collect();
+                assert!(
+                    args.contains(&format!("-Dserver.port={upstream_port}").as_str()),
+                    "{rel}: {args:?}"
+                );
+                assert!(args.contains(&"-Dserver.address=127.0.0.1"), "{rel}");
+                assert_eq!(
+                    cfg.proxy.upstream,
+                    format!("http://127.0.0.1:{upstream_port}")
+                );
+            }
+        }
+
+        // The admin listener: the sidecar's declared port, its probes, the
+        // scrape annotations.
+        let admin = cfg.admin.listen.port();
+        assert!(cfg.admin.listen.ip().is_unspecified(), "kubelet reaches it");
+        let ports = seq(&gate["ports"], "ports");
+        assert!(
+            ports
+                .iter()
+                .any(|p| p["containerPort"].as_u64() == Some(u64::from(admin))),
+            "{rel}: the admin port is declared"
+        );
+        assert!(
+            !ports
+                .iter()
+                .any(|p| p["containerPort"].as_u64() == Some(u64::from(http))),
+            "{rel}: {http} is declared once, by the app container as \"http\""
+        );
+        for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
+            let get = &gate[probe]["httpGet"];
+            assert_eq!(get["path"].as_str(), Some(path), "{rel}: {probe}");
+            assert_eq!(
+                get["port"].as_u64(),
+                Some(u64::from(admin)),
+                "{rel}: {probe} on the admin port"
+            );
+        }
+        let ann = &v["podAnnotations"];
+        assert_eq!(ann["prometheus.io/scrape"].as_str(), Some("true"));
+        assert_eq!(
+            ann["prometheus.io/port"].as_str(),
+            Some(admin.to_string().as_str()),
+            "{rel}"
+        );
+        assert_eq!(ann["prometheus.io/path"].as_str(), Some("/metrics"));
+
+        // The config: a ConfigMap volume (volumes.additional) mounted where
+        // --config points.
+        let volume = seq(&v["volumes"]["additional"], "volumes.additional")
+            .iter()
+            .find(|vol| vol["configMap"]["name"].as_str() == Some("iumgate"))
+            .unwrap_or_else(|| panic!("{rel}: no ConfigMap volume"));
+        let mounts = seq(&gate["volumeMounts"], "volumeMounts");
+        let mount_of = |name: &str| {
+            mounts
+                .iter()
+                .find(|m| m["name"].as_str() == Some(name))
+                .map(|m| s(&m["mountPath"], "mountPath").to_owned())
+                .unwrap_or_else(|| panic!("{rel}: nothing mounts {name}"))
+        };
+        let config_dir = mount_of(s(&volume["name"], "volume name"));
+        let args: Vec<&str> = seq(&gate["args"], "args")
+            .iter()
+            .map(|a| s(a, "arg"))
+            .collect();
+        assert_eq!(
+            args,
+            ["serve", "--config", &format!("{config_dir}/iumgate.toml")]
+        );
+        // State on the chart's extra volume claim, where [state] path points.
+        let claims = seq(
+            &app["additionalVolumeClaimTemplates"],
+            "additionalVolumeClaimTemplates",
+        );
+        let claim = s(&claims[0]["name"], "claim name");
+        assert_eq!(
+            cfg.state.path.as_deref().and_then(Path::parent),
+            Some(Path::new(&mount_of(claim))),
+            "{rel}: [state] path on the claim"
+        );
+
+        // Secrets: the env vars the config names come from the Secret
+        // `iumgate` (created with kubectl, as the file's header says).
+        let env = env_of(gate);
+        for var in [
+            cfg.directory.password_env.clone().unwrap(),
+            cfg.admin.token_env.clone().unwrap(),
+        ] {
+            let r = &env
+                .get(&var)
+                .unwrap_or_else(|| panic!("{rel}: {var} not set"))["valueFrom"]["secretKeyRef"];
+            assert_eq!(r["name"].as_str(), Some("iumgate"), "{rel}: {var}");
+            let key = s(&r["key"], "key");
+            assert!(
+                read(&rel).contains(&format!("--from-literal={key}=")),
+                "{rel}: the kubectl line creates no key {key}"
+            );
+        }
+        assert!(read(&rel).contains(&format!(
+            "kubectl create configmap iumgate --from-file=iumgate.toml=deploy/helm-atlassian/iumgate-{chart}.toml"
+        )));
+
+        // Drain: the pod outlives iumgate's pause and drain; the app stops after.
+        let pause = gate["lifecycle"]["preStop"]["sleep"]["seconds"]
+            .as_u64()
+            .expect("preStop pause");
+        let grace = app["shutdown"]["terminationGracePeriodSeconds"]
+            .as_u64()
+            .expect("shutdown.terminationGracePeriodSeconds");
+        let drain = pause + cfg.proxy.shutdown_grace.get().as_secs();
+        assert!(grace > drain, "{rel}: killed before the drain ends");
+        let stop = s(&app["shutdown"]["command"], "shutdown.command");
+        let wait: u64 = stop
+            .strip_prefix("sleep ")
+            .and_then(|r| r.split(';').next())
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{rel}: the app's stop waits first: {stop}"));
+        assert!(wait >= drain, "{rel}: the app stops before iumgate drained");
+        let sc = &gate["securityContext"];
+        assert_eq!(sc["runAsNonRoot"].as_bool(), Some(true));
+        assert_eq!(sc["readOnlyRootFilesystem"].as_bool(), Some(true));
+    }
+}
