@@ -100,6 +100,41 @@ async fn two_step_verification_keeps_the_seat_for_the_code_and_a_wrong_code_may_
     }
 }
 
+/// A recovery code instead of the TOTP code: the second step's other path
+/// (`…/authenticate/recovery-code`), each code good once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recovery_code_ends_licensed_and_a_used_one_does_not() {
+    let w = World::start(Product::Jira, two_step(&["casual03"]), |_| {}).await;
+    let recovery = |c: &reqwest::Client, code: &'static str| {
+        c.post(w.url("/rest/tsv/1.0/authenticate/recovery-code"))
+            .header("x-atlassian-token", "no-check")
+            .json(&json!({ "code": code }))
+            .send()
+    };
+    let (c, _) = browser();
+    assert_eq!(
+        platform_login(&w, &c, "casual03", "demo").await.status(),
+        412
+    );
+    let r = recovery(&c, "r-1").await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-ausername"], "casual03");
+    assert_eq!(w.gate.second_steps_waiting(), 0);
+    assert_eq!(w.access_members(), vec!["casual03".to_string()]);
+    // Another browser, the same recovery code: refused; the seat the
+    // password step kept for it is given back once the step times out, and
+    // casual03's first session keeps the seat it holds anyway.
+    let (b, _) = browser();
+    assert_eq!(
+        platform_login(&w, &b, "casual03", "demo").await.status(),
+        412
+    );
+    assert_eq!(recovery(&b, "r-1").await.unwrap().status(), 401);
+    assert_eq!(w.access_members(), vec!["casual03".to_string()]);
+    let r = c.get(w.url("/browse/DEMO-1")).send().await.unwrap();
+    assert_eq!(r.headers()["x-ausername"], "casual03");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_abandoned_before_its_code_gives_the_seat_back() {
     let w = World::start(Product::Jira, two_step(&["casual02"]), |_| {}).await;

@@ -241,7 +241,8 @@ fn code_step(st: &mut State, req: &Req, cx: &mut Cx, kind: CodeKind) -> Reply {
 /// It posts `{"username","password","rememberMe","targetUrl"}` to
 /// `/rest/tsv/latest/authenticate` with `X-Atlassian-Token: no-check`; on
 /// 200 it goes to the answer's `redirectUrl`; on 412 it shows the code field
-/// and posts `{"code"}` to `…/authenticate/totp-code`, then goes to
+/// and posts `{"code"}` to `…/authenticate/totp-code` (or, with "Use a
+/// recovery code instead" ticked, `…/recovery-code`), then goes to
 /// `redirectUrl` on 200; on 401/403 it shows the answer's `message`.
 ///
 /// AND, whatever the status: if the answer's JSON has a `redirectUrl`, or the
@@ -272,6 +273,7 @@ pub(crate) fn page(product: Product, req: &Req) -> Reply {
              <form id=\"code-form\" method=\"post\" hidden>\n\
              <label for=\"code\">Verification code</label>\n\
              <input type=\"text\" id=\"code\" name=\"code\" inputmode=\"numeric\" autocomplete=\"one-time-code\">\n\
+             <label><input type=\"checkbox\" id=\"use-recovery\"> Use a recovery code instead</label>\n\
              <button type=\"submit\" id=\"code-submit\">Verify</button>\n\
              </form>\n\
              <script>\n{PAGE_SCRIPT}</script>",
@@ -352,7 +354,8 @@ const PAGE_SCRIPT: &str = r#"(function () {
   codeForm.addEventListener('submit', function (event) {
     event.preventDefault();
     error.hidden = true;
-    post(AUTHENTICATE + '/totp-code', {
+    var kind = document.getElementById('use-recovery').checked ? '/recovery-code' : '/totp-code';
+    post(AUTHENTICATE + kind, {
       code: document.getElementById('code').value
     }).then(function (answer) {
       if (followed(answer)) { return; }
