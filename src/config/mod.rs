@@ -394,6 +394,24 @@ pub struct QueueConfig {
     pub retry_every: Dur,
     pub logo_url: Option<String>,
     pub message: Option<String>,
+    /// How a login on today's login page (`/rest/tsv/…/authenticate`) that
+    /// must wait is sent to the waiting room.
+    pub platform_login_wait: PlatformLoginWait,
+}
+
+/// How the platform login's script page is sent to the waiting room. What
+/// the page does with the answer is *unconfirmed* upstream: the simulator's
+/// page follows both.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlatformLoginWait {
+    /// `200 {"redirectUrl": "/iumgate/wait?to=…"}`, as for a login that
+    /// passed (the page goes to `redirectUrl`).
+    #[default]
+    RedirectUrl,
+    /// `303 See Other` to the waiting page (`fetch` follows it; the page
+    /// goes where the followed answer came from).
+    SeeOther,
 }
 
 impl Default for QueueConfig {
@@ -403,6 +421,7 @@ impl Default for QueueConfig {
             retry_every: Dur::secs(10),
             logo_url: None,
             message: None,
+            platform_login_wait: PlatformLoginWait::default(),
         }
     }
 }

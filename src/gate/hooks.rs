@@ -885,10 +885,15 @@ impl Gate {
                         } else {
                             login_again(profile, &dest)
                         };
+                        // Today's login page: a JSON `redirectUrl`, or a 303
+                        // its `fetch` follows (`[queue] platform_login_wait`).
+                        let by_redirect_url =
+                            login.platform && self.settings.load().platform_wait_redirect_url;
                         let wait_for = WaitFor {
-                            html: !login.json,
+                            html: !login.json || (login.platform && !by_redirect_url),
                             git: false,
-                            redirect_url: login.platform,
+                            redirect_url: by_redirect_url,
+                            get_or_post: true,
                             ..ctx.wait_for()
                         };
                         let wait_for = WaitFor {
@@ -1034,9 +1039,10 @@ impl Gate {
                             .unwrap_or("/");
                         let to = login_again(s.profile, dest);
                         let wait_for = WaitFor {
-                            html: false,
+                            html: !s.platform_wait_redirect_url,
                             git: false,
-                            redirect_url: true,
+                            redirect_url: s.platform_wait_redirect_url,
+                            get_or_post: true,
                             ..ctx.wait_for()
                         };
                         let wait_for = WaitFor {

@@ -80,6 +80,8 @@ pub struct GateSettings {
     pub saml_max_response: usize,
     /// `[sso.oidc]` (when an issuer is configured).
     pub oidc: Option<oidc::OidcSettings>,
+    /// `[queue] platform_login_wait = "redirect_url"` (else a 303).
+    pub platform_wait_redirect_url: bool,
     /// The upstream's base URL (for the whoami fallback).
     pub upstream: String,
 }
@@ -121,6 +123,8 @@ impl GateSettings {
             saml_attribute: cfg.sso.saml.username_attribute.clone(),
             saml_max_response: cfg.sso.saml.max_response_bytes,
             oidc: oidc::OidcSettings::from_config(&cfg.sso.oidc),
+            platform_wait_redirect_url: cfg.queue.platform_login_wait
+                == crate::config::PlatformLoginWait::RedirectUrl,
             upstream: cfg.proxy.upstream.trim_end_matches('/').to_string(),
         })
     }

@@ -174,3 +174,34 @@ async fn a_platform_login_that_must_wait_is_sent_to_the_waiting_room_by_redirect
     assert!(page.contains("iumgate"), "the waiting page");
     drop(jar);
 }
+
+/// `[queue] platform_login_wait = "see_other"`: the same waiting login is
+/// sent to the waiting room by a 303 its `fetch` follows instead (what the
+/// real page does with a `redirectUrl` on any status is unconfirmed, so
+/// either is configurable).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_platform_login_that_must_wait_may_be_sent_by_see_other_instead() {
+    let w = World::start(
+        Product::Jira,
+        |_| {},
+        |c| {
+            c.queue.platform_login_wait = iumgate::config::PlatformLoginWait::SeeOther;
+        },
+    )
+    .await;
+    fill(&w, &SEVEN).await;
+    let (_, jar) = browser();
+    let c = browser_no_redirect(jar);
+    let r = platform_login(&w, &c, "casual08", "demo").await;
+    assert_eq!(r.status(), 303);
+    assert!(
+        set_cookie(&r, "iumgate_wait").is_some(),
+        "the queue API's cookie"
+    );
+    let to = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(to.starts_with("/iumgate/wait?to="), "{to}");
+    assert_eq!(w.in_use(), 7, "nobody evicted");
+    let (status, _, page) = text(c.get(w.url(&to)).send().await.unwrap()).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("iumgate"), "the waiting page");
+}
