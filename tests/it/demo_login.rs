@@ -46,10 +46,21 @@ async fn the_demo_with_todays_login_page_signs_in_with_and_without_a_second_step
         .unwrap();
     assert_eq!(r.status(), 200, "the session works through the gate");
 
-    // casual20 is enrolled: 412, then the code.
+    // casual20 is enrolled: 412, then a wrong code, then the right one.
     let c = browser();
     let r = authenticate(&c, &d.proxy, iumgate::demo::TWO_STEP_USER).await;
     assert_eq!(r.status(), 412);
+    let r = c
+        .post(format!(
+            "{}/rest/tsv/latest/authenticate/totp-code",
+            d.proxy
+        ))
+        .header("x-atlassian-token", "no-check")
+        .json(&json!({"code": "000000"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "a wrong code");
     let r = c
         .post(format!(
             "{}/rest/tsv/latest/authenticate/totp-code",
@@ -120,6 +131,26 @@ async fn the_demo_with_saml_signs_in_through_the_idp_verified() {
     // The same response again, from another browser: the app refuses it,
     // and nobody gains or loses a seat.
     let r = post(&browser()).await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(access_group(&d).await, members);
+
+    // A response for casual04 signed by another key (this test process's
+    // IdP has the same entity ID, not the demo's key): forged, to the
+    // demo's iumgate. It is a claim only — the app refuses it, and the
+    // free seat it may have borrowed goes back.
+    let idp = iumgate::sim::Sim::saml_idp().expect("a local IdP");
+    let login = iumgate::sim::saml_idp::SamlLogin::new(
+        "casual04",
+        iumgate::sim::SAML_AUDIENCE,
+        iumgate::sim::SAML_DESTINATION,
+    );
+    let forged = idp.response(&login);
+    let r = browser()
+        .post(format!("{}/plugins/servlet/samlconsumer", d.proxy))
+        .form(&[("SAMLResponse", forged.as_str()), ("RelayState", "/")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     assert_eq!(access_group(&d).await, members);
 }
