@@ -444,12 +444,6 @@ impl Gate {
         self.oidc.started.retain(|_, s| s.until > now);
         self.oidc.passes.retain(|_, p| p.until > now);
     }
-
-    /// Who holds the pass `token` (tests).
-    #[cfg(test)]
-    pub(crate) fn oidc_pass_user(&self, token: &str) -> Option<UserId> {
-        self.oidc.passes.get(token).map(|p| p.user.clone())
-    }
 }
 
 /// Reads the IdP's discovery document and keys, retrying with back-off
@@ -497,5 +491,48 @@ pub async fn discover_until_ready(
             _ = tokio::time::sleep(wait) => {}
         }
         wait = (wait * 2).min(std::time::Duration::from_secs(300));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_plain_host_makes_a_redirect_uri() {
+        for ok in ["jira.example.com", "127.0.0.1:8080", "[::1]:8443", "a-b.c"] {
+            assert!(plain_host(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "evil.example/x",
+            "a b",
+            "x\"y",
+            "host@evil",
+            "host?x",
+            "host#x",
+            "h\r\nX: y",
+        ] {
+            assert!(!plain_host(bad), "{bad:?}");
+        }
+        assert!(!plain_host(&"a".repeat(256)));
+    }
+
+    #[test]
+    fn cookies_are_http_only_lax_and_secure_under_tls() {
+        let c = cookie(PASS_COOKIE, "t", "/p", 120, true).unwrap();
+        let c = c.to_str().unwrap();
+        for part in [
+            "iumgate_oidc_pass=t",
+            "Path=/p",
+            "Max-Age=120",
+            "HttpOnly",
+            "SameSite=Lax",
+            "Secure",
+        ] {
+            assert!(c.contains(part), "{c}");
+        }
+        let plain = cookie(STATE_COOKIE, "s", "/iumgate/oidc/", 600, false).unwrap();
+        assert!(!plain.to_str().unwrap().contains("Secure"));
     }
 }

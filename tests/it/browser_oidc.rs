@@ -56,7 +56,7 @@ async fn a_person_signs_in_at_the_idp_and_a_waiting_one_gets_in_by_itself() {
     browser.goto(&w.url(START)).await;
     sign_in_at_idp(&browser, "casual08").await;
     let url = browser
-        .wait_for_url("the issue after signing in", PAGE_WAIT, |u| in_the_app(u))
+        .wait_for_url("the issue after signing in", PAGE_WAIT, in_the_app)
         .await;
     assert!(url.starts_with(&w.base), "{url}");
     assert!(w.holds("casual08"));
@@ -83,7 +83,7 @@ async fn a_person_signs_in_at_the_idp_and_a_waiting_one_gets_in_by_itself() {
     // again by itself; the IdP session makes both authorizations silent.
     w.advance_min(31);
     browser
-        .wait_for_url("the issue after waiting", PAGE_WAIT, |u| in_the_app(u))
+        .wait_for_url("the issue after waiting", PAGE_WAIT, in_the_app)
         .await;
     browser.screenshot("oidc-03-in-after-waiting").await;
     assert!(w.holds("casual09"));
