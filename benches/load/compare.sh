@@ -4,8 +4,8 @@
 # upstream. Used for the "what each optimisation bought" table in
 # docs/PERFORMANCE.md:
 #
-#   git worktree add /tmp/before <commit> && (cd /tmp/before && cargo build --release --bin iumgate)
-#   bash benches/load/compare.sh /tmp/before/target/release/iumgate target/release/iumgate
+#   git worktree add /tmp/before <commit> && (cd /tmp/before && cargo build --profile dist --bin iumgate)
+#   bash benches/load/compare.sh /tmp/before/target/dist/iumgate target/dist/iumgate
 #
 # ROUNDS (5) interleaved rounds of `wrk -t1 -c64 -d${DURATION}s` (5) on CPU 1;
 # upstream nginx, nginx proxy and every binary on CPU 0; medians of req/s and

@@ -4,8 +4,9 @@
 #   bash benches/load/run.sh            # RUNS=5 DURATION=10 by default
 #   RUNS=3 DURATION=5 QUICK=1 bash benches/load/run.sh   # skip the memory and start-up phases
 #
-# Installs what it needs from Debian (nginx, wrk, h2load), builds iumgate in
-# release mode, then on 127.0.0.1 only:
+# Installs what it needs from Debian (nginx, wrk, h2load), builds iumgate with
+# the fully optimised profile `dist` (the container image's), then on
+# 127.0.0.1 only:
 #   upstream  nginx serving a 2 KB file, answering X-AUSERNAME by session cookie (CPU 0)
 #   nginx     nginx as keep-alive reverse proxy (CPU 0)
 #   iumgate   the gate active: a simulator world of casual holders and power users,
@@ -60,13 +61,13 @@ if [ ${#need[@]} -gt 0 ]; then
         { apt-get update -q >>"$work/apt.log" 2>&1 && apt-get install -y -q "${need[@]}" >>"$work/apt.log" 2>&1; }
 fi
 
-say "building iumgate (release)"
+say "building iumgate (profile dist: fat LTO, one codegen unit)"
 # Two commands: building the example turns on dev-dependency features, and in
 # one command those would leak into the measured binary (and rebuild it).
-(cd "$root" && cargo build --release -q --bin iumgate && cargo build --release -q --example load_world)
+(cd "$root" && cargo build --profile dist -q --bin iumgate && cargo build --profile dist -q --example load_world)
 target=${CARGO_TARGET_DIR:-$root/target}
-IUMGATE=$target/release/iumgate
-WORLD=$target/release/examples/load_world
+IUMGATE=$target/dist/iumgate
+WORLD=$target/dist/examples/load_world
 
 # ---- helpers ------------------------------------------------------------------
 # shellcheck source=benches/load/lib.sh

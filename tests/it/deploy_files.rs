@@ -153,10 +153,33 @@ fn dockerfile_is_multi_stage_with_a_small_non_root_runtime() {
 #[test]
 fn dockerfile_builds_with_the_command_ci_uses() {
     let docker = cargo_commands(&read("deploy/Dockerfile"));
+    // The fully optimised profile (Cargo.toml: fat LTO, one codegen unit),
+    // and the binary installed from that profile's directory.
     assert_eq!(
         docker,
-        ["cargo build --release --locked"],
+        ["cargo build --profile dist --locked"],
         "the image's only build command"
+    );
+    assert!(read("deploy/Dockerfile").contains("target/dist/iumgate"));
+    let manifest: toml::Value = toml::from_str(&read("Cargo.toml")).unwrap();
+    let dist = &manifest["profile"]["dist"];
+    assert_eq!(dist["inherits"].as_str(), Some("release"));
+    assert_eq!(dist["lto"].as_str(), Some("fat"));
+    assert_eq!(dist["codegen-units"].as_integer(), Some(1));
+    // The README's quick start builds the lighter `release` profile: no fat
+    // LTO, no single codegen unit there (issue 22, item 5: the first demo
+    // within 3 minutes on 2 cores).
+    let release = manifest["profile"].get("release");
+    let setting = |k: &str| release.and_then(|r| r.get(k)).cloned();
+    assert!(
+        !matches!(setting("lto"), Some(toml::Value::String(v)) if v == "fat")
+            && setting("lto") != Some(toml::Value::Boolean(true)),
+        "profile.release has fat LTO again"
+    );
+    assert_ne!(
+        setting("codegen-units"),
+        Some(toml::Value::Integer(1)),
+        "profile.release has one codegen unit again"
     );
     // CI builds and tests with --locked as well; if it ever builds the
     // release binary itself, it must be the very same command.
