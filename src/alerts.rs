@@ -53,10 +53,12 @@ pub enum AlertKey {
     DirectoryReadOnly,
     DirectoryUnavailable,
     DirectoryUnexpected,
+    /// `[cluster]`: Redis does not answer (no new grants meanwhile).
+    ClusterStoreUnreachable,
 }
 
 impl AlertKey {
-    pub const ALL: [AlertKey; 20] = [
+    pub const ALL: [AlertKey; 21] = [
         AlertKey::ReconcileFailed,
         AlertKey::TierCheckFailed,
         AlertKey::CleanupFailed,
@@ -77,6 +79,7 @@ impl AlertKey {
         AlertKey::DirectoryReadOnly,
         AlertKey::DirectoryUnavailable,
         AlertKey::DirectoryUnexpected,
+        AlertKey::ClusterStoreUnreachable,
     ];
 
     /// The key as raised, logged, listed by `/status` and used as the
@@ -103,6 +106,7 @@ impl AlertKey {
             AlertKey::DirectoryReadOnly => "directory_read_only",
             AlertKey::DirectoryUnavailable => "directory_unavailable",
             AlertKey::DirectoryUnexpected => "directory_unexpected",
+            AlertKey::ClusterStoreUnreachable => "cluster_store_unreachable",
         }
     }
 }

@@ -68,6 +68,12 @@ pub enum StartError {
         #[source]
         source: regex::Error,
     },
+    /// `[cluster] redis_url` is not a Redis URL.
+    #[error("cluster.redis_url: not a usable Redis URL")]
+    Cluster {
+        #[source]
+        source: crate::cluster::StoreError,
+    },
 }
 
 impl StartError {
@@ -84,6 +90,7 @@ impl StartError {
             StartError::Metrics(_) => "metrics",
             StartError::Directory(e) => e.key,
             StartError::Upstream(e) => e.key(),
+            StartError::Cluster { .. } => "cluster.redis_url",
         }
     }
 }
@@ -234,6 +241,23 @@ pub async fn start_opts(cfg: Config, opts: Options) -> Result<Running, StartErro
         alerts.clone(),
         hash_key,
     );
+    if let Some(c) = &cfg.cluster {
+        let url = c
+            .redis_url()
+            .map_err(|source| StartError::Secret {
+                key: "cluster.redis_url / redis_url_env / redis_url_file",
+                source,
+            })?
+            .unwrap_or_else(|| crate::config::Secret::new(""));
+        let node = c
+            .node_id
+            .clone()
+            .unwrap_or_else(crate::cluster::default_node_id);
+        let store = crate::cluster::ClusterStore::new(url.expose(), &c.key_prefix, &node)
+            .map_err(|source| StartError::Cluster { source })?;
+        tracing::info!(node = %node, prefix = %c.key_prefix, "cluster: seats are shared on Redis");
+        gate.set_cluster(Arc::new(store));
+    }
     if let Some(s) = &snapshot {
         let r = s.restore(&gate);
         tracing::info!(
@@ -281,6 +305,12 @@ pub async fn start_opts(cfg: Config, opts: Options) -> Result<Running, StartErro
                 "sso.oidc has an issuer but no client secret: OIDC users are learned from the app's answer only"
             ),
         }
+    }
+    if gate.cluster().is_some() {
+        tokio::spawn(crate::gate::cluster::sync_loop(
+            gate.clone(),
+            running.stop.clone(),
+        ));
     }
     running.state = crate::state::start(&cfg.state, gate, running.stop.clone());
     Ok(running)

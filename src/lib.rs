@@ -10,6 +10,7 @@ pub mod alerts;
 pub mod app;
 pub mod check;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod directory;

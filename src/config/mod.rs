@@ -86,6 +86,57 @@ pub struct Config {
     pub sync: SyncConfig,
     pub state: StateConfig,
     pub sso: SsoConfig,
+    /// `[cluster]`: replicas sharing one pool on Redis (absent: one process).
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// `[cluster]`: several replicas share one licence pool on Redis. Without
+/// this section nothing changes: one process, its memory and the snapshot.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ClusterConfig {
+    /// `redis://[:password@]host:port[/db]` or `rediss://…` (TLS). A URL
+    /// with a password belongs in `redis_url_env` or `redis_url_file`.
+    pub redis_url: Option<String>,
+    pub redis_url_env: Option<String>,
+    pub redis_url_file: Option<PathBuf>,
+    /// Every key iumgate writes starts with this (several sites may share
+    /// one Redis with different prefixes).
+    pub key_prefix: String,
+    /// This replica's name in leases and logs (default: host name + pid).
+    pub node_id: Option<String>,
+    /// How long a job's lease lasts without renewal (a dead replica's jobs
+    /// are taken over within it).
+    pub lease: Dur,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            redis_url: None,
+            redis_url_env: None,
+            redis_url_file: None,
+            key_prefix: "iumgate:".into(),
+            node_id: None,
+            lease: Dur::secs(30),
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// The Redis URL: literal, or from the environment or a file (a secret:
+    /// it may carry the password).
+    pub fn redis_url(&self) -> Result<Option<Secret>, SecretError> {
+        if let Some(u) = &self.redis_url {
+            return Ok(Some(Secret::new(u.clone())));
+        }
+        SecretRef::new(
+            "cluster.redis_url",
+            self.redis_url_env.as_deref(),
+            self.redis_url_file.as_deref(),
+        )
+        .resolve()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -794,6 +845,36 @@ impl Config {
                             .into(),
                     );
                 }
+            }
+        }
+        if let Some(c) = &self.cluster {
+            let given = [
+                c.redis_url.is_some(),
+                c.redis_url_env.is_some(),
+                c.redis_url_file.is_some(),
+            ]
+            .iter()
+            .filter(|b| **b)
+            .count();
+            if given != 1 {
+                err(
+                    "cluster.redis_url",
+                    "give exactly one of redis_url, redis_url_env, redis_url_file".into(),
+                );
+            }
+            if let Some(u) = &c.redis_url {
+                if !(u.starts_with("redis://") || u.starts_with("rediss://")) {
+                    err(
+                        "cluster.redis_url",
+                        "must start with redis:// or rediss://".into(),
+                    );
+                }
+            }
+            if c.key_prefix.is_empty() {
+                err("cluster.key_prefix", "must not be empty".into());
+            }
+            if c.lease.get() < std::time::Duration::from_secs(2) {
+                err("cluster.lease", "must be at least 2s".into());
             }
         }
         let oidc = &self.sso.oidc;

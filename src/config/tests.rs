@@ -163,3 +163,36 @@ fn fixed_offsets_and_names_parse() {
     assert!(parse_timezone(Some("Mars/Olympus")).is_err());
     assert!(parse_timezone(None).is_ok());
 }
+
+#[test]
+fn cluster_needs_exactly_one_redis_url_and_a_redis_scheme() {
+    let c = Config::parse(&format!(
+        "{MINIMAL}\n[cluster]\nredis_url = \"redis://127.0.0.1:6379/\"\n"
+    ))
+    .unwrap();
+    let cl = c.cluster.expect("the section");
+    assert_eq!(cl.key_prefix, "iumgate:");
+    assert_eq!(cl.lease.get().as_secs(), 30);
+    assert_eq!(
+        cl.redis_url().unwrap().unwrap().expose(),
+        "redis://127.0.0.1:6379/"
+    );
+    let none = errors(&format!("{MINIMAL}\n[cluster]\nkey_prefix = \"x:\"\n"));
+    assert!(
+        none.iter().any(|e| e.key == "cluster.redis_url"),
+        "{none:?}"
+    );
+    let two = errors(&format!(
+        "{MINIMAL}\n[cluster]\nredis_url = \"redis://a/\"\nredis_url_env = \"R\"\n"
+    ));
+    assert!(two.iter().any(|e| e.key == "cluster.redis_url"), "{two:?}");
+    let http = errors(&format!(
+        "{MINIMAL}\n[cluster]\nredis_url = \"http://a/\"\n"
+    ));
+    assert!(
+        http.iter().any(|e| e.key == "cluster.redis_url"),
+        "{http:?}"
+    );
+    // Without the section: one process, as before.
+    assert!(Config::parse(MINIMAL).unwrap().cluster.is_none());
+}

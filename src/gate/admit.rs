@@ -59,6 +59,15 @@ impl Gate {
                 .map(|w| w.since);
             (p.admit(user, now, mode), since)
         });
+        // In a cluster, the shared store confirms (or overrules) a grant or
+        // an eviction before anything reaches the directory.
+        let admission = match self.cluster() {
+            Some(store) => match self.arbitrate(store, user, now, mode, admission).await {
+                Ok(a) => a,
+                Err(out) => return out,
+            },
+            None => admission,
+        };
         let out = self.apply_admission(user, now, admission).await;
         if let (Outcome::Pass, Some(since)) = (&out, queued_since) {
             self.counters
@@ -97,6 +106,7 @@ impl Gate {
                         p.release(user);
                         p.restore(victim.clone());
                     });
+                    self.cluster_give_back(user, Some(&victim)).await;
                     self.state.grant_ended(user);
                     self.directory_failed("revoke", &victim.user, &e);
                     return Outcome::Unavailable;
@@ -131,6 +141,7 @@ impl Gate {
             }
             Err(e) => {
                 self.with_pool(|p| p.release(user));
+                self.cluster_give_back(user, victim.as_ref()).await;
                 self.state.grant_ended(user);
                 self.counters.admit_failed.fetch_add(1, Ordering::Relaxed);
                 if let Some(v) = victim {
@@ -170,6 +181,9 @@ impl Gate {
             self.directory_failed("release", user, &e);
             return false;
         }
+        // Out of the store before out of the pool: the sync loop never sees
+        // a seat the store still has and this pool has not.
+        self.cluster_release(user).await;
         self.with_pool(|p| p.release(user));
         self.count_release(reason);
         self.record(reason_label(reason), user, None);

@@ -14,6 +14,7 @@
 mod admit;
 mod app_client;
 mod claim;
+pub mod cluster;
 mod hooks;
 pub mod oidc;
 mod reconcile;
@@ -240,6 +241,10 @@ pub struct Gate {
     saml_seen: sso::SeenAssertions,
     /// iumgate's own OIDC sign-ins (`[sso.oidc]`).
     oidc: oidc::OidcRp,
+    /// `[cluster]`: the shared store that confirms every grant.
+    cluster: std::sync::OnceLock<Arc<crate::cluster::ClusterStore>>,
+    /// Seats released here whose release has not reached the store yet.
+    cluster_releasing: dashmap::DashSet<UserId>,
     /// The gate itself, for guards that give a seat back when dropped.
     me: std::sync::Weak<Gate>,
 }
@@ -283,6 +288,8 @@ impl Gate {
             second_steps: two_step::SecondSteps::default(),
             saml_seen: sso::SeenAssertions::default(),
             oidc: oidc::OidcRp::default(),
+            cluster: std::sync::OnceLock::new(),
+            cluster_releasing: dashmap::DashSet::new(),
             me: me.clone(),
         })
     }

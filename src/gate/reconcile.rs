@@ -132,6 +132,17 @@ impl Gate {
             self.count_release(ReleaseReason::Reconcile);
             self.record("reconcile_drop", u, None);
         }
+        if self.cluster().is_some() {
+            let holders: Vec<(UserId, u64)> = self
+                .state
+                .seat_records()
+                .into_iter()
+                .filter(|r| access_set.contains(&r.user))
+                .map(|r| (r.user, r.last_active))
+                .collect();
+            self.cluster_reconciled(&holders, &report.dropped, started)
+                .await;
+        }
         // Over the new capacity: release the longest-idle down to it, even
         // inside min_idle — going over the tier stops the app for everyone.
         if over {
@@ -211,6 +222,7 @@ impl Gate {
         for seat in released {
             match self.directory.remove_from_group(&seat.user, &access).await {
                 Ok(()) => {
+                    self.cluster_release(&seat.user).await;
                     self.count_release(ReleaseReason::TierShrink);
                     self.record("tier_shrink", &seat.user, None);
                     out.push(seat.user);

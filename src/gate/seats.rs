@@ -147,6 +147,15 @@ impl SeatState {
         self.seats.get(user)
     }
 
+    /// Every seat in the pool (granted or under way), read without moving
+    /// the epoch.
+    pub fn seat_records(&self) -> Vec<crate::pool::SeatRecord> {
+        self.seats
+            .iter()
+            .map(|e| e.value().record(e.key()))
+            .collect()
+    }
+
     /// Whether the pool has a seat for `user`, granted or not yet.
     pub fn has_seat(&self, user: &UserId) -> bool {
         self.seats.contains_key(user)

@@ -107,6 +107,12 @@ async fn remove_from_ium(
             gate.count_release(ReleaseReason::Cleanup);
             freed = true;
         }
+        if let Some(store) = gate.cluster() {
+            // Out of the group: out of the shared pool too.
+            if let Err(e) = store.release(user).await {
+                tracing::warn!(user = %user, error = %crate::proxy::error_chain(&e), "cleanup: the cluster store did not take the release; the next reconcile drops the seat");
+            }
+        }
     }
     if in_user {
         gate.directory

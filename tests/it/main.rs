@@ -14,6 +14,7 @@
 mod admin_support;
 mod analyze_support;
 mod browser_support;
+mod cluster_support;
 mod directory_support;
 mod gate_support;
 mod housekeeping_support;
@@ -35,6 +36,7 @@ mod check_basic_auth;
 mod check_diagnostics;
 mod check_sso;
 mod cli_completions;
+mod cluster_redis;
 mod demo_login;
 mod deploy_files;
 mod directory_jira;

@@ -76,7 +76,8 @@ impl Seat {
         self.indexed.load(Ordering::Relaxed)
     }
 
-    fn record(&self, user: &UserId) -> SeatRecord {
+    /// This seat as `user`'s record (times as now).
+    pub fn record(&self, user: &UserId) -> SeatRecord {
         SeatRecord {
             user: user.clone(),
             since: self.since,
@@ -103,7 +104,7 @@ impl fmt::Debug for Seat {
 pub type SeatMap = dashmap::DashMap<UserId, Arc<Seat>, rustc_hash::FxBuildHasher>;
 
 /// How an admission may get a seat.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// Take a free seat, else evict a holder idle at least `min_idle`, else queue.
     MayEvict,
@@ -354,6 +355,19 @@ impl Pool {
     /// 1-based queue position (O(queue length)).
     pub fn position(&self, user: &UserId) -> Option<usize> {
         self.queue.index_of(user).map(|i| i + 1)
+    }
+
+    /// Queues `user` (or records their poll) without granting anything: a
+    /// seat that another authority (the shared store of a cluster) refused
+    /// although this pool had one. The 1-based position.
+    pub fn enqueue(&mut self, user: &UserId, now: u64) -> usize {
+        if self.holds(user) {
+            return 0;
+        }
+        if !self.queue.record_poll(user, now) {
+            self.queue.push(user, now, now);
+        }
+        self.position(user).unwrap_or(1)
     }
 
     pub fn leave_queue(&mut self, user: &UserId) -> bool {

@@ -269,7 +269,7 @@ fn run(ops: Vec<Op>, capacity: usize) {
                     Mode::MayEvict
                 };
                 let before = pool.export();
-                let got = pool.admit(&user(i), now, mode.clone());
+                let got = pool.admit(&user(i), now, mode);
                 check_admission(&before, &pool, &user(i), now, &mode, &got);
                 assert_eq!(got, model.admit(&user(i), now, mode), "{op:?} at {now}");
             }

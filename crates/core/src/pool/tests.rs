@@ -466,3 +466,21 @@ fn a_late_arriving_older_poll_does_not_move_the_poll_time_back() {
     assert!(p.prune(80_000).is_empty());
     p.check();
 }
+
+#[test]
+fn enqueue_queues_without_granting_even_with_a_free_seat() {
+    let mut p = pool(2);
+    assert_eq!(p.enqueue(&u("w"), 1_000), 1);
+    assert_eq!(p.enqueue(&u("x"), 1_000), 2);
+    assert_eq!(p.in_use(), 0, "nothing granted");
+    // Again: a poll, same place.
+    assert_eq!(p.enqueue(&u("w"), 2_000), 1);
+    assert_eq!(p.queue()[0].last_poll, 2_000);
+    p.check();
+    // A holder is not queued.
+    let mut q = pool(1);
+    assert_eq!(admit(&mut q, "h", 3_000), Admission::Granted);
+    assert_eq!(q.enqueue(&u("h"), 3_000), 0);
+    assert_eq!(q.queue_len(), 0);
+    q.check();
+}

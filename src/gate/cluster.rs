@@ -1,0 +1,309 @@
+//! The gate in a cluster (`[cluster]`, [`crate::cluster`]): the local pool
+//! decides as always, and a grant or an eviction it decides is confirmed by
+//! the shared store's atomic script before anything is written to the
+//! directory. The store may decide otherwise (another replica took the seat,
+//! or idles someone else longer): the local pool then follows the store.
+//!
+//! The sync loop ([`Gate::cluster_sync`], every
+//! [`crate::cluster::SYNC_EVERY`]) brings the local pool to the store's
+//! holders — another replica's grants adopted, its evictions and releases
+//! dropped — and flushes local activity times to the store. A holder's
+//! request never waits for Redis.
+//!
+//! Redis unreachable: holders keep being served from the local view; no
+//! grant is made (an admission answers `Unavailable`: the waiting page or
+//! 503); alert `cluster_store_unreachable` until a call succeeds again.
+
+use super::{Gate, Outcome};
+use crate::alerts::AlertKey;
+use crate::cluster::{ClusterStore, Reserve, ReserveMode, StoreError};
+use crate::pool::{Admission, Mode, SeatRecord};
+use crate::user::UserId;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// What one sync pass changed locally.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Holders another replica granted, now held here too.
+    pub adopted: usize,
+    /// Holders another replica evicted or released, dropped here.
+    pub dropped: usize,
+    /// Activity times written to the store.
+    pub flushed: usize,
+    /// The store had lost its holders and was written back from here.
+    pub rebuilt: bool,
+}
+
+impl Gate {
+    /// Joins the cluster: admissions are confirmed by `store` from now on.
+    /// Set once, before the proxy serves.
+    pub fn set_cluster(&self, store: Arc<ClusterStore>) {
+        if self.cluster.set(store).is_err() {
+            tracing::warn!("the cluster store was set twice; the first stays");
+        }
+    }
+
+    pub fn cluster(&self) -> Option<&Arc<ClusterStore>> {
+        self.cluster.get()
+    }
+
+    /// A local grant or eviction, confirmed (or overruled) by the store.
+    /// `Err`: the outcome to answer at once (nothing granted).
+    pub(super) async fn arbitrate(
+        &self,
+        store: &ClusterStore,
+        user: &UserId,
+        now: u64,
+        mode: Mode,
+        local: Admission,
+    ) -> Result<Admission, Outcome> {
+        let local_victim = match &local {
+            Admission::Granted => None,
+            Admission::Evicted { victim } => Some(victim.clone()),
+            _ => return Ok(local),
+        };
+        // Keep the sync loop off this seat while the store decides.
+        self.state.grant_started(user);
+        let (capacity, min_idle) = self.with_pool(|p| (p.capacity(), p.config().min_idle_ms));
+        let reserve_mode = match mode {
+            Mode::FreeOnly => ReserveMode::FreeOnly,
+            Mode::MayEvict => ReserveMode::MayEvict,
+        };
+        let decided = store
+            .reserve(user, capacity, now, min_idle, reserve_mode)
+            .await;
+        let undo_local = |p: &mut crate::pool::Pool| {
+            p.release(user);
+            if let Some(v) = &local_victim {
+                p.adopt(&v.user, v.since, Some(v.last_active));
+            }
+        };
+        match decided {
+            Ok(Reserve::Granted | Reserve::Holding) => {
+                self.cluster_ok();
+                if let Some(v) = &local_victim {
+                    // The store had a free seat: nobody is evicted.
+                    self.with_pool(|p| p.adopt(&v.user, v.since, Some(v.last_active)));
+                }
+                Ok(Admission::Granted)
+            }
+            Ok(Reserve::Evicted {
+                victim,
+                last_active,
+            }) => {
+                self.cluster_ok();
+                let record = self.with_pool(|p| {
+                    if let Some(v) = &local_victim {
+                        if v.user != victim {
+                            p.adopt(&v.user, v.since, Some(v.last_active));
+                        }
+                    }
+                    p.release(&victim)
+                });
+                let victim = match (record, local_victim) {
+                    (Some(r), _) => r,
+                    (None, Some(v)) if v.user == victim => v,
+                    (None, _) => SeatRecord {
+                        user: victim,
+                        since: last_active,
+                        last_active,
+                    },
+                };
+                Ok(Admission::Evicted { victim })
+            }
+            Ok(Reserve::Full) => {
+                self.cluster_ok();
+                let position = self.with_pool(|p| {
+                    undo_local(p);
+                    match mode {
+                        Mode::FreeOnly => None,
+                        Mode::MayEvict => Some(p.enqueue(user, now)),
+                    }
+                });
+                self.state.grant_ended(user);
+                Ok(match position {
+                    Some(position) => Admission::Wait { position },
+                    None => Admission::NoFreeSeat,
+                })
+            }
+            Ok(Reserve::Unbuilt) => {
+                self.with_pool(undo_local);
+                self.state.grant_ended(user);
+                tracing::info!(user = %user, "the cluster store is being rebuilt: nothing granted for a moment");
+                Err(Outcome::Unavailable)
+            }
+            Err(e) => {
+                self.with_pool(undo_local);
+                self.state.grant_ended(user);
+                self.cluster_failed(&e);
+                Err(Outcome::Unavailable)
+            }
+        }
+    }
+
+    /// A grant the store confirmed failed in the directory: the store gets
+    /// the seat back (and the victim theirs, while that fits).
+    pub(super) async fn cluster_give_back(&self, user: &UserId, victim: Option<&SeatRecord>) {
+        let Some(store) = self.cluster() else { return };
+        let capacity = self.with_pool(|p| p.capacity());
+        let v = victim.map(|v| (&v.user, v.last_active));
+        if let Err(e) = store.give_back(user, capacity, v).await {
+            self.cluster_failed(&e);
+        }
+    }
+
+    /// A seat released here (logout, cleanup, tier shrink): gone from the
+    /// store too. A failure is retried by the sync loop, which meanwhile
+    /// does not take the seat back from the store.
+    pub(super) async fn cluster_release(&self, user: &UserId) {
+        let Some(store) = self.cluster() else { return };
+        if let Err(e) = store.release(user).await {
+            self.cluster_failed(&e);
+            self.cluster_releasing.insert(user.clone());
+        }
+    }
+
+    /// One pass of the sync loop. Until the first reconcile the local pool
+    /// knows nothing worth comparing: the pass does nothing.
+    pub async fn cluster_sync(&self) -> Result<SyncReport, StoreError> {
+        let Some(store) = self.cluster().cloned() else {
+            return Ok(SyncReport::default());
+        };
+        if !self.is_reconciled() {
+            return Ok(SyncReport::default());
+        }
+        // Releases that could not reach the store before.
+        let retry: Vec<UserId> = self.cluster_releasing.iter().map(|u| u.clone()).collect();
+        for u in retry {
+            store.release(&u).await?;
+            self.cluster_releasing.remove(&u);
+        }
+        let mut report = SyncReport::default();
+        if !store.is_built().await? {
+            // Emptied or replaced: written back from this replica's view
+            // (the directory's, as of the last reconcile) before anyone is
+            // granted a seat again.
+            let mine: Vec<(UserId, u64)> = self
+                .state
+                .seat_records()
+                .into_iter()
+                .map(|r| (r.user, r.last_active))
+                .collect();
+            store.adopt_many(&mine).await?;
+            tracing::warn!(
+                holders = mine.len(),
+                "the cluster store had lost its holders: written back from this replica"
+            );
+            report.rebuilt = true;
+        }
+        let remote: HashMap<UserId, u64> = store.holders().await?.into_iter().collect();
+        let pending = self.state.granting();
+        let now = self.now();
+        let local = self.state.seat_records();
+        let mut flush = Vec::new();
+        let mut drop = Vec::new();
+        for h in &local {
+            if pending.contains(&h.user) {
+                continue;
+            }
+            match remote.get(&h.user) {
+                None => drop.push(h.user.clone()),
+                Some(&t) if h.last_active > t => flush.push((h.user.clone(), h.last_active)),
+                Some(&t) if t > h.last_active => self.state.touch(&h.user, t),
+                Some(_) => {}
+            }
+        }
+        let adopt: Vec<(UserId, u64)> = remote
+            .iter()
+            .filter(|(u, _)| {
+                !pending.contains(*u)
+                    && !self.cluster_releasing.contains(*u)
+                    && !local.iter().any(|h| &h.user == *u)
+            })
+            .map(|(u, t)| (u.clone(), *t))
+            .collect();
+        if !drop.is_empty() || !adopt.is_empty() {
+            // Only a pass that changes something moves the epoch.
+            self.with_pool(|p| {
+                let pending = self.state.granting();
+                for u in &drop {
+                    if !pending.contains(u) && p.release(u).is_some() {
+                        report.dropped += 1;
+                    }
+                }
+                for (u, t) in &adopt {
+                    if !pending.contains(u) && !p.holds(u) {
+                        p.adopt(u, now, Some(*t));
+                        report.adopted += 1;
+                    }
+                }
+            });
+        }
+        store.touch_many(&flush).await?;
+        report.flushed = flush.len();
+        self.cluster_ok();
+        Ok(report)
+    }
+
+    /// Reconcile in a cluster: the directory's holders are written to the
+    /// store (rebuilding it if it was emptied), and holders the directory
+    /// dropped before `started` leave it.
+    pub(super) async fn cluster_reconciled(
+        &self,
+        holders: &[(UserId, u64)],
+        dropped: &[UserId],
+        started: u64,
+    ) {
+        let Some(store) = self.cluster() else { return };
+        let r = async {
+            store.adopt_many(holders).await?;
+            store.drop_stale(dropped, started).await
+        }
+        .await;
+        match r {
+            Ok(_) => self.cluster_ok(),
+            Err(e) => self.cluster_failed(&e),
+        }
+    }
+
+    fn cluster_failed(&self, e: &StoreError) {
+        tracing::warn!(error = %crate::proxy::error_chain(e), "the cluster store (Redis) failed: no new grants until it answers");
+        self.alerts.raise(
+            AlertKey::ClusterStoreUnreachable.as_str(),
+            format!("The shared pool on Redis cannot be used: {e}. Holders are served; nobody new gets a seat."),
+            "Check that Redis ([cluster] redis_url) is up and reachable from every replica.",
+            self.now(),
+        );
+    }
+
+    fn cluster_ok(&self) {
+        self.alerts
+            .resolve(AlertKey::ClusterStoreUnreachable.as_str());
+    }
+}
+
+/// Runs [`Gate::cluster_sync`] every [`crate::cluster::SYNC_EVERY`] until
+/// `stop`.
+pub async fn sync_loop(gate: Arc<Gate>, stop: tokio_util::sync::CancellationToken) {
+    let mut tick = tokio::time::interval(crate::cluster::SYNC_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match gate.cluster_sync().await {
+            Ok(r) if r.adopted + r.dropped > 0 || r.rebuilt => {
+                tracing::debug!(
+                    adopted = r.adopted,
+                    dropped = r.dropped,
+                    rebuilt = r.rebuilt,
+                    "cluster sync"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => gate.cluster_failed(&e),
+        }
+    }
+}

@@ -1,0 +1,270 @@
+//! Two iumgate replicas in front of one simulated Jira share one pool on a
+//! real `redis-server` (issue 19): never above capacity however the logins
+//! are split, a holder known at both, a waiter at one admitted when a
+//! holder leaves at the other, Redis down (holders served, nobody new) and
+//! back, Redis emptied (written back before anyone is granted).
+
+use crate::cluster_support::{redis_or_skip, Redis};
+use crate::gate_support::{browser, jira_login, text, World};
+use iumgate::config::{ClusterConfig, Config};
+use iumgate::product::Product;
+use iumgate::sim::SimUser;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn clustered(redis: &Redis, node: &str) -> impl FnOnce(&mut Config) {
+    let url = redis.url();
+    let node = node.to_string();
+    move |c: &mut Config| {
+        c.cluster = Some(ClusterConfig {
+            redis_url: Some(url),
+            node_id: Some(node),
+            ..ClusterConfig::default()
+        });
+    }
+}
+
+/// Replica A and replica B in front of one simulator, one clock, one Redis.
+async fn two_replicas(redis: &Redis, extra_users: usize) -> (Arc<World>, Arc<World>) {
+    let a = World::start(
+        Product::Jira,
+        |sc| {
+            for i in 0..extra_users {
+                sc.users.push(SimUser::new(
+                    &format!("casual{:02}", 21 + i),
+                    &["IUM_user_software"],
+                ));
+            }
+        },
+        clustered(redis, "a"),
+    )
+    .await;
+    let b = World::start_on(
+        Product::Jira,
+        a.sim.clone(),
+        a.clock.clone(),
+        clustered(redis, "b"),
+    )
+    .await;
+    let (a, b) = (Arc::new(a), Arc::new(b));
+    eventually("the store is built", || {
+        let a = a.clone();
+        async move { a.gate.cluster().unwrap().is_built().await.unwrap_or(false) }
+    })
+    .await;
+    (a, b)
+}
+
+/// Polls `cond` every 50 ms for up to 20 s (the sync loop runs every 500 ms).
+async fn eventually<F, Fut>(what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !cond().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn store_holders(w: &World) -> Vec<String> {
+    let mut v: Vec<String> = w
+        .gate
+        .cluster()
+        .unwrap()
+        .holders()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(u, _)| u.as_str().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+async fn logs_in(w: &World, c: &reqwest::Client, user: &str) -> bool {
+    let (status, path, _) = text(jira_login(w, c, user, "demo", false).await).await;
+    status == 200 && path == "/browse/DEMO-1"
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_logins_split_over_two_replicas_never_exceed_capacity() {
+    let Some(redis) = redis_or_skip() else { return };
+    let (a, b) = two_replicas(&redis, 30).await;
+    let capacity = a.gate.with_pool(|p| p.capacity());
+    assert_eq!(capacity, 7);
+    let mut tasks = Vec::new();
+    for i in 1..=50 {
+        let w = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            let (c, _) = browser();
+            logs_in(&w, &c, &format!("casual{i:02}")).await
+        }));
+    }
+    let mut admitted = 0;
+    for t in tasks {
+        admitted += usize::from(t.await.unwrap());
+    }
+    assert_eq!(admitted, capacity, "exactly the seats there are");
+    assert_eq!(a.access_members().len(), capacity);
+    assert!(a.sim.peak_members("IUM_access_software") <= capacity);
+    assert_eq!(store_holders(&a).await.len(), capacity);
+    // Both replicas come to the same view.
+    eventually("both replicas see every holder", || {
+        let (a, b) = (a.clone(), b.clone());
+        async move { a.in_use() == capacity && b.in_use() == capacity }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_at_one_replica_is_a_holder_at_the_other_and_a_waiter_gets_in_when_they_leave() {
+    let Some(redis) = redis_or_skip() else { return };
+    let (a, b) = two_replicas(&redis, 0).await;
+    // Seven logins at A fill the pool.
+    let mut holders = Vec::new();
+    for i in 1..=7 {
+        let (c, _) = browser();
+        assert!(logs_in(&a, &c, &format!("casual{i:02}")).await);
+        holders.push(c);
+    }
+    // casual01's session, used at B: the app names the user, and B knows
+    // the seat from the store.
+    let r = holders[0]
+        .get(b.url("/browse/DEMO-1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-ausername"], "casual01");
+    eventually("B holds casual01", || {
+        let b = b.clone();
+        async move { b.holds("casual01") }
+    })
+    .await;
+    // casual08 waits at A: every holder is active.
+    let (w8, _) = browser();
+    assert!(!logs_in(&a, &w8, "casual08").await);
+    assert!(!a.holds("casual08"));
+    // casual01 logs out at B: the seat goes, and A's waiter gets it.
+    let r = holders[0]
+        .get(b.url("/secure/Logout!default.jspa"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success() || r.status().is_redirection());
+    eventually("casual01's seat is free in the store", || {
+        let a = a.clone();
+        async move { !store_holders(&a).await.contains(&"casual01".to_string()) }
+    })
+    .await;
+    eventually("casual08 is admitted at A", || {
+        let (a, w8) = (a.clone(), w8.clone());
+        async move {
+            let r = w8.get(a.url("/iumgate/api/queue")).send().await.unwrap();
+            let v: serde_json::Value = r.json().await.unwrap_or_default();
+            v["state"] == "admitted"
+        }
+    })
+    .await;
+    assert!(a.holds("casual08"));
+    let members = a.access_members();
+    assert_eq!(members.len(), 7, "{members:?}");
+    assert!(
+        members.contains(&"casual08".to_string()) && !members.contains(&"casual01".to_string())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_serves_holders_grants_nobody_and_recovers() {
+    let Some(mut redis) = redis_or_skip() else {
+        return;
+    };
+    let (a, b) = two_replicas(&redis, 0).await;
+    let mut holders = Vec::new();
+    for i in 1..=3 {
+        let (c, _) = browser();
+        assert!(logs_in(&b, &c, &format!("casual{i:02}")).await);
+        holders.push(c);
+    }
+    eventually("A knows B's holders", || {
+        let a = a.clone();
+        async move { a.in_use() == 3 }
+    })
+    .await;
+    redis.stop();
+    // Holders keep working at both replicas.
+    for w in [&a, &b] {
+        let r = holders[0]
+            .get(w.url("/browse/DEMO-1"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["x-ausername"], "casual01");
+    }
+    // A newcomer gets no seat, though seats are free: they cannot be
+    // coordinated.
+    let (c, _) = browser();
+    assert!(!logs_in(&a, &c, "casual04").await);
+    assert!(!a.holds("casual04"));
+    assert_eq!(a.access_members().len(), 3);
+    assert!(a
+        .gate
+        .alerts
+        .list()
+        .iter()
+        .any(|al| al.key == "cluster_store_unreachable"));
+    // Redis is back, empty: the replicas write their holders back, and
+    // grants go on, counted against them.
+    redis.start();
+    eventually("the store is rebuilt", || {
+        let a = a.clone();
+        async move { store_holders(&a).await.len() == 3 }
+    })
+    .await;
+    let (c, _) = browser();
+    assert!(logs_in(&a, &c, "casual04").await);
+    assert_eq!(a.access_members().len(), 4);
+    assert_eq!(store_holders(&a).await.len(), 4);
+    eventually("the alert resolves", || {
+        let a = a.clone();
+        async move {
+            !a.gate
+                .alerts
+                .list()
+                .iter()
+                .any(|al| al.key == "cluster_store_unreachable")
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emptied_store_is_written_back_before_anyone_is_granted() {
+    let Some(redis) = redis_or_skip() else { return };
+    let (a, b) = two_replicas(&redis, 0).await;
+    for i in 1..=7 {
+        let (c, _) = browser();
+        assert!(logs_in(&a, &c, &format!("casual{i:02}")).await);
+    }
+    assert!(redis.command("FLUSHALL").starts_with("+OK"));
+    // Whatever replica asks first, the seven are counted before a grant.
+    let (c, _) = browser();
+    let _ = logs_in(&b, &c, "casual08").await;
+    eventually("the store is rebuilt", || {
+        let a = a.clone();
+        async move { store_holders(&a).await.len() >= 7 }
+    })
+    .await;
+    let (c, _) = browser();
+    assert!(!logs_in(&b, &c, "casual09").await, "the pool is full");
+    assert_eq!(store_holders(&a).await.len(), 7);
+    let members = a.access_members();
+    assert_eq!(members.len(), 7, "{members:?}");
+    assert!(a.sim.peak_members("IUM_access_software") <= 7);
+}
