@@ -172,6 +172,9 @@ pub struct Tick {
     pub tier: Option<Result<TierReport, JobError>>,
     pub cleanup: Option<Result<CleanupReport, JobError>>,
     pub sync: Option<Result<crate::sync::ApplyReport, JobError>>,
+    /// `[cluster]`: another replica holds the jobs' lease (or Redis did not
+    /// answer), so the jobs due now were left to it.
+    pub left_to_another_replica: bool,
 }
 
 /// The last outcome of each scheduled job, for the status API.
@@ -245,6 +248,26 @@ impl Housekeeping {
         }
     }
 
+    /// Whether this replica may run the jobs now: always outside a
+    /// cluster; in one, when it holds (or just took, or renewed) the lease.
+    async fn holds_jobs_lease(&self) -> bool {
+        let Some(store) = self.gate.cluster() else {
+            return true;
+        };
+        let ttl = self
+            .cfg
+            .cluster
+            .as_ref()
+            .map_or(Duration::from_secs(30), |c| c.lease.get());
+        match store.lease("jobs", ttl).await {
+            Ok(held) => held,
+            Err(e) => {
+                tracing::debug!(error = %crate::proxy::error_chain(&e), "cluster: the jobs' lease could not be renewed; jobs wait");
+                false
+            }
+        }
+    }
+
     /// Calls `tick` every `poll` until `stop`.
     pub async fn run(self: Arc<Self>, poll: Duration, stop: CancellationToken) {
         loop {
@@ -266,6 +289,22 @@ impl Housekeeping {
         if !sch.started {
             sch.started = true;
             out.startup_checks = Some(run_checks(&self.gate, &self.cfg).await);
+        }
+        // In a cluster the jobs that write run on the lease holder only;
+        // the others keep their schedule moving, so that a replica taking
+        // the lease over does not run again what was just run.
+        if !self.holds_jobs_lease().await {
+            out.left_to_another_replica = true;
+            if schedule::every_due(sch.last_tier_ms, self.tier_every_ms, now) {
+                sch.last_tier_ms = now;
+            }
+            if let Some(every) = self.sync_every_ms {
+                if schedule::every_due(sch.last_sync_ms, every, now) {
+                    sch.last_sync_ms = now;
+                }
+            }
+            sch.last_tick_ms = sch.last_tick_ms.max(now);
+            return out;
         }
         if schedule::every_due(sch.last_tier_ms, self.tier_every_ms, now) {
             sch.last_tier_ms = now;

@@ -268,3 +268,48 @@ async fn an_emptied_store_is_written_back_before_anyone_is_granted() {
     assert_eq!(members.len(), 7, "{members:?}");
     assert!(a.sim.peak_members("IUM_access_software") <= 7);
 }
+
+/// The jobs that write (tier check, cleanup, sync) run on the replica that
+/// holds the lease; when it dies, another takes them over within the
+/// lease's time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_run_on_one_replica_and_move_when_it_dies() {
+    let Some(redis) = redis_or_skip() else { return };
+    let short = |node: &str| {
+        let f = clustered(&redis, node);
+        move |c: &mut Config| {
+            f(c);
+            if let Some(cl) = c.cluster.as_mut() {
+                cl.lease = iumgate::config::Dur::secs(2);
+            }
+        }
+    };
+    let a = World::start(Product::Jira, |_| {}, short("a")).await;
+    let b = World::start_on(Product::Jira, a.sim.clone(), a.clock.clone(), short("b")).await;
+    let (ja, jb) = (a.run.jobs.clone().unwrap(), b.run.jobs.clone().unwrap());
+    // Whoever ticked first holds it; the other leaves its jobs alone.
+    let (ta, tb) = (ja.tick(a.gate.now()).await, jb.tick(b.gate.now()).await);
+    assert!(
+        ta.left_to_another_replica != tb.left_to_another_replica,
+        "exactly one replica runs the jobs"
+    );
+    let (leader, follower, fjobs) = if tb.left_to_another_replica {
+        (a, b, jb)
+    } else {
+        (b, a, ja)
+    };
+    // The leader stops (its lease is not renewed any more).
+    let _sim = leader.stop().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let t = fjobs.tick(follower.gate.now()).await;
+        if !t.left_to_another_replica {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the follower never took the jobs over"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
