@@ -199,6 +199,46 @@ fn dockerfile_builds_with_the_command_ci_uses() {
     }
 }
 
+/// Issue 22, item 5: the README's first command must answer within minutes
+/// on a fresh 2-core machine, so it builds the cheap profile `quick`
+/// (unoptimised, no debug info: 136 CPU-s here, against 420 for `release`),
+/// and `cargo test` stays the second command.
+#[test]
+fn the_readme_quick_start_builds_the_quick_profile_then_tests() {
+    let readme = read("README.md");
+    let quick_start = readme
+        .split("## Quick start")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("a Quick start section");
+    let commands: Vec<&str> = quick_start
+        .split("```sh\n")
+        .skip(1)
+        .filter_map(|block| block.split("```").next())
+        .map(str::trim)
+        .collect();
+    assert_eq!(
+        commands,
+        ["cargo run --profile quick -- demo", "cargo test"],
+        "the quick start's two commands"
+    );
+    let manifest: toml::Value = toml::from_str(&read("Cargo.toml")).unwrap();
+    let quick = &manifest["profile"]["quick"];
+    assert_eq!(quick["inherits"].as_str(), Some("release"));
+    assert_eq!(quick["opt-level"].as_integer(), Some(0));
+    // Inherited from release: no debug info, no LTO, parallel codegen.
+    for key in ["debug", "lto", "codegen-units"] {
+        assert!(
+            quick.get(key).is_none()
+                && manifest["profile"]
+                    .get("release")
+                    .and_then(|r| r.get(key))
+                    .is_none(),
+            "`{key}` makes the quick start's build slower"
+        );
+    }
+}
+
 #[test]
 fn dockerfile_toolchain_is_at_least_the_crates_rust_version() {
     let manifest: toml::Value = toml::from_str(&read("Cargo.toml")).unwrap();
