@@ -70,6 +70,8 @@ const SESSION_DROP_REASONS: [&str; 2] = ["per_user", "total"];
 /// How iumgate's own OIDC sign-ins ended (`gate::oidc`): the ID token
 /// verified, or nobody admitted.
 const OIDC_RESULTS: [&str; 2] = ["verified", "refused"];
+/// How a cluster sync pass ended (`gate::cluster`).
+const SYNC_RESULTS: [&str; 2] = ["ok", "failed"];
 
 const REQUEST_BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
@@ -110,6 +112,8 @@ pub struct Metrics {
     saml_encrypted: IntCounter,
     oidc_signins: Vec<IntCounter>,
     oidc_ready: IntGauge,
+    cluster_enabled: IntGauge,
+    cluster_syncs: Vec<IntCounter>,
     second_steps_waiting: IntGauge,
     alerts_active: IntGauge,
     alert_active: IntGaugeVec,
@@ -330,6 +334,15 @@ impl Metrics {
             os.get_metric_with_label_values(l)
         })?;
 
+        let cs = b.counter_vec(
+            "iumgate_cluster_syncs_total",
+            "[cluster]: passes of the sync loop (every 500 ms) that reached Redis (ok) or not (failed: no new grants until it answers).",
+            &["result"],
+        )?;
+        let cluster_syncs = children("iumgate_cluster_syncs_total", &SYNC_RESULTS, |l| {
+            cs.get_metric_with_label_values(l)
+        })?;
+
         let m = Metrics {
             request_duration,
             upstream_errors,
@@ -399,6 +412,11 @@ impl Metrics {
                 "SAML responses with an encrypted assertion: forwarded unread (the user is learned from the application's answer).",
             )?,
             oidc_signins,
+            cluster_syncs,
+            cluster_enabled: b.int_gauge(
+                "iumgate_cluster_enabled",
+                "1 when this replica shares its pool on Redis ([cluster]).",
+            )?,
             oidc_ready: b.int_gauge(
                 "iumgate_oidc_ready",
                 "1 once iumgate has read the OIDC IdP's discovery document and keys ([sso.oidc]); 0 without [sso.oidc] or while discovery fails (OIDC users are then learned from the app's answer only).",
@@ -569,6 +587,15 @@ impl Metrics {
             catch_up(counter, load(atomic));
         }
         self.oidc_ready.set(i64::from(gate.oidc_ready()));
+        self.cluster_enabled
+            .set(i64::from(gate.cluster().is_some()));
+        for (counter, atomic) in self
+            .cluster_syncs
+            .iter()
+            .zip([&c.cluster_syncs_ok, &c.cluster_syncs_failed])
+        {
+            catch_up(counter, load(atomic));
+        }
         self.second_steps_waiting
             .set(gate.second_steps_waiting() as i64);
 

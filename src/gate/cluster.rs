@@ -20,6 +20,7 @@ use crate::cluster::{ClusterStore, Reserve, ReserveMode, StoreError};
 use crate::pool::{Admission, Mode, SeatRecord};
 use crate::user::UserId;
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// What one sync pass changed locally.
@@ -293,17 +294,23 @@ pub async fn sync_loop(gate: Arc<Gate>, stop: tokio_util::sync::CancellationToke
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
+        let c = &gate.counters;
         match gate.cluster_sync().await {
-            Ok(r) if r.adopted + r.dropped > 0 || r.rebuilt => {
-                tracing::debug!(
-                    adopted = r.adopted,
-                    dropped = r.dropped,
-                    rebuilt = r.rebuilt,
-                    "cluster sync"
-                );
+            Ok(r) => {
+                c.cluster_syncs_ok.fetch_add(1, Ordering::Relaxed);
+                if r.adopted + r.dropped > 0 || r.rebuilt {
+                    tracing::debug!(
+                        adopted = r.adopted,
+                        dropped = r.dropped,
+                        rebuilt = r.rebuilt,
+                        "cluster sync"
+                    );
+                }
             }
-            Ok(_) => {}
-            Err(e) => gate.cluster_failed(&e),
+            Err(e) => {
+                c.cluster_syncs_failed.fetch_add(1, Ordering::Relaxed);
+                gate.cluster_failed(&e);
+            }
         }
     }
 }

@@ -163,6 +163,9 @@ pub struct Counters {
     /// OIDC sign-ins that failed (IdP error, expired or foreign state, an
     /// ID token that did not verify): nobody admitted.
     pub oidc_refused: AtomicU64,
+    /// `[cluster]`: sync passes that reached Redis, and those that failed.
+    pub cluster_syncs_ok: AtomicU64,
+    pub cluster_syncs_failed: AtomicU64,
     /// Queue entry → admission, seconds (observed once per admitted waiter).
     pub queue_wait_seconds: prometheus::Histogram,
 }
@@ -195,6 +198,8 @@ impl Default for Counters {
             saml_encrypted: AtomicU64::new(0),
             oidc_verified: AtomicU64::new(0),
             oidc_refused: AtomicU64::new(0),
+            cluster_syncs_ok: AtomicU64::new(0),
+            cluster_syncs_failed: AtomicU64::new(0),
             // Constant name and increasing buckets: this cannot fail.
             queue_wait_seconds: prometheus::Histogram::with_opts(opts)
                 .expect("constant histogram options are valid"), // ok: constant options, never input

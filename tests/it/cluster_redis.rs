@@ -86,6 +86,15 @@ async fn store_holders(w: &World) -> Vec<String> {
     v
 }
 
+async fn metrics(w: &World) -> String {
+    reqwest::get(format!("http://{}/metrics", w.run.admin_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 async fn logs_in(w: &World, c: &reqwest::Client, user: &str) -> bool {
     let (status, path, _) = text(jira_login(w, c, user, "demo", false).await).await;
     status == 200 && path == "/browse/DEMO-1"
@@ -219,6 +228,16 @@ async fn redis_down_serves_holders_grants_nobody_and_recovers() {
         .list()
         .iter()
         .any(|al| al.key == "cluster_store_unreachable"));
+    eventually("a failed sync is counted", || {
+        let a = a.clone();
+        async move {
+            let m = metrics(&a).await;
+            m.contains("iumgate_cluster_enabled 1")
+                && m.contains("iumgate_alert_active{alert=\"cluster_store_unreachable\"} 1")
+                && !m.contains("iumgate_cluster_syncs_total{result=\"failed\"} 0")
+        }
+    })
+    .await;
     // Redis is back, empty: the replicas write their holders back, and
     // grants go on, counted against them.
     redis.start();
