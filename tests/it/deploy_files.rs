@@ -1060,3 +1060,68 @@ fn atlassian_helm_values_add_iumgate_as_a_sidecar_matching_its_config() {
         assert_eq!(sc["readOnlyRootFilesystem"].as_bool(), Some(true));
     }
 }
+
+#[test]
+fn compose_cluster_runs_two_replicas_on_one_redis_behind_a_balancer() {
+    let doc = &yaml_docs("deploy/compose-cluster.yaml")[0];
+    let svc = &doc["services"];
+    for name in [
+        "lb",
+        "iumgate-a",
+        "iumgate-b",
+        "redis",
+        "jira",
+        "prometheus",
+    ] {
+        assert!(svc[name].is_mapping(), "service {name}");
+    }
+    // One config for both replicas: the same Redis and prefix.
+    let cfg = Config::parse(s(
+        &doc["configs"]["iumgate.toml"]["content"],
+        "iumgate.toml",
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(cfg.gate_enabled());
+    let cluster = cfg.cluster.as_ref().expect("[cluster]");
+    let url = cluster.redis_url().unwrap().unwrap();
+    assert!(
+        url.expose().starts_with("redis://redis:"),
+        "the redis service"
+    );
+    for r in ["iumgate-a", "iumgate-b"] {
+        let targets: Vec<&str> = seq(&svc[r]["configs"], "configs")
+            .iter()
+            .map(|c| s(&c["source"], "source"))
+            .collect();
+        assert_eq!(targets, ["iumgate.toml"], "{r} runs the shared config");
+        assert!(
+            svc[r]["ports"].is_null(),
+            "{r} is reached through the balancer only"
+        );
+    }
+    // Redis keeps the pool across its own restarts.
+    let redis_cmd: Vec<&str> = seq(&svc["redis"]["command"], "command")
+        .iter()
+        .map(|c| s(c, "arg"))
+        .collect();
+    assert!(redis_cmd.windows(2).any(|w| w == ["--appendonly", "yes"]));
+    // The balancer sends to both replicas' proxy port; Prometheus scrapes
+    // both admin ports.
+    let nginx = s(&doc["configs"]["nginx.conf"]["content"], "nginx.conf");
+    let port = cfg.proxy.listen.port();
+    for r in ["iumgate-a", "iumgate-b"] {
+        assert!(
+            nginx.contains(&format!("server {r}:{port}")),
+            "{r} in nginx"
+        );
+    }
+    let prom = s(
+        &doc["configs"]["prometheus.yml"]["content"],
+        "prometheus.yml",
+    );
+    let admin = cfg.admin.listen.port();
+    for r in ["iumgate-a", "iumgate-b"] {
+        assert!(prom.contains(&format!("{r}:{admin}")), "{r} scraped");
+    }
+    assert!(svc["jira"]["ports"].is_null(), "Jira only behind the gate");
+}
