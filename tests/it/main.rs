@@ -36,6 +36,7 @@ mod check_basic_auth;
 mod check_diagnostics;
 mod check_sso;
 mod cli_completions;
+mod cluster_binary;
 mod cluster_props;
 mod cluster_redis;
 mod demo_login;

@@ -17,7 +17,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const ACCESS: &str = "IUM_access_software";
-const PASSWORD_ENV: &str = "IUMGATE_TEST_DIRECTORY_PASSWORD";
+pub(crate) const PASSWORD_ENV: &str = "IUMGATE_TEST_DIRECTORY_PASSWORD";
 const SNAPSHOT_EVERY_MS: u64 = 1_000;
 /// Scheduling slack on two noisy cores, on top of the snapshot interval.
 const SLACK_MS: u64 = 4_000;
@@ -31,9 +31,9 @@ fn now_ms() -> u64 {
 
 /// The child process; killed (SIGKILL) when dropped, so a failing test
 /// leaves nothing running.
-struct Gate {
-    child: Child,
-    proxy: SocketAddr,
+pub(crate) struct Gate {
+    pub(crate) child: Child,
+    pub(crate) proxy: SocketAddr,
     log: Arc<Mutex<Vec<String>>>,
 }
 
@@ -45,7 +45,7 @@ impl Drop for Gate {
 }
 
 impl Gate {
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.log.lock().unwrap().join("\n")
     }
 }
@@ -100,7 +100,7 @@ snapshot_every = "{SNAPSHOT_EVERY_MS}ms"
 }
 
 /// Starts `iumgate serve` and reads the proxy's address from its log.
-fn spawn(config: &Path) -> Gate {
+pub(crate) fn spawn(config: &Path) -> Gate {
     let mut child = Command::new(env!("CARGO_BIN_EXE_iumgate"))
         .args(["serve", "--config"])
         .arg(config)
