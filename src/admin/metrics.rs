@@ -72,6 +72,8 @@ const SESSION_DROP_REASONS: [&str; 2] = ["per_user", "total"];
 const OIDC_RESULTS: [&str; 2] = ["verified", "refused"];
 /// How a cluster sync pass ended (`gate::cluster`).
 const SYNC_RESULTS: [&str; 2] = ["ok", "failed"];
+/// How a login repeated after the app's cache lag ended.
+const REPLAY_RESULTS: [&str; 2] = ["ok", "refused"];
 
 const REQUEST_BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
@@ -114,6 +116,7 @@ pub struct Metrics {
     oidc_ready: IntGauge,
     cluster_enabled: IntGauge,
     cluster_syncs: Vec<IntCounter>,
+    login_replays: Vec<IntCounter>,
     second_steps_waiting: IntGauge,
     alerts_active: IntGauge,
     alert_active: IntGaugeVec,
@@ -343,6 +346,15 @@ impl Metrics {
             cs.get_metric_with_label_values(l)
         })?;
 
+        let lr = b.counter_vec(
+            "iumgate_login_replays_total",
+            "Logins the app refused the licence right after their seat was put in place, repeated by iumgate ([identity] authorisation_retries: a Data Center cluster's nodes see a group change a moment later): ok (a repeat logged the user in) or refused (every repeat was refused; the seat went back).",
+            &["result"],
+        )?;
+        let login_replays = children("iumgate_login_replays_total", &REPLAY_RESULTS, |l| {
+            lr.get_metric_with_label_values(l)
+        })?;
+
         let m = Metrics {
             request_duration,
             upstream_errors,
@@ -413,6 +425,7 @@ impl Metrics {
             )?,
             oidc_signins,
             cluster_syncs,
+            login_replays,
             cluster_enabled: b.int_gauge(
                 "iumgate_cluster_enabled",
                 "1 when this replica shares its pool on Redis ([cluster]).",
@@ -593,6 +606,13 @@ impl Metrics {
             .cluster_syncs
             .iter()
             .zip([&c.cluster_syncs_ok, &c.cluster_syncs_failed])
+        {
+            catch_up(counter, load(atomic));
+        }
+        for (counter, atomic) in self
+            .login_replays
+            .iter()
+            .zip([&c.login_replays_ok, &c.login_replays_refused])
         {
             catch_up(counter, load(atomic));
         }

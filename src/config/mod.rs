@@ -496,6 +496,12 @@ pub struct IdentityConfig {
     /// How long a login may wait between its password step and its
     /// two-step verification code before its seat goes back.
     pub second_step_timeout: Dur,
+    /// A Jira Data Center cluster reaches a group change on its other nodes
+    /// a moment later: a login whose seat was put in place just before and
+    /// that the app still refuses the licence (`AUTHORISATION_FAILED`) is
+    /// repeated by iumgate up to this many times within 2 s (0: never; at
+    /// most 3). Each repeat is one more login attempt at the app.
+    pub authorisation_retries: u32,
 }
 
 impl Default for IdentityConfig {
@@ -509,6 +515,7 @@ impl Default for IdentityConfig {
             max_sessions_per_user: limits.per_user,
             max_sessions: limits.total,
             second_step_timeout: Dur::secs(5 * 60),
+            authorisation_retries: 0,
         }
     }
 }
@@ -846,6 +853,12 @@ impl Config {
                     );
                 }
             }
+        }
+        if self.identity.authorisation_retries > 3 {
+            err(
+                "identity.authorisation_retries",
+                "at most 3 (each repeat is a login attempt at the app)".into(),
+            );
         }
         if let Some(c) = &self.cluster {
             let given = [

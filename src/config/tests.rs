@@ -196,3 +196,19 @@ fn cluster_needs_exactly_one_redis_url_and_a_redis_scheme() {
     // Without the section: one process, as before.
     assert!(Config::parse(MINIMAL).unwrap().cluster.is_none());
 }
+
+#[test]
+fn authorisation_retries_are_at_most_three() {
+    let c = Config::parse(&format!(
+        "{MINIMAL}\n[identity]\nauthorisation_retries = 3\n"
+    ))
+    .unwrap();
+    assert_eq!(c.identity.authorisation_retries, 3);
+    let e = errors(&format!(
+        "{MINIMAL}\n[identity]\nauthorisation_retries = 4\n"
+    ));
+    assert!(
+        e.iter().any(|e| e.key == "identity.authorisation_retries"),
+        "{e:?}"
+    );
+}

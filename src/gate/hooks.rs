@@ -132,7 +132,31 @@ struct LoginCtx {
     /// the browser it came from (its `User-Agent`, hashed): only that
     /// browser may have it repeated.
     replay: Option<(Option<HeaderValue>, Vec<u8>, SessionKey)>,
+    /// The login as sent, kept while a seat is lent for it when
+    /// `[identity] authorisation_retries` is on: repeated if the app's
+    /// other nodes have not seen the grant yet.
+    lag: Option<LagReplay>,
 }
+
+/// A login to repeat after the app's cache lag (see `Gate::replay_after_lag`).
+#[derive(Debug)]
+struct LagReplay {
+    target: String,
+    headers: Vec<(http::HeaderName, HeaderValue)>,
+    body: Vec<u8>,
+}
+
+/// The request fields a repeated login carries.
+const LAG_REPLAY_FIELDS: [http::HeaderName; 8] = [
+    header::CONTENT_TYPE,
+    header::COOKIE,
+    header::HOST,
+    header::USER_AGENT,
+    header::ACCEPT,
+    header::ACCEPT_LANGUAGE,
+    header::ORIGIN,
+    header::REFERER,
+];
 
 /// What a decision still needs after the head ([`Hooks::on_request`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -769,6 +793,32 @@ impl Gate {
             ctx.standing = Some(Standing::Unconfirmed);
             // The session's user, if any, is not who logs in now.
             ctx.named_by = None;
+            let lag = (borrow.is_some() && s.authorisation_retries > 0).then(|| {
+                let mut headers: Vec<(http::HeaderName, HeaderValue)> = LAG_REPLAY_FIELDS
+                    .iter()
+                    .flat_map(|n| {
+                        parts
+                            .headers
+                            .get_all(n)
+                            .iter()
+                            .map(|v| (n.clone(), v.clone()))
+                    })
+                    .collect();
+                if let Some(t) = parts.headers.get("x-atlassian-token") {
+                    headers.push((
+                        http::HeaderName::from_static("x-atlassian-token"),
+                        t.clone(),
+                    ));
+                }
+                LagReplay {
+                    target: parts
+                        .uri
+                        .path_and_query()
+                        .map_or_else(|| parts.uri.path().to_owned(), |p| p.as_str().to_owned()),
+                    headers,
+                    body: prefix.to_vec(),
+                }
+            });
             ctx.login = Some(LoginCtx {
                 user: attempt.user,
                 destination: attempt.destination,
@@ -779,6 +829,7 @@ impl Gate {
                 class,
                 borrow,
                 replay,
+                lag,
             });
         }
         Ok((Request::from_parts(parts, body), ctx))
@@ -915,6 +966,16 @@ impl Gate {
                 }
             }
             _ => {
+                // A Data Center cluster whose other nodes have not seen the
+                // grant yet: repeat the login a few times, the seat still
+                // lent, before calling it a mismatch.
+                if mismatch {
+                    if let Some(lag) = login.lag.take() {
+                        if let Some(r) = self.replay_after_lag(&mut login, lag).await {
+                            return r;
+                        }
+                    }
+                }
                 // Wrong password, CAPTCHA, a mismatch or no verdict: nobody
                 // keeps a seat lent for this attempt.
                 self.counters.login_failed.fetch_add(1, Ordering::Relaxed);
@@ -993,8 +1054,80 @@ impl Gate {
             class,
             borrow,
             replay: None,
+            lag: None,
         });
         Ok((Request::from_parts(parts, body), ctx))
+    }
+
+    /// Repeats a login the app refused the licence although a seat was lent
+    /// for it — the grant has not reached the app node that answered yet
+    /// (Jira Data Center replicates its caches asynchronously). Up to
+    /// `[identity] authorisation_retries` times (at most 3), within 2 s,
+    /// the seat still lent. The first answer that logs in this very user
+    /// goes to the browser and the seat is kept; `None` when every repeat
+    /// was refused (the caller gives the seat back).
+    async fn replay_after_lag(
+        &self,
+        login: &mut LoginCtx,
+        lag: LagReplay,
+    ) -> Option<Response<Body>> {
+        const WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
+        let s = self.settings.load();
+        let client = self.app.http()?;
+        let started = std::time::Instant::now();
+        for i in 0..s.authorisation_retries.min(3) {
+            let wait = std::time::Duration::from_millis(250 * (u64::from(i) + 1));
+            let Some(left) = WITHIN.checked_sub(started.elapsed() + wait) else {
+                break;
+            };
+            tokio::time::sleep(wait).await;
+            let mut req = client
+                .post(format!("{}{}", s.upstream, lag.target))
+                .body(lag.body.clone());
+            for (n, v) in &lag.headers {
+                req = req.header(n.clone(), v.clone());
+            }
+            let Ok(Ok(answer)) = tokio::time::timeout(left, req.send()).await else {
+                break;
+            };
+            let reason = identity::login_reason(answer.headers());
+            let named = identity::upstream_user(answer.headers(), None);
+            if reason == Some(LoginReason::Ok)
+                && matches!(&named, Some(UpstreamUser::User(u)) if *u == login.user)
+            {
+                self.counters
+                    .login_replays_ok
+                    .fetch_add(1, Ordering::Relaxed);
+                let now = self.now();
+                let up_headers = answer.headers().clone();
+                for (kind, value) in identity::set_session_cookies(s.profile, &up_headers) {
+                    if let Some(v) = value {
+                        self.sessions.bind(kind, v, &login.user, now);
+                    }
+                }
+                if let Some(lent) = login.borrow.take() {
+                    lent.confirm();
+                }
+                let status = StatusCode::from_u16(answer.status().as_u16())
+                    .unwrap_or(StatusCode::BAD_GATEWAY);
+                let body = answer.bytes().await.unwrap_or_default();
+                let mut own = Own::untyped(status, body);
+                for name in [header::LOCATION, header::SET_COOKIE, header::CONTENT_TYPE] {
+                    for v in up_headers.get_all(&name) {
+                        own = own.header(name.clone(), v.clone());
+                    }
+                }
+                tracing::info!(user = %login.user, tries = i + 1, "login repeated after the app's cache lag");
+                return Some(own.build());
+            }
+            if reason != Some(LoginReason::AuthorisationFailed) {
+                break;
+            }
+        }
+        self.counters
+            .login_replays_refused
+            .fetch_add(1, Ordering::Relaxed);
+        None
     }
 
     /// A platform login's password step answered 412: the password is

@@ -81,6 +81,8 @@ pub struct GateSettings {
     pub saml_max_response: usize,
     /// `[sso.oidc]` (when an issuer is configured).
     pub oidc: Option<oidc::OidcSettings>,
+    /// `[identity] authorisation_retries` (at most 3).
+    pub authorisation_retries: u32,
     /// `[queue] platform_login_wait = "redirect_url"` (else a 303).
     pub platform_wait_redirect_url: bool,
     /// The upstream's base URL (for the whoami fallback).
@@ -124,6 +126,7 @@ impl GateSettings {
             saml_attribute: cfg.sso.saml.username_attribute.clone(),
             saml_max_response: cfg.sso.saml.max_response_bytes,
             oidc: oidc::OidcSettings::from_config(&cfg.sso.oidc),
+            authorisation_retries: cfg.identity.authorisation_retries.min(3),
             platform_wait_redirect_url: cfg.queue.platform_login_wait
                 == crate::config::PlatformLoginWait::RedirectUrl,
             upstream: cfg.proxy.upstream.trim_end_matches('/').to_string(),
@@ -163,6 +166,10 @@ pub struct Counters {
     /// OIDC sign-ins that failed (IdP error, expired or foreign state, an
     /// ID token that did not verify): nobody admitted.
     pub oidc_refused: AtomicU64,
+    /// Logins repeated after the app's cache lag (`authorisation_retries`):
+    /// the repeat logged the user in, or every one was refused.
+    pub login_replays_ok: AtomicU64,
+    pub login_replays_refused: AtomicU64,
     /// `[cluster]`: sync passes that reached Redis, and those that failed.
     pub cluster_syncs_ok: AtomicU64,
     pub cluster_syncs_failed: AtomicU64,
@@ -198,6 +205,8 @@ impl Default for Counters {
             saml_encrypted: AtomicU64::new(0),
             oidc_verified: AtomicU64::new(0),
             oidc_refused: AtomicU64::new(0),
+            login_replays_ok: AtomicU64::new(0),
+            login_replays_refused: AtomicU64::new(0),
             cluster_syncs_ok: AtomicU64::new(0),
             cluster_syncs_failed: AtomicU64::new(0),
             // Constant name and increasing buckets: this cannot fail.

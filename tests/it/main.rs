@@ -46,6 +46,7 @@ mod directory_products;
 mod directory_tokens;
 mod fault_directory;
 mod fault_upstream;
+mod gate_app_cluster;
 mod gate_crowd_ws;
 mod gate_git;
 mod gate_jira;

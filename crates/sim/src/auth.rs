@@ -166,7 +166,7 @@ pub(crate) fn check_login(st: &mut State, user: &str, password: &str) -> Login {
                 captcha: st.user(user).is_some() && st.captcha_required(user),
             }
         }
-        Some(u) if st.has_access(&u) => {
+        Some(u) if st.has_access(&u) && !st.access_lagging(&u) => {
             st.reset_failed_logins(&u);
             Login::Ok(u)
         }

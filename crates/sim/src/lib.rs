@@ -405,6 +405,13 @@ impl Sim {
         self.lock().latency = d;
     }
 
+    /// Jira Data Center replicates its caches between nodes asynchronously:
+    /// a login sees a group added through the admin REST API only `lag`
+    /// later (it answers `AUTHORISATION_FAILED` until then). Zero: at once.
+    pub fn set_access_lag(&self, lag: Duration) {
+        self.lock().access_lag = lag;
+    }
+
     /// While `Some(status)`, every admin REST call answers that status.
     pub fn fail_admin(&self, status: Option<u16>) {
         self.lock().fail_admin = status;

@@ -113,6 +113,11 @@ pub(crate) struct State {
     pub crowd_apps: HashMap<String, String>,
     pub read_only: bool,
     pub latency: Duration,
+    /// A Data Center cluster's cache lag: a login sees a group added this
+    /// much later (the change was made through another node).
+    pub access_lag: Duration,
+    /// When each user last joined a group (for `access_lag`).
+    joined_at: HashMap<String, Instant>,
     pub fail_admin: Option<u16>,
     pub down: bool,
     /// Whether responses carry `X-AUSERNAME` (Confluence's is unconfirmed, so
@@ -167,6 +172,8 @@ impl State {
             crowd_apps: cfg.crowd_apps.into_iter().collect(),
             read_only: false,
             latency: Duration::ZERO,
+            access_lag: Duration::ZERO,
+            joined_at: HashMap::new(),
             fail_admin: None,
             down: false,
             ausername_header: true,
@@ -295,6 +302,16 @@ impl State {
     }
 
     /// Active and in a licensed group: what the app checks on every request.
+    /// Whether a login of `user` cannot see their newest group yet (see
+    /// `access_lag`).
+    pub fn access_lagging(&self, user: &str) -> bool {
+        !self.access_lag.is_zero()
+            && self
+                .joined_at
+                .get(&fold(user))
+                .is_some_and(|t| t.elapsed() < self.access_lag)
+    }
+
     pub fn has_access(&self, user: &str) -> bool {
         let key = fold(user);
         self.is_active(&key)
@@ -411,6 +428,9 @@ impl State {
         };
         let gname = g.name.clone();
         let changed = if add {
+            if !self.access_lag.is_zero() {
+                self.joined_at.insert(uk.clone(), Instant::now());
+            }
             g.members.insert(uk)
         } else {
             g.members.remove(&uk)
