@@ -68,6 +68,9 @@ pub enum StartError {
         #[source]
         source: regex::Error,
     },
+    /// `[access_log] path` cannot be opened for appending (it names the file).
+    #[error(transparent)]
+    AccessLog(#[from] crate::access_log::OpenError),
     /// `[cluster] redis_url` is not a Redis URL.
     #[error("cluster.redis_url: not a usable Redis URL")]
     Cluster {
@@ -91,6 +94,7 @@ impl StartError {
             StartError::Directory(e) => e.key,
             StartError::Upstream(e) => e.key(),
             StartError::Cluster { .. } => "cluster.redis_url",
+            StartError::AccessLog(_) => "access_log.path",
         }
     }
 }
@@ -144,6 +148,8 @@ pub struct Running {
     pub state: Option<Arc<crate::state::StateStore>>,
     /// The upstream client (its parked idle connections).
     pub upstream: Arc<proxy::client::Upstream>,
+    /// `[access_log]`, when on (SIGHUP reopens it).
+    pub access_log: Option<Arc<crate::access_log::AccessLog>>,
     done: tokio::task::JoinHandle<()>,
 }
 
@@ -159,6 +165,12 @@ impl Running {
     /// (no request can change the state any more).
     pub async fn wait(self) {
         let _ = self.done.await;
+        if let Some(log) = self.access_log.clone() {
+            // The drain is over: the last lines go out before the exit.
+            let _ =
+                tokio::task::spawn_blocking(move || log.close(std::time::Duration::from_secs(2)))
+                    .await;
+        }
         if let Some(store) = &self.state {
             if store.save().await.is_ok() {
                 tracing::info!(path = %store.path().display(), "final state snapshot written");
@@ -171,6 +183,9 @@ impl Running {
     pub fn reload(&self) {
         if let Some(tls) = &self.tls {
             let _ = tls.reload();
+        }
+        if let Some(log) = &self.access_log {
+            log.reopen();
         }
         let reloader = self.reloader.clone();
         tokio::spawn(async move {
@@ -337,6 +352,12 @@ pub async fn start_with<H: Hooks>(
         Some(t) => Some(CertStore::load(&t.cert_file, &t.key_file)?),
         None => None,
     };
+    let clock: Arc<dyn Clock> = match &gate {
+        Some(g) => g.clock.clone(),
+        None => Arc::new(SystemClock),
+    };
+    let access_log =
+        crate::access_log::AccessLog::start(&cfg.access_log, clock, metrics.access_log_counters())?;
     let (listener, proxy_addr) = bind("proxy.listen", cfg.proxy.listen).await?;
     let (admin_listener, admin_addr) = bind("admin.listen", cfg.admin.listen).await?;
 
@@ -349,6 +370,7 @@ pub async fn start_with<H: Hooks>(
         hooks,
         observer: metrics.clone(),
         tasks: tokio_util::task::TaskTracker::new(),
+        access_log: access_log.clone(),
     });
     let job_runs = Arc::new(JobRuns::default());
     if gate.is_some() {
@@ -409,6 +431,7 @@ pub async fn start_with<H: Hooks>(
         stop,
         state: None,
         upstream,
+        access_log,
         done,
     })
 }

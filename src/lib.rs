@@ -5,6 +5,7 @@
 //! `gate` decides (forward, admit, wait), `proxy` forwards it, and `gate`
 //! learns from the upstream's answer. See `docs/ARCHITECTURE.md`.
 
+pub mod access_log;
 pub mod admin;
 pub mod alerts;
 pub mod app;

@@ -15,6 +15,7 @@
 //! dashboard panel or an `absent()` rule sees a series before the first
 //! event. The label values come from one list each — [`AlertKey::ALL`],
 //! [`DirectoryError::KINDS`], [`ReleaseReason::ALL`],
+//! [`crate::access_log::Verdict::ALL`],
 //! [`crate::proxy::Handover::ALL`] or a list below — used both for the label
 //! and for the zero; the periodic jobs are declared before they first run.
 
@@ -117,6 +118,10 @@ pub struct Metrics {
     cluster_enabled: IntGauge,
     cluster_syncs: Vec<IntCounter>,
     login_replays: Vec<IntCounter>,
+    /// By [`crate::access_log::Verdict`], in the order of `Verdict::ALL`.
+    access_log_lines: Vec<IntCounter>,
+    access_log_dropped: IntCounter,
+    access_log_errors: IntCounter,
     second_steps_waiting: IntGauge,
     alerts_active: IntGauge,
     alert_active: IntGaugeVec,
@@ -355,7 +360,29 @@ impl Metrics {
             lr.get_metric_with_label_values(l)
         })?;
 
+        let al = b.counter_vec(
+            "iumgate_access_log_lines_total",
+            "Access log lines written ([access_log]), by the gate's decision for the request.",
+            &["decision"],
+        )?;
+        let decisions: Vec<&str> = crate::access_log::Verdict::ALL
+            .iter()
+            .map(|v| v.label())
+            .collect();
+        let access_log_lines = children("iumgate_access_log_lines_total", &decisions, |l| {
+            al.get_metric_with_label_values(l)
+        })?;
+
         let m = Metrics {
+            access_log_lines,
+            access_log_dropped: b.counter(
+                "iumgate_access_log_dropped_total",
+                "Access log lines dropped because the writer's buffer ([access_log] buffer) was full: never waited for on the request path.",
+            )?,
+            access_log_errors: b.counter(
+                "iumgate_access_log_write_errors_total",
+                "Access log writes, flushes or reopens that failed (the lines in them are lost).",
+            )?,
             request_duration,
             upstream_errors,
             fast_lane_requests: b.counter(
@@ -660,6 +687,17 @@ impl Metrics {
     }
 }
 
+impl Metrics {
+    /// The access log writer's counters (shared: they are the exported ones).
+    pub fn access_log_counters(&self) -> crate::access_log::Counters {
+        crate::access_log::Counters {
+            lines: self.access_log_lines.clone(),
+            dropped: self.access_log_dropped.clone(),
+            errors: self.access_log_errors.clone(),
+        }
+    }
+}
+
 /// Brings a counter up to an atomic's value (both only grow).
 fn catch_up(counter: &IntCounter, value: u64) {
     let cur = counter.get();
@@ -862,6 +900,14 @@ mod tests {
             let series = format!("iumgate_releases_total{{reason=\"{}\"}}", r.label());
             assert_eq!(sample(&text, &series), Some(0.0), "{series}");
         }
+        for v in crate::access_log::Verdict::ALL {
+            let series = format!(
+                "iumgate_access_log_lines_total{{decision=\"{}\"}}",
+                v.label()
+            );
+            assert_eq!(sample(&text, &series), Some(0.0), "{series}");
+        }
+        assert_eq!(sample(&text, "iumgate_access_log_dropped_total"), Some(0.0));
         for kind in DirectoryError::KINDS {
             let series =
                 format!("iumgate_directory_calls_total{{op=\"add_to_group\",result=\"{kind}\"}}");

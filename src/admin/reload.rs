@@ -242,6 +242,7 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
     check("proxy.upstream", old.proxy.upstream != new.proxy.upstream);
     check("proxy.product", old.proxy.product != new.proxy.product);
     check("admin.listen", old.admin.listen != new.admin.listen);
+    check("access_log", old.access_log != new.access_log);
     check(
         "admin.token",
         old.admin.token_env != new.admin.token_env || old.admin.token_file != new.admin.token_file,

@@ -75,6 +75,8 @@ pub struct Config {
     pub proxy: ProxyConfig,
     pub admin: AdminConfig,
     pub log: LogConfig,
+    /// `[access_log]`: one line per request (absent or no `path`: off).
+    pub access_log: AccessLogConfig,
     pub directory: DirectoryConfig,
     pub licence: LicenceConfig,
     pub ium: IumConfig,
@@ -281,6 +283,43 @@ impl LogConfig {
             s.push_str(f);
         }
         s
+    }
+}
+
+/// `[access_log] format`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessLogFormat {
+    /// iumgate's JSON lines (what `iumgate analyze` reads).
+    #[default]
+    Json,
+    /// Apache's combined format, iumgate's fields after it.
+    Combined,
+}
+
+/// `[access_log]`: one line per request, written off the request path.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct AccessLogConfig {
+    /// A file (appended to; reopened on SIGHUP and when rotated away), or
+    /// `-` for standard output. None: no access log.
+    pub path: Option<PathBuf>,
+    pub format: AccessLogFormat,
+    /// Log the query string too (off: it may carry tokens and search text).
+    pub include_query: bool,
+    /// Lines waiting for the writer at most; more are dropped and counted
+    /// (`iumgate_access_log_dropped_total`), never waited for.
+    pub buffer: usize,
+}
+
+impl Default for AccessLogConfig {
+    fn default() -> Self {
+        AccessLogConfig {
+            path: None,
+            format: AccessLogFormat::Json,
+            include_query: false,
+            buffer: 8192,
+        }
     }
 }
 
@@ -785,6 +824,29 @@ impl Config {
         }
         if self.admin.max_connections == 0 {
             err("admin.max_connections", "must be at least 1".into());
+        }
+        if let Some(path) = &self.access_log.path {
+            if path.as_os_str().is_empty() {
+                err(
+                    "access_log.path",
+                    "empty: a file, or \"-\" for standard output (leave it out for no access log)"
+                        .into(),
+                );
+            } else if path.as_os_str() != "-" && path.is_dir() {
+                err(
+                    "access_log.path",
+                    format!("{} is a directory: name a file in it", path.display()),
+                );
+            }
+        }
+        if !(1..=1_000_000).contains(&self.access_log.buffer) {
+            err(
+                "access_log.buffer",
+                format!(
+                    "{} lines: between 1 and 1000000 (default 8192)",
+                    self.access_log.buffer
+                ),
+            );
         }
         for (k, n) in [
             (

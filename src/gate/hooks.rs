@@ -6,6 +6,7 @@ use super::two_step::SecondStep;
 use super::waiting::resume::PendingLogin;
 use super::waiting::WaitFor;
 use super::{Borrow, Class, Gate, Outcome, Standing};
+use crate::access_log::{Note, Verdict};
 use crate::identity::{self, Kind, LoginReason, Peeked, SessionKey, UpstreamUser};
 use crate::pages::{local_path, Own};
 use crate::pool::{Mode, ReleaseReason};
@@ -61,6 +62,9 @@ pub struct Ctx {
     target: Target,
     method: Method,
     git: bool,
+    /// What the gate did for the request's seat, when it did anything (the
+    /// access log's decision; otherwise told from the rest, [`Gate::note`]).
+    verdict: Option<Verdict>,
 }
 
 impl Ctx {
@@ -362,7 +366,13 @@ impl Hooks for Gate {
             if let Some(UpstreamUser::User(u)) = &upstream {
                 if self.class_or_lookup(u).await == Class::Casual && !self.holds(u) {
                     return match self.admit(u, Standing::Proven.mode()).await {
-                        Outcome::Pass => retry_response(ctx.target.as_str(), resp.headers()),
+                        Outcome::Pass => {
+                            let verdict = self.seat_verdict(u, ctx.now);
+                            let mut r = retry_response(ctx.target.as_str(), resp.headers());
+                            r.extensions_mut()
+                                .insert(Note::new(Some(u.clone()), verdict));
+                            r
+                        }
                         Outcome::Wait { position } => self.wait_response(
                             &ctx.wait_for(),
                             u,
@@ -379,6 +389,26 @@ impl Hooks for Gate {
             }
         }
         resp
+    }
+
+    /// The request's user as far as the gate knows it before forwarding (a
+    /// login's: the name it logs in with), and what it did for their seat.
+    fn note(&self, ctx: &Ctx) -> Note {
+        if let Some(login) = &ctx.login {
+            let lent = login.borrow.is_some() || login.admitted;
+            let verdict = ctx.verdict.unwrap_or(if lent {
+                Verdict::Admitted
+            } else {
+                Verdict::Pass
+            });
+            return Note::new(Some(login.user.clone()), verdict);
+        }
+        let verdict = ctx.verdict.unwrap_or(if ctx.user.is_some() {
+            Verdict::Pass
+        } else {
+            Verdict::Anonymous
+        });
+        Note::new(ctx.user.clone(), verdict)
     }
 
     async fn own_page(&self, conn: &ConnInfo, req: Request<Body>) -> Response<Body> {
@@ -542,6 +572,9 @@ impl Gate {
             // nothing changed.
             return match self.borrow(user).await {
                 (Outcome::Pass, lent) => {
+                    if lent.is_some() {
+                        ctx.verdict = Some(Verdict::Admitted);
+                    }
                     ctx.borrow = lent;
                     ctx.touch_on_confirm = activity;
                     Ok(())
@@ -566,7 +599,7 @@ impl Gate {
             Mode::MayEvict
         };
         match self.admit(user, mode).await {
-            Outcome::Pass => {}
+            Outcome::Pass => ctx.verdict = Some(self.seat_verdict(user, ctx.now)),
             Outcome::NoFreeSeat if background => {}
             Outcome::Wait { position } => {
                 return Err(self.wait_response(&ctx.wait_for(), user, position, None, None));

@@ -452,6 +452,29 @@ impl Gate {
         }
     }
 
+    /// How `user` came by the seat an admission just passed them with (the
+    /// access log's decision): granted free or by eviction at or after
+    /// `since` (ms), or held already. Read from the recent events, which
+    /// the grant recorded under the user's single-flight lock; only
+    /// admissions ask, never a holder's request.
+    pub(crate) fn seat_verdict(&self, user: &UserId, since: u64) -> crate::access_log::Verdict {
+        use crate::access_log::Verdict;
+        let Ok(q) = self.events.lock() else {
+            return Verdict::Admitted;
+        };
+        q.iter()
+            .rev()
+            .take_while(|e| e.at_ms >= since)
+            .find(|e| &e.user == user && (e.kind == "granted" || e.kind == "evicted"))
+            .map_or(Verdict::Pass, |e| {
+                if e.kind == "evicted" {
+                    Verdict::EvictedFor
+                } else {
+                    Verdict::Admitted
+                }
+            })
+    }
+
     pub fn recent_events(&self) -> Vec<Event> {
         self.events
             .lock()

@@ -12,6 +12,7 @@ pub mod server;
 pub mod target;
 pub mod tls;
 
+use crate::access_log::{self, AccessLog, Note, Trace, Verdict};
 use crate::wire::HeaderView;
 use body::{boxed, Body};
 use http::{header, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
@@ -126,6 +127,15 @@ pub trait Hooks: Send + Sync + 'static {
         ctx: Self::Ctx,
         resp: Response<Body>,
     ) -> impl Future<Output = Response<Body>> + Send;
+
+    /// What the access log says of the request: who it was for and what
+    /// was decided, read from the context once the decision is made (before
+    /// the answer's head is learned). An answer the hooks make themselves may
+    /// carry a [`Note`] in its extensions instead, which wins.
+    fn note(&self, ctx: &Self::Ctx) -> Note {
+        let _ = ctx;
+        Note::default()
+    }
 
     /// `/iumgate/…`: the proxy's own pages.
     fn own_page(
@@ -286,6 +296,8 @@ pub struct Proxy<H: Hooks> {
     pub observer: Arc<dyn Observer>,
     /// Upgraded connections (websockets), drained on shutdown.
     pub tasks: tokio_util::task::TaskTracker,
+    /// `[access_log]`, when on.
+    pub access_log: Option<Arc<AccessLog>>,
 }
 
 impl<H: Hooks> Proxy<H> {
@@ -298,10 +310,57 @@ impl<H: Hooks> Proxy<H> {
         req: Request<Incoming>,
     ) -> Response<Body> {
         let start = std::time::Instant::now();
-        let resp = self.handle_inner(conn, local, req).await;
+        let Some(log) = &self.access_log else {
+            let resp = self
+                .handle_inner(conn, local, req, &mut Trace::new(false))
+                .await;
+            self.observer
+                .request_done(resp.status().as_u16(), start.elapsed().as_secs_f64());
+            return resp;
+        };
+        // What the line needs of the request, kept before it moves on
+        // (shared bytes, no copies).
+        let at_ms = log.now_ms();
+        let client = access_log::client_addr(
+            conn.peer.ip(),
+            conn.trusted,
+            &self.settings.trusted,
+            req.headers(),
+        );
+        let (method, target, version) = (req.method().clone(), req.uri().clone(), req.version());
+        let (referer, agent) = if log.wants_headers {
+            let h = req.headers();
+            (
+                h.get(header::REFERER).cloned(),
+                h.get(header::USER_AGENT).cloned(),
+            )
+        } else {
+            (None, None)
+        };
+        let mut trace = Trace::new(true);
+        let mut resp = self.handle_inner(conn, local, req, &mut trace).await;
+        let status = resp.status().as_u16();
         self.observer
-            .request_done(resp.status().as_u16(), start.elapsed().as_secs_f64());
-        resp
+            .request_done(status, start.elapsed().as_secs_f64());
+        if let Some(n) = resp.extensions_mut().remove::<Note>() {
+            trace.note = n.over(std::mem::take(&mut trace.note));
+        }
+        let entry = access_log::Entry {
+            at_ms,
+            client,
+            method,
+            target,
+            version,
+            status,
+            bytes: 0,
+            upstream: trace.upstream,
+            total: std::time::Duration::ZERO,
+            note: trace.note,
+            referer,
+            agent,
+        };
+        // Logged once the body has gone out (or the client left).
+        resp.map(|b| boxed(access_log::Logged::new(b, entry, log.clone(), start)))
     }
 
     async fn handle_inner(
@@ -309,6 +368,7 @@ impl<H: Hooks> Proxy<H> {
         conn: &ConnInfo,
         local: &client::Local,
         req: Request<Incoming>,
+        trace: &mut Trace,
     ) -> Response<Body> {
         let (mut parts, body) = req.into_parts();
         let upgrade = headers::is_upgrade(&parts.headers);
@@ -319,16 +379,20 @@ impl<H: Hooks> Proxy<H> {
         };
         // A body that stalls fails after `body_timeout`, for every reader.
         let body = boxed(server::TimeoutBody::new(body, self.settings.body_timeout));
-        let ready = match self.prepare(conn, parts, body, upgrade).await {
+        let ready = match self.prepare(conn, parts, body, upgrade, trace).await {
             Step::Forward(r) => r,
             Step::Answer(resp) => return resp,
         };
 
+        let asked = std::time::Instant::now();
         let sent = tokio::time::timeout(
             self.settings.request_timeout,
             self.client.request(local, ready.req),
         )
         .await;
+        if trace.on {
+            trace.upstream = Some(asked.elapsed());
+        }
         let mut resp = match sent {
             Ok(Ok(r)) => r,
             Ok(Err(e)) if body_timed_out(&e) => {
@@ -385,8 +449,13 @@ impl<H: Hooks> Proxy<H> {
         mut parts: http::request::Parts,
         body: Body,
         upgrade: bool,
+        trace: &mut Trace,
     ) -> Step<H::Ctx> {
-        match target::classify(parts.uri.path()) {
+        let class = target::classify(parts.uri.path());
+        if trace.on && class != target::Target::Upstream {
+            trace.note = Note::new(None, Verdict::Own);
+        }
+        match class {
             target::Target::Upstream => {}
             target::Target::Own => {
                 headers::strip_upstream_only(&mut parts.headers, self.settings.upstream_only);
@@ -410,7 +479,7 @@ impl<H: Hooks> Proxy<H> {
             .hooks
             .decide(conn, &parts.method, &parts.uri, &parts.headers);
         edit_request(&self.settings, conn, &mut parts, upgrade);
-        self.carry_out(conn, decision, parts, body).await
+        self.carry_out(conn, decision, parts, body, trace).await
     }
 
     /// A decided request, its headers cleaned (on either lane): forwarded,
@@ -421,16 +490,34 @@ impl<H: Hooks> Proxy<H> {
         decision: Decision<H::Ctx>,
         parts: http::request::Parts,
         body: Body,
+        trace: &mut Trace,
     ) -> Step<H::Ctx> {
         // Only what an error page needs, not a copy of every header per request.
         let err = ErrorPageHeaders::of(&parts.headers);
         let req = Request::from_parts(parts, body);
         match decision {
-            Decision::Forward(ctx) => Step::Forward(Ready { req, ctx, err }),
-            Decision::Continue(ctx) => match self.hooks.on_request(conn, ctx, req).await {
-                Ok((req, ctx)) => Step::Forward(Ready { req, ctx, err }),
-                Err(resp) => Step::Answer(resp),
-            },
+            Decision::Forward(ctx) => {
+                if trace.on {
+                    trace.note = self.hooks.note(&ctx);
+                }
+                Step::Forward(Ready { req, ctx, err })
+            }
+            Decision::Continue(ctx) => {
+                // What was known from the head, for an answer made instead
+                // of forwarding that says nothing itself.
+                if trace.on {
+                    trace.note = self.hooks.note(&ctx);
+                }
+                match self.hooks.on_request(conn, ctx, req).await {
+                    Ok((req, ctx)) => {
+                        if trace.on {
+                            trace.note = self.hooks.note(&ctx);
+                        }
+                        Step::Forward(Ready { req, ctx, err })
+                    }
+                    Err(resp) => Step::Answer(resp),
+                }
+            }
         }
     }
 

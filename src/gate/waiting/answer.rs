@@ -4,6 +4,7 @@
 //! again by their wait cookie.
 
 use super::super::Gate;
+use crate::access_log::{Note, Verdict};
 use crate::identity::{self, Kind};
 use crate::pages::{local_path, Own, HTML, JSON, TEXT};
 use crate::user::UserId;
@@ -98,7 +99,17 @@ impl Gate {
             Some(up) => own.cookies_of(up),
             None => own,
         };
-        own.retry_after(retry).build()
+        let mut resp = own.retry_after(retry).build();
+        // Queued, or a browser sent to the waiting page: it waits; an API
+        // or git client told to retry was refused.
+        let verdict = if position > 0 || w.redirect_url || (w.html && w.get_or_post && !w.git) {
+            Verdict::Waited
+        } else {
+            Verdict::Refused
+        };
+        resp.extensions_mut()
+            .insert(Note::new(Some(user.clone()), verdict));
+        resp
     }
 
     /// The directory failed: nothing was granted; the waiting page says the
@@ -123,9 +134,12 @@ impl Gate {
                 format!("{{\"state\":\"unavailable\",\"retry_after\":{retry}}}"),
             )
         };
-        Own::new(StatusCode::SERVICE_UNAVAILABLE, ct, body)
+        let mut resp = Own::new(StatusCode::SERVICE_UNAVAILABLE, ct, body)
             .retry_after(retry)
-            .build()
+            .build();
+        resp.extensions_mut()
+            .insert(Note::new(None, Verdict::Refused));
+        resp
     }
 
     /// Used by the waiting room to find the waiting user.

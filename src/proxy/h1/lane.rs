@@ -12,6 +12,7 @@ use super::encode::{
     write_response_head,
 };
 use super::rewind::Rewind;
+use crate::access_log::{self, AccessLog, Entry, Note, Trace};
 use crate::proxy::{
     edit_request, ConnInfo, Decision, Handover, Hooks, Learned, Proxy, Ready, Step, UpstreamError,
 };
@@ -272,16 +273,27 @@ impl Lane {
         let start = Instant::now();
         let is_head = head.method == Method::HEAD;
         let safe = head.method.is_safe();
+        let log = proxy.access_log.as_ref();
+        let mut trace = Trace::new(log.is_some());
         // The hooks decide from the head as it came, as on the hyper lane.
-        let decision = {
+        let (decision, line) = {
             let fields = Fields::new(&head.head, &self.qspans);
-            proxy.hooks.decide(conn, &head.method, &head.uri, &fields)
+            // What the access log line needs of the request, kept before
+            // it moves on (shared bytes, no copies).
+            let line = log.map(|log| Line::of(log, proxy, conn, &head, &fields));
+            (
+                proxy.hooks.decide(conn, &head.method, &head.uri, &fields),
+                line,
+            )
         };
         let decided = match decision {
             // The common request: its head written from its raw fields,
             // with no header map built. A trusted peer's forwarding chain
             // is edited on the map.
             Decision::Forward(ctx) if !conn.trusted => {
+                if trace.on {
+                    trace.note = proxy.hooks.note(&ctx);
+                }
                 self.out.clear();
                 write_forwarded_head(&mut self.out, &proxy.settings, conn, &head, &self.qspans);
                 Ok((ctx, ErrHeaders::Raw(head.head)))
@@ -289,7 +301,10 @@ impl Lane {
             decision => {
                 let mut parts = head.into_parts(&self.qspans);
                 edit_request(&proxy.settings, conn, &mut parts, false);
-                match proxy.carry_out(conn, decision, parts, body::empty()).await {
+                match proxy
+                    .carry_out(conn, decision, parts, body::empty(), &mut trace)
+                    .await
+                {
                     Step::Answer(resp) => Err(resp),
                     Step::Forward(Ready { req, ctx, err }) => {
                         self.out.clear();
@@ -308,11 +323,15 @@ impl Lane {
                 timer
                     .as_mut()
                     .reset(Instant::now() + proxy.settings.request_timeout);
+                let sent = Instant::now();
                 let asked = tokio::select! {
                     biased;
                     r = self.ask(proxy, is_head, safe) => Some(r),
                     _ = &mut timer => None,
                 };
+                if trace.on {
+                    trace.upstream = Some(sent.elapsed());
+                }
                 match asked {
                     Some(Ok(answer)) => self.answered(proxy, ctx, answer, close, err).await,
                     failed => {
@@ -327,19 +346,33 @@ impl Lane {
                 }
             }
         };
+        let mut sent = 0u64;
         let (status, kept) = match reply {
             Reply::Relay {
                 status,
                 framing,
                 reusable,
                 close,
-            } => (status, self.relay(io, framing, reusable, close).await?),
-            Reply::Page(resp) => (
-                resp.status(),
-                self.write_page(io, resp, is_head, close).await?,
+            } => (
+                status,
+                self.relay(io, framing, reusable, close, &mut sent).await,
             ),
+            Reply::Page(mut resp) => {
+                if let Some(n) = resp.extensions_mut().remove::<Note>() {
+                    trace.note = n.over(std::mem::take(&mut trace.note));
+                }
+                (
+                    resp.status(),
+                    self.write_page(io, resp, is_head, close, &mut sent).await,
+                )
+            }
         };
         let end = Instant::now();
+        if let (Some(log), Some(line)) = (log, line) {
+            // Also for an answer cut short (the client left): what went out.
+            log.log(line.entry(status.as_u16(), sent, trace, end - start));
+        }
+        let kept = kept?;
         self.answered_at = Some(end);
         proxy
             .observer
@@ -527,10 +560,12 @@ impl Lane {
         framing: Framing,
         reusable: bool,
         close: bool,
+        sent: &mut u64,
     ) -> Result<bool, Cut> {
         let Some(mut up) = self.up.take() else {
             return Err(Cut::NoUpstream);
         };
+        let head_len = self.out.len();
         let mut left = match framing {
             Framing::Length(n) => n,
             _ => 0,
@@ -540,6 +575,7 @@ impl Lane {
         // (On a malformed body the head still goes out, then the cut.)
         let first = self.take_body(framing, &mut left, &mut chunks);
         io.write_all(&self.out).await.map_err(Cut::ClientWrite)?;
+        *sent += (self.out.len() - head_len) as u64;
         let mut done = first?;
         while !done {
             self.ubuf.clear();
@@ -559,6 +595,7 @@ impl Lane {
             self.out.clear();
             done = self.take_body(framing, &mut left, &mut chunks)?;
             io.write_all(&self.out).await.map_err(Cut::ClientWrite)?;
+            *sent += self.out.len() as u64;
         }
         io.flush().await.map_err(Cut::ClientWrite)?;
         // Bytes after the end of the answer were never asked for.
@@ -610,6 +647,7 @@ impl Lane {
         resp: Response<Body>,
         is_head: bool,
         close: bool,
+        sent: &mut u64,
     ) -> Result<bool, Cut> {
         let (mut parts, body) = resp.into_parts();
         let bytes = match body.collect().await {
@@ -632,7 +670,72 @@ impl Lane {
         }
         io.write_all(&self.out).await.map_err(Cut::ClientWrite)?;
         io.flush().await.map_err(Cut::ClientWrite)?;
+        if !is_head {
+            *sent = bytes.len() as u64;
+        }
         Ok(!close)
+    }
+}
+
+/// What a fast-lane request's access log line needs, kept from its head.
+struct Line {
+    at_ms: u64,
+    client: std::net::IpAddr,
+    method: Method,
+    target: http::Uri,
+    referer: Option<HeaderValue>,
+    agent: Option<HeaderValue>,
+}
+
+impl Line {
+    fn of<H: Hooks>(
+        log: &AccessLog,
+        proxy: &Proxy<H>,
+        conn: &ConnInfo,
+        head: &Head,
+        fields: &Fields<'_>,
+    ) -> Line {
+        use crate::wire::HeaderView;
+        let get = |name: &HeaderName| {
+            fields
+                .value(name)
+                .and_then(|v| HeaderValue::from_bytes(v).ok())
+        };
+        let (referer, agent) = if log.wants_headers {
+            (get(&header::REFERER), get(&header::USER_AGENT))
+        } else {
+            (None, None)
+        };
+        Line {
+            at_ms: log.now_ms(),
+            client: access_log::client_addr(
+                conn.peer.ip(),
+                conn.trusted,
+                &proxy.settings.trusted,
+                fields,
+            ),
+            method: head.method.clone(),
+            target: head.uri.clone(),
+            referer,
+            agent,
+        }
+    }
+
+    fn entry(self, status: u16, bytes: u64, trace: Trace, total: Duration) -> Entry {
+        Entry {
+            at_ms: self.at_ms,
+            client: self.client,
+            method: self.method,
+            target: self.target,
+            version: http::Version::HTTP_11,
+            status,
+            bytes,
+            upstream: trace.upstream,
+            total,
+            note: trace.note,
+            referer: self.referer,
+            agent: self.agent,
+        }
     }
 }
 
