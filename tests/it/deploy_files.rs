@@ -313,22 +313,27 @@ async fn healthcheck_subcommand_passes_on_a_live_admin_listener_and_fails_otherw
 // ---- Kubernetes -----------------------------------------------------------------
 
 fn kube_objects() -> Vec<Value> {
-    let kust = &yaml_docs("deploy/kubernetes/kustomization.yaml")[0];
+    kube_objects_in("deploy/kubernetes")
+}
+
+/// Every object of the kustomization in `dir`; every manifest in `dir` must
+/// be listed in it.
+fn kube_objects_in(dir: &str) -> Vec<Value> {
+    let kust = &yaml_docs(&format!("{dir}/kustomization.yaml"))[0];
     let mut out = Vec::new();
     for r in seq(&kust["resources"], "kustomization resources") {
-        let rel = format!("deploy/kubernetes/{}", s(r, "resource"));
+        let rel = format!("{dir}/{}", s(r, "resource"));
         assert!(
             root().join(&rel).exists(),
             "kustomization lists a missing file: {rel}"
         );
         out.extend(yaml_docs(&rel));
     }
-    // Every manifest in the folder is in the kustomization.
     let listed: Vec<String> = seq(&kust["resources"], "")
         .iter()
         .map(|r| s(r, "").to_owned())
         .collect();
-    for e in std::fs::read_dir(root().join("deploy/kubernetes")).unwrap() {
+    for e in std::fs::read_dir(root().join(dir)).unwrap() {
         let name = e.unwrap().file_name().into_string().unwrap();
         if name.ends_with(".yaml") && name != "kustomization.yaml" {
             assert!(
@@ -1124,4 +1129,65 @@ fn compose_cluster_runs_two_replicas_on_one_redis_behind_a_balancer() {
         assert!(prom.contains(&format!("{r}:{admin}")), "{r} scraped");
     }
     assert!(svc["jira"]["ports"].is_null(), "Jira only behind the gate");
+}
+
+#[test]
+fn kubernetes_cluster_runs_two_replicas_on_one_redis() {
+    let objs = kube_objects_in("deploy/kubernetes-cluster");
+    let cm = find(&objs, "ConfigMap", "iumgate-cluster");
+    let cfg = Config::parse(s(&cm["data"]["iumgate.toml"], "iumgate.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let cluster = cfg.cluster.as_ref().expect("[cluster]");
+    let url_env = cluster
+        .redis_url_env
+        .clone()
+        .expect("the URL from the environment");
+    let dep = find(&objs, "Deployment", "iumgate");
+    assert!(dep["spec"]["replicas"].as_u64().unwrap() >= 2);
+    let pod = &dep["spec"]["template"]["spec"];
+    let c = container(pod, "iumgate");
+    // Every variable the config reads comes from the Secret, whose keys exist.
+    let secret = find(&objs, "Secret", "iumgate-cluster");
+    let env = env_of(c);
+    for var in [
+        url_env.as_str(),
+        cfg.directory.password_env.as_deref().unwrap(),
+        cfg.admin.token_env.as_deref().unwrap(),
+    ] {
+        let e = env.get(var).unwrap_or_else(|| panic!("env {var}"));
+        let key = s(&e["valueFrom"]["secretKeyRef"]["key"], "secret key");
+        assert_eq!(
+            e["valueFrom"]["secretKeyRef"]["name"].as_str(),
+            Some("iumgate-cluster")
+        );
+        assert!(secret["stringData"][key].is_string(), "secret key {key}");
+    }
+    assert_eq!(container_port(c, "http"), cfg.proxy.listen.port());
+    assert_eq!(container_port(c, "admin"), cfg.admin.listen.port());
+    assert_eq!(
+        c["readinessProbe"]["httpGet"]["path"].as_str(),
+        Some("/readyz")
+    );
+    assert_eq!(
+        c["livenessProbe"]["httpGet"]["path"].as_str(),
+        Some("/healthz")
+    );
+    // The Secret's URL names the Redis Service, which keeps an AOF.
+    let url = s(&secret["stringData"]["redis-url"], "redis-url");
+    let redis_svc = find(&objs, "Service", "iumgate-redis");
+    let port = seq(&redis_svc["spec"]["ports"], "ports")[0]["port"]
+        .as_u64()
+        .unwrap();
+    assert!(url.contains(&format!("@iumgate-redis:{port}")), "{url}");
+    let redis = find(&objs, "StatefulSet", "iumgate-redis");
+    let args =
+        serde_norway::to_string(&container(&redis["spec"]["template"]["spec"], "redis")["args"])
+            .unwrap();
+    assert!(args.contains("--appendonly yes"), "{args}");
+    // Users' Service selects the replicas.
+    let svc = find(&objs, "Service", "iumgate");
+    assert!(labels_match(
+        &svc["spec"]["selector"],
+        &dep["spec"]["template"]["metadata"]["labels"]
+    ));
 }
