@@ -22,6 +22,7 @@ mod own_process;
 mod proxy_support;
 
 // The tests, by concern.
+mod access_log;
 mod admin_binary;
 mod admin_metrics;
 mod admin_metrics_zero;
