@@ -15,7 +15,9 @@ use std::time::Duration;
 pub struct DemoOptions {
     pub product: Product,
     pub listen: SocketAddr,
-    pub admin_listen: SocketAddr,
+    /// None: 127.0.0.1:9102, or a free port beside the proxy's when
+    /// `listen` asks for a free port ([`admin_listen_for`]).
+    pub admin_listen: Option<SocketAddr>,
     pub min_idle: Duration,
     pub login: DemoLogin,
 }
@@ -88,6 +90,17 @@ pub fn demo_config(
     cfg
 }
 
+/// Where the demo's admin listener goes when not told: a free port on the
+/// proxy's address when the proxy takes a free port too (port 0), else
+/// 127.0.0.1:9102 as `iumgate serve`.
+pub fn admin_listen_for(listen: SocketAddr, admin: Option<SocketAddr>) -> SocketAddr {
+    match admin {
+        Some(a) => a,
+        None if listen.port() == 0 => SocketAddr::new(listen.ip(), 0),
+        None => ([127, 0, 0, 1], 9102).into(),
+    }
+}
+
 /// A directory client for the demo's service account.
 pub fn demo_directory(
     product: Product,
@@ -135,7 +148,19 @@ pub async fn run(o: DemoOptions) -> i32 {
             return 1;
         }
     };
-    let mut cfg = demo_config(o.product, &sim.url(), o.listen, o.admin_listen, o.min_idle);
+    let admin_listen = admin_listen_for(o.listen, o.admin_listen);
+    let mut cfg = demo_config(o.product, &sim.url(), o.listen, admin_listen, o.min_idle);
+    // The admin page with its seat holders and queue: a token made for this
+    // run, in a file only this user may read (removed at the end), and a
+    // link that opens the page in a browser.
+    let admin_token = new_admin_token();
+    let _admin_token_file = match admin_token_file(&mut cfg, &admin_token) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("iumgate demo: {e}");
+            return 1;
+        }
+    };
     // With `--login saml`, iumgate verifies the simulator IdP's responses:
     // its certificate goes to a file for the demo's lifetime.
     let _idp_certificate = if o.login == DemoLogin::Saml {
@@ -222,6 +247,14 @@ pub async fn run(o: DemoOptions) -> i32 {
         "  Admin       http://{}/healthz  /readyz",
         running.admin_addr
     );
+    // Printed for the person at the terminal (never logged): the link
+    // trades the token for a cookie scoped to the admin page.
+    println!(
+        "  Status      http://{}{}?token={admin_token}",
+        running.admin_addr,
+        crate::admin::LOGIN_PATH
+    );
+    println!("              the admin page: seat holders and the queue, live as users log in");
     println!();
     println!("  Users (password for all: demo)");
     println!("    power users  power1 power2 power3        fixed licence, never touched");
@@ -257,6 +290,22 @@ pub async fn run(o: DemoOptions) -> i32 {
     let code = app::run_until_signalled(running, signals).await;
     sim.shutdown();
     code
+}
+
+/// A fresh admin token: 32 random bytes, hex.
+fn new_admin_token() -> String {
+    let bytes: [u8; 32] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `[admin] token_file`: the demo's token in a file only this user may read.
+fn admin_token_file(cfg: &mut Config, token: &str) -> Result<TempFile, String> {
+    let path =
+        std::env::temp_dir().join(format!("iumgate-demo-admin-token-{}", std::process::id()));
+    write_private(&path, token)
+        .map_err(|e| format!("cannot write the admin token to {}: {e}", path.display()))?;
+    cfg.admin.token_file = Some(path.clone());
+    Ok(TempFile(path))
 }
 
 /// A file in the temporary directory (the IdP's certificate, the OIDC

@@ -42,9 +42,10 @@ enum Cmd {
         /// Where the proxy listens.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
-        /// Where the admin endpoints listen.
-        #[arg(long, default_value = "127.0.0.1:9102")]
-        admin_listen: std::net::SocketAddr,
+        /// Where the admin endpoints listen [default: 127.0.0.1:9102, or a
+        /// free port on the proxy's address when --listen has port 0].
+        #[arg(long)]
+        admin_listen: Option<std::net::SocketAddr>,
         /// Minimum inactivity before a seat may be taken (short, for trying it out).
         #[arg(long, default_value = "2m", value_parser = parse_dur)]
         min_idle: std::time::Duration,

@@ -1,10 +1,16 @@
 //! The admin token, compared in constant time. Scripts send
 //! `Authorization: Bearer <token>`; a browser answers the Basic challenge of
-//! the HTML page with any user name and the token as password.
+//! the HTML page with any user name and the token as password, or opens a
+//! link `/iumgate/admin/login?token=…` (what `iumgate demo` prints), which
+//! sets a cookie and sends it on to `/iumgate/admin/`.
 //!
-//! Why not a cookie: cookies ignore the port, so a cookie set by the admin
-//! listener would also travel through the proxy on the same host to the
-//! upstream app. Basic credentials are kept per origin (port included).
+//! That cookie is scoped: cookies ignore the port, so a cookie set by the
+//! admin listener also travels to the proxy on the same host. It is sent
+//! only under `Path=/iumgate/admin/`, a path under iumgate's own prefix that
+//! the proxy answers itself and never forwards, so it never reaches the
+//! upstream app. Its value is not the token but a keyed hash of it (a key
+//! made at start): a cookie seen elsewhere does not give the token away,
+//! and a restart or a new token ends every such session.
 
 use crate::config::Secret;
 use base64::Engine;
@@ -21,10 +27,25 @@ pub enum Access {
     NotConfigured,
 }
 
-#[derive(Debug)]
 pub struct AdminAuth {
     token: Option<Secret>,
+    /// The cookie's key (random per process).
+    cookie_key: [u8; 32],
 }
+
+impl std::fmt::Debug for AdminAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminAuth")
+            .field("token", &self.token)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The admin page's cookie (sent only under [`COOKIE_PATH`]).
+pub const COOKIE: &str = "iumgate_admin";
+/// Where the browser sends [`COOKIE`]: under iumgate's own prefix, which
+/// the proxy never forwards.
+pub const COOKIE_PATH: &str = "/iumgate/admin/";
 
 /// Equal in time independent of where the strings differ (and, since both
 /// are hashed to 32 bytes first, of their lengths).
@@ -36,7 +57,32 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 
 impl AdminAuth {
     pub fn new(token: Option<Secret>) -> AdminAuth {
-        AdminAuth { token }
+        AdminAuth {
+            token,
+            cookie_key: rand::random(),
+        }
+    }
+
+    /// The cookie value a browser gets for the token (hex of a keyed hash:
+    /// never the token itself).
+    fn session_value(&self, token: &Secret) -> String {
+        blake3::keyed_hash(&self.cookie_key, token.expose().as_bytes())
+            .to_hex()
+            .to_string()
+    }
+
+    /// `?token=…` of a login link: the `Set-Cookie` value when it is the
+    /// token (compared in constant time), None otherwise.
+    pub fn login(&self, presented: &[u8], secure: bool) -> Option<String> {
+        let token = self.token.as_ref()?;
+        if !ct_eq(presented, token.expose().as_bytes()) {
+            return None;
+        }
+        let secure = if secure { "; Secure" } else { "" };
+        Some(format!(
+            "{COOKIE}={}; Path={COOKIE_PATH}; HttpOnly; SameSite=Strict{secure}",
+            self.session_value(token)
+        ))
     }
 
     pub fn is_configured(&self) -> bool {
@@ -47,10 +93,17 @@ impl AdminAuth {
         let Some(token) = &self.token else {
             return Access::NotConfigured;
         };
-        let Some(presented) = presented(headers) else {
-            return Access::Denied;
-        };
-        if ct_eq(&presented, token.expose().as_bytes()) {
+        if let Some(presented) = presented(headers) {
+            return if ct_eq(&presented, token.expose().as_bytes()) {
+                Access::Allowed
+            } else {
+                Access::Denied
+            };
+        }
+        let session = self.session_value(token);
+        let cookie_ok = crate::identity::cookies(headers)
+            .any(|(name, value)| name == COOKIE && ct_eq(value.as_bytes(), session.as_bytes()));
+        if cookie_ok {
             Access::Allowed
         } else {
             Access::Denied
@@ -127,6 +180,38 @@ mod tests {
             auth.check(&auth_header("Basic !!notbase64")),
             Access::Denied
         );
+    }
+
+    #[test]
+    fn a_login_link_gives_a_scoped_cookie_that_is_not_the_token() {
+        let auth = AdminAuth::new(Some(Secret::new("s3cret-token")));
+        assert_eq!(auth.login(b"s3cret-tokeN", false), None);
+        assert_eq!(auth.login(b"", false), None);
+        let set = auth.login(b"s3cret-token", false).unwrap();
+        assert!(!set.contains("s3cret-token"), "{set}");
+        assert!(
+            set.contains("; Path=/iumgate/admin/; HttpOnly; SameSite=Strict"),
+            "{set}"
+        );
+        assert!(auth
+            .login(b"s3cret-token", true)
+            .unwrap()
+            .ends_with("; Secure"));
+        let pair = set.split(';').next().unwrap();
+        let mut h = HeaderMap::new();
+        h.insert(header::COOKIE, HeaderValue::from_str(pair).unwrap());
+        assert_eq!(auth.check(&h), Access::Allowed);
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("iumgate_admin=s3cret-token"),
+        );
+        assert_eq!(auth.check(&h), Access::Denied, "the token is no cookie");
+        // Another process (another key) does not take it.
+        let other = AdminAuth::new(Some(Secret::new("s3cret-token")));
+        h.insert(header::COOKIE, HeaderValue::from_str(pair).unwrap());
+        assert_eq!(other.check(&h), Access::Denied);
+        // Without a token, no login.
+        assert_eq!(AdminAuth::new(None).login(b"x", false), None);
     }
 
     #[test]

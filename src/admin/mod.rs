@@ -142,8 +142,19 @@ fn not_configured() -> Response<Body> {
 #[async_trait]
 impl AdminPages for AdminSurface {
     async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+        let full = req.uri().path();
+        if full == LOGIN_PATH && req.method() == Method::GET {
+            return self.login_link(req.uri().query().unwrap_or(""));
+        }
+        // The same pages under iumgate's own prefix, where a login link's
+        // cookie is sent (`auth::COOKIE_PATH`).
+        let path = match full.strip_prefix("/iumgate/admin") {
+            Some("") => return Own::redirect(StatusCode::SEE_OTHER, auth::COOKIE_PATH).build(),
+            Some(rest) => rest,
+            None => full,
+        };
         let access = self.auth.check(req.headers());
-        match (req.method(), req.uri().path()) {
+        match (req.method(), path) {
             (&Method::GET, "/metrics") => {
                 if self.metrics_need_token && access != Access::Allowed {
                     return unauthorized();
@@ -172,6 +183,38 @@ impl AdminPages for AdminSurface {
                 Access::NotConfigured => not_configured(),
             },
             _ => text(StatusCode::NOT_FOUND, "not found\n"),
+        }
+    }
+}
+
+/// A browser's way in from a link (`iumgate demo` prints one): the token in
+/// the query. Right: a cookie for `/iumgate/admin/` (not the token) and a
+/// redirect there, so the token leaves the address bar; wrong: the login
+/// page. The token is compared in constant time and never logged.
+pub const LOGIN_PATH: &str = "/iumgate/admin/login";
+
+impl AdminSurface {
+    fn login_link(&self, query: &str) -> Response<Body> {
+        if !self.auth.is_configured() {
+            return not_configured();
+        }
+        let token = form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == "token")
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default();
+        let cookie = self
+            .auth
+            .login(token.as_bytes(), false)
+            .and_then(|c| HeaderValue::from_str(&c).ok());
+        match cookie {
+            Some(cookie) => Own::redirect(StatusCode::SEE_OTHER, auth::COOKIE_PATH)
+                .cookie(cookie)
+                .header(
+                    header::REFERRER_POLICY,
+                    HeaderValue::from_static("no-referrer"),
+                )
+                .build(),
+            None => unauthorized_page(),
         }
     }
 }

@@ -360,7 +360,7 @@ pub fn render_html(st: &Status) -> String {
     b.push_str("</section>");
     b.push_str(&format!(
         "<p class=\"muted\">iumgate {} · {} sessions of {} users tracked · config loaded {} · \
-         <a href=\"/status\">JSON</a> · <a href=\"/metrics\">metrics</a></p>",
+         <a href=\"status\">JSON</a> · <a href=\"metrics\">metrics</a></p>",
         st.version,
         st.sessions.tracked,
         st.sessions.users,

@@ -17,6 +17,11 @@ pub(crate) struct Demo {
     pub(crate) proxy: String,
     pub(crate) sim: String,
     pub(crate) admin: String,
+    /// The admin page's link (`Status …`), token included.
+    pub(crate) status_link: Option<String>,
+    /// Every line printed so far, and the ones still to come.
+    pub(crate) printed: Vec<String>,
+    pub(crate) output: mpsc::Receiver<String>,
 }
 
 impl Drop for Demo {
@@ -71,8 +76,16 @@ pub(crate) fn demo_with(extra: &[&str]) -> Demo {
         "30m",
     ];
     args.extend_from_slice(extra);
-    let (child, rx) = launch(&args, &[]);
+    demo_args(&args)
+}
+
+/// `iumgate` run with exactly `args` (a demo), once its addresses are
+/// printed and the first reconcile is done.
+pub(crate) fn demo_args(args: &[&str]) -> Demo {
+    let (child, rx) = launch(args, &[]);
     let (mut proxy, mut sim, mut admin, mut reconciled) = (None, None, None, false);
+    let mut status_link = None;
+    let mut printed = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while proxy.is_none() || sim.is_none() || admin.is_none() || !reconciled {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -94,13 +107,20 @@ pub(crate) fn demo_with(extra: &[&str]) -> Demo {
         if let Some(u) = url_after("Admin") {
             admin = Some(u.trim_end_matches("/healthz").to_string());
         }
+        if let Some(u) = url_after("Status") {
+            status_link = Some(u);
+        }
         reconciled |= line.contains("reconciled with the directory");
+        printed.push(line);
     }
     Demo {
         child,
         proxy: proxy.unwrap(),
         sim: sim.unwrap(),
         admin: admin.unwrap(),
+        status_link,
+        printed,
+        output: rx,
     }
 }
 
@@ -293,12 +313,16 @@ min_idle = "30m"
         proxy: String::new(),
         sim: sim.url(),
         admin: String::new(),
+        status_link: None,
+        printed: Vec::new(),
+        output: rx,
     };
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut reconciled = false;
     while demo.proxy.is_empty() || !reconciled {
         let left = deadline.saturating_duration_since(Instant::now());
-        let line = rx
+        let line = demo
+            .output
             .recv_timeout(left)
             .expect("iumgate did not start in time");
         if let Some(rest) = line.split("listening on ").nth(1) {

@@ -40,6 +40,7 @@ mod cli_completions;
 mod cluster_binary;
 mod cluster_props;
 mod cluster_redis;
+mod demo_admin_page;
 mod demo_login;
 mod deploy_files;
 mod directory_jira;
