@@ -212,3 +212,34 @@ fn authorisation_retries_are_at_most_three() {
         "{e:?}"
     );
 }
+
+#[test]
+fn the_access_log_is_off_unless_a_path_is_set_and_its_keys_are_checked() {
+    let c = Config::parse(MINIMAL).unwrap();
+    assert_eq!(c.access_log.path, None);
+    assert_eq!(c.access_log.format, AccessLogFormat::Json);
+    assert!(!c.access_log.include_query);
+    let c = Config::parse(&format!(
+        "{MINIMAL}\n[access_log]\npath = \"-\"\nformat = \"combined\"\ninclude_query = true\nbuffer = 100\n"
+    ))
+    .unwrap();
+    assert_eq!(c.access_log.path.as_deref(), Some(Path::new("-")));
+    assert_eq!(c.access_log.format, AccessLogFormat::Combined);
+    assert!(c.access_log.include_query);
+    assert_eq!(c.access_log.buffer, 100);
+
+    let e = errors(&format!("{MINIMAL}\n[access_log]\nformat = \"clf\"\n"));
+    assert_eq!(e[0].key, "access_log.format");
+    assert_eq!(e[0].line, Some(7));
+    assert!(e[0].message.contains("json"), "{}", e[0].message);
+    let e = errors(&format!("{MINIMAL}\n[access_log]\npath = \"\"\nbuffer = 0\n"));
+    let keys: Vec<&str> = e.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(keys, ["access_log.path", "access_log.buffer"], "{e:?}");
+    assert_eq!(e[0].line, Some(7));
+    let dir = std::env::temp_dir();
+    let e = errors(&format!(
+        "{MINIMAL}\n[access_log]\npath = {:?}\n",
+        dir.display().to_string()
+    ));
+    assert!(e[0].message.contains("is a directory"), "{}", e[0].message);
+}
