@@ -359,7 +359,8 @@ async fn demo_traffic_through_the_gate_makes_a_log_that_analyze_turns_into_a_sea
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(text.lines().count() > 60, "{}", text.lines().count());
 
-    let report = iumgate::analyze::analyze_files(&[path.clone()], analyze_options()).unwrap();
+    let report =
+        iumgate::analyze::analyze_files(std::slice::from_ref(&path), analyze_options()).unwrap();
     let file = &report.inputs[0];
     assert_eq!(file.format, "iumgate", "detected as iumgate's JSON lines");
     assert_eq!(file.malformed, 0, "{:?}", file.malformed_examples);
