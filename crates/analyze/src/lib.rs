@@ -376,20 +376,24 @@ impl Analyzer {
             return;
         }
         summary.lines += 1;
+        let owned;
         let r = match format.parse(line) {
             Line::Request(r) => r,
+            Line::Escaped => match parse::iumgate_owned(line) {
+                Some(o) => {
+                    owned = o;
+                    match owned.record() {
+                        Some(r) => r,
+                        None => return malformed(line, summary),
+                    }
+                }
+                None => return malformed(line, summary),
+            },
             Line::Skip => {
                 summary.skipped += 1;
                 return;
             }
-            Line::Malformed => {
-                summary.malformed += 1;
-                if summary.malformed_examples.len() < MALFORMED_EXAMPLES {
-                    let text: String = line.trim_end().chars().take(120).collect();
-                    summary.malformed_examples.push((summary.lines, text));
-                }
-                return;
-            }
+            Line::Malformed => return malformed(line, summary),
         };
         summary.requests += 1;
         self.first_ts = self.first_ts.min(r.ts_ms);
@@ -671,6 +675,15 @@ fn sweep(input: &SimInput, peak: usize, target: f64, p: &SimParams) -> Vec<SimRe
     }
     results.sort_by_key(|r| r.seats);
     results
+}
+
+/// Counts a line that does not fit, keeping the first few.
+fn malformed(line: &str, summary: &mut FileSummary) {
+    summary.malformed += 1;
+    if summary.malformed_examples.len() < MALFORMED_EXAMPLES {
+        let text: String = line.trim_end().chars().take(120).collect();
+        summary.malformed_examples.push((summary.lines, text));
+    }
 }
 
 fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {

@@ -29,7 +29,71 @@ pub enum Line<'a> {
     /// A well-formed line that is not a request of interest (Bitbucket's "incoming" half of a
     /// request, SSH operations the proxy never sees).
     Skip,
+    /// An iumgate JSON line whose strings carry escapes (a user name with a backslash or a
+    /// quote): read again with [`iumgate_owned`], which unescapes into owned text.
+    Escaped,
     Malformed,
+}
+
+/// An iumgate JSON line read into owned text (its strings had escapes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedRecord {
+    pub ts_ms: i64,
+    pub offset_s: i32,
+    pub user: Option<String>,
+    pub method: String,
+    pub path: String,
+}
+
+impl OwnedRecord {
+    pub fn record(&self) -> Option<Record<'_>> {
+        Some(Record {
+            ts_ms: self.ts_ms,
+            offset_s: self.offset_s,
+            user: self.user.as_deref().and_then(user_of),
+            method: &self.method,
+            path: strip_uri(&self.path)?,
+        })
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct OwnedJsonLine {
+    ts: OwnedJsonTime,
+    #[serde(default)]
+    user: Option<String>,
+    method: String,
+    path: String,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum OwnedJsonTime {
+    Ms(i64),
+    Text(String),
+}
+
+/// An iumgate JSON line, its strings unescaped (see [`Line::Escaped`]).
+pub fn iumgate_owned(line: &str) -> Option<OwnedRecord> {
+    let line = line.trim_end_matches(['\r', '\n']);
+    if !line.starts_with('{') {
+        return None;
+    }
+    let j: OwnedJsonLine = serde_json::from_str(line).ok()?;
+    let (ts_ms, offset_s) = match &j.ts {
+        OwnedJsonTime::Ms(ms) => (*ms, 0),
+        OwnedJsonTime::Text(t) => parse_any_time(t)?,
+    };
+    let r = OwnedRecord {
+        ts_ms,
+        offset_s,
+        user: j.user,
+        method: j.method,
+        path: j.path,
+    };
+    // Its path must be one.
+    r.record()?;
+    Some(r)
 }
 
 /// A custom layout: a regex with named groups `time`, `user` and either `request`
@@ -283,7 +347,11 @@ fn parse_iumgate(line: &str) -> Option<Line<'_>> {
     if !line.starts_with('{') {
         return None;
     }
-    let j: JsonLine<'_> = serde_json::from_str(line).ok()?;
+    let j: JsonLine<'_> = match serde_json::from_str(line) {
+        Ok(j) => j,
+        // Strings with escapes cannot be borrowed from the line.
+        Err(_) => return iumgate_owned(line).map(|_| Line::Escaped),
+    };
     let (ts_ms, offset_s) = match j.ts {
         JsonTime::Ms(ms) => (ms, 0),
         JsonTime::Text(t) => parse_any_time(t)?,
@@ -557,6 +625,25 @@ mod tests {
             assert_eq!(f.parse("hello world"), Line::Malformed, "{}", f.name());
             assert_eq!(f.parse(""), Line::Malformed, "{}", f.name());
         }
+    }
+
+    #[test]
+    fn iumgate_lines_with_escapes_are_read_unescaped() {
+        let l = r#"{"ts":"2024-03-25T09:15:02.123+01:00","method":"GET","path":"/browse/X-1","user":"ACME\\bob \"b\""}"#;
+        assert_eq!(Format::Iumgate.parse(l), Line::Escaped);
+        let o = iumgate_owned(l).unwrap();
+        let r = o.record().unwrap();
+        assert_eq!(r.user, Some("ACME\\bob \"b\""));
+        assert_eq!((r.method, r.path), ("GET", "/browse/X-1"));
+        assert_eq!(r.offset_s, 3600);
+        // Without escapes: borrowed, as before.
+        let plain = r#"{"ts":1711354502000,"method":"GET","path":"/x?q=1","user":null}"#;
+        let r = req(Format::Iumgate.parse(plain));
+        assert_eq!((r.user, r.path), (None, "/x"));
+        assert_eq!(
+            Format::Iumgate.parse(r#"{"ts":1,"method":"GET","path":"\u0041"}"#),
+            Line::Malformed
+        );
     }
 
     #[test]
