@@ -20,6 +20,8 @@ pub struct DemoOptions {
     pub admin_listen: Option<SocketAddr>,
     pub min_idle: Duration,
     pub login: DemoLogin,
+    /// `--access-log`: `[access_log] path` (JSON lines).
+    pub access_log: Option<std::path::PathBuf>,
 }
 
 /// Which login the demo's simulated app shows.
@@ -153,6 +155,7 @@ pub async fn run(o: DemoOptions) -> i32 {
     // The admin page with its seat holders and queue: a token made for this
     // run, in a file only this user may read (removed at the end), and a
     // link that opens the page in a browser.
+    cfg.access_log.path = o.access_log.clone();
     let admin_token = new_admin_token();
     let _admin_token_file = match admin_token_file(&mut cfg, &admin_token) {
         Ok(f) => f,
@@ -255,6 +258,13 @@ pub async fn run(o: DemoOptions) -> i32 {
         crate::admin::LOGIN_PATH
     );
     println!("              the admin page: seat holders and the queue, live as users log in");
+    if let Some(p) = &o.access_log {
+        println!(
+            "  Access log  {}  (read it with: iumgate analyze {})",
+            p.display(),
+            p.display()
+        );
+    }
     println!();
     println!("  Users (password for all: demo)");
     println!("    power users  power1 power2 power3        fixed licence, never touched");

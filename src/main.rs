@@ -56,6 +56,10 @@ enum Cmd {
         /// iumgate as a relying party).
         #[arg(long, value_enum, default_value = "form")]
         login: iumgate::demo::DemoLogin,
+        /// Write an access log ([access_log], iumgate's JSON lines) to this
+        /// file, or `-` for standard output: `iumgate analyze FILE` reads it.
+        #[arg(long, value_name = "FILE")]
+        access_log: Option<PathBuf>,
     },
     /// Check a config file and exit (0: valid, 2: errors, each naming key and line).
     CheckConfig {
@@ -376,6 +380,7 @@ fn main() -> ExitCode {
             admin_listen,
             min_idle,
             login,
+            access_log,
         } => runtime(|| async move {
             iumgate::telemetry::init(&iumgate::config::LogConfig::default());
             iumgate::demo::run(iumgate::demo::DemoOptions {
@@ -384,6 +389,7 @@ fn main() -> ExitCode {
                 admin_listen,
                 min_idle,
                 login,
+                access_log,
             })
             .await
         }),

@@ -9,7 +9,17 @@ use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_printed_admin_link_opens_the_status_page_which_lists_a_user_who_logged_in() {
-    let mut d = demo_args(&["demo", "--listen", "127.0.0.1:0", "--min-idle", "30m"]);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let mut d = demo_args(&[
+        "demo",
+        "--listen",
+        "127.0.0.1:0",
+        "--min-idle",
+        "30m",
+        "--access-log",
+        log.to_str().unwrap(),
+    ]);
     // Its own free port, not 9102.
     assert!(!d.admin.ends_with(":9102"), "{}", d.admin);
     assert_ne!(d.admin, d.proxy);
@@ -96,6 +106,21 @@ async fn the_printed_admin_link_opens_the_status_page_which_lists_a_user_who_log
         .await
         .unwrap();
     assert!(st["holders"].to_string().contains("casual01"), "{st}");
+
+    // `--access-log`: casual01's login is in the demo's access log.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text
+            .lines()
+            .any(|l| l.contains("\"user\":\"casual01\"") && l.contains("\"decision\":\"admitted\""))
+        {
+            assert!(!text.contains(&token), "the token is in no line");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no line for casual01:\n{text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // The token is printed once, on the link's line, and never logged.
     std::thread::sleep(Duration::from_millis(300));
