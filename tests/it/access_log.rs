@@ -137,9 +137,10 @@ async fn both_lanes_log_each_request_with_its_user_and_the_gates_decision() {
             if let Some(up) = l["upstream_ms"].as_f64() {
                 assert!(up <= total + 0.001, "{lane}: {l}");
             }
-            // The manual clock's time, with its offset.
+            // The manual clock's time (2027-01-15 08:00 UTC on), with the
+            // machine's offset.
             let ts = l["ts"].as_str().unwrap();
-            assert!(ts.starts_with("2027-01-15T"), "{lane}: {l}");
+            assert!(ts.starts_with("2027-01-1"), "{lane}: {l}");
             assert!(!l["path"].as_str().unwrap().contains('?'), "{lane}: {l}");
         }
         let anon = find(&all, "GET", "/secure/Dashboard.jspa", None);
@@ -392,4 +393,48 @@ async fn demo_traffic_through_the_gate_makes_a_log_that_analyze_turns_into_a_sea
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["recommendation"]["shared_seats"], seats);
     assert_eq!(json["inputs"][0]["format"], "iumgate");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_combined_format_names_the_client_behind_a_trusted_proxy() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("access.log");
+    let p = path.clone();
+    let w = World::start(
+        iumgate::product::Product::Jira,
+        |_| {},
+        move |cfg| {
+            cfg.access_log.path = Some(p);
+            cfg.access_log.format = AccessLogFormat::Combined;
+            cfg.proxy.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+        },
+    )
+    .await;
+    let r = no_redirect()
+        .get(w.url("/secure/Dashboard.jspa?q=1"))
+        .header("x-forwarded-for", "203.0.113.9, 127.0.0.5")
+        .header("referer", "http://example.com/")
+        .header("user-agent", "curl/8")
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let _ = r.bytes().await;
+    until("a line", || count_lines(&path) == 1).await;
+    let line = std::fs::read_to_string(&path).unwrap();
+    // (The manual clock's day, in whatever zone this machine is in.)
+    assert!(line.starts_with("203.0.113.9 - - ["), "{line}");
+    assert!(line.contains("/Jan/2027:"), "{line}");
+    assert!(
+        line.contains(&format!(
+            "\"GET /secure/Dashboard.jspa HTTP/1.1\" {status} "
+        )),
+        "{line}"
+    );
+    assert!(
+        line.contains("\"http://example.com/\" \"curl/8\" "),
+        "{line}"
+    );
+    assert!(line.trim_end().ends_with(" anonymous default"), "{line}");
+    w.stop().await;
 }
