@@ -104,7 +104,10 @@ fn main() {
             }
         }
         store.clear().await.expect("redis answers");
-        for (name, mut v) in [("reserve (grant/evict script)", reserve), ("release", release)] {
+        for (name, mut v) in [
+            ("reserve (grant/evict script)", reserve),
+            ("release", release),
+        ] {
             v.sort();
             println!(
                 "cluster/{name}: n={} p50={:?} p99={:?} max={:?}",

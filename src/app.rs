@@ -248,15 +248,7 @@ pub async fn start_opts(cfg: Config, opts: Options) -> Result<Running, StartErro
     // while the snapshot supplies activity times, the queue and sessions.
     let snapshot = crate::state::load_at_start(&cfg.state, &alerts, opts.clock.now_ms())?;
     let hash_key: [u8; 32] = snapshot.as_ref().map_or_else(rand::random, |s| s.hash_key);
-    let gate = Gate::new(
-        settings,
-        pool_cfg,
-        directory,
-        opts.clock.clone(),
-        alerts.clone(),
-        hash_key,
-    );
-    if let Some(c) = &cfg.cluster {
+    let cluster = if let Some(c) = &cfg.cluster {
         let url = c
             .redis_url()
             .map_err(|source| StartError::Secret {
@@ -271,7 +263,32 @@ pub async fn start_opts(cfg: Config, opts: Options) -> Result<Running, StartErro
         let store = crate::cluster::ClusterStore::new(url.expose(), &c.key_prefix, &node)
             .map_err(|source| StartError::Cluster { source })?;
         tracing::info!(node = %node, prefix = %c.key_prefix, "cluster: seats are shared on Redis");
-        gate.set_cluster(Arc::new(store));
+        Some(Arc::new(store))
+    } else {
+        None
+    };
+    // Every replica hashes session cookies with the same key, so that a
+    // binding one replica wrote to Redis is found by another.
+    let hash_key = match &cluster {
+        Some(store) => match store.shared_hash_key(hash_key).await {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::warn!(error = %crate::proxy::error_chain(&e), "cluster: the shared hashing key could not be read; sessions bound at other replicas are learned from the app instead");
+                hash_key
+            }
+        },
+        None => hash_key,
+    };
+    let gate = Gate::new(
+        settings,
+        pool_cfg,
+        directory,
+        opts.clock.clone(),
+        alerts.clone(),
+        hash_key,
+    );
+    if let Some(store) = cluster {
+        gate.set_cluster(store);
     }
     if let Some(s) = &snapshot {
         let r = s.restore(&gate);
@@ -322,6 +339,7 @@ pub async fn start_opts(cfg: Config, opts: Options) -> Result<Running, StartErro
         }
     }
     if gate.cluster().is_some() {
+        gate.share_bindings(running.stop.clone());
         tokio::spawn(crate::gate::cluster::sync_loop(
             gate.clone(),
             running.stop.clone(),

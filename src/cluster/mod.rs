@@ -24,6 +24,7 @@
 //! redis-rs' `ConnectionManager` (it reconnects by itself), made lazily so
 //! that a replica starts while Redis is down.
 
+use crate::identity::{Kind, SessionKey};
 use crate::user::UserId;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::time::Duration;
@@ -410,6 +411,124 @@ impl ClusterStore {
         )
         .await?;
         Ok(())
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
+    if s.len() != 2 * N {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+fn kind_code(k: Kind) -> char {
+    match k {
+        Kind::Session => 's',
+        Kind::RememberMe => 'r',
+        Kind::Token => 't',
+        Kind::Wait => 'w',
+    }
+}
+
+fn kind_of(c: char) -> Option<Kind> {
+    Some(match c {
+        's' => Kind::Session,
+        'r' => Kind::RememberMe,
+        't' => Kind::Token,
+        'w' => Kind::Wait,
+        _ => return None,
+    })
+}
+
+/// A binding to write: its key, kind, user, and how long it lives (ms).
+pub type SharedBinding = (SessionKey, Kind, UserId, u64);
+
+impl ClusterStore {
+    fn binding_key(&self, key: &SessionKey) -> String {
+        format!("{}b:{}", self.prefix, hex(key))
+    }
+
+    /// The key every replica hashes session cookies with: the first
+    /// replica's `candidate`, kept in Redis; later replicas read it.
+    pub async fn shared_hash_key(&self, candidate: [u8; 32]) -> Result<[u8; 32], StoreError> {
+        let mut c = self.conn().await?;
+        let k = format!("{}hash_key", self.prefix);
+        let _: Option<String> = bounded(
+            redis::cmd("SET")
+                .arg(&k)
+                .arg(hex(&candidate))
+                .arg("NX")
+                .query_async(&mut c),
+        )
+        .await?;
+        let v: String = bounded(redis::cmd("GET").arg(&k).query_async(&mut c)).await?;
+        unhex::<32>(&v)
+            .ok_or_else(|| StoreError::Unexpected("hash_key is not 64 hex digits".into()))
+    }
+
+    /// Writes bindings (each expires after its time to live).
+    pub async fn bind_many(&self, bindings: &[SharedBinding]) -> Result<(), StoreError> {
+        if bindings.is_empty() {
+            return Ok(());
+        }
+        let mut c = self.conn().await?;
+        let mut pipe = redis::pipe();
+        for (key, kind, user, ttl) in bindings {
+            pipe.cmd("SET")
+                .arg(self.binding_key(key))
+                .arg(format!("{}:{}", kind_code(*kind), user.as_str()))
+                .arg("PX")
+                .arg((*ttl).max(1))
+                .ignore();
+        }
+        let _: () = bounded(pipe.query_async(&mut c)).await?;
+        Ok(())
+    }
+
+    /// Drops bindings (a logout, a session the app ended).
+    pub async fn forget_many(&self, keys: &[SessionKey]) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut c = self.conn().await?;
+        let mut cmd = redis::cmd("DEL");
+        for k in keys {
+            cmd.arg(self.binding_key(k));
+        }
+        let _: i64 = bounded(cmd.query_async(&mut c)).await?;
+        Ok(())
+    }
+
+    /// The bindings another replica wrote for `keys`, in order.
+    pub async fn lookup(
+        &self,
+        keys: &[SessionKey],
+    ) -> Result<Vec<Option<(Kind, UserId)>>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut c = self.conn().await?;
+        let mut cmd = redis::cmd("MGET");
+        for k in keys {
+            cmd.arg(self.binding_key(k));
+        }
+        let v: Vec<Option<String>> = bounded(cmd.query_async(&mut c)).await?;
+        Ok(v.into_iter()
+            .map(|o| {
+                let s = o?;
+                let (k, u) = s.split_once(':')?;
+                let kind = kind_of(k.chars().next()?)?;
+                crate::identity::valid_username(u).then(|| (kind, UserId::new(u)))
+            })
+            .collect())
     }
 }
 

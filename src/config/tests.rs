@@ -232,7 +232,9 @@ fn the_access_log_is_off_unless_a_path_is_set_and_its_keys_are_checked() {
     assert_eq!(e[0].key, "access_log.format");
     assert_eq!(e[0].line, Some(7));
     assert!(e[0].message.contains("json"), "{}", e[0].message);
-    let e = errors(&format!("{MINIMAL}\n[access_log]\npath = \"\"\nbuffer = 0\n"));
+    let e = errors(&format!(
+        "{MINIMAL}\n[access_log]\npath = \"\"\nbuffer = 0\n"
+    ));
     let keys: Vec<&str> = e.iter().map(|e| e.key.as_str()).collect();
     assert_eq!(keys, ["access_log.path", "access_log.buffer"], "{e:?}");
     assert_eq!(e[0].line, Some(7));

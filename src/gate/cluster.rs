@@ -17,6 +17,7 @@
 use super::{Gate, Outcome};
 use crate::alerts::AlertKey;
 use crate::cluster::{ClusterStore, Reserve, ReserveMode, StoreError};
+use crate::identity::{BindingChange, Kind, Observer, SessionKey};
 use crate::pool::{Admission, Mode, SeatRecord};
 use crate::user::UserId;
 use std::collections::HashMap;
@@ -281,6 +282,126 @@ impl Gate {
     fn cluster_ok(&self) {
         self.alerts
             .resolve(AlertKey::ClusterStoreUnreachable.as_str());
+    }
+}
+
+/// At most this many binding changes wait for Redis; more are dropped
+/// (counted): the other replicas then learn those sessions from the app.
+const BINDINGS_QUEUE: usize = 10_000;
+/// At most this many changes are written in one round trip.
+const BINDINGS_BATCH: usize = 512;
+
+impl Gate {
+    /// Shares this replica's session bindings through the store: every new
+    /// or dropped binding is queued (never blocking the request) and written
+    /// by a background task, each expiring after its kind's time to live.
+    pub fn share_bindings(self: &Arc<Self>, stop: tokio_util::sync::CancellationToken) {
+        let Some(store) = self.cluster().cloned() else {
+            return;
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<BindingChange>(BINDINGS_QUEUE);
+        let me = Arc::downgrade(self);
+        self.sessions.set_observer(Observer(Box::new(move |change| {
+            if tx.try_send(change).is_err() {
+                if let Some(g) = me.upgrade() {
+                    g.counters
+                        .cluster_bindings_dropped
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })));
+        let gate = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(BINDINGS_BATCH);
+            loop {
+                let first = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    c = rx.recv() => match c { Some(c) => c, None => return },
+                };
+                batch.push(first);
+                while batch.len() < BINDINGS_BATCH {
+                    match rx.try_recv() {
+                        Ok(c) => batch.push(c),
+                        Err(_) => break,
+                    }
+                }
+                let Some(g) = gate.upgrade() else { return };
+                let s = g.settings.load();
+                let (mut bind, mut forget) = (Vec::new(), Vec::new());
+                for c in batch.drain(..) {
+                    match c {
+                        BindingChange::Bound { key, kind, user } => {
+                            let ttl = match kind {
+                                Kind::Session | Kind::Wait => s.session_ttl_ms,
+                                Kind::RememberMe | Kind::Token => s.remember_ttl_ms,
+                            };
+                            bind.push((key, kind, user, ttl));
+                        }
+                        BindingChange::Forgotten(key) => forget.push(key),
+                    }
+                }
+                let r = async {
+                    store.bind_many(&bind).await?;
+                    store.forget_many(&forget).await
+                }
+                .await;
+                if let Err(e) = r {
+                    g.counters
+                        .cluster_bindings_dropped
+                        .fetch_add((bind.len() + forget.len()) as u64, Ordering::Relaxed);
+                    g.cluster_failed(&e);
+                }
+            }
+        });
+    }
+
+    /// Whether an unknown session is worth asking Redis about: in a
+    /// cluster, and not every key was found unbound a moment ago.
+    pub(super) fn may_share_lookup(&self, keys: &[(Kind, SessionKey)], now: u64) -> bool {
+        self.cluster().is_some()
+            && !keys.is_empty()
+            && !keys
+                .iter()
+                .all(|(_, k)| self.anonymous.is_anonymous(k, now))
+    }
+
+    /// The user another replica bound one of `keys` to, bound here too
+    /// (with the index of the key). Keys bound nowhere are remembered as
+    /// such for a few seconds, so that an anonymous browser does not ask
+    /// Redis on every request.
+    pub(super) async fn shared_lookup(
+        &self,
+        keys: &[(Kind, SessionKey)],
+    ) -> Option<(UserId, usize)> {
+        let store = self.cluster()?;
+        let hashes: Vec<SessionKey> = keys.iter().map(|(_, k)| *k).collect();
+        let now = self.now();
+        let found = match store.lookup(&hashes).await {
+            Ok(f) => f,
+            Err(e) => {
+                self.cluster_failed(&e);
+                return None;
+            }
+        };
+        let hit = found
+            .iter()
+            .enumerate()
+            .find_map(|(i, f)| f.as_ref().map(|(_, u)| (u.clone(), i)));
+        match &hit {
+            Some((user, _)) => {
+                for ((kind, key), f) in keys.iter().zip(&found) {
+                    if f.as_ref().is_some_and(|(_, u)| u == user) {
+                        self.sessions.bind_key(*key, *kind, user, now);
+                    }
+                }
+            }
+            None => {
+                for k in &hashes {
+                    self.anonymous.remember(*k, now + 5_000);
+                }
+            }
+        }
+        hit
     }
 }
 

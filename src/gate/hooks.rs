@@ -177,6 +177,9 @@ enum Pending {
     /// An anonymous browser at the app's OIDC start page: iumgate's own
     /// sign-in first.
     OidcStart,
+    /// A session this replica does not know, in a cluster: another replica
+    /// may have bound it (Redis says).
+    SharedLookup,
 }
 
 impl Hooks for Gate {
@@ -213,6 +216,10 @@ impl Hooks for Gate {
                 // An anonymous browser at the app's OIDC start: iumgate signs
                 // it in first (`gate::oidc`).
                 Some(Pending::OidcStart)
+            } else if ctx.user.is_none() && self.may_share_lookup(&ctx.keys, ctx.now) {
+                // A session another replica of the cluster bound: ask
+                // Redis before anything else (`gate::cluster`).
+                Some(Pending::SharedLookup)
             } else if ctx.user.is_none()
                 && !ctx.keys.is_empty()
                 && s.profile.whoami.is_some_and(|w| w != path)
@@ -239,6 +246,20 @@ impl Hooks for Gate {
         let s = self.settings.load();
         let (parts, body) = req.into_parts();
         let mut pending = ctx.pending.take();
+        if pending == Some(Pending::SharedLookup) {
+            if let Some((user, at)) = self.shared_lookup(&ctx.keys).await {
+                ctx.user = Some(user);
+                ctx.standing = Some(Standing::Session);
+                ctx.named_by = Some(at);
+                let path = parts.uri.path();
+                pending = self.decide_known(&s, &mut ctx, &parts.method, path, None, self.epoch());
+            } else if s.profile.whoami.is_some_and(|w| w != parts.uri.path()) {
+                pending = Some(Pending::Whoami);
+            } else {
+                let path = parts.uri.path();
+                pending = self.decide_known(&s, &mut ctx, &parts.method, path, None, self.epoch());
+            }
+        }
         if pending == Some(Pending::Whoami) {
             if let (Some(whoami), Some(cookie)) =
                 (s.profile.whoami, parts.headers.get(header::COOKIE))

@@ -172,6 +172,8 @@ pub struct Counters {
     pub login_replays_refused: AtomicU64,
     /// `[cluster]`: sync passes that reached Redis, and those that failed.
     pub cluster_syncs_ok: AtomicU64,
+    /// Binding changes that did not reach Redis (queue full, or Redis down).
+    pub cluster_bindings_dropped: AtomicU64,
     pub cluster_syncs_failed: AtomicU64,
     /// Queue entry → admission, seconds (observed once per admitted waiter).
     pub queue_wait_seconds: prometheus::Histogram,
@@ -208,6 +210,7 @@ impl Default for Counters {
             login_replays_ok: AtomicU64::new(0),
             login_replays_refused: AtomicU64::new(0),
             cluster_syncs_ok: AtomicU64::new(0),
+            cluster_bindings_dropped: AtomicU64::new(0),
             cluster_syncs_failed: AtomicU64::new(0),
             // Constant name and increasing buckets: this cannot fail.
             queue_wait_seconds: prometheus::Histogram::with_opts(opts)

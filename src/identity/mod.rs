@@ -11,7 +11,9 @@ mod sessions;
 
 pub use anonymous::AnonymousCache;
 pub use peek::{peek_body, peek_body_status, Peeked};
-pub use sessions::{Dropped, Kind, Limits, SessionKey, SessionRecord, Sessions};
+pub use sessions::{
+    BindingChange, Dropped, Kind, Limits, Observer, SessionKey, SessionRecord, Sessions,
+};
 
 use crate::product::{Profile, X_AUSERNAME, X_SERAPH_LOGINREASON};
 use crate::user::UserId;

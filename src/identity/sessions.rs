@@ -142,10 +142,34 @@ pub struct Dropped {
     pub total: u64,
 }
 
+/// A binding made or dropped (told to an [`Observer`]: a replica that
+/// shares its bindings, `[cluster]`). Refreshes and expiries are not told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BindingChange {
+    Bound {
+        key: SessionKey,
+        kind: Kind,
+        user: UserId,
+    },
+    Forgotten(SessionKey),
+}
+
+/// Told every [`BindingChange`]; must not block (it runs under no lock, on
+/// the request path).
+pub struct Observer(pub Box<dyn Fn(BindingChange) + Send + Sync>);
+
+impl std::fmt::Debug for Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Observer")
+    }
+}
+
 /// `M`: a memo kept with each binding for its owner (see [`Sessions::lookup_memo`]);
 /// a new binding starts with `M::default()`.
 #[derive(Debug)]
 pub struct Sessions<M = ()> {
+    /// Told of new and dropped bindings, once set.
+    observer: std::sync::OnceLock<Observer>,
     key: [u8; 32],
     map: KeyMap<Entry<M>>,
     /// user → the keys bound to them. Every binding's key is in its user's
@@ -181,6 +205,7 @@ impl<M: Default> Sessions<M> {
     /// As [`Sessions::with_memos`], bounded by `limits`.
     pub fn with_limits(key: [u8; 32], limits: Limits) -> Sessions<M> {
         Sessions {
+            observer: std::sync::OnceLock::new(),
             key,
             map: KeyMap::default(),
             by_user: DashMap::default(),
@@ -190,6 +215,18 @@ impl<M: Default> Sessions<M> {
             dropped_per_user: AtomicU64::new(0),
             dropped_total: AtomicU64::new(0),
             full_logged: AtomicBool::new(false),
+        }
+    }
+
+    /// From now on, `observer` is told every new and dropped binding. Set
+    /// once; a second call is ignored.
+    pub fn set_observer(&self, observer: Observer) {
+        let _ = self.observer.set(observer);
+    }
+
+    fn tell(&self, change: BindingChange) {
+        if let Some(o) = self.observer.get() {
+            (o.0)(change);
         }
     }
 
@@ -327,6 +364,11 @@ impl<M: Default> Sessions<M> {
         if let Some(other) = moved_from {
             self.unindex(&other, &key);
         }
+        self.tell(BindingChange::Bound {
+            key,
+            kind,
+            user: user.clone(),
+        });
         true
     }
 
@@ -424,6 +466,7 @@ impl<M: Default> Sessions<M> {
         let (_, e) = self.map.remove(key)?;
         self.uncount(1);
         self.unindex(&e.user, key);
+        self.tell(BindingChange::Forgotten(*key));
         Some(e.user)
     }
 
@@ -481,6 +524,7 @@ impl<M: Default> Sessions<M> {
         for k in keys {
             if self.map.remove_if(&k, |_, e| e.user == *user).is_some() {
                 self.uncount(1);
+                self.tell(BindingChange::Forgotten(k));
                 n += 1;
             }
         }

@@ -332,3 +332,36 @@ async fn jobs_run_on_one_replica_and_move_when_it_dies() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+/// Session bindings are shared: a session bound at A is known at B without
+/// the app being asked, and its logout at B frees the seat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_bound_at_one_replica_logs_out_at_the_other() {
+    let Some(redis) = redis_or_skip() else { return };
+    let (a, b) = two_replicas(&redis, 0).await;
+    let (c, _) = browser();
+    assert!(logs_in(&a, &c, "casual01").await);
+    eventually("the binding reaches Redis", || {
+        let redis_keys = redis.command("KEYS iumgate:b:*");
+        async move { redis_keys.contains("iumgate:b:") }
+    })
+    .await;
+    eventually("B knows casual01's seat", || {
+        let b = b.clone();
+        async move { b.holds("casual01") }
+    })
+    .await;
+    // B has never seen this session: only Redis knows whose it is.
+    let r = c
+        .get(b.url("/secure/Logout!default.jspa"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success() || r.status().is_redirection());
+    eventually("the seat is free everywhere", || {
+        let a = a.clone();
+        async move { store_holders(&a).await.is_empty() }
+    })
+    .await;
+    assert!(a.access_members().is_empty());
+}
