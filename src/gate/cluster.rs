@@ -355,6 +355,25 @@ impl Gate {
         });
     }
 
+    /// The waiter a wait cookie (or session) another replica bound names:
+    /// they wait, and may be admitted, here too.
+    pub(crate) async fn shared_waiting_user(&self, headers: &http::HeaderMap) -> Option<UserId> {
+        self.cluster()?;
+        let s = self.settings.load();
+        let mut keys: Vec<(Kind, SessionKey)> = crate::identity::cookies(headers)
+            .filter(|(n, _)| *n == super::waiting::WAIT_COOKIE)
+            .map(|(_, v)| (Kind::Wait, self.sessions.hash(Kind::Wait, v)))
+            .collect();
+        keys.extend(
+            crate::identity::session_cookies(s.profile, headers)
+                .map(|(kind, v)| (kind, self.sessions.hash(kind, v))),
+        );
+        if !self.may_share_lookup(&keys, self.now()) {
+            return None;
+        }
+        self.shared_lookup(&keys).await.map(|(u, _)| u)
+    }
+
     /// Whether an unknown session is worth asking Redis about: in a
     /// cluster, and not every key was found unbound a moment ago.
     pub(super) fn may_share_lookup(&self, keys: &[(Kind, SessionKey)], now: u64) -> bool {

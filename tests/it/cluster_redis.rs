@@ -365,3 +365,44 @@ async fn a_session_bound_at_one_replica_logs_out_at_the_other() {
     .await;
     assert!(a.access_members().is_empty());
 }
+
+/// A waiter queued at A whose page polls B (a balancer without affinity) is
+/// known at B through the shared wait cookie, and admitted there once a
+/// seat is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiter_queued_at_one_replica_is_known_and_admitted_at_the_other() {
+    let Some(redis) = redis_or_skip() else { return };
+    let (a, b) = two_replicas(&redis, 0).await;
+    let mut holders = Vec::new();
+    for i in 1..=7 {
+        let (c, _) = browser();
+        assert!(logs_in(&a, &c, &format!("casual{i:02}")).await);
+        holders.push(c);
+    }
+    let (w8, _) = browser();
+    assert!(!logs_in(&a, &w8, "casual08").await, "the pool is full");
+    let poll = |w: Arc<World>, c: reqwest::Client| async move {
+        let r = c.get(w.url("/iumgate/api/queue")).send().await.unwrap();
+        r.json::<serde_json::Value>().await.unwrap_or_default()
+    };
+    eventually("B knows the waiter", || {
+        let (b, w8) = (b.clone(), w8.clone());
+        async move { poll(b, w8).await["state"] == "waiting" }
+    })
+    .await;
+    // A holder logs out at A; the waiter, polling B, gets the seat there.
+    let r = holders[0]
+        .get(a.url("/secure/Logout!default.jspa"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success() || r.status().is_redirection());
+    eventually("casual08 is admitted at B", || {
+        let (b, w8) = (b.clone(), w8.clone());
+        async move { poll(b, w8).await["state"] == "admitted" }
+    })
+    .await;
+    let members = a.access_members();
+    assert_eq!(members.len(), 7, "{members:?}");
+    assert!(members.contains(&"casual08".to_string()));
+}

@@ -89,7 +89,12 @@ impl Gate {
 
     /// One poll: who is waiting, and can they be let in now?
     pub async fn poll_state(&self, headers: &http::HeaderMap) -> QueueState {
-        let Some(user) = self.waiting_user(headers) else {
+        let user = match self.waiting_user(headers) {
+            Some(u) => Some(u),
+            // A waiter queued at another replica of the cluster.
+            None => self.shared_waiting_user(headers).await,
+        };
+        let Some(user) = user else {
             return QueueState::Unknown;
         };
         if self.holds(&user) {
