@@ -876,3 +876,14 @@ mod tests {
         assert_eq!(c(false, &h("1.2.3.4")), "10.0.0.1");
     }
 }
+
+#[cfg(test)]
+mod size_tests {
+    /// What a waiting line costs (the channel holds up to `buffer` of them).
+    #[test]
+    fn an_entry_stays_small() {
+        let n = std::mem::size_of::<super::Entry>();
+        assert!(n <= 320, "{n} bytes");
+        eprintln!("Entry: {n} bytes");
+    }
+}

@@ -318,7 +318,7 @@ impl Default for AccessLogConfig {
             path: None,
             format: AccessLogFormat::Json,
             include_query: false,
-            buffer: 8192,
+            buffer: 4096,
         }
     }
 }
@@ -843,7 +843,7 @@ impl Config {
             err(
                 "access_log.buffer",
                 format!(
-                    "{} lines: between 1 and 1000000 (default 8192)",
+                    "{} lines: between 1 and 1000000 (default 4096)",
                     self.access_log.buffer
                 ),
             );
