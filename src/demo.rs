@@ -152,18 +152,7 @@ pub async fn run(o: DemoOptions) -> i32 {
     };
     let admin_listen = admin_listen_for(o.listen, o.admin_listen);
     let mut cfg = demo_config(o.product, &sim.url(), o.listen, admin_listen, o.min_idle);
-    // The admin page with its seat holders and queue: a token made for this
-    // run, in a file only this user may read (removed at the end), and a
-    // link that opens the page in a browser.
     cfg.access_log.path = o.access_log.clone();
-    let admin_token = new_admin_token();
-    let _admin_token_file = match admin_token_file(&mut cfg, &admin_token) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("iumgate demo: {e}");
-            return 1;
-        }
-    };
     // With `--login saml`, iumgate verifies the simulator IdP's responses:
     // its certificate goes to a file for the demo's lifetime.
     let _idp_certificate = if o.login == DemoLogin::Saml {
@@ -201,15 +190,28 @@ pub async fn run(o: DemoOptions) -> i32 {
             return 1;
         }
     };
-    let running = match app::start_opts(
+    // The admin page with its seat holders and queue: a token made for this
+    // run, handed over in a file only this user may read, and a link that
+    // opens the page in a browser. The token is read once at start: the file
+    // goes right after, so a demo killed later leaves no secret behind.
+    let admin_token = new_admin_token();
+    let token_file = match admin_token_file(&mut cfg, &admin_token) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("iumgate demo: {e}");
+            return 1;
+        }
+    };
+    let started = app::start_opts(
         cfg,
         Options {
             directory: Some(directory),
             ..Options::default()
         },
     )
-    .await
-    {
+    .await;
+    drop(token_file);
+    let running = match started {
         Ok(r) => r,
         Err(e) => {
             eprintln!(

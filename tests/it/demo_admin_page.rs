@@ -41,6 +41,9 @@ async fn the_printed_admin_link_opens_the_status_page_which_lists_a_user_who_log
     );
     let token = link.rsplit('=').next().unwrap().to_string();
     assert!(token.len() >= 32, "{token}");
+    // The file that handed the token over is gone once the demo runs.
+    let file = std::env::temp_dir().join(format!("iumgate-demo-admin-token-{}", d.pid()));
+    assert!(!file.exists(), "{}", file.display());
 
     // Without the link (or with a wrong token): the page needs the token.
     let plain = reqwest::Client::new();

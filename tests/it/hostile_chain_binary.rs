@@ -24,6 +24,13 @@ pub(crate) struct Demo {
     pub(crate) output: mpsc::Receiver<String>,
 }
 
+impl Demo {
+    /// The process id of the running binary.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for Demo {
     fn drop(&mut self) {
         let _ = self.child.kill();
