@@ -878,6 +878,46 @@ mod tests {
 }
 
 #[cfg(test)]
+mod start_tests {
+    use super::*;
+
+    fn counters() -> Counters {
+        let c = || IntCounter::new("x_total", "x").unwrap();
+        Counters {
+            lines: Verdict::ALL.iter().map(|_| c()).collect(),
+            dropped: c(),
+            errors: c(),
+        }
+    }
+
+    /// A file that cannot be opened stops the start, naming the key and the
+    /// file, with the IO error as the cause; no path: no log.
+    #[test]
+    fn a_path_that_cannot_be_opened_is_a_start_error_naming_it() {
+        let clock: Arc<dyn Clock> = Arc::new(crate::clock::SystemClock);
+        let off = AccessLogConfig::default();
+        assert!(AccessLog::start(&off, clock.clone(), counters())
+            .unwrap()
+            .is_none());
+        let cfg = AccessLogConfig {
+            path: Some("/nonexistent-iumgate-dir/access.log".into()),
+            ..AccessLogConfig::default()
+        };
+        let Err(e) = AccessLog::start(&cfg, clock, counters()) else {
+            panic!("opened a file in a directory that does not exist")
+        };
+        let chain = crate::proxy::error_chain(&e);
+        assert!(
+            chain.starts_with(
+                "access_log.path /nonexistent-iumgate-dir/access.log: cannot open for appending: "
+            ),
+            "{chain}"
+        );
+        assert_eq!(e.source.kind(), io::ErrorKind::NotFound);
+    }
+}
+
+#[cfg(test)]
 mod size_tests {
     /// What a waiting line costs (the channel holds up to `buffer` of them).
     #[test]
