@@ -625,11 +625,7 @@ async fn check_oidc_provider(r: &mut Report, cfg: &Config) {
             return;
         }
     };
-    let http = match reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .use_rustls_tls()
-        .build()
-    {
+    let http = match crate::sso::oidc::http_client() {
         Ok(c) => c,
         Err(e) => {
             r.push(Finding::new(

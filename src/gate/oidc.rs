@@ -362,30 +362,21 @@ impl Gate {
         // Verified by iumgate: like a proven password, it may take an idle
         // holder's seat or wait for one.
         if self.class_or_lookup(&user).await == Class::Casual && !self.holds(&user) {
+            // A browser that comes back to the start page once admitted.
+            let w = WaitFor {
+                html: true,
+                git: false,
+                get_or_post: true,
+                redirect_url: false,
+                secure,
+                target: again,
+            };
             match self.admit(&user, Mode::MayEvict).await {
                 Outcome::Pass | Outcome::NoFreeSeat => {}
                 Outcome::Wait { position } => {
-                    let w = WaitFor {
-                        html: true,
-                        git: false,
-                        get_or_post: true,
-                        redirect_url: false,
-                        secure,
-                        target: again,
-                    };
                     return self.wait_response(&w, &user, position, None, None);
                 }
-                Outcome::Unavailable => {
-                    let w = WaitFor {
-                        html: true,
-                        git: false,
-                        get_or_post: true,
-                        redirect_url: false,
-                        secure,
-                        target: again,
-                    };
-                    return self.unavailable_response(&w, headers);
-                }
+                Outcome::Unavailable => return self.unavailable_response(&w, headers),
             }
         }
         self.oidc_pass(&user, again, secure, now)
@@ -459,11 +450,7 @@ pub async fn discover_until_ready(
     let Some(issuer) = cfg.issuer.clone() else {
         return;
     };
-    let http = match reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .use_rustls_tls()
-        .build()
-    {
+    let http = match crate::sso::oidc::http_client() {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %crate::proxy::error_chain(&e), "sso.oidc: no HTTP client: OIDC users are learned from the app's answer only");

@@ -244,6 +244,16 @@ fn random_b64() -> String {
     B64URL.encode(bytes)
 }
 
+/// The client iumgate talks to an IdP with (discovery, keys, tokens):
+/// rustls, redirects never followed (a document must be where it is asked
+/// for). Each call is bounded by [`REQUEST_TIMEOUT`] where it is made.
+pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .use_rustls_tls()
+        .build()
+}
+
 /// `BASE64URL(SHA256(verifier))` (RFC 7636 §4.2).
 pub fn pkce_challenge(verifier: &str) -> String {
     B64URL.encode(ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes()).as_ref())

@@ -4,7 +4,7 @@
 //! no seat moves — and the pool's capacity still counts them.
 
 use crate::cluster_support::redis_or_skip;
-use crate::state_kill9::{spawn, Gate, PASSWORD_ENV};
+use crate::state_kill9::{serve_config, spawn, Gate};
 use iumgate::product::Product;
 use iumgate::sim::{Sim, SimConfig};
 use std::path::{Path, PathBuf};
@@ -13,45 +13,9 @@ use std::time::{Duration, Instant};
 const ACCESS: &str = "IUM_access_software";
 
 fn write_config(dir: &Path, name: &str, sim_url: &str, redis_url: &str) -> PathBuf {
-    let text = format!(
-        r#"
-[proxy]
-listen = "127.0.0.1:0"
-upstream = "{sim_url}"
-product = "jira"
-shutdown_grace = "2s"
-
-[admin]
-listen = "127.0.0.2:0"
-
-[log]
-level = "info"
-
-[directory]
-url = "{sim_url}"
-username = "iumgate-admin"
-password_env = "{PASSWORD_ENV}"
-timeout = "5s"
-retries = 2
-backoff = "100ms"
-
-[licence]
-tier = "auto"
-application = "jira-software"
-fixed_groups = ["jira-software-users"]
-
-[ium]
-user_group = "IUM_user_software"
-access_group = "{ACCESS}"
-min_idle = "1h"
-
-[cluster]
-redis_url = "{redis_url}"
-node_id = "{name}"
-"#
-    );
+    let extra = format!("[cluster]\nredis_url = \"{redis_url}\"\nnode_id = \"{name}\"\n");
     let path = dir.join(format!("{name}.toml"));
-    std::fs::write(&path, text).unwrap();
+    std::fs::write(&path, serve_config(sim_url, &extra)).unwrap();
     path
 }
 

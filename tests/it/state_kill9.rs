@@ -51,7 +51,20 @@ impl Gate {
 }
 
 fn write_config(dir: &Path, sim_url: &str, state: &Path) -> PathBuf {
-    let text = format!(
+    let extra = format!(
+        "[queue]\nabandon_after = \"10m\"\n\n[state]\npath = \"{}\"\nsnapshot_every = \"{SNAPSHOT_EVERY_MS}ms\"\n",
+        state.display()
+    );
+    let path = dir.join("iumgate.toml");
+    std::fs::write(&path, serve_config(sim_url, &extra)).unwrap();
+    path
+}
+
+/// `iumgate serve`'s config in front of the simulator at `sim_url` (ports
+/// chosen by the system, the password from [`PASSWORD_ENV`]), with `extra`
+/// sections appended.
+pub(crate) fn serve_config(sim_url: &str, extra: &str) -> String {
+    format!(
         r#"
 [proxy]
 listen = "127.0.0.1:0"
@@ -85,18 +98,8 @@ user_group = "IUM_user_software"
 access_group = "IUM_access_software"
 min_idle = "1h"
 
-[queue]
-abandon_after = "10m"
-
-[state]
-path = "{}"
-snapshot_every = "{SNAPSHOT_EVERY_MS}ms"
-"#,
-        state.display()
-    );
-    let path = dir.join("iumgate.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+{extra}"#
+    )
 }
 
 /// Starts `iumgate serve` and reads the proxy's address from its log.
