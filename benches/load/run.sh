@@ -54,6 +54,7 @@ command -v h2load >/dev/null || need+=(nghttp2-client)
 command -v taskset >/dev/null || need+=(util-linux)
 command -v curl >/dev/null || need+=(curl)
 command -v openssl >/dev/null || need+=(openssl)
+command -v redis-server >/dev/null || [ -x /usr/bin/redis-server ] || need+=(redis-server)
 if [ ${#need[@]} -gt 0 ]; then
     say "installing ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive
@@ -273,6 +274,24 @@ PLAIN_PID=$!
 pids+=($PLAIN_PID)
 wait_http "http://127.0.0.1:$PLAIN_PORT/"
 
+# Two replicas of the same gate sharing one pool on Redis ([cluster]): the
+# load goes to replica A; B runs beside it (its sync loop, its share of
+# Redis). A holder's request at A does no Redis round trip, so A's row
+# should match the single process's.
+REDIS_PORT=$(free_port)
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+    >"$work/redis.log" 2>&1 &
+REDIS_PID=$!
+pids+=($REDIS_PID)
+for name in ca cb; do
+    write_gate_config "$name" "$WORLD_URL"
+    printf '\n[cluster]\nredis_url = "redis://127.0.0.1:%s/"\nnode_id = "%s"\n' "$REDIS_PORT" "$name" >>"$work/$name.toml"
+    start_gate "$name" "$work/$name.toml"
+    if [ "$name" = ca ]; then CA=$GATE_PORT CA_PID=$GATE_PID; else CB_PID=$GATE_PID; fi
+    wait_log "$work/$name.log" "reconciled with the directory" 120
+done
+wait_http "http://127.0.0.1:$CA/"
+
 export LOAD_CASUAL=$CASUAL LOAD_POWER=$POWER LOAD_PER_USER=$PER_USER
 sessions=$(((CASUAL + POWER) * PER_USER))
 
@@ -292,17 +311,19 @@ wrk_run "http://127.0.0.1:$IG" 5 >/dev/null
 wrk_run "http://127.0.0.1:$NP" 2 >/dev/null
 wrk_run "http://127.0.0.1:$UP" 2 >/dev/null
 wrk_run "http://127.0.0.1:$PLAIN_PORT" 2 >/dev/null
+wrk_run "http://127.0.0.1:$CA" 5 >/dev/null
 warm_rss=$(rss_kb "$IG_PID")
 
 # ---- throughput and CPU per request, interleaved runs -----------------------------------
 declare -A RPS CPU CONN
 for ((r = 1; r <= RUNS; r++)); do
-    for t in direct nginx plain iumgate; do
+    for t in direct nginx plain iumgate cluster; do
         case $t in
             direct) url=http://127.0.0.1:$UP pid=$UP_PID ;;
             nginx) url=http://127.0.0.1:$NP pid=$NGINX_PID ;;
             plain) url=http://127.0.0.1:$PLAIN_PORT pid=$PLAIN_PID ;;
             iumgate) url=http://127.0.0.1:$IG pid=$IG_PID ;;
+            cluster) url=http://127.0.0.1:$CA pid=$CA_PID ;;
         esac
         c0=$(cpu_ticks "$pid"); a0=$(upstream_accepts)
         read -r rps reqs bad < <(wrk_run "$url" "$DURATION")
@@ -344,6 +365,7 @@ nt_rps=$(echo "${ARPS[bearer-nginx]}" | med); it_rps=$(echo "${ARPS[bearer-iumga
 d_rps=$(echo "${RPS[direct]}" | med)
 n_rps=$(echo "${RPS[nginx]}" | med)
 i_rps=$(echo "${RPS[iumgate]}" | med)
+c_rps=$(echo "${RPS[cluster]}" | med)
 p_rps=$(echo "${RPS[plain]}" | med)
 p_cpu=$(echo "${CPU[plain]}" | med)
 n_cpu=$(echo "${CPU[nginx]}" | med)
@@ -378,6 +400,9 @@ i_p99=$(echo "${P99[iumgate]}" | med)
 loaded_rss=$(rss_kb "$IG_PID")
 nginx_rss=$(rss_kb "$NGINX_PID")
 stop_pid "$IG_PID"
+stop_pid "$CA_PID"
+stop_pid "$CB_PID"
+stop_pid "$REDIS_PID"
 stop_pid "$PLAIN_PID"
 stop_pid "$WORLD_PID"
 
@@ -505,6 +530,7 @@ gate active: $CASUAL casual holders + $POWER power users reconciled from the sim
 | Bearer-token holders (1,000 rotating), req/s | $nt_rps | $it_rps | $(ratio "$it_rps" "$nt_rps") | ≥ 1.00 |
 | p99 at $rate req/s (½ nginx max), µs      | $n_p99 | $i_p99 | $(ratio "$i_p99" "$n_p99") | ≤ 1.00 |
 | iumgate without the gate (plain proxy): req/s |      | $p_rps | $(ratio "$p_rps" "$n_rps") | |
+| one of two replicas on Redis ([cluster]): req/s | | $c_rps | $(ratio "$c_rps" "$i_rps") × single iumgate | ≥ 0.90 × single |
 | iumgate without the gate: CPU µs/request  |             | $p_cpu | $(ratio "$p_cpu" "$n_cpu") | |
 | upstream connections per 1000 requests    | $n_conn | $i_conn | | reuse (≈ 0) |
 | TLS: new handshakes/s (ECDSA P-256)       | $n_hs | $i_hs | $(ratio "$i_hs" "$n_hs") | reported |
@@ -518,7 +544,7 @@ gate active: $CASUAL casual holders + $POWER power users reconciled from the sim
 | start-up, $BOOT_MEMBERS-member access group: serving | | ${start_serve} s | | ≤ 1 s |
 | start-up: reconcile finished              |             | ${start_rec} s | | ≤ 30 s |
 
-Raw runs (req/s): direct ${RPS[direct]}| nginx ${RPS[nginx]}| plain ${RPS[plain]}| iumgate ${RPS[iumgate]}
+Raw runs (req/s): direct ${RPS[direct]}| nginx ${RPS[nginx]}| plain ${RPS[plain]}| iumgate ${RPS[iumgate]}| cluster ${RPS[cluster]}
 Raw Basic req/s:  nginx ${ARPS[basic-nginx]}| iumgate ${ARPS[basic-iumgate]}
 Raw Bearer req/s: nginx ${ARPS[bearer-nginx]}| iumgate ${ARPS[bearer-iumgate]}
 Raw CPU µs/req:   nginx ${CPU[nginx]}| plain ${CPU[plain]}| iumgate ${CPU[iumgate]}
