@@ -261,7 +261,8 @@ pub async fn start_opts(cfg: Config, opts: Options) -> Result<Running, StartErro
             .clone()
             .unwrap_or_else(crate::cluster::default_node_id);
         let store = crate::cluster::ClusterStore::new(url.expose(), &c.key_prefix, &node)
-            .map_err(|source| StartError::Cluster { source })?;
+            .map_err(|source| StartError::Cluster { source })?
+            .with_lease_ttl(c.lease.get());
         tracing::info!(node = %node, prefix = %c.key_prefix, "cluster: seats are shared on Redis");
         Some(Arc::new(store))
     } else {

@@ -163,6 +163,8 @@ pub struct ClusterStore {
     give_back: redis::Script,
     drop_stale: redis::Script,
     lease: redis::Script,
+    /// `[cluster] lease`: how long the jobs' lease lasts unrenewed.
+    lease_ttl: Duration,
 }
 
 impl std::fmt::Debug for ClusterStore {
@@ -201,7 +203,20 @@ impl ClusterStore {
             give_back: redis::Script::new(GIVE_BACK),
             drop_stale: redis::Script::new(DROP_STALE),
             lease: redis::Script::new(LEASE),
+            lease_ttl: Duration::from_secs(30),
         })
+    }
+
+    /// The jobs' lease lasts `ttl` unrenewed (`[cluster] lease`).
+    pub fn with_lease_ttl(mut self, ttl: Duration) -> ClusterStore {
+        self.lease_ttl = ttl;
+        self
+    }
+
+    /// Takes or renews the lease under which the jobs that write run (the
+    /// tier check, cleanup, sync, and a reconcile's tier shrink).
+    pub async fn jobs_lease(&self) -> Result<bool, StoreError> {
+        self.lease("jobs", self.lease_ttl).await
     }
 
     pub fn node(&self) -> &str {

@@ -145,8 +145,17 @@ impl Gate {
         }
         // Over the new capacity: release the longest-idle down to it, even
         // inside min_idle — going over the tier stops the app for everyone.
-        if over {
+        // In a cluster only the replica holding the jobs' lease releases;
+        // the others keep their holders (granting nothing above the new
+        // capacity) and learn its releases through the store.
+        let may_shrink = match self.cluster() {
+            None => true,
+            Some(store) => store.jobs_lease().await.unwrap_or(false),
+        };
+        if over && may_shrink {
             report.released = self.shrink_to(capacity as usize).await;
+        } else if over {
+            self.with_pool(|p| p.set_capacity_keeping(capacity as usize));
         } else {
             self.with_pool(|p| p.set_capacity(capacity as usize));
         }

@@ -254,12 +254,7 @@ impl Housekeeping {
         let Some(store) = self.gate.cluster() else {
             return true;
         };
-        let ttl = self
-            .cfg
-            .cluster
-            .as_ref()
-            .map_or(Duration::from_secs(30), |c| c.lease.get());
-        match store.lease("jobs", ttl).await {
+        match store.jobs_lease().await {
             Ok(held) => held,
             Err(e) => {
                 tracing::debug!(error = %crate::proxy::error_chain(&e), "cluster: the jobs' lease could not be renewed; jobs wait");

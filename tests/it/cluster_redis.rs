@@ -406,3 +406,36 @@ async fn a_waiter_queued_at_one_replica_is_known_and_admitted_at_the_other() {
     assert_eq!(members.len(), 7, "{members:?}");
     assert!(members.contains(&"casual08".to_string()));
 }
+
+/// The tier shrinks (new fixed-licence users): only the replica holding the
+/// jobs' lease releases; the other keeps its view until the releases reach
+/// it. Exactly as many seats go as the tier needs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tier_shrink_releases_once_across_the_replicas() {
+    let Some(redis) = redis_or_skip() else { return };
+    let (a, b) = two_replicas(&redis, 0).await;
+    for i in 1..=7 {
+        let (c, _) = browser();
+        assert!(logs_in(&a, &c, &format!("casual{i:02}")).await);
+    }
+    eventually("B knows the seven", || {
+        let b = b.clone();
+        async move { b.in_use() == 7 }
+    })
+    .await;
+    // Two users get a fixed licence: 5 fixed, 5 shared seats.
+    for i in 4..=5 {
+        a.sim
+            .add_user(SimUser::new(&format!("power{i}"), &["jira-software-users"]));
+    }
+    let (ra, rb) = tokio::join!(a.gate.reconcile(), b.gate.reconcile());
+    let released = ra.unwrap().released.len() + rb.unwrap().released.len();
+    assert_eq!(released, 2, "two seats, released once");
+    assert_eq!(a.access_members().len(), 5);
+    assert_eq!(a.sim.licensed_count(), 10, "exactly the tier");
+    eventually("both replicas see five holders", || {
+        let (a, b) = (a.clone(), b.clone());
+        async move { a.in_use() == 5 && b.in_use() == 5 && store_holders(&a).await.len() == 5 }
+    })
+    .await;
+}

@@ -334,6 +334,14 @@ impl Pool {
         released
     }
 
+    /// New capacity without releasing anyone: a pool above it grants
+    /// nothing new until holders leave (a cluster replica that is not the
+    /// one shrinking: the others' releases reach it through the shared
+    /// store).
+    pub fn set_capacity_keeping(&mut self, capacity: usize) {
+        self.cfg.capacity = capacity;
+    }
+
     pub fn set_min_idle(&mut self, ms: u64) {
         self.cfg.min_idle_ms = ms;
     }

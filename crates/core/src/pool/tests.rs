@@ -484,3 +484,21 @@ fn enqueue_queues_without_granting_even_with_a_free_seat() {
     assert_eq!(q.queue_len(), 0);
     q.check();
 }
+
+#[test]
+fn set_capacity_keeping_releases_nobody_and_grants_nothing_above_it() {
+    let mut p = pool(3);
+    for u in ["a", "b", "c"] {
+        assert_eq!(admit(&mut p, u, 1_000), Admission::Granted);
+    }
+    p.set_capacity_keeping(2);
+    assert_eq!(p.in_use(), 3, "nobody released");
+    assert_eq!(p.capacity(), 2);
+    // Over capacity: no grant, and no eviction swap either.
+    assert!(matches!(
+        p.admit(&u("d"), 100 * MIN, Mode::MayEvict),
+        Admission::Wait { .. }
+    ));
+    assert_eq!(p.in_use(), 3);
+    p.check();
+}
