@@ -117,7 +117,7 @@ impl std::fmt::Display for AlertKey {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct Alert {
     /// Stable identifier, e.g. `directory_unavailable`.
     pub key: String,

@@ -343,6 +343,7 @@ pub async fn start_opts(cfg: Config, opts: Options) -> Result<Running, StartErro
         gate.share_bindings(running.stop.clone());
         tokio::spawn(crate::gate::cluster::sync_loop(
             gate.clone(),
+            running.job_runs.clone(),
             running.stop.clone(),
         ));
     }

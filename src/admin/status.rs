@@ -34,6 +34,16 @@ pub struct Status {
     pub sessions: Sessions,
     pub settings: Settings,
     pub config_loaded_ms: u64,
+    /// `[cluster]`: this replica's node id and the other replicas' alerts
+    /// and job runs (as of the last exchange, every 2 s).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<Cluster>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Cluster {
+    pub node: String,
+    pub peers: Vec<crate::cluster::PeerState>,
 }
 
 /// The licence arithmetic: capacity = tier − fixed − reserved.
@@ -119,6 +129,7 @@ pub fn collect(
         sessions: Sessions::default(),
         settings: Settings::default(),
         config_loaded_ms,
+        cluster: None,
     };
     let Some(gate) = gate else {
         st.now_ms = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
@@ -128,6 +139,10 @@ pub fn collect(
     let s = gate.settings.load();
     st.now_ms = now;
     st.reconciled = gate.is_reconciled();
+    st.cluster = gate.cluster_node().map(|node| Cluster {
+        node: node.to_string(),
+        peers: gate.cluster_peers(),
+    });
     let (holders, queue, capacity) = gate.snapshot_view();
     let a = gate.arithmetic();
     st.seats = Seats {
@@ -273,6 +288,45 @@ pub fn render_html(st: &Status) -> String {
         ));
     }
     b.push_str("</section>");
+
+    if let Some(c) = &st.cluster {
+        b.push_str(&format!(
+            "<section><h2>Replicas</h2><p>This replica: <strong>{}</strong>; the pool is shared on Redis.</p>",
+            escape(&c.node)
+        ));
+        if c.peers.is_empty() {
+            b.push_str("<p class=\"muted\">No other replica has reported in the last seconds.</p>");
+        }
+        for p in &c.peers {
+            b.push_str(&format!("<h3>{}</h3>", escape(&p.node)));
+            if p.alerts.is_empty() {
+                b.push_str("<p class=\"ok\">No alerts.</p>");
+            }
+            for a in &p.alerts {
+                b.push_str(&format!(
+                    "<div class=\"alert\"><strong>{}</strong> — {}<br><span>Fix: {}</span></div>",
+                    escape(&a.key),
+                    escape(&a.text),
+                    escape(&a.fix)
+                ));
+            }
+            let ran: Vec<String> = p
+                .jobs
+                .iter()
+                .map(|(j, r)| match r.last_success_ms {
+                    Some(t) => format!("{} {}", escape(j), ago(now, t)),
+                    None => format!("{} never", escape(j)),
+                })
+                .collect();
+            if !ran.is_empty() {
+                b.push_str(&format!(
+                    "<p class=\"muted\">Jobs, last success: {}</p>",
+                    ran.join(", ")
+                ));
+            }
+        }
+        b.push_str("</section>");
+    }
 
     b.push_str("<section><h2>Seat holders</h2>");
     if st.holders.is_empty() {

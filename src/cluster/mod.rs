@@ -547,6 +547,65 @@ impl ClusterStore {
     }
 }
 
+/// What a replica shows the others' status pages: its alerts and job runs.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PeerState {
+    pub node: String,
+    pub alerts: Vec<crate::alerts::Alert>,
+    pub jobs: Vec<(String, crate::jobs::JobRun)>,
+}
+
+/// How long a replica's published state lasts unrefreshed (a dead
+/// replica's disappears).
+pub const PEER_TTL: Duration = Duration::from_secs(5);
+
+impl ClusterStore {
+    /// Publishes this replica's state (expires after [`PEER_TTL`]) and
+    /// reads every other replica's.
+    pub async fn exchange_peers(&self, mine: &PeerState) -> Result<Vec<PeerState>, StoreError> {
+        let mut c = self.conn().await?;
+        let json = serde_json::to_string(mine)
+            .map_err(|e| StoreError::Unexpected(format!("peer state: {e}")))?;
+        let _: () = bounded(
+            redis::cmd("SET")
+                .arg(format!("{}node:{}", self.prefix, self.node))
+                .arg(json)
+                .arg("PX")
+                .arg(u64::try_from(PEER_TTL.as_millis()).unwrap_or(5_000))
+                .query_async(&mut c),
+        )
+        .await?;
+        let pattern = format!("{}node:*", self.prefix);
+        let (_, keys): (u64, Vec<String>) = bounded(
+            redis::cmd("SCAN")
+                .arg(0)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut c),
+        )
+        .await?;
+        let mine_key = format!("{}node:{}", self.prefix, self.node);
+        let others: Vec<&String> = keys.iter().filter(|k| **k != mine_key).take(64).collect();
+        if others.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut cmd = redis::cmd("MGET");
+        for k in &others {
+            cmd.arg(k.as_str());
+        }
+        let v: Vec<Option<String>> = bounded(cmd.query_async(&mut c)).await?;
+        let mut peers: Vec<PeerState> = v
+            .into_iter()
+            .flatten()
+            .filter_map(|s| serde_json::from_str(&s).ok())
+            .collect();
+        peers.sort_by(|a, b| a.node.cmp(&b.node));
+        Ok(peers)
+    }
+}
+
 /// The default node id: host name and process id.
 pub fn default_node_id() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")

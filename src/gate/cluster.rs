@@ -424,9 +424,52 @@ impl Gate {
     }
 }
 
+impl Gate {
+    /// This replica's node id (in a cluster).
+    pub fn cluster_node(&self) -> Option<&str> {
+        self.cluster().map(|s| s.node())
+    }
+
+    /// The other replicas' alerts and job runs, as of the last sync pass.
+    pub fn cluster_peers(&self) -> Vec<crate::cluster::PeerState> {
+        match self.cluster_peers.lock() {
+            Ok(p) => p.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Publishes this replica's alerts and job runs and reads the others'.
+    async fn exchange_peers(&self, runs: &crate::jobs::JobRuns) -> Result<(), StoreError> {
+        let Some(store) = self.cluster() else {
+            return Ok(());
+        };
+        let mine = crate::cluster::PeerState {
+            node: store.node().to_string(),
+            alerts: self.alerts.list(),
+            jobs: runs
+                .list()
+                .into_iter()
+                .map(|(j, r)| (j.to_string(), r))
+                .collect(),
+        };
+        let peers = store.exchange_peers(&mine).await?;
+        match self.cluster_peers.lock() {
+            Ok(mut p) => *p = peers,
+            Err(poisoned) => *poisoned.into_inner() = peers,
+        }
+        Ok(())
+    }
+}
+
 /// Runs [`Gate::cluster_sync`] every [`crate::cluster::SYNC_EVERY`] until
-/// `stop`.
-pub async fn sync_loop(gate: Arc<Gate>, stop: tokio_util::sync::CancellationToken) {
+/// `stop`; every fourth pass also exchanges the replicas' alerts and job
+/// runs for the status page.
+pub async fn sync_loop(
+    gate: Arc<Gate>,
+    runs: Arc<crate::jobs::JobRuns>,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let mut pass: u64 = 0;
     let mut tick = tokio::time::interval(crate::cluster::SYNC_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -452,5 +495,11 @@ pub async fn sync_loop(gate: Arc<Gate>, stop: tokio_util::sync::CancellationToke
                 gate.cluster_failed(&e);
             }
         }
+        if pass % 4 == 0 {
+            if let Err(e) = gate.exchange_peers(&runs).await {
+                tracing::debug!(error = %crate::proxy::error_chain(&e), "cluster: the replicas' status could not be exchanged");
+            }
+        }
+        pass = pass.wrapping_add(1);
     }
 }

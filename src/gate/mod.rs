@@ -262,6 +262,8 @@ pub struct Gate {
     cluster: std::sync::OnceLock<Arc<crate::cluster::ClusterStore>>,
     /// Seats released here whose release has not reached the store yet.
     cluster_releasing: dashmap::DashSet<UserId>,
+    /// The other replicas' alerts and job runs, as of the last sync pass.
+    cluster_peers: Mutex<Vec<crate::cluster::PeerState>>,
     /// The gate itself, for guards that give a seat back when dropped.
     me: std::sync::Weak<Gate>,
 }
@@ -307,6 +309,7 @@ impl Gate {
             oidc: oidc::OidcRp::default(),
             cluster: std::sync::OnceLock::new(),
             cluster_releasing: dashmap::DashSet::new(),
+            cluster_peers: Mutex::new(Vec::new()),
             me: me.clone(),
         })
     }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 /// One job's record. Times are unix milliseconds from the gate's clock.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct JobRun {
     /// How often the job is meant to run (0: not periodic / unknown).
     pub every_s: u64,

@@ -439,3 +439,41 @@ async fn a_tier_shrink_releases_once_across_the_replicas() {
     })
     .await;
 }
+
+/// Each replica's status page shows the others' alerts and job runs
+/// (exchanged through Redis every 2 s; a dead replica's disappear).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_page_shows_the_other_replicas_alerts_and_jobs() {
+    let Some(redis) = redis_or_skip() else { return };
+    let (a, b) = two_replicas(&redis, 0).await;
+    b.gate.alerts.raise(
+        "pool_shrunk",
+        "The shared pool shrank at b.",
+        "Raise the tier.",
+        b.gate.now(),
+    );
+    eventually("A sees B's alert", || {
+        let a = a.clone();
+        async move {
+            a.gate
+                .cluster_peers()
+                .iter()
+                .any(|p| p.node == "b" && p.alerts.iter().any(|al| al.key == "pool_shrunk"))
+        }
+    })
+    .await;
+    let st =
+        iumgate::admin::status::collect(Some(&a.gate), &a.run.job_runs, &a.gate.alerts, true, 0);
+    let cluster = st.cluster.as_ref().expect("the cluster section");
+    assert_eq!(cluster.node, "a");
+    let peer = cluster.peers.iter().find(|p| p.node == "b").unwrap();
+    assert!(
+        peer.jobs.iter().any(|(j, _)| j == "reconcile"),
+        "{:?}",
+        peer.jobs
+    );
+    let html = iumgate::admin::status::render_html(&st);
+    assert!(html.contains("<h3>b</h3>") && html.contains("The shared pool shrank at b."));
+    // A's own page does not list A as a peer.
+    assert!(!cluster.peers.iter().any(|p| p.node == "a"));
+}
