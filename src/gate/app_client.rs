@@ -68,3 +68,24 @@ impl AppClient {
         })
     }
 }
+
+/// A login the gate repeated to the app, its answer passed on to the
+/// browser: the status, the body, and the fields that carry the session
+/// and the way on (`Location`, `Set-Cookie`, `Content-Type`).
+pub(crate) async fn pass_on(answer: reqwest::Response) -> http::Response<crate::wire::body::Body> {
+    let status = http::StatusCode::from_u16(answer.status().as_u16())
+        .unwrap_or(http::StatusCode::BAD_GATEWAY);
+    let headers = answer.headers().clone();
+    let body = answer.bytes().await.unwrap_or_default();
+    let mut own = crate::pages::Own::untyped(status, body);
+    for name in [
+        http::header::LOCATION,
+        http::header::SET_COOKIE,
+        http::header::CONTENT_TYPE,
+    ] {
+        for v in headers.get_all(&name) {
+            own = own.header(name.clone(), v.clone());
+        }
+    }
+    own.build()
+}

@@ -1162,17 +1162,8 @@ impl Gate {
                 if let Some(lent) = login.borrow.take() {
                     lent.confirm();
                 }
-                let status = StatusCode::from_u16(answer.status().as_u16())
-                    .unwrap_or(StatusCode::BAD_GATEWAY);
-                let body = answer.bytes().await.unwrap_or_default();
-                let mut own = Own::untyped(status, body);
-                for name in [header::LOCATION, header::SET_COOKIE, header::CONTENT_TYPE] {
-                    for v in up_headers.get_all(&name) {
-                        own = own.header(name.clone(), v.clone());
-                    }
-                }
                 tracing::info!(user = %login.user, tries = i + 1, "login repeated after the app's cache lag");
-                return Some(own.build());
+                return Some(super::app_client::pass_on(answer).await);
             }
             if reason != Some(LoginReason::AuthorisationFailed) {
                 break;

@@ -8,10 +8,9 @@
 use super::redirect;
 use crate::gate::Gate;
 use crate::identity::{self, Kind, UpstreamUser};
-use crate::pages::Own;
 use crate::user::UserId;
 use crate::wire::body::Body;
-use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
+use http::{header, HeaderMap, HeaderValue, Response};
 
 /// A login form waiting for a seat.
 pub struct PendingLogin {
@@ -158,16 +157,8 @@ impl Gate {
             // it has one) names the waiting user for the new session.
             self.login_session_is(&pending.user, &up_headers).await;
         }
-        let body = answer.bytes().await.unwrap_or_default();
-        let status = StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-        let mut own = Own::untyped(status, body);
-        for name in [header::LOCATION, header::SET_COOKIE, header::CONTENT_TYPE] {
-            for v in up_headers.get_all(&name) {
-                own = own.header(name.clone(), v.clone());
-            }
-        }
         tracing::info!(user = %pending.user, status = status.as_u16(), "waiting login resumed");
-        own.build()
+        super::super::app_client::pass_on(answer).await
     }
 }
 
