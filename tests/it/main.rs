@@ -62,6 +62,7 @@ mod hostile_chain_binary;
 mod hostile_claims;
 mod hostile_gate;
 mod hostile_http;
+mod hostile_login_repeat;
 mod hostile_maps;
 mod hostile_transport;
 mod housekeeping_cleanup;
