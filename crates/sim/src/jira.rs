@@ -3,7 +3,8 @@
 //! users and the application role.
 
 use super::auth::{self, AdminAuth, Cx, Login};
-use super::state::{State, UserRec, Write};
+use super::servicedesk;
+use super::state::{Role, State, UserRec, Write};
 use super::web::{self, escape, Reply, Req};
 use http::Method;
 use serde_json::{json, Value};
@@ -48,6 +49,9 @@ pub(crate) fn route(st: &mut State, req: &Req, cx: &mut Cx) -> Reply {
             // Seraph refuses a request with wrong Basic credentials outright.
             cx.login_reason = Some("AUTHENTICATED_FAILED");
             Reply::error(401, NOT_AUTHENTICATED)
+        }
+        (_, p) if st.service_enabled() && servicedesk::is_service_path(p) => {
+            servicedesk::route(st, req, cx)
         }
         (Method::GET, "/") => Reply::redirect(DASHBOARD),
         (Method::GET, DASHBOARD) => dashboard(st, cx),
@@ -126,7 +130,7 @@ fn login_page(status: u16, dest: Option<&str>, error: Option<&str>) -> Reply {
     )
 }
 
-fn no_permission_page(status: u16) -> Reply {
+pub(crate) fn no_permission_page(status: u16) -> Reply {
     Reply::html(
         status,
         "Log in - Jira",
@@ -137,21 +141,43 @@ fn no_permission_page(status: u16) -> Reply {
     )
 }
 
-/// Pages need a user with access: anonymous → login, no access → 403.
-fn page_guard(cx: &Cx, dest: &str) -> Option<Reply> {
+/// Software pages need a user holding the software role: anonymous →
+/// login, no access → 403. (Without Service Management any access is the
+/// software role; with it, an agent holding only `jira-servicedesk` is
+/// refused too, and counted.)
+fn page_guard(st: &mut State, cx: &Cx, dest: &str) -> Option<Reply> {
     if cx.access {
+        if software_refused(st, cx) {
+            return Some(no_permission_page(403));
+        }
         None
     } else if cx.user.is_some() {
+        st.refuse(Role::Software);
         Some(no_permission_page(403))
     } else {
-        Some(Reply::redirect(&format!(
-            "/login.jsp?os_destination={}",
-            web::query_value(dest)
-        )))
+        Some(login_redirect(dest))
     }
 }
 
-fn user_meta(st: &State, cx: &Cx) -> String {
+/// Whether an authenticated caller with access lacks the software role
+/// (only possible with Service Management); counts the refusal.
+fn software_refused(st: &mut State, cx: &Cx) -> bool {
+    let refused =
+        st.service_enabled() && cx.authed().is_some_and(|u| !st.has_role(u, Role::Software));
+    if refused {
+        st.refuse(Role::Software);
+    }
+    refused
+}
+
+pub(crate) fn login_redirect(dest: &str) -> Reply {
+    Reply::redirect(&format!(
+        "/login.jsp?os_destination={}",
+        web::query_value(dest)
+    ))
+}
+
+pub(crate) fn user_meta(st: &State, cx: &Cx) -> String {
     let name = cx
         .authed()
         .and_then(|u| st.user(u))
@@ -183,8 +209,8 @@ fn dashboard(st: &State, cx: &Cx) -> Reply {
     }
 }
 
-fn browse(st: &State, cx: &Cx, req: &Req) -> Reply {
-    if let Some(r) = page_guard(cx, &req.path) {
+fn browse(st: &mut State, cx: &Cx, req: &Req) -> Reply {
+    if let Some(r) = page_guard(st, cx, &req.path) {
         return r;
     }
     let key = req.path.trim_start_matches("/browse/");
@@ -356,6 +382,12 @@ fn rest(st: &mut State, req: &Req, cx: &mut Cx) -> Reply {
             }}}),
         ),
         (m, Some(a)) if a.starts_with("issue/") => {
+            if software_refused(st, cx) {
+                return Reply::error(
+                    403,
+                    "You do not have access to Jira Software: this resource needs the jira-software application role.",
+                );
+            }
             let key = a.trim_start_matches("issue/").to_string();
             issue(st, req, m, &key)
         }
@@ -426,16 +458,21 @@ fn admin(st: &mut State, req: &Req, cx: &mut Cx, api: &str) -> Reply {
         (Method::DELETE, "group/user") => group_remove(st, req),
         (Method::GET, "group/member") => group_members(st, req),
         (Method::GET, "user") => user(st, req),
-        (Method::GET, "applicationrole") => Reply::json(200, json!([role(st)])),
+        (Method::GET, "applicationrole") => {
+            let mut roles = vec![role(st, Role::Software)];
+            if st.service_enabled() {
+                roles.push(role(st, Role::Service));
+            }
+            Reply::json(200, Value::Array(roles))
+        }
         (Method::GET, a) if a.starts_with("applicationrole/") => {
             let key = a.trim_start_matches("applicationrole/");
-            if key == st.application {
-                Reply::json(200, role(st))
-            } else {
-                Reply::error(
+            match st.role_of_key(key) {
+                Some(r) => Reply::json(200, role(st, r)),
+                None => Reply::error(
                     404,
                     &format!("The application role '{key}' does not exist."),
-                )
+                ),
             }
         }
         (Method::DELETE, a) if a.starts_with("user/session/") => {
@@ -579,20 +616,27 @@ fn user(st: &State, req: &Req) -> Reply {
     Reply::json(200, v)
 }
 
-fn role(st: &State) -> Value {
-    let groups = st.licensed_groups();
-    let count = st.user_count();
-    let seats = i64::from(st.seats);
+fn role(st: &State, r: Role) -> Value {
+    let groups = st.role_groups(r);
+    let count = st.role_user_count(r);
+    let (key, name, seats) = match r {
+        Role::Software => (st.application.as_str(), "Jira Software", st.seats),
+        Role::Service => (
+            super::SERVICE_DESK_ROLE,
+            "Jira Service Management",
+            st.service_seats().unwrap_or(0),
+        ),
+    };
     json!({
-        "key": st.application,
-        "name": "Jira Software",
+        "key": key,
+        "name": name,
         "groups": groups,
         "defaultGroups": groups.first().map(|g| vec![g.clone()]).unwrap_or_default(),
         "selectedByDefault": false,
         "defined": true,
-        "numberOfSeats": st.seats,
+        "numberOfSeats": seats,
         // Negative when the count is over the tier, as Jira reports it.
-        "remainingSeats": seats - count as i64,
+        "remainingSeats": i64::from(seats) - count as i64,
         "userCount": count,
         "userCountDescription": format!("{count} users"),
         "hasUnlimitedSeats": false,

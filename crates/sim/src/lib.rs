@@ -43,6 +43,7 @@ pub mod oidc_idp;
 mod oidc_sp;
 pub mod saml_idp;
 mod saml_sp;
+mod servicedesk;
 mod state;
 mod web;
 pub use saml_sp::{SAML_AUDIENCE, SAML_DESTINATION, SAML_IDP_ENTITY_ID};
@@ -122,6 +123,37 @@ impl SimTwoStep {
     }
 }
 
+/// Jira Service Management's application role: agents hold it, portal
+/// customers need no role (shared/ATLASSIAN.md, "Service Management").
+pub const SERVICE_DESK_ROLE: &str = "jira-servicedesk";
+/// The role's default group.
+pub const SERVICE_DESK_USERS: &str = "jira-servicedesk-users";
+/// The demo's IUM groups of the Service Management pool.
+pub const IUM_USER_SERVICE: &str = "IUM_user_service";
+pub const IUM_ACCESS_SERVICE: &str = "IUM_access_service";
+
+/// The simulated Jira's Service Management: the `jira-servicedesk` role
+/// with a licence tier of its own, beside the software role (see
+/// [`SimConfig::service_management`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceManagement {
+    /// `numberOfSeats` of `jira-servicedesk` (the agent tier).
+    pub seats: u32,
+    /// Groups that hold the role, the first being its default group
+    /// (`jira-servicedesk-users`); add an IUM access group here.
+    pub groups: Vec<String>,
+}
+
+impl ServiceManagement {
+    /// `seats` agent seats, held by `jira-servicedesk-users` only.
+    pub fn new(seats: u32) -> ServiceManagement {
+        ServiceManagement {
+            seats,
+            groups: vec![SERVICE_DESK_USERS.to_string()],
+        }
+    }
+}
+
 /// What the simulated app starts with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SimConfig {
@@ -151,6 +183,15 @@ pub struct SimConfig {
     /// credentials gets [`BASIC_AUTH_BLOCKED_STATUS`] with
     /// [`BASIC_AUTH_BLOCKED_MESSAGE`]; personal access tokens keep working.
     pub basic_auth_blocked: bool,
+    /// Jira only: the Service Management role `jira-servicedesk` beside the
+    /// software role (`None`, the default: no Service Management, and its
+    /// paths are not served). With it, agent views (`/jira/servicedesk/…`,
+    /// `/rest/servicedesk/…`, `/rest/servicedeskapi/…`, `/servicedesk/…`
+    /// outside the portal) need that role, software pages (`/browse/…`,
+    /// `/rest/api/2/issue/…`) need the software role, the customer portal
+    /// (`/servicedesk/customer/…`) needs only a login, and a login needs
+    /// either role.
+    pub service_management: Option<ServiceManagement>,
 }
 
 /// The status of the answer to Basic credentials while Basic authentication
@@ -230,7 +271,62 @@ impl SimConfig {
             login_style: LoginStyle::Form,
             two_step: Vec::new(),
             basic_auth_blocked: false,
+            service_management: None,
         }
+    }
+
+    /// Turns on Service Management with `seats` agent seats (its own tier),
+    /// keeping any groups already given for the role (else its default group
+    /// `jira-servicedesk-users`).
+    pub fn service_management(mut self, seats: u32) -> SimConfig {
+        match &mut self.service_management {
+            Some(sm) => sm.seats = seats,
+            None => self.service_management = Some(ServiceManagement::new(seats)),
+        }
+        self
+    }
+
+    /// Adds `group` to the groups holding the Service Management role (and to
+    /// the groups that exist), turning the role on with 0 seats if it was off.
+    /// The IUM access group of a service pool goes here.
+    pub fn service_group(mut self, group: &str) -> SimConfig {
+        let sm = self
+            .service_management
+            .get_or_insert_with(|| ServiceManagement::new(0));
+        if !sm.groups.iter().any(|g| g.eq_ignore_ascii_case(group)) {
+            sm.groups.push(group.to_string());
+        }
+        if !self.groups.iter().any(|g| g.eq_ignore_ascii_case(group)) {
+            self.groups.push(group.to_string());
+        }
+        self
+    }
+
+    /// The Jira demo world ([`SimConfig::demo`]) with Service Management:
+    /// 5 agent seats held by `jira-servicedesk-users` and `IUM_access_service`
+    /// (empty), the power agent `agent1` (in `jira-servicedesk-users`), casual
+    /// agents `agent01`…`agent10` in `IUM_user_service`, `both1`…`both3` in
+    /// both IUM user groups (they may need either seat), and the portal
+    /// customers `customer1`…`customer3` with no group at all. Every password
+    /// is `demo`.
+    pub fn demo_service_management() -> SimConfig {
+        let mut cfg = SimConfig::demo(Product::Jira)
+            .service_management(5)
+            .service_group(IUM_ACCESS_SERVICE);
+        cfg.groups.push(IUM_USER_SERVICE.into());
+        cfg.users
+            .push(SimUser::new("agent1", &[SERVICE_DESK_USERS]));
+        cfg.users
+            .extend((1..=10).map(|i| SimUser::new(&format!("agent{i:02}"), &[IUM_USER_SERVICE])));
+        cfg.users.extend((1..=3).map(|i| {
+            SimUser::new(
+                &format!("both{i}"),
+                &["IUM_user_software", IUM_USER_SERVICE],
+            )
+        }));
+        cfg.users
+            .extend((1..=3).map(|i| SimUser::new(&format!("customer{i}"), &[])));
+        cfg
     }
 }
 
@@ -336,6 +432,68 @@ impl Sim {
         self.inner.shared.lock()
     }
 
+    // ---- application roles (Jira Software and Service Management) ----------
+
+    /// Turns on Service Management with `seats` agent seats, or changes its
+    /// tier (its groups stay; a new role gets `jira-servicedesk-users`).
+    pub fn set_service_tier(&self, seats: u32) {
+        self.lock().set_service(Some(seats), &[]);
+    }
+
+    /// Turns Service Management off: its paths are no longer served and its
+    /// role no longer gives access.
+    pub fn disable_service_management(&self) {
+        self.lock().set_service(None, &[]);
+    }
+
+    /// Replaces the groups that hold application role `role`
+    /// (`jira-software` or the product's own role, or `jira-servicedesk`);
+    /// missing groups are created. `false` if there is no such role.
+    pub fn set_role_groups(&self, role: &str, groups: &[&str]) -> bool {
+        let mut st = self.lock();
+        let Some(r) = st.role_of_key(role) else {
+            return false;
+        };
+        let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+        st.set_role_groups(r, &groups)
+    }
+
+    /// The groups that hold `role` (display names; empty for no such role).
+    pub fn role_groups(&self, role: &str) -> Vec<String> {
+        let st = self.lock();
+        st.role_of_key(role)
+            .map(|r| st.role_groups(r))
+            .unwrap_or_default()
+    }
+
+    /// Active and in one of `role`'s groups.
+    pub fn has_role(&self, user: &str, role: &str) -> bool {
+        let st = self.lock();
+        st.role_of_key(role).is_some_and(|r| st.has_role(user, r))
+    }
+
+    /// Distinct active users holding `role` now (its `userCount`); `None`
+    /// for no such role.
+    pub fn role_user_count(&self, role: &str) -> Option<usize> {
+        let st = self.lock();
+        st.role_of_key(role).map(|r| st.role_user_count(r))
+    }
+
+    /// The highest `role_user_count` ever (`jira-servicedesk`: since it was
+    /// turned on); `None` for no such role.
+    pub fn peak_role_count(&self, role: &str) -> Option<usize> {
+        let st = self.lock();
+        st.role_of_key(role).map(|r| st.peak_role_count(r))
+    }
+
+    /// Requests refused because the logged-in user lacked `role`: software
+    /// pages (`/browse/…`, `/rest/api/2/issue/…`) for `jira-software` (the
+    /// product's role), agent views for `jira-servicedesk`. 0 for no such role.
+    pub fn role_refusals(&self, role: &str) -> u64 {
+        let st = self.lock();
+        st.role_of_key(role).map_or(0, |r| st.refusals(r))
+    }
+
     /// Members of `group` (active or not): sorted, lower-case names.
     pub fn members(&self, group: &str) -> Vec<String> {
         let st = self.lock();
@@ -344,7 +502,8 @@ impl Sim {
             .unwrap_or_default()
     }
 
-    /// In a licensed group and active: may use the app.
+    /// In a licensed group and active: may use the app. With Service
+    /// Management, holding either role counts (see [`Sim::has_role`]).
     pub fn has_access(&self, user: &str) -> bool {
         self.lock().has_access(user)
     }
@@ -855,7 +1014,7 @@ mod tests {
         for p in [Product::Confluence, Product::Bitbucket] {
             let st = State::new(SimConfig::demo(p));
             assert_eq!(st.user_count(), 3, "{p:?}");
-            assert_eq!(st.licensed_groups().len(), 2, "{p:?}");
+            assert_eq!(st.role_groups(state::Role::Software).len(), 2, "{p:?}");
         }
     }
 }

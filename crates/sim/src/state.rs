@@ -5,7 +5,7 @@
 //! Names of users and groups are kept as given (for display) and looked up by
 //! their lower-case form, because the Atlassian apps compare them so.
 
-use super::{LoginStyle, SimConfig, SimUser};
+use super::{LoginStyle, SimConfig, SimUser, SERVICE_DESK_ROLE};
 use iumgate_core::product::Product;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -80,6 +80,25 @@ pub(crate) struct HalfSession {
     pub target: String,
 }
 
+/// Jira Service Management's agent role (`jira-servicedesk`): a licence
+/// tier of its own and the groups that hold it.
+pub(crate) struct ServiceRole {
+    /// `numberOfSeats` of the role (the agent tier).
+    pub seats: u32,
+    /// Lower-case names of the groups that hold the role, in config order
+    /// (the first is its default group).
+    groups: Vec<String>,
+    /// The highest count of distinct active agents holding the role.
+    peak: usize,
+}
+
+/// Which application role a request was refused for (see `State::refuse`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    Software,
+    Service,
+}
+
 pub(crate) struct State {
     pub product: Product,
     pub application: String,
@@ -88,6 +107,10 @@ pub(crate) struct State {
     groups: BTreeMap<String, GroupRec>,
     /// Lower-case names of the groups that give application access, in config order.
     licensed: Vec<String>,
+    /// The Service Management role, when the simulated Jira has it.
+    service: Option<ServiceRole>,
+    /// Requests refused because the user lacked the role: (software, service).
+    refusals: (u64, u64),
     /// Personal access token → lower-case user name.
     tokens: HashMap<String, String>,
     /// Session id → lower-case user name.
@@ -159,6 +182,8 @@ impl State {
             users: BTreeMap::new(),
             groups: BTreeMap::new(),
             licensed: Vec::new(),
+            service: None,
+            refusals: (0, 0),
             tokens: HashMap::new(),
             sessions: HashMap::new(),
             remember: HashMap::new(),
@@ -195,6 +220,9 @@ impl State {
         }
         st.licensed = cfg.licensed_groups.iter().map(|g| fold(g)).collect();
         st.licensed.dedup();
+        if let Some(sm) = &cfg.service_management {
+            st.set_service(Some(sm.seats), &sm.groups);
+        }
         for u in cfg.users {
             st.insert_user(u);
         }
@@ -312,26 +340,119 @@ impl State {
                 .is_some_and(|t| t.elapsed() < self.access_lag)
     }
 
+    /// Active and holding an application role (Jira Software, or Service
+    /// Management when the simulated Jira has it): may log in and use the
+    /// app. Without Service Management this is the software role alone.
     pub fn has_access(&self, user: &str) -> bool {
+        self.has_role(user, Role::Software) || self.has_role(user, Role::Service)
+    }
+
+    /// Active and in one of `role`'s groups (`Service`: `false` while the
+    /// simulated Jira has no Service Management).
+    pub fn has_role(&self, user: &str, role: Role) -> bool {
         let key = fold(user);
+        let Some(groups) = self.role_groups_folded(role) else {
+            return false;
+        };
         self.is_active(&key)
-            && self
-                .licensed
+            && groups
                 .iter()
                 .any(|g| self.groups.get(g).is_some_and(|g| g.members.contains(&key)))
     }
 
-    pub fn licensed_groups(&self) -> Vec<String> {
-        self.licensed
+    fn role_groups_folded(&self, role: Role) -> Option<&[String]> {
+        match role {
+            Role::Software => Some(&self.licensed),
+            Role::Service => self.service.as_ref().map(|s| s.groups.as_slice()),
+        }
+    }
+
+    /// Which role an application role key names (`None`: no such role here).
+    pub fn role_of_key(&self, key: &str) -> Option<Role> {
+        if key == self.application {
+            Some(Role::Software)
+        } else if key == SERVICE_DESK_ROLE && self.service.is_some() {
+            Some(Role::Service)
+        } else {
+            None
+        }
+    }
+
+    pub fn service_enabled(&self) -> bool {
+        self.service.is_some()
+    }
+
+    /// The Service Management role's tier (`None`: no Service Management).
+    pub fn service_seats(&self) -> Option<u32> {
+        self.service.as_ref().map(|s| s.seats)
+    }
+
+    /// Turns Service Management on (or changes its tier and groups, keeping
+    /// the peak); `seats: None` turns it off. Groups that do not exist are
+    /// created. An empty `groups` keeps the role's groups (the default group
+    /// when it is new).
+    pub fn set_service(&mut self, seats: Option<u32>, groups: &[String]) {
+        let Some(seats) = seats else {
+            self.service = None;
+            return;
+        };
+        let mut folded: Vec<String> = groups.iter().map(|g| self.ensure_group(g)).collect();
+        folded.dedup();
+        match &mut self.service {
+            Some(s) => {
+                s.seats = seats;
+                if !folded.is_empty() {
+                    s.groups = folded;
+                }
+            }
+            None => {
+                if folded.is_empty() {
+                    folded.push(self.ensure_group(super::SERVICE_DESK_USERS));
+                }
+                self.service = Some(ServiceRole {
+                    seats,
+                    groups: folded,
+                    peak: 0,
+                });
+            }
+        }
+        self.note_licensed();
+    }
+
+    /// Replaces the groups that hold `role` (creating missing ones); `false`
+    /// when the role does not exist here.
+    pub fn set_role_groups(&mut self, role: Role, groups: &[String]) -> bool {
+        let mut folded: Vec<String> = groups.iter().map(|g| self.ensure_group(g)).collect();
+        folded.dedup();
+        match role {
+            Role::Software => self.licensed = folded,
+            Role::Service => match &mut self.service {
+                Some(s) => s.groups = folded,
+                None => return false,
+            },
+        }
+        self.note_licensed();
+        true
+    }
+
+    /// Display names of the groups that hold `role`, in config order.
+    pub fn role_groups(&self, role: Role) -> Vec<String> {
+        self.role_groups_folded(role)
+            .unwrap_or_default()
             .iter()
             .filter_map(|g| self.groups.get(g).map(|g| g.name.clone()))
             .collect()
     }
 
-    /// Distinct active users holding access: what the licence counts.
+    /// Distinct active users holding the software role: what its licence counts.
     pub fn user_count(&self) -> usize {
+        self.role_user_count(Role::Software)
+    }
+
+    /// Distinct active users holding `role` (0 for a role that does not exist).
+    pub fn role_user_count(&self, role: Role) -> usize {
         let mut seen = BTreeSet::new();
-        for g in &self.licensed {
+        for g in self.role_groups_folded(role).unwrap_or_default() {
             if let Some(g) = self.groups.get(g) {
                 for m in &g.members {
                     if self.is_active(m) {
@@ -341,6 +462,30 @@ impl State {
             }
         }
         seen.len()
+    }
+
+    /// The highest `role_user_count` ever (the software role's is
+    /// `peak_licensed`; the service role's since it was turned on).
+    pub fn peak_role_count(&self, role: Role) -> usize {
+        match role {
+            Role::Software => self.peak_licensed,
+            Role::Service => self.service.as_ref().map_or(0, |s| s.peak),
+        }
+    }
+
+    /// Counts a request refused because the user lacks `role`.
+    pub fn refuse(&mut self, role: Role) {
+        match role {
+            Role::Software => self.refusals.0 += 1,
+            Role::Service => self.refusals.1 += 1,
+        }
+    }
+
+    pub fn refusals(&self, role: Role) -> u64 {
+        match role {
+            Role::Software => self.refusals.0,
+            Role::Service => self.refusals.1,
+        }
     }
 
     /// Members of `group` (all of them, active or not), sorted by name.
@@ -476,6 +621,12 @@ impl State {
 
     fn note_licensed(&mut self) {
         self.peak_licensed = self.peak_licensed.max(self.user_count());
+        if self.service.is_some() {
+            let n = self.role_user_count(Role::Service);
+            if let Some(s) = &mut self.service {
+                s.peak = s.peak.max(n);
+            }
+        }
     }
 
     pub fn peak_members(&self, group: &str) -> usize {
@@ -723,6 +874,7 @@ mod tests {
             login_style: LoginStyle::Form,
             two_step: vec![],
             basic_auth_blocked: false,
+            service_management: None,
         })
     }
 
@@ -734,6 +886,45 @@ mod tests {
         st.set_active("alice", false);
         assert!(!st.has_access("alice"));
         assert_eq!(st.user_count(), 0);
+    }
+
+    #[test]
+    fn the_service_role_is_a_second_tier_and_either_role_gives_access() {
+        let mut st = state();
+        assert!(!st.service_enabled());
+        assert_eq!(st.role_of_key(crate::SERVICE_DESK_ROLE), None);
+        st.force_member("bob", "agents", true);
+        assert!(
+            !st.has_access("bob"),
+            "no role while the service role is off"
+        );
+        st.set_service(Some(2), &["SD-Users".into(), "agents".into()]);
+        assert_eq!(st.role_of_key("jira-servicedesk"), Some(Role::Service));
+        assert_eq!(st.role_of_key("jira-software"), Some(Role::Software));
+        assert_eq!(st.service_seats(), Some(2));
+        assert_eq!(st.role_groups(Role::Service), vec!["SD-Users", "agents"]);
+        assert!(st.has_access("bob") && st.has_role("bob", Role::Service));
+        assert!(!st.has_role("bob", Role::Software));
+        assert!(!st.has_role("alice", Role::Service) && st.has_role("alice", Role::Software));
+        st.force_member("alice", "sd-users", true);
+        assert_eq!(st.role_user_count(Role::Service), 2);
+        assert_eq!(st.role_user_count(Role::Software), 1, "alice holds both");
+        st.force_member("alice", "sd-users", false);
+        assert_eq!(st.role_user_count(Role::Service), 1);
+        assert_eq!(st.peak_role_count(Role::Service), 2);
+        // A new tier keeps the groups; new groups replace them.
+        st.set_service(Some(3), &[]);
+        assert_eq!(st.role_groups(Role::Service), vec!["SD-Users", "agents"]);
+        assert!(st.set_role_groups(Role::Service, &["SD-Users".into()]));
+        assert!(!st.has_access("bob"));
+        st.refuse(Role::Service);
+        assert_eq!(
+            (st.refusals(Role::Software), st.refusals(Role::Service)),
+            (0, 1)
+        );
+        st.set_service(None, &[]);
+        assert!(!st.set_role_groups(Role::Service, &["x".into()]));
+        assert_eq!(st.role_user_count(Role::Service), 0);
     }
 
     #[test]
