@@ -79,6 +79,7 @@ mod proxy_upstream_conns;
 mod sim_jira;
 mod sim_jira10;
 mod sim_others;
+mod sim_service_management;
 mod soak_gate;
 mod sso_oidc;
 mod sso_saml;
