@@ -55,10 +55,12 @@ pub enum AlertKey {
     DirectoryUnexpected,
     /// `[cluster]`: Redis does not answer (no new grants meanwhile).
     ClusterStoreUnreachable,
+    /// `[audit]`: the trail's writer could not keep up; events were dropped.
+    AuditDropping,
 }
 
 impl AlertKey {
-    pub const ALL: [AlertKey; 21] = [
+    pub const ALL: [AlertKey; 22] = [
         AlertKey::ReconcileFailed,
         AlertKey::TierCheckFailed,
         AlertKey::CleanupFailed,
@@ -80,6 +82,7 @@ impl AlertKey {
         AlertKey::DirectoryUnavailable,
         AlertKey::DirectoryUnexpected,
         AlertKey::ClusterStoreUnreachable,
+        AlertKey::AuditDropping,
     ];
 
     /// The key as raised, logged, listed by `/status` and used as the
@@ -107,6 +110,7 @@ impl AlertKey {
             AlertKey::DirectoryUnavailable => "directory_unavailable",
             AlertKey::DirectoryUnexpected => "directory_unexpected",
             AlertKey::ClusterStoreUnreachable => "cluster_store_unreachable",
+            AlertKey::AuditDropping => "audit_dropping",
         }
     }
 }

@@ -71,6 +71,9 @@ pub enum StartError {
     /// `[access_log] path` cannot be opened for appending (it names the file).
     #[error(transparent)]
     AccessLog(#[from] crate::access_log::OpenError),
+    /// `[audit] path` cannot be opened for appending (it names the file).
+    #[error(transparent)]
+    Audit(#[from] crate::audit::OpenError),
     /// `[cluster] redis_url` is not a Redis URL.
     #[error("cluster.redis_url: not a usable Redis URL")]
     Cluster {
@@ -95,6 +98,7 @@ impl StartError {
             StartError::Upstream(e) => e.key(),
             StartError::Cluster { .. } => "cluster.redis_url",
             StartError::AccessLog(_) => "access_log.path",
+            StartError::Audit(_) => "audit.path",
         }
     }
 }
@@ -169,6 +173,12 @@ impl Running {
             // The drain is over: the last lines go out before the exit.
             let _ =
                 tokio::task::spawn_blocking(move || log.close(std::time::Duration::from_secs(2)))
+                    .await;
+        }
+        if let Some(trail) = self.gate.as_ref().and_then(|g| g.audit_trail().cloned()) {
+            // The last seat events reach the disk (fsync) before the exit.
+            let _ =
+                tokio::task::spawn_blocking(move || trail.close(std::time::Duration::from_secs(2)))
                     .await;
         }
         if let Some(store) = &self.state {
@@ -290,6 +300,20 @@ pub async fn start_opts(cfg: Config, opts: Options) -> Result<Running, StartErro
     );
     if let Some(store) = cluster {
         gate.set_cluster(store);
+    }
+    // The trail names this replica: its cluster node id, or the host.
+    let node = gate
+        .cluster_node()
+        .map_or_else(crate::audit::host_name, str::to_string);
+    if let Some(trail) = crate::audit::Audit::start(
+        &cfg.audit,
+        &node,
+        gate.cluster().is_some(),
+        opts.clock.clone(),
+        alerts.clone(),
+        metrics.audit_counters(),
+    )? {
+        gate.set_audit(trail);
     }
     if let Some(s) = &snapshot {
         let r = s.restore(&gate);

@@ -9,6 +9,7 @@ pub mod access_log;
 pub mod admin;
 pub mod alerts;
 pub mod app;
+pub mod audit;
 pub mod check;
 pub mod clock;
 pub mod cluster;

@@ -110,6 +110,10 @@ enum Cmd {
     },
     /// Find the heavy users and the licence tier a site needs, from its access logs.
     Analyze(Box<AnalyzeArgs>),
+    /// The seat audit trail ([audit]): print its events, filtered
+    /// (`iumgate audit -c iumgate.toml --user jdoe --since 2026-11-01`), or
+    /// `iumgate audit report --month 2026-11` for a licence review.
+    Audit(Box<AuditArgs>),
     /// Print a shell completion script on stdout, e.g.
     /// `iumgate completions bash > /etc/bash_completion.d/iumgate`.
     Completions {
@@ -267,6 +271,227 @@ fn parse_seats(s: &str) -> Result<Vec<usize>, String> {
     Ok(out)
 }
 
+/// Where the trail is: the config's `[audit] path` (with its rotations and
+/// replicas' files), and/or files and directories given.
+#[derive(clap::Args, Debug)]
+struct AuditInputs {
+    /// Read `[audit] path` of this config file (with its rotated files).
+    #[arg(short, long, env = "IUMGATE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Trail files (plain or gzip) or directories of them (names with
+    /// `.jsonl`); several replicas' files are merged in time order.
+    #[arg(value_name = "PATH")]
+    paths: Vec<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+struct AuditArgs {
+    #[command(subcommand)]
+    cmd: Option<AuditCmd>,
+    #[command(flatten)]
+    inputs: AuditInputs,
+    /// From this time on: 2026-11-03 (UTC), 2026-11-03T09:00 (UTC) or RFC 3339.
+    #[arg(long)]
+    since: Option<String>,
+    /// Before this time (same forms as --since).
+    #[arg(long)]
+    until: Option<String>,
+    /// Only this user's events.
+    #[arg(long)]
+    user: Option<String>,
+    /// Only this pool's events (`default` for [ium]).
+    #[arg(long)]
+    pool: Option<String>,
+    /// The lines as JSON lines (the trail's own form).
+    #[arg(long, conflicts_with = "csv")]
+    json: bool,
+    /// The lines as CSV, with a header.
+    #[arg(long)]
+    csv: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCmd {
+    /// A month from the trail: per day the peak of seats in use against the
+    /// capacity, seat-hours per user, evictions, waits and their length.
+    Report {
+        #[command(flatten)]
+        inputs: AuditInputs,
+        /// The month, e.g. 2026-11 (UTC days).
+        #[arg(long)]
+        month: String,
+        /// Also write the report as one HTML file with a chart.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+        /// Print the report as JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn audit_files(i: &AuditInputs) -> Result<Vec<PathBuf>, ExitCode> {
+    use iumgate::audit::read;
+    let mut files = Vec::new();
+    if let Some(c) = &i.config {
+        let cfg = load(c)?;
+        match &cfg.audit.path {
+            Some(p) => files.extend(read::files_of_config_path(p)),
+            None => {
+                eprintln!(
+                    "iumgate audit: {} has no [audit] path: the trail is off",
+                    c.display()
+                );
+                return Err(ExitCode::from(2));
+            }
+        }
+    }
+    match read::expand(&i.paths) {
+        Ok(f) => files.extend(f),
+        Err(e) => {
+            eprintln!("iumgate audit: {}", error_chain(&e));
+            return Err(ExitCode::from(1));
+        }
+    }
+    if files.is_empty() {
+        eprintln!("iumgate audit: no trail to read: give -c CONFIG or trail files");
+        return Err(ExitCode::from(2));
+    }
+    files.sort();
+    files.dedup();
+    Ok(files)
+}
+
+fn audit(a: AuditArgs) -> ExitCode {
+    use iumgate::audit::{read, report};
+    use std::io::Write;
+    let time = |s: &Option<String>| s.as_deref().map(read::parse_time).transpose();
+    match a.cmd {
+        Some(AuditCmd::Report {
+            inputs,
+            month,
+            html,
+            json,
+        }) => {
+            let month = match report::Month::parse(&month) {
+                Ok(m) => m,
+                Err(e) => {
+                    eprintln!("iumgate audit report: --month {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let files = match audit_files(&inputs) {
+                Ok(f) => f,
+                Err(code) => return code,
+            };
+            let filter = read::Filter {
+                since_ms: Some(month.start_ms - report::LOOKBACK_MS),
+                until_ms: Some(month.end_ms),
+                ..read::Filter::default()
+            };
+            let (lines, inputs) = match read::collect(&files, &filter) {
+                Ok(x) => x,
+                Err(e) => {
+                    eprintln!("iumgate audit report: {}", error_chain(&e));
+                    return ExitCode::from(1);
+                }
+            };
+            let now = iumgate::clock::Clock::now_ms(&iumgate::clock::SystemClock);
+            let mut r = report::build(month, &lines, i64::try_from(now).unwrap_or(i64::MAX));
+            r.inputs = inputs;
+            if json {
+                match serde_json::to_string_pretty(&r) {
+                    Ok(s) => println!("{s}"),
+                    Err(e) => {
+                        eprintln!("iumgate audit report: cannot write JSON: {e}");
+                        return ExitCode::from(1);
+                    }
+                }
+            } else {
+                print!("{}", report::render_text(&r));
+            }
+            if let Some(path) = &html {
+                if let Err(e) = std::fs::write(path, report::render_html(&r)) {
+                    eprintln!("iumgate audit report: {}: {e}", path.display());
+                    return ExitCode::from(1);
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        None => {
+            let (since_ms, until_ms) = match (time(&a.since), time(&a.until)) {
+                (Ok(s), Ok(u)) => (s, u),
+                (Err(e), _) | (_, Err(e)) => {
+                    eprintln!("iumgate audit: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let files = match audit_files(&a.inputs) {
+                Ok(f) => f,
+                Err(code) => return code,
+            };
+            let filter = read::Filter {
+                since_ms,
+                until_ms,
+                user: a.user,
+                pool: a.pool,
+            };
+            let (lines, inputs) = match read::collect(&files, &filter) {
+                Ok(x) => x,
+                Err(e) => {
+                    eprintln!("iumgate audit: {}", error_chain(&e));
+                    return ExitCode::from(1);
+                }
+            };
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let mut w = || -> std::io::Result<()> {
+                if a.csv {
+                    writeln!(out, "{}", read::CSV_HEADER)?;
+                }
+                for (_, l) in &lines {
+                    if a.csv {
+                        writeln!(out, "{}", read::csv_row(l))?;
+                    } else if a.json {
+                        writeln!(out, "{}", serde_json::to_string(l)?)?;
+                    } else {
+                        writeln!(
+                            out,
+                            "{}  {:<9} {:<18} {:<20} {:>3}/{:<3} {}{}{}",
+                            l.ts,
+                            l.kind.label(),
+                            l.reason,
+                            l.user,
+                            l.in_use,
+                            l.capacity,
+                            l.node,
+                            l.victim
+                                .as_deref()
+                                .map(|v| format!("  (seat of {v})"))
+                                .unwrap_or_default(),
+                            l.for_user
+                                .as_deref()
+                                .map(|v| format!("  (for {v})"))
+                                .unwrap_or_default(),
+                        )?;
+                    }
+                }
+                out.flush()
+            };
+            if let Err(e) = w() {
+                if e.kind() != std::io::ErrorKind::BrokenPipe {
+                    eprintln!("iumgate audit: {e}");
+                    return ExitCode::from(1);
+                }
+            }
+            let malformed: u64 = inputs.iter().map(|i| i.malformed).sum();
+            if malformed > 0 {
+                eprintln!("iumgate audit: {malformed} malformed lines skipped");
+            }
+            ExitCode::SUCCESS
+        }
+    }
+}
+
 fn analyze(a: AnalyzeArgs) -> ExitCode {
     use iumgate::analyze;
     use std::io::IsTerminal;
@@ -358,6 +583,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Analyze(args) => analyze(*args),
+        Cmd::Audit(args) => audit(*args),
         Cmd::Completions { shell } => print_all(&completions(shell), "completions"),
         Cmd::Man { out_dir } => man(out_dir.as_deref()),
         Cmd::CheckConfig { config } => match load(&config) {

@@ -122,6 +122,10 @@ pub struct Metrics {
     access_log_lines: Vec<IntCounter>,
     access_log_dropped: IntCounter,
     access_log_errors: IntCounter,
+    /// By [`crate::audit::Kind`], in the order of `Kind::ALL`.
+    audit_events: Vec<IntCounter>,
+    audit_dropped: IntCounter,
+    audit_errors: IntCounter,
     second_steps_waiting: IntGauge,
     alerts_active: IntGauge,
     alert_active: IntGaugeVec,
@@ -373,7 +377,26 @@ impl Metrics {
             al.get_metric_with_label_values(l)
         })?;
 
+        let au = b.counter_vec(
+            "iumgate_audit_events_total",
+            "Seat events written to the audit trail ([audit]), by kind.",
+            &["kind"],
+        )?;
+        let kinds: Vec<&str> = crate::audit::Kind::ALL.iter().map(|k| k.label()).collect();
+        let audit_events = children("iumgate_audit_events_total", &kinds, |l| {
+            au.get_metric_with_label_values(l)
+        })?;
+
         let m = Metrics {
+            audit_events,
+            audit_dropped: b.counter(
+                "iumgate_audit_dropped_total",
+                "Seat events dropped because the audit writer's buffer ([audit] buffer) was full: never waited for on the request path.",
+            )?,
+            audit_errors: b.counter(
+                "iumgate_audit_write_errors_total",
+                "Audit trail writes, flushes, fsyncs or rotations that failed (the events in them may be lost).",
+            )?,
             access_log_lines,
             access_log_dropped: b.counter(
                 "iumgate_access_log_dropped_total",
@@ -688,6 +711,15 @@ impl Metrics {
 }
 
 impl Metrics {
+    /// The audit writer's counters (shared: they are the exported ones).
+    pub fn audit_counters(&self) -> crate::audit::Counters {
+        crate::audit::Counters {
+            events: self.audit_events.clone(),
+            dropped: self.audit_dropped.clone(),
+            errors: self.audit_errors.clone(),
+        }
+    }
+
     /// The access log writer's counters (shared: they are the exported ones).
     pub fn access_log_counters(&self) -> crate::access_log::Counters {
         crate::access_log::Counters {
@@ -908,6 +940,12 @@ mod tests {
             assert_eq!(sample(&text, &series), Some(0.0), "{series}");
         }
         assert_eq!(sample(&text, "iumgate_access_log_dropped_total"), Some(0.0));
+        for k in crate::audit::Kind::ALL {
+            let series = format!("iumgate_audit_events_total{{kind=\"{}\"}}", k.label());
+            assert_eq!(sample(&text, &series), Some(0.0), "{series}");
+        }
+        assert_eq!(sample(&text, "iumgate_audit_dropped_total"), Some(0.0));
+        assert_eq!(sample(&text, "iumgate_audit_write_errors_total"), Some(0.0));
         for kind in DirectoryError::KINDS {
             let series =
                 format!("iumgate_directory_calls_total{{op=\"add_to_group\",result=\"{kind}\"}}");

@@ -6,10 +6,12 @@
 //! never literal: they come from an environment variable (`*_env`) or a file
 //! (`*_file`), and [`Secret`] never prints its value.
 
+mod audit;
 mod duration;
 mod locate;
 mod secret;
 
+pub use audit::AuditConfig;
 pub use duration::Dur;
 pub use secret::{Secret, SecretError, SecretRef};
 
@@ -77,6 +79,8 @@ pub struct Config {
     pub log: LogConfig,
     /// `[access_log]`: one line per request (absent or no `path`: off).
     pub access_log: AccessLogConfig,
+    /// `[audit]`: the seat audit trail (absent or no `path`: off).
+    pub audit: AuditConfig,
     pub directory: DirectoryConfig,
     pub licence: LicenceConfig,
     pub ium: IumConfig,
@@ -838,6 +842,9 @@ impl Config {
                     format!("{} is a directory: name a file in it", path.display()),
                 );
             }
+        }
+        for (k, m) in self.audit.validate() {
+            err(&k, m);
         }
         if !(1..=1_000_000).contains(&self.access_log.buffer) {
             err(

@@ -2,6 +2,7 @@
 //! when the directory fails. One admission per user at a time.
 
 use super::Gate;
+use crate::audit::{Kind as AuditKind, Reason};
 use crate::pool::{Admission, Mode, ReleaseReason};
 use crate::user::UserId;
 use std::sync::atomic::Ordering;
@@ -50,15 +51,24 @@ impl Gate {
             };
         }
         let now = self.now();
-        let (admission, queued_since) = self.with_pool(|p| {
+        let (admission, queued_since, abandoned) = self.with_pool(|p| {
+            // Those the admission would drop as abandoned, dropped first so
+            // that the trail names them (MayEvict prunes the same way).
+            let abandoned = match mode {
+                Mode::MayEvict if self.audit_trail().is_some() => p.prune(now),
+                _ => Vec::new(),
+            };
             // When a waiter is admitted, how long it waited (metrics). Only
             // waiters pay for the queue scan.
             let since = p
                 .position(user)
                 .and_then(|_| p.queue().into_iter().find(|w| &w.user == user))
                 .map(|w| w.since);
-            (p.admit(user, now, mode), since)
+            (p.admit(user, now, mode), since, abandoned)
         });
+        for u in &abandoned {
+            self.audit(AuditKind::Abandoned, Reason::StoppedPolling, u, |_| {});
+        }
         // In a cluster, the shared store confirms (or overrules) a grant or
         // an eviction before anything reaches the directory.
         let admission = match self.cluster() {
@@ -69,10 +79,23 @@ impl Gate {
             None => admission,
         };
         let out = self.apply_admission(user, now, admission).await;
-        if let (Outcome::Pass, Some(since)) = (&out, queued_since) {
-            self.counters
-                .queue_wait_seconds
-                .observe(now.saturating_sub(since) as f64 / 1000.0);
+        match (&out, queued_since) {
+            (Outcome::Pass, Some(since)) => {
+                let waited = now.saturating_sub(since);
+                self.counters
+                    .queue_wait_seconds
+                    .observe(waited as f64 / 1000.0);
+                self.audit(AuditKind::Admitted, Reason::FromQueue, user, |e| {
+                    e.waited_ms = Some(waited);
+                });
+            }
+            (Outcome::Wait { position }, None) => {
+                let position = u32::try_from(*position).unwrap_or(u32::MAX);
+                self.audit(AuditKind::Queued, Reason::NoFreeSeat, user, |e| {
+                    e.position = Some(position);
+                });
+            }
+            _ => {}
         }
         out
     }
@@ -109,6 +132,10 @@ impl Gate {
                     self.cluster_give_back(user, Some(&victim)).await;
                     self.state.grant_ended(user);
                     self.directory_failed("revoke", &victim.user, &e);
+                    self.audit(AuditKind::Refused, Reason::DirectoryFailure, user, |e| {
+                        e.operation = Some("revoke");
+                        e.other = Some(victim.user.clone());
+                    });
                     return Outcome::Unavailable;
                 }
                 self.counters
@@ -148,9 +175,21 @@ impl Gate {
                     // Best effort: give the victim their seat back.
                     if self.directory.add_to_group(&v.user, &access).await.is_ok() {
                         self.with_pool(|p| p.restore(v));
+                    } else {
+                        // Out of the group for a grant that failed: the
+                        // victim's seat is gone all the same.
+                        self.audit(
+                            AuditKind::Release,
+                            Reason::Release(ReleaseReason::Eviction),
+                            &v.user,
+                            |e| e.other = Some(user.clone()),
+                        );
                     }
                 }
                 self.directory_failed("grant", user, &e);
+                self.audit(AuditKind::Refused, Reason::DirectoryFailure, user, |e| {
+                    e.operation = Some("grant");
+                });
                 Outcome::Unavailable
             }
         }

@@ -265,6 +265,15 @@ impl Gate {
                     };
                     (out, Some(lent))
                 } else {
+                    if matches!(out, super::Outcome::NoFreeSeat) {
+                        // A claim may take a free seat only: none, so nothing.
+                        self.audit(
+                            crate::audit::Kind::Refused,
+                            crate::audit::Reason::UnverifiedClaim,
+                            user,
+                            |_| {},
+                        );
+                    }
                     (out, None)
                 }
             }

@@ -264,6 +264,10 @@ pub struct Gate {
     cluster_releasing: dashmap::DashSet<UserId>,
     /// The other replicas' alerts and job runs, as of the last sync pass.
     cluster_peers: Mutex<Vec<crate::cluster::PeerState>>,
+    /// `[audit]`: the seat audit trail, when on.
+    audit: std::sync::OnceLock<Arc<crate::audit::Audit>>,
+    /// The pool's name in the audit trail (`[ium]`: "default").
+    pool_name: Arc<str>,
     /// The gate itself, for guards that give a seat back when dropped.
     me: std::sync::Weak<Gate>,
 }
@@ -310,6 +314,8 @@ impl Gate {
             cluster: std::sync::OnceLock::new(),
             cluster_releasing: dashmap::DashSet::new(),
             cluster_peers: Mutex::new(Vec::new()),
+            audit: std::sync::OnceLock::new(),
+            pool_name: Arc::from("default"),
             me: me.clone(),
         })
     }
@@ -444,6 +450,7 @@ impl Gate {
     }
 
     pub(crate) fn record(&self, kind: &'static str, user: &UserId, victim: Option<&UserId>) {
+        self.audit_record(kind, user, victim);
         let ev = Event {
             at_ms: self.now(),
             kind,
@@ -479,6 +486,77 @@ impl Gate {
                     Verdict::Admitted
                 }
             })
+    }
+
+    /// Turns the trail on (at start, before any request).
+    pub fn set_audit(&self, audit: Arc<crate::audit::Audit>) {
+        let _ = self.audit.set(audit);
+    }
+
+    /// The audit trail, when `[audit] path` is set.
+    pub fn audit_trail(&self) -> Option<&Arc<crate::audit::Audit>> {
+        self.audit.get()
+    }
+
+    /// The one way into the audit trail: `user`'s seat event, with the
+    /// seats in use and the capacity now (after the event); `with` sets
+    /// what else the event carries. Never waits: the trail's channel is the
+    /// only cost, and nothing at all without `[audit]`. Must not be called
+    /// inside [`Gate::with_pool`].
+    pub fn audit(
+        &self,
+        kind: crate::audit::Kind,
+        reason: crate::audit::Reason,
+        user: &UserId,
+        with: impl FnOnce(&mut crate::audit::Event),
+    ) {
+        let Some(trail) = self.audit.get() else {
+            return;
+        };
+        let level = self.with_pool(|p| (p.in_use(), p.capacity()));
+        let mut e = crate::audit::Event::new(
+            self.now(),
+            kind,
+            reason,
+            self.pool_name.clone(),
+            user.clone(),
+            level,
+        );
+        with(&mut e);
+        trail.log(e);
+    }
+
+    /// The trail's lines for what [`Gate::record`] records: grants, the
+    /// eviction (the victim's release, then the newcomer's grant) and the
+    /// releases reconcile and the tier check make.
+    fn audit_record(&self, kind: &'static str, user: &UserId, victim: Option<&UserId>) {
+        use crate::audit::{Kind, Reason};
+        use crate::pool::ReleaseReason as R;
+        if self.audit.get().is_none() {
+            return;
+        }
+        let release = |r: R| (Kind::Release, Reason::Release(r));
+        let (k, reason) = match kind {
+            "granted" => (Kind::Grant, Reason::Free),
+            "evicted" => {
+                if let Some(v) = victim {
+                    // Swapped in one step in the pool: before the grant,
+                    // the victim's release left one seat fewer in use.
+                    self.audit(Kind::Release, Reason::Release(R::Eviction), v, |e| {
+                        e.other = Some(user.clone());
+                        e.in_use = e.in_use.saturating_sub(1);
+                    });
+                }
+                (Kind::Grant, Reason::EvictedFor)
+            }
+            "reconcile_drop" => release(R::Reconcile),
+            "tier_shrink" => release(R::TierShrink),
+            other => match R::ALL.iter().find(|r| r.label() == other) {
+                Some(r) => release(*r),
+                None => return,
+            },
+        };
+        self.audit(k, reason, user, |e| e.other = victim.cloned());
     }
 
     pub fn recent_events(&self) -> Vec<Event> {

@@ -105,6 +105,12 @@ async fn remove_from_ium(
         // A seat reserved but not granted yet, or adopted meanwhile.
         if gate.with_pool(|p| p.release(user)).is_some() {
             gate.count_release(ReleaseReason::Cleanup);
+            gate.audit(
+                crate::audit::Kind::Release,
+                crate::audit::Reason::Release(ReleaseReason::Cleanup),
+                user,
+                |_| {},
+            );
             freed = true;
         }
         if let Some(store) = gate.cluster() {

@@ -151,7 +151,15 @@ pub struct PruneReport {
 /// waiting, sessions past their time to live, and expired anonymous
 /// sessions. The walks over whole maps happen here, off the request path.
 pub fn prune(gate: &Gate, now: u64) -> PruneReport {
-    gate.with_pool(|p| p.prune(now));
+    let abandoned = gate.with_pool(|p| p.prune(now));
+    for u in &abandoned {
+        gate.audit(
+            crate::audit::Kind::Abandoned,
+            crate::audit::Reason::StoppedPolling,
+            u,
+            |_| {},
+        );
+    }
     gate.prune_pending_logins(now);
     gate.prune_saml_seen(now);
     gate.prune_oidc(now);
