@@ -99,6 +99,54 @@ impl AdminSurface {
     }
 }
 
+impl AdminSurface {
+    /// `audit?user=…`: the user's recent seat events, read from the end of
+    /// the trail's current file (bounded: [`status::AUDIT_READ_BYTES`]).
+    async fn audit_page(&self, query: &str) -> Response<Body> {
+        let user = form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == "user")
+            .map(|(_, v)| v.into_owned())
+            .filter(|u| !u.is_empty() && u.len() <= 255);
+        let Some(user) = user else {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "audit?user=NAME: a user name is needed\n",
+            );
+        };
+        let Some(path) = self
+            .gate
+            .as_ref()
+            .and_then(|g| g.audit_trail())
+            .map(|t| t.path().to_owned())
+        else {
+            return text(
+                StatusCode::NOT_FOUND,
+                "the audit trail is off: set [audit] path to turn it on\n",
+            );
+        };
+        let u = user.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            crate::audit::read::recent_for_user(
+                &path,
+                &u,
+                status::AUDIT_READ_BYTES,
+                status::AUDIT_LINES,
+            )
+        })
+        .await;
+        let (lines, note) = match read {
+            Ok(Ok(lines)) => (lines, None),
+            Ok(Err(e)) => (Vec::new(), Some(crate::proxy::error_chain(&e))),
+            Err(e) => (Vec::new(), Some(e.to_string())),
+        };
+        html(
+            StatusCode::OK,
+            status::render_audit(&user, &lines, note.as_deref()),
+        )
+        .build()
+    }
+}
+
 /// An admin page: no script, so nothing may run in it or frame it.
 fn html(status: StatusCode, body: String) -> Own {
     Own::new(status, HTML, body).header(
@@ -173,6 +221,11 @@ impl AdminPages for AdminSurface {
                     Own::json(StatusCode::OK, body).build()
                 }
                 Access::Denied => unauthorized(),
+                Access::NotConfigured => not_configured(),
+            },
+            (&Method::GET, "/audit") => match access {
+                Access::Allowed => self.audit_page(req.uri().query().unwrap_or("")).await,
+                Access::Denied => unauthorized_page(),
                 Access::NotConfigured => not_configured(),
             },
             (&Method::GET, "/") => match access {

@@ -38,6 +38,9 @@ pub struct Status {
     /// and job runs (as of the last exchange, every 2 s).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster: Option<Cluster>,
+    /// `[audit]` is on: each user links to their recent seat events
+    /// (`audit?user=…`).
+    pub audit_trail: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -130,6 +133,7 @@ pub fn collect(
         settings: Settings::default(),
         config_loaded_ms,
         cluster: None,
+        audit_trail: false,
     };
     let Some(gate) = gate else {
         st.now_ms = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
@@ -139,6 +143,7 @@ pub fn collect(
     let s = gate.settings.load();
     st.now_ms = now;
     st.reconciled = gate.is_reconciled();
+    st.audit_trail = gate.audit_trail().is_some();
     st.cluster = gate.cluster_node().map(|node| Cluster {
         node: node.to_string(),
         peers: gate.cluster_peers(),
@@ -336,7 +341,7 @@ pub fn render_html(st: &Status) -> String {
         for h in &st.holders {
             b.push_str(&format!(
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"muted\">{}</td></tr>",
-                escape(h.user.as_str()),
+                user_cell(h.user.as_str(), st.audit_trail),
                 duration(h.idle_s),
                 ago(now, h.since_ms),
                 if h.evictable { "may be taken" } else { "" }
@@ -355,7 +360,7 @@ pub fn render_html(st: &Status) -> String {
             b.push_str(&format!(
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 w.position,
-                escape(w.user.as_str()),
+                user_cell(w.user.as_str(), st.audit_trail),
                 duration(w.waiting_s),
                 ago(now, w.last_poll_ms)
             ));
@@ -402,7 +407,7 @@ pub fn render_html(st: &Status) -> String {
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 ago(now, e.at_ms),
                 escape(e.kind),
-                escape(e.user.as_str()),
+                user_cell(e.user.as_str(), st.audit_trail),
                 e.victim
                     .as_ref()
                     .map(|v| escape(v.as_str()))
@@ -441,6 +446,62 @@ pub fn render_login() -> String {
          <code>Authorization: Bearer &lt;token&gt;</code>.</p></section>",
         "",
     )
+}
+
+/// A user's name, linked to their recent seat events when the trail is on.
+fn user_cell(user: &str, audit_trail: bool) -> String {
+    if !audit_trail {
+        return escape(user);
+    }
+    let q: String = form_urlencoded::byte_serialize(user.as_bytes()).collect();
+    format!(
+        "<a href=\"audit?user={}\" title=\"seat events\">{}</a>",
+        escape(&q),
+        escape(user)
+    )
+}
+
+/// How much of the trail's current file the user page reads at most (its
+/// end), and how many of the user's lines it shows.
+pub const AUDIT_READ_BYTES: u64 = 8 * 1024 * 1024;
+pub const AUDIT_LINES: usize = 200;
+
+/// `audit?user=…`: the user's recent seat events, newest first.
+pub fn render_audit(user: &str, lines: &[crate::audit::Line], note: Option<&str>) -> String {
+    let mut b = format!("<h1>Seat events of {}</h1><section>", escape(user));
+    if let Some(n) = note {
+        b.push_str(&format!("<p class=\"bad\">{}</p>", escape(n)));
+    }
+    if lines.is_empty() {
+        b.push_str("<p class=\"muted\">No event of this user in the trail's recent lines.</p>");
+    } else {
+        b.push_str("<table id=\"events\"><tr><th>when (UTC)</th><th>event</th><th>reason</th><th>user</th><th>other</th><th>in use</th><th>node</th></tr>");
+        for l in lines {
+            let other = match (&l.victim, &l.for_user, l.waited_ms) {
+                (Some(v), _, _) => format!("seat of {}", escape(v)),
+                (_, Some(f), _) => format!("for {}", escape(f)),
+                (_, _, Some(ms)) => format!("waited {}", duration(ms / 1000)),
+                _ => String::new(),
+            };
+            b.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{}</td></tr>",
+                escape(&l.ts),
+                l.kind.label(),
+                escape(&l.reason),
+                escape(&l.user),
+                other,
+                l.in_use,
+                l.capacity,
+                escape(&l.node)
+            ));
+        }
+        b.push_str("</table>");
+    }
+    b.push_str(&format!(
+        "<p class=\"muted\">The last {AUDIT_LINES} events at most, from the end of the current file \
+         (older ones: <code>iumgate audit --user</code>). <a href=\"./\">Back to the status</a></p></section>"
+    ));
+    page(&format!("iumgate — {user}"), &b, "")
 }
 
 fn page(title: &str, body: &str, head_extra: &str) -> String {
