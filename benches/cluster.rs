@@ -9,6 +9,7 @@
 //! path); this is what a login or a waiter's admission adds.
 
 use iumgate::cluster::{ClusterStore, ReserveMode};
+use iumgate::pool::PoolConfig;
 use iumgate::user::UserId;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -81,6 +82,11 @@ fn main() {
         .build()
         .expect("a runtime");
     rt.block_on(async {
+        const POOL: PoolConfig = PoolConfig {
+            capacity: CAPACITY,
+            min_idle_ms: 0,
+            abandon_after_ms: 60_000,
+        };
         let store = ClusterStore::new(&url, "bench:", "bench").expect("a store");
         store.clear().await.expect("redis answers");
         store.adopt_many(&[]).await.expect("redis answers");
@@ -93,7 +99,7 @@ fn main() {
             let now = 1_000 + round as u64;
             let t = Instant::now();
             store
-                .reserve(u, CAPACITY, now, 0, ReserveMode::MayEvict)
+                .reserve(u, POOL, now, ReserveMode::MayEvict)
                 .await
                 .expect("reserve");
             reserve.push(t.elapsed());

@@ -56,8 +56,11 @@ pub enum Reserve {
     /// The longest-idle holder's seat, now the user's; the victim's last
     /// activity (ms), to give the seat back if the directory fails.
     Evicted { victim: UserId, last_active: u64 },
-    /// No seat for the user (nothing changed).
+    /// Free-only: no free seat for the user (nothing changed).
     Full,
+    /// No seat: the user waits in the shared queue at this 1-based
+    /// position (queued now, or their poll recorded).
+    Queued { position: usize },
     /// The store lost its holders (emptied or replaced) and no replica has
     /// written them back yet: nothing is granted meanwhile.
     Unbuilt,
@@ -70,29 +73,60 @@ pub enum ReserveMode {
     MayEvict,
 }
 
-/// Grant, or swap with the longest-idle holder idle at least `min_idle`,
-/// never above `capacity` (a pool already over it swaps nobody). A store
-/// without its `built` marker (emptied, or a new Redis) grants nothing
-/// until a replica has written the holders it knows back into it.
-/// KEYS[1] seats, KEYS[2] built, KEYS[3] granted; ARGV user, capacity,
-/// now, min_idle, mode.
+/// The admission, as [`crate::pool::Pool::admit`] decides it, over the
+/// shared holders and the shared queue:
+/// 1. abandoned waiters (no poll for `abandon_after`) leave the queue;
+/// 2. a holder gets `holding`;
+/// 3. `ahead` = waiters before the user (all of them if not queued),
+///    `free` = unheld seats;
+/// 4. `ahead < free` → `granted` (the seats of those ahead stay free for
+///    them), and the user leaves the queue;
+/// 5. free-only → `full`, nothing changed;
+/// 6. `ahead == free`, the pool not above capacity, and the longest-idle
+///    holder idle at least `min_idle` → `evicted` (the swap);
+/// 7. else the user queues — a new waiter draws the next ticket, so the
+///    queue is first come, first served over every replica — or records
+///    the poll, and gets `queued` with the 1-based position.
+/// A store without its `built` marker (emptied, or a new Redis) grants
+/// nothing until a replica has written the holders it knows back into it.
+/// KEYS seats, built, granted, queue, polled, qsince, ticket;
+/// ARGV user, capacity, now, min_idle, mode, abandon_after.
 const RESERVE: &str = r#"
-local seats = KEYS[1]
+local seats, queue, polled, qsince = KEYS[1], KEYS[4], KEYS[5], KEYS[6]
 local user = ARGV[1]
 local cap = tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
 local min_idle = tonumber(ARGV[4])
+local abandon = tonumber(ARGV[6])
 if redis.call('EXISTS', KEYS[2]) == 0 then return {'unbuilt'} end
+local gone = redis.call('ZRANGEBYSCORE', polled, '-inf', now - abandon, 'LIMIT', 0, 1000)
+for _, u in ipairs(gone) do
+  redis.call('ZREM', queue, u)
+  redis.call('ZREM', polled, u)
+  redis.call('HDEL', qsince, u)
+end
 if redis.call('ZSCORE', seats, user) then return {'holding'} end
 local n = redis.call('ZCARD', seats)
-if n < cap then
+local rank = redis.call('ZRANK', queue, user)
+local ahead = rank or redis.call('ZCARD', queue)
+local free = cap - n
+if free < 0 then free = 0 end
+local function dequeue()
+  redis.call('ZREM', queue, user)
+  redis.call('ZREM', polled, user)
+  redis.call('HDEL', qsince, user)
+end
+if ahead < free then
+  dequeue()
   redis.call('ZADD', seats, now, user)
   redis.call('HSET', KEYS[3], user, now)
   return {'granted'}
 end
-if ARGV[5] == 'evict' and n == cap then
+if ARGV[5] ~= 'evict' then return {'full'} end
+if ahead == free and n <= cap then
   local v = redis.call('ZRANGE', seats, 0, 0, 'WITHSCORES')
   if v[1] and (now - tonumber(v[2])) >= min_idle then
+    dequeue()
     redis.call('ZREM', seats, v[1])
     redis.call('HDEL', KEYS[3], v[1])
     redis.call('ZADD', seats, now, user)
@@ -100,7 +134,15 @@ if ARGV[5] == 'evict' and n == cap then
     return {'evicted', v[1], v[2]}
   end
 end
-return {'full'}
+if rank then
+  redis.call('ZADD', polled, 'XX', 'GT', now, user)
+else
+  local ticket = redis.call('INCR', KEYS[7])
+  redis.call('ZADD', queue, ticket, user)
+  redis.call('ZADD', polled, now, user)
+  redis.call('HSET', qsince, user, now)
+end
+return {'queued', tostring(ahead + 1)}
 "#;
 
 /// Drops holders the directory no longer lists (reconcile), except those
@@ -157,6 +199,14 @@ pub struct ClusterStore {
     seats_key: String,
     built_key: String,
     granted_key: String,
+    /// The shared queue: a sorted set of waiters by ticket (first come,
+    /// first served over every replica), their last polls (a sorted set,
+    /// so that abandoned ones are found without a scan), since when they
+    /// wait, and the ticket counter.
+    queue_key: String,
+    polled_key: String,
+    qsince_key: String,
+    ticket_key: String,
     prefix: String,
     node: String,
     reserve: redis::Script,
@@ -197,6 +247,10 @@ impl ClusterStore {
             seats_key: format!("{prefix}seats"),
             built_key: format!("{prefix}built"),
             granted_key: format!("{prefix}granted"),
+            queue_key: format!("{prefix}queue"),
+            polled_key: format!("{prefix}polled"),
+            qsince_key: format!("{prefix}qsince"),
+            ticket_key: format!("{prefix}ticket"),
             prefix: prefix.to_string(),
             node: node.to_string(),
             reserve: redis::Script::new(RESERVE),
@@ -252,13 +306,13 @@ impl ClusterStore {
         }
     }
 
-    /// The atomic admission (see [`RESERVE`]).
+    /// The atomic admission (see [`RESERVE`]); `pool` gives the capacity,
+    /// `min_idle` and `abandon_after`.
     pub async fn reserve(
         &self,
         user: &UserId,
-        capacity: usize,
+        pool: crate::pool::PoolConfig,
         now: u64,
-        min_idle_ms: u64,
         mode: ReserveMode,
     ) -> Result<Reserve, StoreError> {
         let mut c = self.conn().await?;
@@ -269,17 +323,26 @@ impl ClusterStore {
         let mut inv = self.reserve.key(&self.seats_key);
         inv.key(&self.built_key)
             .key(&self.granted_key)
+            .key(&self.queue_key)
+            .key(&self.polled_key)
+            .key(&self.qsince_key)
+            .key(&self.ticket_key)
             .arg(user.as_str())
-            .arg(capacity)
+            .arg(pool.capacity)
             .arg(now)
-            .arg(min_idle_ms)
-            .arg(mode);
+            .arg(pool.min_idle_ms)
+            .arg(mode)
+            .arg(pool.abandon_after_ms);
         let v: Vec<String> = bounded(inv.invoke_async(&mut c)).await?;
         match v.first().map(String::as_str) {
             Some("holding") => Ok(Reserve::Holding),
             Some("granted") => Ok(Reserve::Granted),
             Some("full") => Ok(Reserve::Full),
             Some("unbuilt") => Ok(Reserve::Unbuilt),
+            Some("queued") if v.len() == 2 => match v[1].parse::<usize>() {
+                Ok(position) => Ok(Reserve::Queued { position }),
+                Err(_) => Err(StoreError::Unexpected(format!("{v:?}"))),
+            },
             Some("evicted") if v.len() == 3 => Ok(Reserve::Evicted {
                 victim: UserId::new(&v[1]),
                 last_active: v[2].parse::<f64>().map(|f| f as u64).unwrap_or(0),
@@ -365,6 +428,35 @@ impl ClusterStore {
             .collect())
     }
 
+    /// The shared queue, head first (ticket order), with each waiter's
+    /// since and last poll (ms). One atomic read.
+    pub async fn queue(&self) -> Result<Vec<crate::pool::Waiter>, StoreError> {
+        let mut c = self.conn().await?;
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .zrange(&self.queue_key, 0, -1)
+            .zrange_withscores(&self.polled_key, 0, -1)
+            .hgetall(&self.qsince_key);
+        let (order, polled, since): (
+            Vec<String>,
+            Vec<(String, f64)>,
+            std::collections::HashMap<String, u64>,
+        ) = bounded(pipe.query_async(&mut c)).await?;
+        let polled: std::collections::HashMap<String, f64> = polled.into_iter().collect();
+        Ok(order
+            .into_iter()
+            .map(|u| {
+                let last_poll = polled.get(&u).map_or(0, |t| t.max(0.0) as u64);
+                let since = since.get(&u).copied().unwrap_or(last_poll);
+                crate::pool::Waiter {
+                    user: UserId::new(&u),
+                    since,
+                    last_poll,
+                }
+            })
+            .collect())
+    }
+
     /// Moves holders' activity times forward (never back; users who hold
     /// no seat are not added).
     pub async fn touch_many(&self, times: &[(UserId, u64)]) -> Result<(), StoreError> {
@@ -396,6 +488,14 @@ impl ClusterStore {
                 cmd.arg(*t).arg(u.as_str());
             }
             pipe.add_command(cmd).ignore();
+            // A holder waits for nothing.
+            let names: Vec<&str> = users.iter().map(|(u, _)| u.as_str()).collect();
+            pipe.zrem(&self.queue_key, &names)
+                .ignore()
+                .zrem(&self.polled_key, &names)
+                .ignore()
+                .hdel(&self.qsince_key, &names)
+                .ignore();
         }
         pipe.set(&self.built_key, 1).ignore();
         let _: () = bounded(pipe.query_async(&mut c)).await?;
@@ -422,6 +522,10 @@ impl ClusterStore {
                 .arg(&self.seats_key)
                 .arg(&self.built_key)
                 .arg(&self.granted_key)
+                .arg(&self.queue_key)
+                .arg(&self.polled_key)
+                .arg(&self.qsince_key)
+                .arg(&self.ticket_key)
                 .query_async(&mut c),
         )
         .await?;

@@ -35,6 +35,8 @@ pub struct SyncReport {
     pub flushed: usize,
     /// The store had lost its holders and was written back from here.
     pub rebuilt: bool,
+    /// The local queue was brought to the shared queue's order.
+    pub queue_mirrored: bool,
 }
 
 impl Gate {
@@ -50,8 +52,12 @@ impl Gate {
         self.cluster.get()
     }
 
-    /// A local grant or eviction, confirmed (or overruled) by the store.
-    /// `Err`: the outcome to answer at once (nothing granted).
+    /// The local pool's proposal, decided by the store: a grant or an
+    /// eviction is confirmed or overruled, and a waiter's poll (a local
+    /// `Wait`) goes to the shared queue, whose order every replica follows —
+    /// the store may also admit them at once, when this replica's view of
+    /// the queue or the seats was behind. `Err`: the outcome to answer at
+    /// once (nothing granted).
     pub(super) async fn arbitrate(
         &self,
         store: &ClusterStore,
@@ -63,31 +69,44 @@ impl Gate {
         let local_victim = match &local {
             Admission::Granted => None,
             Admission::Evicted { victim } => Some(victim.clone()),
-            _ => return Ok(local),
+            Admission::Wait { .. } => None,
+            Admission::Holding | Admission::NoFreeSeat => return Ok(local),
         };
+        let local_granted = !matches!(local, Admission::Wait { .. });
         // Keep the sync loop off this seat while the store decides.
         self.state.grant_started(user);
-        let (capacity, min_idle) = self.with_pool(|p| (p.capacity(), p.config().min_idle_ms));
+        let pool = self.with_pool(|p| p.config());
         let reserve_mode = match mode {
             Mode::FreeOnly => ReserveMode::FreeOnly,
             Mode::MayEvict => ReserveMode::MayEvict,
         };
-        let decided = store
-            .reserve(user, capacity, now, min_idle, reserve_mode)
-            .await;
+        let decided = store.reserve(user, pool, now, reserve_mode).await;
+        // Back to what the pool was before its proposal.
         let undo_local = |p: &mut crate::pool::Pool| {
-            p.release(user);
+            if local_granted {
+                p.release(user);
+            }
             if let Some(v) = &local_victim {
                 p.adopt(&v.user, v.since, Some(v.last_active));
+            }
+        };
+        // The store's seat for a user this replica had queued.
+        let take_seat = |p: &mut crate::pool::Pool| {
+            if !local_granted {
+                p.leave_queue(user);
+                p.adopt(user, now, Some(now));
             }
         };
         match decided {
             Ok(Reserve::Granted | Reserve::Holding) => {
                 self.cluster_ok();
-                if let Some(v) = &local_victim {
-                    // The store had a free seat: nobody is evicted.
-                    self.with_pool(|p| p.adopt(&v.user, v.since, Some(v.last_active)));
-                }
+                self.with_pool(|p| {
+                    take_seat(p);
+                    if let Some(v) = &local_victim {
+                        // The store had a free seat: nobody is evicted.
+                        p.adopt(&v.user, v.since, Some(v.last_active));
+                    }
+                });
                 Ok(Admission::Granted)
             }
             Ok(Reserve::Evicted {
@@ -96,6 +115,7 @@ impl Gate {
             }) => {
                 self.cluster_ok();
                 let record = self.with_pool(|p| {
+                    take_seat(p);
                     if let Some(v) = &local_victim {
                         if v.user != victim {
                             p.adopt(&v.user, v.since, Some(v.last_active));
@@ -114,32 +134,46 @@ impl Gate {
                 };
                 Ok(Admission::Evicted { victim })
             }
-            Ok(Reserve::Full) => {
+            Ok(Reserve::Queued { position }) => {
                 self.cluster_ok();
-                let position = self.with_pool(|p| {
+                self.with_pool(|p| {
                     undo_local(p);
-                    match mode {
-                        Mode::FreeOnly => None,
-                        Mode::MayEvict => Some(p.enqueue(user, now)),
-                    }
+                    p.enqueue(user, now);
                 });
                 self.state.grant_ended(user);
-                Ok(match position {
-                    Some(position) => Admission::Wait { position },
-                    None => Admission::NoFreeSeat,
+                Ok(Admission::Wait { position })
+            }
+            Ok(Reserve::Full) => {
+                self.cluster_ok();
+                self.with_pool(undo_local);
+                self.state.grant_ended(user);
+                Ok(match mode {
+                    Mode::FreeOnly => Admission::NoFreeSeat,
+                    // Not an answer the script gives to MayEvict; queue here.
+                    Mode::MayEvict => Admission::Wait {
+                        position: self.with_pool(|p| p.enqueue(user, now)),
+                    },
                 })
             }
             Ok(Reserve::Unbuilt) => {
                 self.with_pool(undo_local);
                 self.state.grant_ended(user);
                 tracing::info!(user = %user, "the cluster store is being rebuilt: nothing granted for a moment");
-                Err(Outcome::Unavailable)
+                match local {
+                    Admission::Wait { .. } => Ok(local),
+                    _ => Err(Outcome::Unavailable),
+                }
             }
             Err(e) => {
                 self.with_pool(undo_local);
                 self.state.grant_ended(user);
                 self.cluster_failed(&e);
-                Err(Outcome::Unavailable)
+                match local {
+                    // A waiter keeps waiting (the waiting page) while the
+                    // seats cannot be coordinated.
+                    Admission::Wait { .. } => Ok(local),
+                    _ => Err(Outcome::Unavailable),
+                }
             }
         }
     }
@@ -244,6 +278,13 @@ impl Gate {
         }
         store.touch_many(&flush).await?;
         report.flushed = flush.len();
+        // The shared queue, in its order (first come over every replica):
+        // positions, the waiting page and the status page agree everywhere.
+        let queue = store.queue().await?;
+        if self.state.peek_pool(|p| p.queue()) != queue {
+            self.with_pool(|p| p.mirror_queue(&queue));
+            report.queue_mirrored = true;
+        }
         self.cluster_ok();
         Ok(report)
     }

@@ -106,6 +106,16 @@ impl SeatState {
         self.epoch.load(Ordering::Acquire)
     }
 
+    /// Reads the pool under its mutex without moving the epoch (nothing
+    /// changes).
+    pub fn peek_pool<R>(&self, f: impl FnOnce(&Pool) -> R) -> R {
+        let guard = match self.pool.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        f(&guard)
+    }
+
     /// Runs `f` on the pool under its mutex (never held across an await),
     /// then moves the epoch.
     pub fn with_pool<R>(&self, f: impl FnOnce(&mut Pool) -> R) -> R {

@@ -407,6 +407,98 @@ async fn a_waiter_queued_at_one_replica_is_known_and_admitted_at_the_other() {
     assert!(members.contains(&"casual08".to_string()));
 }
 
+/// The queue is one queue over the replicas (issue 19, item 2): a waiter at
+/// B who came after a waiter at A stands second at B too, and a seat freed
+/// at B goes to A's waiter first however often B's waiter polls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_is_first_come_first_served_over_both_replicas() {
+    let Some(redis) = redis_or_skip() else { return };
+    let (a, b) = two_replicas(&redis, 0).await;
+    let mut holders = Vec::new();
+    for i in 1..=7 {
+        let (c, _) = browser();
+        assert!(logs_in(&a, &c, &format!("casual{i:02}")).await);
+        holders.push(c);
+    }
+    let poll = |w: Arc<World>, c: reqwest::Client| async move {
+        let r = c.get(w.url("/iumgate/api/queue")).send().await.unwrap();
+        r.json::<serde_json::Value>().await.unwrap_or_default()
+    };
+    let (w8, _) = browser();
+    assert!(!logs_in(&a, &w8, "casual08").await, "the pool is full");
+    let (w9, _) = browser();
+    assert!(!logs_in(&b, &w9, "casual09").await, "the pool is full");
+    let v = poll(a.clone(), w8.clone()).await;
+    assert_eq!(
+        (v["state"].as_str(), v["position"].as_u64()),
+        (Some("waiting"), Some(1)),
+        "{v}"
+    );
+    let v = poll(b.clone(), w9.clone()).await;
+    assert_eq!(
+        (v["state"].as_str(), v["position"].as_u64()),
+        (Some("waiting"), Some(2)),
+        "{v}"
+    );
+    let tickets: Vec<String> = a
+        .gate
+        .cluster()
+        .unwrap()
+        .queue()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|w| w.user.as_str().to_string())
+        .collect();
+    assert_eq!(tickets, ["casual08", "casual09"]);
+    // Both replicas show the same queue, in ticket order.
+    eventually("B's status shows A's waiter first", || {
+        let b = b.clone();
+        async move {
+            let q: Vec<String> = b
+                .gate
+                .with_pool(|p| p.queue())
+                .into_iter()
+                .map(|w| w.user.as_str().to_string())
+                .collect();
+            q == ["casual08", "casual09"]
+        }
+    })
+    .await;
+    // A holder logs out at B; B's own waiter polls B first and often, yet
+    // the seat is kept for casual08.
+    let r = holders[0]
+        .get(b.url("/secure/Logout!default.jspa"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success() || r.status().is_redirection());
+    eventually("casual01's seat is free in the store", || {
+        let a = a.clone();
+        async move { !store_holders(&a).await.contains(&"casual01".to_string()) }
+    })
+    .await;
+    for _ in 0..5 {
+        let v = poll(b.clone(), w9.clone()).await;
+        assert_eq!(v["state"], "waiting", "{v}");
+        assert_eq!(v["position"], 2, "{v}");
+    }
+    assert!(!b.holds("casual09") && !a.holds("casual09"));
+    let v = poll(a.clone(), w8.clone()).await;
+    assert_eq!(v["state"], "admitted", "{v}");
+    let v = poll(b.clone(), w9.clone()).await;
+    assert_eq!(
+        (v["state"].as_str(), v["position"].as_u64()),
+        (Some("waiting"), Some(1)),
+        "{v}"
+    );
+    let members = a.access_members();
+    assert_eq!(members.len(), 7, "{members:?}");
+    assert!(
+        members.contains(&"casual08".to_string()) && !members.contains(&"casual09".to_string())
+    );
+}
+
 /// The tier shrinks (new fixed-licence users): only the replica holding the
 /// jobs' lease releases; the other keeps its view until the releases reach
 /// it. Exactly as many seats go as the tier needs.

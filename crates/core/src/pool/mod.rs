@@ -378,6 +378,18 @@ impl Pool {
         self.position(user).unwrap_or(1)
     }
 
+    /// Replaces the queue by `waiters`, in their order (a cluster replica
+    /// following the shared queue). Holders and repeated names are skipped:
+    /// a holder waits for nothing.
+    pub fn mirror_queue(&mut self, waiters: &[Waiter]) {
+        self.queue.clear();
+        for w in waiters {
+            if !self.holds(&w.user) && !self.queue.contains(&w.user) {
+                self.queue.push(&w.user, w.since, w.last_poll);
+            }
+        }
+    }
+
     pub fn leave_queue(&mut self, user: &UserId) -> bool {
         self.queue.remove(user)
     }
@@ -436,11 +448,7 @@ impl Pool {
                 self.insert_seat(&h.user, h.since, h.last_active);
             }
         }
-        for w in state.queue {
-            if !self.holds(&w.user) && !self.queue.contains(&w.user) {
-                self.queue.push(&w.user, w.since, w.last_poll);
-            }
-        }
+        self.mirror_queue(&state.queue);
     }
 
     fn insert_seat(&mut self, user: &UserId, since: u64, last_active: u64) {
