@@ -7,12 +7,14 @@
 //! range of seat counts (`sim`). `report` renders the result as text, JSON or HTML.
 
 pub mod parse;
+pub mod pools;
 pub mod report;
 pub mod sim;
 pub mod stats;
 
 use iumgate_core::product::{ActivityRules, Product};
 use parse::{Format, Line};
+use pools::{Needs, PoolDef, DEFAULT_POOL};
 use serde::Serialize;
 use sim::{SimInput, SimParams, SimResult};
 use stats::Users;
@@ -21,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use report::{render_html, render_text};
+pub use report::{render_html, render_pools_html, render_pools_text, render_text};
 
 /// Licence tiers offered for Data Center (users), to round a need up to what can be bought.
 /// *Approximate*: check the current price list.
@@ -73,6 +75,10 @@ pub struct Options {
     pub seats: Option<Vec<usize>>,
     /// Show a progress bar (only drawn on a terminal).
     pub progress: bool,
+    /// Pools besides the default one (issue 20), each reported on its own by
+    /// [`Analyzer::finish_pools`]; see [`pools`] for which line counts where. Empty (the
+    /// default): one pool, today's analysis, unchanged.
+    pub pools: Vec<PoolDef>,
 }
 
 impl Default for Options {
@@ -92,6 +98,7 @@ impl Default for Options {
             reserved: 0,
             seats: None,
             progress: false,
+            pools: Vec::new(),
         }
     }
 }
@@ -213,19 +220,114 @@ pub struct Report {
     pub timeline: Timeline,
 }
 
-/// The streaming pass. Feed it every input with [`Analyzer::read`], then [`Analyzer::finish`].
+/// One pool's analysis.
+#[derive(Debug, Clone, Serialize)]
+pub struct PoolReport {
+    /// [`DEFAULT_POOL`] or a [`PoolDef::name`].
+    pub name: String,
+    /// The pool's `needs` (empty for the default pool: what no other pool claims).
+    pub needs: Vec<String>,
+    /// The pool's own analysis. Its `totals.requests` and `anonymous_requests` count the
+    /// lines the pool's seat needs (with pools given); `lines`, `malformed` and `skipped`
+    /// are the whole input's.
+    pub report: Report,
+}
+
+/// Counts over every pool.
+#[derive(Debug, Clone, Serialize)]
+pub struct PoolsTotals {
+    pub lines: u64,
+    pub requests: u64,
+    /// Requests that need no seat in any pool (the customer portal, [`pools::NO_SEAT`]).
+    pub no_seat_requests: u64,
+    pub malformed: u64,
+    pub skipped: u64,
+    /// Distinct users seen in any pool.
+    pub users: usize,
+}
+
+/// [`Analyzer::finish_pools`]: one report per pool.
+#[derive(Debug, Clone, Serialize)]
+pub struct PoolsReport {
+    pub product: String,
+    /// Whether pools were given. When not, `pools` holds the default pool alone, and
+    /// [`render_pools_text`], [`render_pools_html`] and [`PoolsReport::to_json`] give exactly
+    /// today's single-pool output.
+    pub pooled: bool,
+    pub inputs: Vec<FileSummary>,
+    pub period: Option<Period>,
+    pub totals: PoolsTotals,
+    /// The default pool first, then the given pools in order.
+    pub pools: Vec<PoolReport>,
+}
+
+impl PoolsReport {
+    /// The pool named `name`.
+    pub fn pool(&self, name: &str) -> Option<&PoolReport> {
+        self.pools.iter().find(|p| p.name == name)
+    }
+
+    /// The JSON `iumgate analyze --json` prints: without pools the single [`Report`] as
+    /// today, with them this whole report.
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        match self.pools.first() {
+            Some(p) if !self.pooled => serde_json::to_value(&p.report),
+            _ => serde_json::to_value(self),
+        }
+    }
+}
+
+/// The streaming pass. Feed it every input with [`Analyzer::read`], then [`Analyzer::finish`]
+/// (one report, the default pool's) or [`Analyzer::finish_pools`] (one report per pool).
 pub struct Analyzer {
     opts: Options,
     forced: Option<Format>,
     product: Option<Product>,
     rules: Option<ActivityRules>,
-    users: Users,
+    /// The default pool first, then [`Options::pools`] in order.
+    pools: Vec<PoolAcc>,
+    /// Lines that need no seat ([`pools::NO_SEAT`]); None when no pools are given, so that
+    /// today's single-pool analysis reads every line as before.
+    no_seat: Option<Needs>,
+    no_seat_requests: u64,
     files: Vec<FileSummary>,
     first_ts: i64,
     last_ts: i64,
     offset_s: i32,
+}
+
+/// One pool's share of the log: the users and requests whose lines need its seat.
+struct PoolAcc {
+    name: String,
+    needs: Vec<String>,
+    /// None for the default pool (it takes what no other pool claims).
+    matcher: Option<Needs>,
+    users: Users,
+    requests: u64,
     anonymous: u64,
     activity: u64,
+    min_idle: Duration,
+    tier: Option<u32>,
+    reserved: u32,
+    seats: Option<Vec<usize>>,
+}
+
+impl PoolAcc {
+    fn new(name: &str, needs: Vec<String>, matcher: Option<Needs>) -> PoolAcc {
+        PoolAcc {
+            name: name.to_owned(),
+            needs,
+            matcher,
+            users: Users::default(),
+            requests: 0,
+            anonymous: 0,
+            activity: 0,
+            min_idle: Duration::ZERO,
+            tier: None,
+            reserved: 0,
+            seats: None,
+        }
+    }
 }
 
 /// How many lines of a file are read to tell its format.
@@ -255,18 +357,54 @@ impl Analyzer {
                 "--heavy and --target must be positive shares".into(),
             ));
         }
+        let mut default = PoolAcc::new(DEFAULT_POOL, Vec::new(), None);
+        default.min_idle = opts.min_idle;
+        default.tier = opts.tier;
+        default.reserved = opts.reserved;
+        default.seats = opts.seats.clone();
+        let mut pool_accs = vec![default];
+        for def in &opts.pools {
+            let name = def.name.trim();
+            let bad = |why: &str| AnalyzeError::Options(format!("pool `{name}`: {why}"));
+            if name.is_empty() {
+                return Err(AnalyzeError::Options("a pool needs a name".into()));
+            }
+            if pool_accs.iter().any(|p| p.name.eq_ignore_ascii_case(name)) {
+                return Err(bad(&format!(
+                    "the name is taken (`{DEFAULT_POOL}` is the default pool's)"
+                )));
+            }
+            if def.needs.is_empty() {
+                return Err(bad("`needs` is empty: no request would need its seat"));
+            }
+            if def.min_idle.is_some_and(|d| d.is_zero()) {
+                return Err(bad("min_idle must be above zero"));
+            }
+            let matcher = Needs::new(&def.needs).map_err(|e| bad(&e))?;
+            let mut acc = PoolAcc::new(name, def.needs.clone(), Some(matcher));
+            acc.min_idle = def.min_idle.unwrap_or(opts.min_idle);
+            acc.tier = def.tier;
+            acc.reserved = def.reserved;
+            acc.seats = def.seats.clone();
+            pool_accs.push(acc);
+        }
+        let no_seat = if opts.pools.is_empty() {
+            None
+        } else {
+            Some(Needs::new(pools::NO_SEAT).map_err(AnalyzeError::Options)?)
+        };
         let mut a = Analyzer {
             product: opts.product,
             opts,
             forced,
             rules: None,
-            users: Users::default(),
+            pools: pool_accs,
+            no_seat,
+            no_seat_requests: 0,
             files: Vec::new(),
             first_ts: i64::MAX,
             last_ts: i64::MIN,
             offset_s: 0,
-            anonymous: 0,
-            activity: 0,
         };
         if let Some(p) = a.product {
             a.rules = Some(a.make_rules(p)?);
@@ -275,7 +413,22 @@ impl Analyzer {
     }
 
     fn make_rules(&self, p: Product) -> Result<ActivityRules, AnalyzeError> {
-        ActivityRules::new(p.profile(), &self.opts.include, &self.opts.exclude)
+        let (mut include, mut exclude) = (self.opts.include.clone(), self.opts.exclude.clone());
+        if !self.opts.pools.is_empty() {
+            // With pools, Service Management's own activity rules apply (queue and SLA
+            // refreshes are not activity; opening a view or a request is).
+            include.extend(
+                pools::SERVICE_MANAGEMENT_ACTIVITY_INCLUDE
+                    .iter()
+                    .map(|s| s.to_string()),
+            );
+            exclude.extend(
+                pools::SERVICE_MANAGEMENT_ACTIVITY_EXCLUDE
+                    .iter()
+                    .map(|s| s.to_string()),
+            );
+        }
+        ActivityRules::new(p.profile(), &include, &exclude)
             .map_err(|e| AnalyzeError::Options(format!("activity rule: {e}")))
     }
 
@@ -399,19 +552,45 @@ impl Analyzer {
         self.first_ts = self.first_ts.min(r.ts_ms);
         self.last_ts = self.last_ts.max(r.ts_ms);
         self.offset_s = r.offset_s;
+        let pi = match &self.no_seat {
+            None => 0,
+            Some(no_seat) => {
+                let text = pools::request_line(r.method, r.path);
+                if no_seat.is_match(&text) {
+                    self.no_seat_requests += 1;
+                    return;
+                }
+                self.pools
+                    .iter()
+                    .position(|p| p.matcher.as_ref().is_some_and(|m| m.is_match(&text)))
+                    .unwrap_or(0)
+            }
+        };
+        self.pools[pi].requests += 1;
         let Some(user) = r.user else {
-            self.anonymous += 1;
+            self.pools[pi].anonymous += 1;
             return;
         };
         let (Some(rules), Some(product)) = (&self.rules, self.product) else {
             return;
         };
         let profile = product.profile();
-        let idle = self.opts.min_idle.as_millis() as i64;
         let logout = profile.logout_paths.contains(&r.path)
             || (r.method == "DELETE" && profile.json_login == Some(r.path));
         let activity = !logout && rules.is_activity(r.method, r.path);
-        let acc = self.users.slot(user);
+        if logout {
+            // A logout ends the user's sessions in every pool (one app session holds them all).
+            for (i, p) in self.pools.iter_mut().enumerate() {
+                if i != pi {
+                    if let Some(acc) = p.users.find_mut(user) {
+                        acc.add_logout(r.ts_ms);
+                    }
+                }
+            }
+        }
+        let pool = &mut self.pools[pi];
+        let idle = pool.min_idle.as_millis() as i64;
+        let acc = pool.users.slot(user);
         acc.requests += 1;
         if logout {
             acc.add_logout(r.ts_ms);
@@ -420,14 +599,60 @@ impl Analyzer {
             let local = r.ts_ms + r.offset_s as i64 * 1000;
             acc.hours[(local.rem_euclid(86_400_000) / 3_600_000) as usize] += 1;
             acc.add_activity(r.ts_ms, idle);
-            self.activity += 1;
+            pool.activity += 1;
         }
     }
 
-    /// Heavy users, the simulation and the recommendation.
+    /// Heavy users, the simulation and the recommendation — of the default pool, which is
+    /// every seat-needing line when [`Options::pools`] is empty (today's single-pool
+    /// analysis). With pools, [`Analyzer::finish_pools`] reports them all.
     pub fn finish(self) -> Report {
+        self.finish_pool(0)
+    }
+
+    /// One report per pool: the default pool's first, then [`Options::pools`] in order. Each
+    /// pool is analysed on its own lines — its heavy users, its replay, its recommendation
+    /// against its own tier — over the period of the whole log. Without pools this holds
+    /// the default pool alone, exactly as [`Analyzer::finish`] reports it.
+    pub fn finish_pools(self) -> PoolsReport {
+        let pools: Vec<PoolReport> = (0..self.pools.len())
+            .map(|i| PoolReport {
+                name: self.pools[i].name.clone(),
+                needs: self.pools[i].needs.clone(),
+                report: self.finish_pool(i),
+            })
+            .collect();
+        let mut names: Vec<&str> = self
+            .pools
+            .iter()
+            .flat_map(|p| p.users.list.iter().map(|u| &*u.name))
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        let period = pools.first().and_then(|p| p.report.period.clone());
+        let totals = PoolsTotals {
+            lines: self.files.iter().map(|f| f.lines).sum(),
+            requests: self.files.iter().map(|f| f.requests).sum(),
+            no_seat_requests: self.no_seat_requests,
+            malformed: self.files.iter().map(|f| f.malformed).sum(),
+            skipped: self.files.iter().map(|f| f.skipped).sum(),
+            users: names.len(),
+        };
+        PoolsReport {
+            product: self.product.unwrap_or_default().name().to_owned(),
+            pooled: self.no_seat.is_some(),
+            inputs: self.files.clone(),
+            period,
+            totals,
+            pools,
+        }
+    }
+
+    /// The analysis of pool `index` (0: the default pool).
+    fn finish_pool(&self, index: usize) -> Report {
         let o = &self.opts;
-        let idle_ms = o.min_idle.as_millis() as i64;
+        let pool = &self.pools[index];
+        let idle_ms = pool.min_idle.as_millis() as i64;
         let offset_ms = self.offset_s as i64 * 1000;
         let have_data = self.first_ts <= self.last_ts;
         let (first_day, last_day) = if have_data {
@@ -457,7 +682,7 @@ impl Analyzer {
                  the {} working days in the logs. Such a user would hold a shared seat most of \
                  the day anyway, so a fixed licence costs the pool nothing and saves them every \
                  wait. Tune with --heavy (share) and --workday.",
-                humantime::format_duration(o.min_idle),
+                humantime::format_duration(pool.min_idle),
                 threshold_h,
                 o.heavy_share * 100.0,
                 workday_h,
@@ -465,12 +690,12 @@ impl Analyzer {
             ),
         };
 
-        let mut users = Vec::with_capacity(self.users.len());
+        let mut users = Vec::with_capacity(pool.users.len());
         let mut input = SimInput::default();
         let mut sessions = 0usize;
         // Casual users enter the replay by name, so that ties between equal times break the
         // same way whatever order the logs were read in.
-        let mut by_name: Vec<&stats::UserActivity> = self.users.list.iter().collect();
+        let mut by_name: Vec<&stats::UserActivity> = pool.users.list.iter().collect();
         by_name.sort_by(|a, b| a.name.cmp(&b.name));
         for acc in by_name {
             let days = stats::busy_by_day(&acc.sessions, idle_ms, offset_ms);
@@ -523,7 +748,7 @@ impl Analyzer {
         };
         let bucket_ms = (span / 400).max(60_000);
         let params = SimParams {
-            min_idle_ms: o.min_idle.as_millis() as u64,
+            min_idle_ms: pool.min_idle.as_millis() as u64,
             retry_ms: o.retry_every.as_millis().max(1) as u64,
             origin_ms: if have_data { self.first_ts } else { 0 },
             bucket_ms,
@@ -532,13 +757,13 @@ impl Analyzer {
         let (peak_demand, demand_series) = sim::demand(&input, &params);
 
         let target = o.target_wait_share;
-        let mut results = match &o.seats {
+        let mut results = match &pool.seats {
             Some(list) => run_all(&input, list, &params),
             None => sweep(&input, peak_demand, target, &params),
         };
         let power = power_users.len();
-        let current = o.tier.map(|tier| {
-            let shared = (tier as usize).saturating_sub(power + o.reserved as usize);
+        let current = pool.tier.map(|tier| {
+            let shared = (tier as usize).saturating_sub(power + pool.reserved as usize);
             let result = match results.iter().find(|r| r.seats == shared) {
                 Some(r) => r.clone(),
                 None => {
@@ -560,33 +785,38 @@ impl Analyzer {
             Some(r) => (r.seats, best.is_some(), r.held_series.clone()),
             None => (0, true, vec![0; params.buckets]),
         };
-        let users_needed = power + shared_seats + o.reserved as usize;
+        let users_needed = power + shared_seats + pool.reserved as usize;
         let recommendation = Recommendation {
             shared_seats,
             meets_target,
             target_wait_share: target,
             power_users: power,
-            reserved: o.reserved,
+            reserved: pool.reserved,
             users_needed,
             tier: TIERS.iter().copied().find(|t| *t as usize >= users_needed),
             current,
         };
         let totals = Totals {
             lines: self.files.iter().map(|f| f.lines).sum(),
-            requests: self.files.iter().map(|f| f.requests).sum(),
-            anonymous_requests: self.anonymous,
-            activity_requests: self.activity,
+            // With pools, a pool's requests are the lines its seat needs.
+            requests: if self.no_seat.is_some() {
+                pool.requests
+            } else {
+                self.files.iter().map(|f| f.requests).sum()
+            },
+            anonymous_requests: pool.anonymous,
+            activity_requests: pool.activity,
             malformed: self.files.iter().map(|f| f.malformed).sum(),
             skipped: self.files.iter().map(|f| f.skipped).sum(),
-            users: self.users.len(),
+            users: pool.users.len(),
             casual_users: input.users.len(),
             sessions,
         };
         Report {
             product: self.product.unwrap_or_default().name().to_owned(),
-            min_idle_s: o.min_idle.as_secs(),
+            min_idle_s: pool.min_idle.as_secs(),
             retry_every_s: o.retry_every.as_secs(),
-            inputs: self.files,
+            inputs: self.files.clone(),
             period: have_data.then(|| Period {
                 first: parse::format_local(self.first_ts + offset_ms),
                 last: parse::format_local(self.last_ts + offset_ms),
@@ -610,7 +840,6 @@ impl Analyzer {
         }
     }
 }
-
 /// Simulates every count in `seats`, spread over the machine's cores.
 fn run_all(input: &SimInput, seats: &[usize], p: &SimParams) -> Vec<SimResult> {
     let threads = std::thread::available_parallelism()
@@ -714,6 +943,15 @@ impl<R: Read> Read for Counted<R> {
 /// Reads every path and finishes the analysis. A file that cannot be opened or whose format
 /// cannot be told stops the run with an error that names it.
 pub fn analyze_files(paths: &[PathBuf], opts: Options) -> Result<Report, AnalyzeError> {
+    Ok(read_files(paths, opts)?.finish())
+}
+
+/// [`analyze_files`] with one report per pool ([`Options::pools`]); see [`PoolsReport`].
+pub fn analyze_files_pools(paths: &[PathBuf], opts: Options) -> Result<PoolsReport, AnalyzeError> {
+    Ok(read_files(paths, opts)?.finish_pools())
+}
+
+fn read_files(paths: &[PathBuf], opts: Options) -> Result<Analyzer, AnalyzeError> {
     let bar = if opts.progress {
         let total: u64 = paths
             .iter()
@@ -738,5 +976,5 @@ pub fn analyze_files(paths: &[PathBuf], opts: Options) -> Result<Report, Analyze
         a.read_path(p, &bar)?;
     }
     bar.finish_and_clear();
-    Ok(a.finish())
+    Ok(a)
 }

@@ -1,7 +1,7 @@
 //! The analysis as a terminal summary and as one self-contained HTML page with inline SVG
 //! charts (no scripts, fonts or images fetched: it must survive being mailed to a manager).
 
-use super::{Report, SimResult};
+use super::{PoolsReport, Report, SimResult};
 use std::fmt::Write;
 
 fn pct(x: f64) -> String {
@@ -209,7 +209,7 @@ fn polyline(o: &mut String, values: &[u32], max: f64, color: &str, class: &str) 
     );
 }
 
-fn chart_seats(r: &Report) -> String {
+fn chart_seats(r: &Report, id: &str) -> String {
     let t = &r.timeline;
     let max = t
         .demand
@@ -223,7 +223,7 @@ fn chart_seats(r: &Report) -> String {
     let mut o = String::new();
     let _ = write!(
         o,
-        r#"<svg id="chart-seats" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img"><title>Seats in use over time</title>"#
+        r#"<svg id="{id}chart-seats" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img"><title>Seats in use over time</title>"#
     );
     axes(
         &mut o,
@@ -254,7 +254,7 @@ fn chart_seats(r: &Report) -> String {
     o
 }
 
-fn chart_waits(sims: &[SimResult], r: &Report) -> String {
+fn chart_waits(sims: &[SimResult], r: &Report, id: &str) -> String {
     let max_share = sims
         .iter()
         .map(|s| s.wait_share)
@@ -264,7 +264,7 @@ fn chart_waits(sims: &[SimResult], r: &Report) -> String {
     let mut o = String::new();
     let _ = write!(
         o,
-        r#"<svg id="chart-waits" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img"><title>Waits against seat count</title>"#
+        r#"<svg id="{id}chart-waits" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img"><title>Waits against seat count</title>"#
     );
     axes(
         &mut o,
@@ -328,7 +328,7 @@ fn chart_waits(sims: &[SimResult], r: &Report) -> String {
     o
 }
 
-fn chart_heavy(r: &Report) -> String {
+fn chart_heavy(r: &Report, id: &str) -> String {
     // Users by busy hours per working day, half-hour bins up to the working day.
     let bins = ((r.heavy_rule.workday_hours * 2.0).ceil() as usize).clamp(1, 48);
     let mut counts = vec![0u32; bins + 1];
@@ -342,7 +342,7 @@ fn chart_heavy(r: &Report) -> String {
     let mut o = String::new();
     let _ = write!(
         o,
-        r#"<svg id="chart-heavy" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img"><title>Heavy-user distribution</title>"#
+        r#"<svg id="{id}chart-heavy" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img"><title>Heavy-user distribution</title>"#
     );
     axes(
         &mut o,
@@ -381,8 +381,17 @@ fn chart_heavy(r: &Report) -> String {
 
 /// The single-file HTML report.
 pub fn render_html(r: &Report) -> String {
+    let mut o = html_head(&r.product);
+    html_sections(&mut o, r, "");
+    o.push_str(HTML_FOOT);
+    o
+}
+
+const HTML_FOOT: &str = "<p class=\"note\">Made by iumgate analyze.</p></body></html>\n";
+
+/// The page up to and including its `<h1>`.
+fn html_head(product: &str) -> String {
     let mut o = String::new();
-    let rec = &r.recommendation;
     let _ = write!(
         o,
         r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>iumgate analysis — {product}</title><style>
@@ -392,8 +401,14 @@ table{{border-collapse:collapse;font-size:.9em}}td,th{{padding:2px 8px;text-alig
 td:first-child,th:first-child{{text-align:left}}.big{{font-size:1.2em;background:#f4f8ff;padding:.8em;border-radius:6px}}
 .heavy{{color:#d1242f}}.note{{color:#666;font-size:.85em}}svg{{max-width:100%;height:auto}}
 </style></head><body><h1>Licence analysis — {product}</h1>"#,
-        product = esc(&r.product)
+        product = esc(product)
     );
+    o
+}
+
+/// One analysis's sections; `id` prefixes the charts' element ids (unique per pool).
+fn html_sections(o: &mut String, r: &Report, id: &str) {
+    let rec = &r.recommendation;
     if let Some(p) = &r.period {
         let _ = write!(
             o,
@@ -436,12 +451,12 @@ td:first-child,th:first-child{{text-align:left}}.big{{font-size:1.2em;background
         "<h2>Seats in use over time</h2><p class=\"note\">Grey: casual users busy at once (active, or idle less than {}), the seats at which nobody would wait. Blue: seats held in the simulation with {} shared seats. Red: the recommended seat count.</p>{}",
         dur(r.min_idle_s as f64),
         rec.shared_seats,
-        chart_seats(r)
+        chart_seats(r, id)
     );
     let _ = write!(
         o,
         "<h2>Waits against seat count</h2><p class=\"note\">Each point replays the logs through iumgate's pool with that many shared seats.</p>{}",
-        chart_waits(&r.simulation, r)
+        chart_waits(&r.simulation, r, id)
     );
     o.push_str("<table><tr><th>seats</th><th>logins</th><th>waited</th><th>share</th><th>mean wait</th><th>p95 wait</th><th>peak held</th><th>evictions</th></tr>");
     for s in &r.simulation {
@@ -463,7 +478,7 @@ td:first-child,th:first-child{{text-align:left}}.big{{font-size:1.2em;background
         o,
         "<h2>Heavy users</h2><p>{}</p>{}",
         esc(&r.heavy_rule.explanation),
-        chart_heavy(r)
+        chart_heavy(r, id)
     );
     o.push_str("<table><tr><th>user</th><th>days seen</th><th>busy h / working day</th><th>busy h / day seen</th><th>typical hours</th><th>activity requests</th></tr>");
     for u in r.users.iter().take(200) {
@@ -504,6 +519,131 @@ td:first-child,th:first-child{{text-align:left}}.big{{font-size:1.2em;background
             f.malformed
         );
     }
-    o.push_str("</table><p class=\"note\">Made by iumgate analyze.</p></body></html>\n");
+    o.push_str("</table>");
+}
+
+/// What a pool's seat covers, in words.
+fn pool_scope(needs: &[String]) -> String {
+    if needs.is_empty() {
+        "every seat-needing request no other pool claims".to_owned()
+    } else {
+        format!("needs {}", needs.join("  "))
+    }
+}
+
+/// The terminal summary with pools: an overview, then each pool's summary as
+/// [`render_text`] gives it. Without pools, exactly [`render_text`] of the one report.
+pub fn render_pools_text(r: &PoolsReport) -> String {
+    if let (false, Some(only)) = (r.pooled, r.pools.first()) {
+        return render_text(&only.report);
+    }
+    let mut o = String::new();
+    let t = &r.totals;
+    let _ = writeln!(
+        o,
+        "iumgate analyze — {} access logs, {} pools",
+        r.product,
+        r.pools.len()
+    );
+    if let Some(p) = &r.period {
+        let _ = writeln!(
+            o,
+            "period       {} → {} ({} days, {} working days)",
+            p.first, p.last, p.days, p.working_days
+        );
+    }
+    let _ = writeln!(
+        o,
+        "read         {} lines in {} file(s): {} requests, {} need no seat (customer portal), {} malformed, {} skipped; {} users",
+        t.lines,
+        r.inputs.len(),
+        t.requests,
+        t.no_seat_requests,
+        t.malformed,
+        t.skipped,
+        t.users
+    );
+    let _ = writeln!(o);
+    let _ = writeln!(
+        o,
+        "  {:<16} {:>9} {:>7} {:>6} {:>7} {:>7} {:>7} {:>7}",
+        "pool", "requests", "users", "heavy", "shared", "needed", "tier", "current"
+    );
+    for p in &r.pools {
+        let rec = &p.report.recommendation;
+        let _ = writeln!(
+            o,
+            "  {:<16} {:>9} {:>7} {:>6} {:>7} {:>7} {:>7} {:>7}",
+            p.name,
+            p.report.totals.requests,
+            p.report.totals.users,
+            p.report.power_users.len(),
+            rec.shared_seats,
+            rec.users_needed,
+            rec.tier.map_or_else(|| "-".to_owned(), |t| t.to_string()),
+            rec.current
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), |c| c.tier.to_string())
+        );
+    }
+    let _ = writeln!(
+        o,
+        "  (shared: recommended shared seats; needed: power users + shared + reserved; tier: the licence tier that covers it)"
+    );
+    for p in &r.pools {
+        let _ = writeln!(o);
+        let _ = writeln!(o, "== pool {} ({}) ==", p.name, pool_scope(&p.needs));
+        o.push_str(&render_text(&p.report));
+    }
+    o
+}
+
+/// The HTML report with pools: an overview table, then one section per pool with its own
+/// charts and tables. Without pools, exactly [`render_html`] of the one report.
+pub fn render_pools_html(r: &PoolsReport) -> String {
+    if let (false, Some(only)) = (r.pooled, r.pools.first()) {
+        return render_html(&only.report);
+    }
+    let mut o = html_head(&r.product);
+    let t = &r.totals;
+    let _ = write!(
+        o,
+        "<p>{} pools; {} requests read, {} of them needing no seat (the customer portal); {} users.</p>",
+        r.pools.len(),
+        t.requests,
+        t.no_seat_requests,
+        t.users
+    );
+    o.push_str("<table id=\"pools\"><tr><th>pool</th><th>requests</th><th>users</th><th>heavy</th><th>shared seats</th><th>users needed</th><th>tier</th><th>current tier: logins that wait</th></tr>");
+    for p in &r.pools {
+        let rec = &p.report.recommendation;
+        let _ = write!(
+            o,
+            "<tr><td><a href=\"#pool-{n}\">{n}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            p.report.totals.requests,
+            p.report.totals.users,
+            p.report.power_users.len(),
+            rec.shared_seats,
+            rec.users_needed,
+            rec.tier.map_or_else(|| "-".to_owned(), |t| t.to_string()),
+            rec.current.as_ref().map_or_else(
+                || "-".to_owned(),
+                |c| format!("{} ({})", pct(c.result.wait_share), c.tier)
+            ),
+            n = esc(&p.name)
+        );
+    }
+    o.push_str("</table>");
+    for p in &r.pools {
+        let _ = write!(
+            o,
+            "<section id=\"pool-{n}\" class=\"pool\"><h1>Pool {n}</h1><p class=\"note\">{}</p>",
+            esc(&pool_scope(&p.needs)),
+            n = esc(&p.name)
+        );
+        html_sections(&mut o, &p.report, &format!("pool-{}-", esc(&p.name)));
+        o.push_str("</section>");
+    }
+    o.push_str(HTML_FOOT);
     o
 }

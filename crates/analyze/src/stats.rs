@@ -160,6 +160,17 @@ impl Users {
         &mut self.list[i]
     }
 
+    /// The user's slot if they have one (names folded as in [`Users::slot`]).
+    pub fn find_mut(&mut self, name: &str) -> Option<&mut UserActivity> {
+        let name = name.trim();
+        let i = if name.bytes().any(|b| b.is_ascii_uppercase() || b >= 0x80) {
+            self.index.get(name.to_lowercase().as_str()).copied()
+        } else {
+            self.index.get(name).copied()
+        }?;
+        self.list.get_mut(i as usize)
+    }
+
     fn find_or_add(&mut self, name: &str) -> usize {
         if let Some(&i) = self.index.get(name) {
             return i as usize;
