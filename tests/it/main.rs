@@ -28,6 +28,7 @@ mod admin_metrics;
 mod admin_metrics_zero;
 mod analyze_fuzz_regressions;
 mod analyze_logs;
+mod analyze_pools;
 mod analyze_sim;
 mod browser_oidc;
 mod browser_platform_login;
