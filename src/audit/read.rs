@@ -142,20 +142,46 @@ pub fn read_file(path: &Path, mut each: impl FnMut(Line, i64)) -> Result<Input, 
     Ok(input)
 }
 
+/// A rotation being gzipped exists twice for a moment, complete both
+/// times (`X` and `X.gz`, the latter renamed into place only when whole):
+/// one is read.
+fn one_copy_each(files: &[PathBuf]) -> Vec<PathBuf> {
+    let set: std::collections::HashSet<&PathBuf> = files.iter().collect();
+    files
+        .iter()
+        .filter(|f| {
+            let mut gz = f.as_os_str().to_owned();
+            gz.push(".gz");
+            !set.contains(&PathBuf::from(gz))
+        })
+        .cloned()
+        .collect()
+}
+
 /// The kept lines of every file, merged in time order (stable: lines of
-/// one time keep their file order).
+/// one time keep their file order). A plain rotation gzipped away between
+/// the listing and its reading is read as its `.gz`.
 pub fn collect(
     files: &[PathBuf],
     filter: &Filter,
 ) -> Result<(Vec<(i64, Line)>, Vec<Input>), ReadError> {
     let mut lines = Vec::new();
     let mut inputs = Vec::new();
-    for f in files {
-        inputs.push(read_file(f, |l, t| {
+    for f in one_copy_each(files) {
+        let mut keep = |l: Line, t: i64| {
             if filter.keeps(&l, t) {
                 lines.push((t, l));
             }
-        })?);
+        };
+        match read_file(&f, &mut keep) {
+            Ok(i) => inputs.push(i),
+            Err(e) if e.source.kind() == io::ErrorKind::NotFound => {
+                let mut gz = f.as_os_str().to_owned();
+                gz.push(".gz");
+                inputs.push(read_file(Path::new(&gz), &mut keep)?);
+            }
+            Err(e) => return Err(e),
+        }
     }
     lines.sort_by_key(|(t, _)| *t);
     Ok((lines, inputs))

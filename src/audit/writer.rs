@@ -374,20 +374,21 @@ impl Writer {
         self.sync();
     }
 
-    /// The file (synced) goes to `<name>.<day>.<n>` (gzipped when
-    /// `compress`), a new one is opened at the path, and rotations older
-    /// than `retain` days go.
+    /// The file (synced) goes to `<name>.<day>.<n>`, a new one is opened at
+    /// the path at once, then the rotated one is gzipped (when `compress`:
+    /// written under a hidden name, synced, renamed to `….gz`, the plain one
+    /// removed — a reader sees one complete copy or the other), and
+    /// rotations older than `retain` days go.
     fn rotate(&mut self) {
         let now = self.clock.now_ms();
+        let mut moved = None;
         if let Some(f) = &self.file {
             if f.len > 0 {
                 let day = f.day.unwrap_or(day_of(now));
                 self.sync();
                 self.file = None;
                 match self.move_aside(day) {
-                    Ok(to) => {
-                        tracing::info!(path = %self.path.display(), to = %to.display(), "audit trail rotated")
-                    }
+                    Ok(to) => moved = Some(to),
                     Err(err) => self.failed(&err),
                 }
             }
@@ -401,36 +402,42 @@ impl Writer {
                 }
             }
         }
+        if let Some(to) = moved {
+            let done = if self.compress {
+                match gzip(&to).and_then(|gz| std::fs::remove_file(&to).map(|()| gz)) {
+                    Ok(gz) => gz,
+                    Err(err) => {
+                        // The plain rotation stays: nothing is lost.
+                        self.failed(&err);
+                        to
+                    }
+                }
+            } else {
+                to
+            };
+            // The renames themselves reach the disk.
+            if let Ok(d) = std::fs::File::open(self.path.parent().unwrap_or(Path::new("."))) {
+                let _ = d.sync_all();
+            }
+            tracing::info!(path = %self.path.display(), to = %done.display(), "audit trail rotated");
+        }
         self.prune_old();
     }
 
+    /// Renames the (synced) file to the first free `<name>.<day>.<n>`.
     fn move_aside(&self, day: u64) -> io::Result<PathBuf> {
         let dir = self.path.parent().unwrap_or(Path::new("."));
         let name = file_name(&self.path);
         let day = day_name(day);
-        let mut target = None;
         for n in 1..100_000u32 {
             let t = dir.join(format!("{name}.{day}.{n}"));
             let gz = dir.join(format!("{name}.{day}.{n}.gz"));
             if !t.exists() && !gz.exists() {
-                target = Some(t);
-                break;
+                std::fs::rename(&self.path, &t)?;
+                return Ok(t);
             }
         }
-        let target = target.ok_or_else(|| io::Error::other("no free rotation name"))?;
-        std::fs::rename(&self.path, &target)?;
-        let done = if self.compress {
-            let gz = gzip(&target)?;
-            std::fs::remove_file(&target)?;
-            gz
-        } else {
-            target
-        };
-        // The renames themselves reach the disk.
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(done)
+        Err(io::Error::other("no free rotation name"))
     }
 
     /// Deletes rotations whose day is more than `retain` days before today.
@@ -479,22 +486,25 @@ pub(crate) fn parse_day(tail: &str) -> Option<u64> {
     u64::try_from(ts.as_millisecond()).ok().map(day_of)
 }
 
-/// `file` → `file.gz` (mode 0600, synced).
+/// `file` → `file.gz` (mode 0600, synced; written as a hidden `.…gz.part`
+/// first, which no reader takes for a trail file).
 fn gzip(file: &Path) -> io::Result<PathBuf> {
     use std::os::unix::fs::OpenOptionsExt;
-    let mut gz_name = file.as_os_str().to_owned();
-    gz_name.push(".gz");
-    let gz_path = PathBuf::from(gz_name);
+    let name = file_name(file);
+    let gz_path = file.with_file_name(format!("{name}.gz"));
+    let part = file.with_file_name(format!(".{name}.gz.part"));
     let out = std::fs::OpenOptions::new()
-        .create_new(true)
+        .create(true)
+        .truncate(true)
         .write(true)
         .mode(0o600)
-        .open(&gz_path)?;
+        .open(&part)?;
     let mut enc =
         flate2::write::GzEncoder::new(io::BufWriter::new(out), flate2::Compression::default());
     io::copy(&mut std::fs::File::open(file)?, &mut enc)?;
     let out = enc.finish()?.into_inner().map_err(|e| e.into_error())?;
     out.sync_all()?;
+    std::fs::rename(&part, &gz_path)?;
     Ok(gz_path)
 }
 

@@ -30,6 +30,7 @@ mod analyze_fuzz_regressions;
 mod analyze_logs;
 mod analyze_pools;
 mod analyze_sim;
+mod audit_trail;
 mod browser_oidc;
 mod browser_platform_login;
 mod browser_saml;
