@@ -999,6 +999,31 @@ mod tests {
     }
 
     #[test]
+    fn the_service_management_demo_has_agents_customers_and_users_of_both() {
+        let cfg = SimConfig::demo_service_management();
+        let sm = cfg.service_management.clone().unwrap();
+        assert_eq!(sm.seats, 5);
+        assert_eq!(sm.groups, vec![SERVICE_DESK_USERS, IUM_ACCESS_SERVICE]);
+        let st = State::new(cfg);
+        use state::Role;
+        assert_eq!(st.role_user_count(Role::Service), 1, "agent1");
+        assert_eq!(st.role_user_count(Role::Software), 3);
+        assert_eq!(st.members(IUM_USER_SERVICE).map(|m| m.len()), Some(13));
+        assert_eq!(st.members(IUM_ACCESS_SERVICE).map(|m| m.len()), Some(0));
+        assert!(st.is_member("both2", "IUM_user_software"));
+        assert!(st.check_password("customer3", "demo").is_some());
+        assert!(!st.has_access("customer3") && !st.has_access("agent05"));
+        // Off by default, and the builder keeps groups given before the tier.
+        assert_eq!(SimConfig::demo(Product::Jira).service_management, None);
+        let cfg = SimConfig::demo(Product::Jira)
+            .service_group("agents")
+            .service_management(7);
+        let sm = cfg.service_management.unwrap();
+        assert_eq!((sm.seats, sm.groups.len()), (7, 2));
+        assert!(cfg.groups.iter().any(|g| g == "agents"));
+    }
+
+    #[test]
     fn demo_worlds_match_the_brief() {
         let cfg = SimConfig::demo(Product::Jira);
         let st = State::new(cfg.clone());
