@@ -366,6 +366,9 @@ async fn the_customer_portal_needs_a_login_but_no_role() {
     // Nothing else is open to them, and they hold no seat of either role.
     assert_eq!(get(&sim, QUEUE, &cookie).await.status(), 403);
     assert_eq!(get(&sim, "/browse/DEMO-1", &cookie).await.status(), 403);
+    assert_eq!(get(&sim, "/rest/api/2/myself", &cookie).await.status(), 401);
+    assert_eq!(sim.role_refusals(SOFTWARE), 2, "the page and the REST call");
+    assert_eq!(sim.role_refusals(SERVICE_DESK_ROLE), 1);
     assert_eq!(sim.role_user_count(SERVICE_DESK_ROLE), Some(1));
     assert_eq!(sim.role_user_count(SOFTWARE), Some(3));
     // A software power user and an agent use the portal too.

@@ -189,8 +189,9 @@ pub(crate) fn user_meta(st: &State, cx: &Cx) -> String {
     )
 }
 
-fn dashboard(st: &State, cx: &Cx) -> Reply {
+fn dashboard(st: &mut State, cx: &Cx) -> Reply {
     if cx.user.is_some() && !cx.access {
+        st.refuse(Role::Software);
         return no_permission_page(403);
     }
     if cx.access {
@@ -363,6 +364,10 @@ fn json_session(st: &mut State, req: &Req, cx: &mut Cx) -> Reply {
 fn rest(st: &mut State, req: &Req, cx: &mut Cx) -> Reply {
     // REST answers 401 to anyone without access: anonymous, inactive, unlicensed.
     let Some(user) = cx.authed().map(str::to_string) else {
+        if cx.user.is_some() {
+            // Valid credentials without application access.
+            st.refuse(Role::Software);
+        }
         return Reply::error(401, NOT_AUTHENTICATED);
     };
     let path = req.path.as_str();

@@ -486,9 +486,12 @@ impl Sim {
         st.role_of_key(role).map(|r| st.peak_role_count(r))
     }
 
-    /// Requests refused because the logged-in user lacked `role`: software
-    /// pages (`/browse/…`, `/rest/api/2/issue/…`) for `jira-software` (the
-    /// product's role), agent views for `jira-servicedesk`. 0 for no such role.
+    /// Jira: requests refused because the authenticated user lacked `role`.
+    /// `jira-software`: the dashboard, `/browse/…` and REST refused to a user
+    /// without application access, and `/browse/…` and `/rest/api/2/issue/…`
+    /// refused to an agent holding only `jira-servicedesk`;
+    /// `jira-servicedesk`: agent views refused to anyone not holding it.
+    /// Anonymous requests and the portal never count. 0 for no such role.
     pub fn role_refusals(&self, role: &str) -> u64 {
         let st = self.lock();
         st.role_of_key(role).map_or(0, |r| st.refusals(r))
