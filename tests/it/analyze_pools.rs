@@ -153,7 +153,7 @@ fn the_service_pool_can_be_full_while_the_software_pool_has_room() {
     // One seat each. ann and bob work requests at the same time, so bob waits for an agent
     // seat until ann has been idle 30 minutes (09:10 → 09:40); on the software side they
     // come hours apart and nobody waits.
-    let lines = vec![
+    let lines = [
         jira_line(&at(9, 0), "ann", "GET", REQUEST),
         jira_line(&at(9, 5), "bob", "GET", REQUEST),
         jira_line(&at(9, 10), "ann", "GET", REQUEST),
@@ -186,7 +186,7 @@ fn the_service_pool_can_be_full_while_the_software_pool_has_room() {
 
 #[test]
 fn each_pool_has_its_own_idle_time_tier_and_reserved_seats() {
-    let lines = vec![
+    let lines = [
         jira_line(&at(9, 0), "ann", "GET", REQUEST),
         jira_line(&at(9, 0), "ann", "GET", "/browse/ABC-1"),
     ];
