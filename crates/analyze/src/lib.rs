@@ -290,6 +290,8 @@ pub struct Analyzer {
     /// today's single-pool analysis reads every line as before.
     no_seat: Option<Needs>,
     no_seat_requests: u64,
+    /// `"METHOD /path"` of the line at hand (one buffer for every line).
+    request_text: String,
     files: Vec<FileSummary>,
     first_ts: i64,
     last_ts: i64,
@@ -401,6 +403,7 @@ impl Analyzer {
             pools: pool_accs,
             no_seat,
             no_seat_requests: 0,
+            request_text: String::new(),
             files: Vec::new(),
             first_ts: i64::MAX,
             last_ts: i64::MIN,
@@ -555,14 +558,15 @@ impl Analyzer {
         let pi = match &self.no_seat {
             None => 0,
             Some(no_seat) => {
-                let text = pools::request_line(r.method, r.path);
-                if no_seat.is_match(&text) {
+                let text = &mut self.request_text;
+                pools::write_request_line(text, r.method, r.path);
+                if no_seat.is_match(text) {
                     self.no_seat_requests += 1;
                     return;
                 }
                 self.pools
                     .iter()
-                    .position(|p| p.matcher.as_ref().is_some_and(|m| m.is_match(&text)))
+                    .position(|p| p.matcher.as_ref().is_some_and(|m| m.is_match(text)))
                     .unwrap_or(0)
             }
         };

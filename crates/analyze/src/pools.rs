@@ -18,7 +18,7 @@
 //! The look-ahead in `'^[A-Z]+ /servicedesk/(?!customer/)'` is redundant here anyway: portal
 //! lines never reach the pools (rule 1).
 
-use regex::Regex;
+use regex::{Regex, RegexSet};
 use std::time::Duration;
 
 /// The name of the pool that takes every seat-needing line no other pool claims.
@@ -92,12 +92,15 @@ impl PoolDef {
 /// A compiled `needs` list.
 #[derive(Debug, Clone)]
 pub struct Needs {
+    /// Every pattern's base, matched in one pass.
+    set: RegexSet,
+    /// Per pattern, in `set`'s order.
     rules: Vec<Rule>,
 }
 
 #[derive(Debug, Clone)]
 struct Rule {
-    base: Regex,
+    base: String,
     /// `BASE` followed by the trailing look-ahead's text: a match here vetoes the rule.
     unless: Option<Regex>,
 }
@@ -109,14 +112,22 @@ impl Needs {
             .iter()
             .map(|p| Rule::new(p.as_ref()))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Needs { rules })
+        let set = RegexSet::new(rules.iter().map(|r| r.base.as_str()))
+            .map_err(|e| format!("needs: {e}"))?;
+        Ok(Needs { set, rules })
     }
 
     /// Whether `line` (`"METHOD /path"`) matches any pattern.
     pub fn is_match(&self, line: &str) -> bool {
-        self.rules
-            .iter()
-            .any(|r| r.base.is_match(line) && !r.unless.as_ref().is_some_and(|u| u.is_match(line)))
+        if !self.set.is_match(line) {
+            return false;
+        }
+        self.set.matches(line).iter().any(|i| {
+            !self.rules[i]
+                .unless
+                .as_ref()
+                .is_some_and(|u| u.is_match(line))
+        })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -144,8 +155,9 @@ impl Rule {
         }
         let compile =
             |re: &str| Regex::new(re).map_err(|e| format!("needs pattern `{pattern}`: {e}"));
+        compile(base)?;
         Ok(Rule {
-            base: compile(base)?,
+            base: base.to_owned(),
             unless: ahead
                 .map(|a| compile(&format!("{base}(?:{a})")))
                 .transpose()?,
@@ -185,10 +197,16 @@ fn trailing_negative_lookahead(p: &str) -> Option<usize> {
 /// `"METHOD /path"`, the text `needs` and activity rules are matched against.
 pub fn request_line(method: &str, path: &str) -> String {
     let mut s = String::with_capacity(method.len() + 1 + path.len());
-    s.push_str(method);
-    s.push(' ');
-    s.push_str(path);
+    write_request_line(&mut s, method, path);
     s
+}
+
+/// [`request_line`] into `buf` (cleared first), to reuse one buffer for every line.
+pub fn write_request_line(buf: &mut String, method: &str, path: &str) {
+    buf.clear();
+    buf.push_str(method);
+    buf.push(' ');
+    buf.push_str(path);
 }
 
 #[cfg(test)]
