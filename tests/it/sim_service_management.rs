@@ -233,6 +233,13 @@ async fn agent_views_need_the_service_role_and_software_pages_the_software_role(
     // Software pages stay closed to an agent-only user, and count.
     let browse = get(&sim, "/browse/DEMO-1", &cookie).await;
     assert_eq!(browse.status(), StatusCode::FORBIDDEN);
+    assert_eq!(header(&browse, "x-ausername").as_deref(), Some("agent01"));
+    let text = browse.text().await.unwrap();
+    assert!(text.contains("jira-software application role"), "{text}");
+    assert!(
+        !text.contains("You do not have a permission to log in"),
+        "not the login page's refusal: the agent may log in"
+    );
     let issue = get(&sim, "/rest/api/2/issue/DEMO-1", &cookie).await;
     assert_eq!(issue.status(), StatusCode::FORBIDDEN);
     assert_eq!(sim.role_refusals(SOFTWARE), 2);

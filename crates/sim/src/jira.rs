@@ -13,6 +13,8 @@ const DASHBOARD: &str = "/secure/Dashboard.jspa";
 const NO_PERMISSION: &str = "You do not have a permission to log in";
 const BAD_PASSWORD: &str = "Sorry, your username and password are incorrect - please try again.";
 const CAPTCHA: &str = "Sorry, your userid is required to answer a CAPTCHA question correctly.";
+const NO_SOFTWARE: &str =
+    "You do not have access to Jira Software: this page needs the jira-software application role.";
 const NOT_AUTHENTICATED: &str =
     "You are not authenticated. Authentication required to perform this operation.";
 
@@ -148,7 +150,16 @@ pub(crate) fn no_permission_page(status: u16) -> Reply {
 fn page_guard(st: &mut State, cx: &Cx, dest: &str) -> Option<Reply> {
     if cx.access {
         if software_refused(st, cx) {
-            return Some(no_permission_page(403));
+            // Not the login page's "no permission" text: the user may log in,
+            // just not use Jira Software (wording *unconfirmed*).
+            return Some(Reply::html(
+                403,
+                "Access denied - Jira",
+                &format!(
+                    "{}\n<div class=\"aui-message error\" id=\"software-denied\">{NO_SOFTWARE}</div>",
+                    user_meta(st, cx)
+                ),
+            ));
         }
         None
     } else if cx.user.is_some() {
@@ -388,10 +399,7 @@ fn rest(st: &mut State, req: &Req, cx: &mut Cx) -> Reply {
         ),
         (m, Some(a)) if a.starts_with("issue/") => {
             if software_refused(st, cx) {
-                return Reply::error(
-                    403,
-                    "You do not have access to Jira Software: this resource needs the jira-software application role.",
-                );
+                return Reply::error(403, NO_SOFTWARE);
             }
             let key = a.trim_start_matches("issue/").to_string();
             issue(st, req, m, &key)
