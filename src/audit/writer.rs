@@ -37,6 +37,11 @@ pub struct Audit {
     path: PathBuf,
     node: String,
     dropped: IntCounter,
+    /// `audit_dropping` is raised: the first drop of an episode raises it
+    /// (once, even while the writer is stuck); the writer resolves it.
+    alerting: Arc<AtomicBool>,
+    alerts: Arc<Alerts>,
+    clock: Arc<dyn Clock>,
     stop: Arc<AtomicBool>,
     done: Mutex<Option<Receiver<()>>>,
 }
@@ -107,6 +112,7 @@ impl Audit {
         let file = Current::open(&path, clock.now_ms()).map_err(fail)?;
         let (tx, rx) = mpsc::sync_channel(cfg.buffer.max(1));
         let stop = Arc::new(AtomicBool::new(false));
+        let alerting = Arc::new(AtomicBool::new(false));
         let (done_tx, done_rx) = mpsc::channel();
         let mut w = Writer {
             rx,
@@ -116,14 +122,16 @@ impl Audit {
             retain_days: cfg.retain,
             compress: cfg.compress,
             node: node.to_string(),
-            clock,
-            alerts,
+            clock: clock.clone(),
+            alerts: alerts.clone(),
             counters: counters.clone(),
             stop: stop.clone(),
             line: Vec::with_capacity(512),
             failing: false,
+            alerting: alerting.clone(),
+            pruned_day: 0,
             dropped_seen: counters.dropped.get(),
-            last_drop_ms: None,
+            last_drop_ms: 0,
         };
         w.prune_old();
         std::thread::Builder::new()
@@ -138,6 +146,9 @@ impl Audit {
             path,
             node: node.to_string(),
             dropped: counters.dropped,
+            alerting,
+            alerts,
+            clock,
             stop,
             done: Mutex::new(Some(done_rx)),
         })))
@@ -153,12 +164,22 @@ impl Audit {
         &self.node
     }
 
-    /// Hands an event to the writer; never waits. A full buffer drops it
-    /// (counted; the writer raises `audit_dropping`).
+    /// Hands an event to the writer; never waits. A full buffer drops it:
+    /// counted, and the first drop of an episode raises `audit_dropping`.
     pub fn log(&self, e: Event) {
         match self.tx.try_send(e) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => self.dropped.inc(),
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.dropped.inc();
+                if !self.alerting.swap(true, Ordering::AcqRel) {
+                    self.alerts.raise(
+                        AlertKey::AuditDropping.as_str(),
+                        "The audit trail is dropping seat events: its writer cannot keep up.",
+                        "Check the disk of [audit] path (full, slow, stuck?), or raise [audit] buffer.",
+                        self.clock.now_ms(),
+                    );
+                }
+            }
         }
     }
 
@@ -229,8 +250,12 @@ struct Writer {
     line: Vec<u8>,
     /// Writing failed: said once in the log until a write succeeds again.
     failing: bool,
+    alerting: Arc<AtomicBool>,
+    /// The day rotations were last pruned.
+    pruned_day: u64,
     dropped_seen: u64,
-    last_drop_ms: Option<u64>,
+    /// When the writer last saw the drop count move.
+    last_drop_ms: u64,
 }
 
 impl Writer {
@@ -277,7 +302,8 @@ impl Writer {
     }
 
     /// Once a second: a new day rotates yesterday's file even when nothing
-    /// happens today; drops raise (and, quiet again, resolve) the alert.
+    /// happens today; five quiet minutes after the last drop resolve
+    /// `audit_dropping`.
     fn tick(&mut self) {
         let now = self.clock.now_ms();
         let stale = self
@@ -287,24 +313,19 @@ impl Writer {
         if stale || self.file.is_none() {
             self.rotate();
         }
+        // A new day: rotations may have passed `retain`, events or not.
+        if day_of(now) != self.pruned_day {
+            self.prune_old();
+        }
         let dropped = self.counters.dropped.get();
         if dropped > self.dropped_seen {
-            self.alerts.raise(
-                AlertKey::AuditDropping.as_str(),
-                format!(
-                    "The audit trail dropped {} seat events: its writer could not keep up.",
-                    dropped - self.dropped_seen
-                ),
-                "Check the disk of [audit] path (full, slow?), or raise [audit] buffer.",
-                now,
-            );
             self.dropped_seen = dropped;
-            self.last_drop_ms = Some(now);
-        } else if let Some(at) = self.last_drop_ms {
-            if now.saturating_sub(at) >= QUIET_MS {
-                self.alerts.resolve(AlertKey::AuditDropping.as_str());
-                self.last_drop_ms = None;
-            }
+            self.last_drop_ms = now;
+        } else if self.alerting.load(Ordering::Acquire)
+            && now.saturating_sub(self.last_drop_ms) >= QUIET_MS
+        {
+            self.alerts.resolve(AlertKey::AuditDropping.as_str());
+            self.alerting.store(false, Ordering::Release);
         }
     }
 
@@ -323,6 +344,9 @@ impl Writer {
         };
         if rotate {
             self.rotate();
+        } else if day != self.pruned_day {
+            // The first event of a day: rotations may have passed `retain`.
+            self.prune_old();
         }
         let Some(f) = self.file.as_mut() else {
             self.counters.errors.inc();
@@ -441,11 +465,12 @@ impl Writer {
     }
 
     /// Deletes rotations whose day is more than `retain` days before today.
-    fn prune_old(&self) {
+    fn prune_old(&mut self) {
+        let today = day_of(self.clock.now_ms());
+        self.pruned_day = today;
         if self.retain_days == 0 {
             return;
         }
-        let today = day_of(self.clock.now_ms());
         let dir = self.path.parent().unwrap_or(Path::new("."));
         let prefix = format!("{}.", file_name(&self.path));
         let Ok(entries) = std::fs::read_dir(dir) else {
