@@ -158,13 +158,16 @@ fn one_copy_each(files: &[PathBuf]) -> Vec<PathBuf> {
         .collect()
 }
 
+/// The kept lines with their times (ms), and what each file held.
+pub type Collected = (Vec<(i64, Line)>, Vec<Input>);
+
 /// The kept lines of every file, merged in time order (stable: lines of
 /// one time keep their file order). A plain rotation gzipped away between
 /// the listing and its reading is read as its `.gz`.
 pub fn collect(
     files: &[PathBuf],
     filter: &Filter,
-) -> Result<(Vec<(i64, Line)>, Vec<Input>), ReadError> {
+) -> Result<Collected, ReadError> {
     let mut lines = Vec::new();
     let mut inputs = Vec::new();
     for f in one_copy_each(files) {
