@@ -150,6 +150,8 @@ pub struct Running {
     pub stop: CancellationToken,
     /// Writes the state snapshots (`[state] path`); the final one after a drain.
     pub state: Option<Arc<crate::state::StateStore>>,
+    /// The same for each further pool (`[pools.*]`: `<state.path>.<name>`).
+    pub pool_states: Vec<Arc<crate::state::StateStore>>,
     /// The upstream client (its parked idle connections).
     pub upstream: Arc<proxy::client::Upstream>,
     /// `[access_log]`, when on (SIGHUP reopens it).
@@ -181,7 +183,7 @@ impl Running {
                 tokio::task::spawn_blocking(move || trail.close(std::time::Duration::from_secs(2)))
                     .await;
         }
-        if let Some(store) = &self.state {
+        for store in self.state.iter().chain(&self.pool_states) {
             if store.save().await.is_ok() {
                 tracing::info!(path = %store.path().display(), "final state snapshot written");
             }
@@ -293,7 +295,7 @@ pub async fn start_opts(cfg: Config, opts: Options) -> Result<Running, StartErro
     let gate = Gate::new(
         settings,
         pool_cfg,
-        directory,
+        directory.clone(),
         opts.clock.clone(),
         alerts.clone(),
         hash_key,
@@ -315,6 +317,7 @@ pub async fn start_opts(cfg: Config, opts: Options) -> Result<Running, StartErro
     )? {
         gate.set_audit(trail);
     }
+    let pools = start_pools(&cfg, &gate, &directory, &opts.clock)?;
     if let Some(s) = &snapshot {
         let r = s.restore(&gate);
         tracing::info!(
@@ -371,8 +374,101 @@ pub async fn start_opts(cfg: Config, opts: Options) -> Result<Running, StartErro
             running.stop.clone(),
         ));
     }
+    // Each further pool: its jobs, its sync with Redis, its snapshot.
+    for (pcfg, p) in &pools {
+        let hk = crate::jobs::spawn_all(pcfg, p.gate.clone(), p.runs.clone(), running.stop.clone());
+        let _ = p.jobs.set(hk);
+        if p.gate.cluster().is_some() {
+            tokio::spawn(crate::gate::cluster::sync_loop(
+                p.gate.clone(),
+                p.runs.clone(),
+                running.stop.clone(),
+            ));
+        }
+        if let Some(st) = crate::state::start(&pcfg.state, p.gate.clone(), running.stop.clone()) {
+            running.pool_states.push(st);
+        }
+    }
     running.state = crate::state::start(&cfg.state, gate, running.stop.clone());
     Ok(running)
+}
+
+/// Makes the gate of every `[pools.<name>]` (each its own pool, groups,
+/// arithmetic, queue, keys on Redis, snapshot and alerts) and hands them
+/// to the default gate, which asks them for the seats their `needs` name.
+/// Their jobs start with the default gate's.
+fn start_pools(
+    cfg: &Config,
+    gate: &Arc<Gate>,
+    directory: &Arc<dyn crate::directory::Directory>,
+    clock: &Arc<dyn Clock>,
+) -> Result<Vec<(Config, Arc<crate::gate::pools::ExtraPool>)>, StartError> {
+    let mut out = Vec::new();
+    let mut extra = Vec::new();
+    for name in cfg.pools.keys() {
+        let Some(pcfg) = cfg.pool_config(name) else {
+            continue;
+        };
+        let section = &cfg.pools[name];
+        let needs = iumgate_analyze::pools::Needs::new(&section.needs).map_err(|e| {
+            StartError::Pattern {
+                key: "pools.<name>.needs",
+                source: regex::Error::Syntax(e),
+            }
+        })?;
+        let settings = GateSettings::from_config(&pcfg).map_err(|source| StartError::Pattern {
+            key: "activity.include / activity.exclude",
+            source,
+        })?;
+        let pool_cfg = PoolConfig {
+            capacity: 0,
+            min_idle_ms: pcfg.ium.min_idle.get().as_millis() as u64,
+            abandon_after_ms: pcfg.queue.abandon_after.get().as_millis() as u64,
+        };
+        // Alerts of its own: its reconcile's success must not clear the
+        // default pool's alert (and each names its pool).
+        let alerts = Arc::new(Alerts::default());
+        let pg = Gate::new_named(
+            name,
+            settings,
+            pool_cfg,
+            directory.clone(),
+            clock.clone(),
+            alerts,
+            gate.sessions.hash_key(),
+        );
+        if let (Some(c), Some(main)) = (&pcfg.cluster, gate.cluster()) {
+            let store = main
+                .with_prefix(&c.key_prefix)
+                .with_lease_ttl(c.lease.get());
+            pg.set_cluster(Arc::new(store));
+        }
+        if let Some(trail) = gate.audit_trail() {
+            pg.set_audit(trail.clone());
+        }
+        match crate::state::load_at_start(&pcfg.state, &pg.alerts, clock.now_ms()) {
+            Ok(Some(s)) => {
+                let r = s.restore(&pg);
+                tracing::info!(pool = %name, holders = r.holders, waiters = r.waiters, "pool state restored");
+            }
+            Ok(None) => {}
+            Err(e) => return Err(e.into()),
+        }
+        tracing::info!(pool = %name, application = %section.application, "seat pool beside the default one");
+        let p = Arc::new(crate::gate::pools::ExtraPool {
+            name: Arc::from(name.as_str()),
+            needs,
+            gate: pg,
+            runs: Arc::new(JobRuns::default()),
+            jobs: std::sync::OnceLock::new(),
+        });
+        extra.push(p.clone());
+        out.push((pcfg, p));
+    }
+    if !extra.is_empty() {
+        gate.set_pools(extra);
+    }
+    Ok(out)
 }
 
 pub async fn start_with<H: Hooks>(
@@ -474,6 +570,7 @@ pub async fn start_with<H: Hooks>(
         reloader,
         stop,
         state: None,
+        pool_states: Vec::new(),
         upstream,
         access_log,
         done,

@@ -241,7 +241,17 @@ impl ClusterStore {
     /// any); nothing is connected until the first call.
     pub fn new(url: &str, prefix: &str, node: &str) -> Result<ClusterStore, StoreError> {
         let client = redis::Client::open(url)?;
-        Ok(ClusterStore {
+        Ok(ClusterStore::from_client(client, prefix, node))
+    }
+
+    /// A store on the same Redis under another prefix (a further seat pool,
+    /// `[pools.*]`), with its own connection.
+    pub fn with_prefix(&self, prefix: &str) -> ClusterStore {
+        ClusterStore::from_client(self.client.clone(), prefix, &self.node)
+    }
+
+    fn from_client(client: redis::Client, prefix: &str, node: &str) -> ClusterStore {
+        ClusterStore {
             client,
             conn: OnceCell::new(),
             seats_key: format!("{prefix}seats"),
@@ -258,7 +268,7 @@ impl ClusterStore {
             drop_stale: redis::Script::new(DROP_STALE),
             lease: redis::Script::new(LEASE),
             lease_ttl: Duration::from_secs(30),
-        })
+        }
     }
 
     /// The jobs' lease lasts `ttl` unrenewed (`[cluster] lease`).

@@ -9,10 +9,12 @@
 mod audit;
 mod duration;
 mod locate;
+mod pools;
 mod secret;
 
 pub use audit::AuditConfig;
 pub use duration::Dur;
+pub use pools::{PoolSection, Pools, DEFAULT_POOL};
 pub use secret::{Secret, SecretError, SecretRef};
 
 use crate::product::Product;
@@ -94,6 +96,9 @@ pub struct Config {
     pub sso: SsoConfig,
     /// `[cluster]`: replicas sharing one pool on Redis (absent: one process).
     pub cluster: Option<ClusterConfig>,
+    /// `[pools.<name>]`: seat pools beside the default one (`[licence]` +
+    /// `[ium]`), e.g. Jira Service Management's agents.
+    pub pools: Pools,
 }
 
 /// `[cluster]`: several replicas share one licence pool on Redis. Without
@@ -1137,6 +1142,7 @@ impl Config {
         ) {
             err("activity", format!("a rule is not a valid regex: {e}"));
         }
+        errs.extend(self.validate_pools());
         errs
     }
 

@@ -1,6 +1,7 @@
 //! The gate as the proxy's request hooks: identify → decide → (forward) →
 //! learn from the upstream's answer.
 
+use super::pools::Needed;
 use super::sso;
 use super::two_step::SecondStep;
 use super::waiting::resume::PendingLogin;
@@ -129,6 +130,9 @@ struct LoginCtx {
     /// released if the app does not log the user in.
     admitted: bool,
     class: Class,
+    /// Whose seat the login takes (`[pools.*]`: the pool its destination
+    /// needs, or the only pool the user is casual in; else the default).
+    pool: Needed,
     /// A free seat lent before forwarding (given back unless the login
     /// succeeds, on every path).
     borrow: Option<Borrow>,
@@ -174,6 +178,11 @@ enum Pending {
     Lookup,
     /// A casual user without a seat; `activity`: the request is real work.
     Admit { activity: bool },
+    /// A request that needs the seat of pool `pool` (`[pools.*]`), for a
+    /// user that pool's gate has not seen in its groups.
+    PoolLookup { pool: usize },
+    /// A user casual in pool `pool` without a seat there.
+    PoolAdmit { pool: usize, activity: bool },
     /// An anonymous browser at the app's OIDC start page: iumgate's own
     /// sign-in first.
     OidcStart,
@@ -294,10 +303,30 @@ impl Hooks for Gate {
                 }
             }
             (Some(Pending::Admit { activity }), Some(user)) => Some((user, activity)),
+            (Some(Pending::PoolLookup { pool }), Some(user)) => {
+                let may_touch = ctx.standing.is_some_and(|st| st.rights().refresh_activity);
+                let (m, path) = (parts.method.as_str(), parts.uri.path());
+                match self
+                    .pool_check_or_lookup(pool, &user, m, path, ctx.now, may_touch)
+                    .await
+                {
+                    Check::Pass { .. } => None,
+                    Check::Admit { activity } => {
+                        self.admit_known(&mut ctx, Some(pool), &user, activity, &parts.headers)
+                            .await?;
+                        None
+                    }
+                }
+            }
+            (Some(Pending::PoolAdmit { pool, activity }), Some(user)) => {
+                self.admit_known(&mut ctx, Some(pool), &user, activity, &parts.headers)
+                    .await?;
+                None
+            }
             _ => None,
         };
         if let Some((user, activity)) = activity {
-            self.admit_known(&mut ctx, &user, activity, &parts.headers)
+            self.admit_known(&mut ctx, None, &user, activity, &parts.headers)
                 .await?;
         }
         Ok((Request::from_parts(parts, body), ctx))
@@ -385,10 +414,13 @@ impl Hooks for Gate {
         // admitted now and the client retries.
         if ctx.user.is_none() {
             if let Some(UpstreamUser::User(u)) = &upstream {
-                if self.class_or_lookup(u).await == Class::Casual && !self.holds(u) {
-                    return match self.admit(u, Standing::Proven.mode()).await {
+                let path = ctx.target.as_str();
+                let path = path.split_once('?').map_or(path, |(p, _)| p);
+                let needed = self.needed(ctx.method.as_str(), path);
+                if self.needs_seat_for(needed, u).await {
+                    return match self.admit_for(needed, u, Standing::Proven.mode()).await {
                         Outcome::Pass => {
-                            let verdict = self.seat_verdict(u, ctx.now);
+                            let verdict = self.seat_verdict_for(needed, u, ctx.now);
                             let mut r = retry_response(ctx.target.as_str(), resp.headers());
                             r.extensions_mut()
                                 .insert(Note::new(Some(u.clone()), verdict));
@@ -472,7 +504,7 @@ enum SeatKnown {
 
 /// What a known user's request needs, as far as the gate can tell without
 /// waiting.
-enum Check {
+pub(super) enum Check {
     /// Unmanaged, power user, or a casual holder (activity recorded when
     /// the identity may refresh it); `activity`: the request is real work.
     Pass { activity: bool },
@@ -559,12 +591,25 @@ impl Gate {
             ctx.second_step = self.second_steps.find(keys, ctx.now);
         }
         let user = ctx.user.clone()?;
+        let may_touch = ctx.standing.is_some_and(|st| st.rights().refresh_activity);
+        match self.needed(method.as_str(), path) {
+            Needed::Default => {}
+            Needed::Nobody => return None,
+            Needed::Pool(pool) => {
+                let m = method.as_str();
+                return match self.check_in_pool(pool, &user, m, path, ctx.now, may_touch) {
+                    None => Some(Pending::PoolLookup { pool }),
+                    Some(Check::Pass { .. }) => None,
+                    Some(Check::Admit { activity }) => Some(Pending::PoolAdmit { pool, activity }),
+                };
+            }
+        }
         let asked = Asked {
             user: &user,
             method: method.as_str(),
             path,
             now: ctx.now,
-            may_touch: ctx.standing.is_some_and(|st| st.rights().refresh_activity),
+            may_touch,
         };
         match self.check_known(s, &asked, remembered, epoch) {
             None => Some(Pending::Lookup),
@@ -576,18 +621,25 @@ impl Gate {
         }
     }
 
-    /// A casual user without a seat. An unconfirmed claim borrows a free
-    /// seat for this exchange at most (no eviction, no queue, no wait
-    /// cookie); a confirmed user is admitted, taking an idle colleague's
-    /// seat only for real work. `Err`: the answer instead of forwarding.
+    /// A casual user without a seat — in the default pool, or in the pool
+    /// `pool` the request needs. An unconfirmed claim borrows a free seat of
+    /// the default pool for this exchange at most (no eviction, no queue, no
+    /// wait cookie), and no seat of another pool; a confirmed user is
+    /// admitted, taking an idle colleague's seat only for real work. `Err`:
+    /// the answer instead of forwarding.
     async fn admit_known(
         &self,
         ctx: &mut Ctx,
+        pool: Option<usize>,
         user: &UserId,
         activity: bool,
         req_headers: &HeaderMap,
     ) -> Result<(), Response<Body>> {
         let standing = ctx.standing.unwrap_or(Standing::Unconfirmed);
+        if !standing.rights().evict && pool.is_some() {
+            ctx.html = false;
+            return Err(self.wait_response(&ctx.wait_for(), user, 0, None, None));
+        }
         if !standing.rights().evict {
             // Without a free seat, an API client hears "retry later" and
             // nothing changed.
@@ -619,8 +671,9 @@ impl Gate {
         } else {
             Mode::MayEvict
         };
-        match self.admit(user, mode).await {
-            Outcome::Pass => ctx.verdict = Some(self.seat_verdict(user, ctx.now)),
+        let needed = pool.map_or(Needed::Default, Needed::Pool);
+        match self.admit_for(needed, user, mode).await {
+            Outcome::Pass => ctx.verdict = Some(self.seat_verdict_for(needed, user, ctx.now)),
             Outcome::NoFreeSeat if background => {}
             Outcome::Wait { position } => {
                 return Err(self.wait_response(&ctx.wait_for(), user, position, None, None));
@@ -633,7 +686,7 @@ impl Gate {
             }
         }
         if activity {
-            self.touch(user, ctx.now);
+            self.touch_for(needed, user, ctx.now);
         }
         Ok(())
     }
@@ -765,6 +818,12 @@ impl Gate {
             if s.release_on_logout && self.holds(user) {
                 self.release(user, ReleaseReason::Logout).await;
             }
+            // The seats of every other pool go with the session too.
+            for p in self.pools() {
+                if s.release_on_logout && p.gate.holds(user) {
+                    p.gate.release(user, ReleaseReason::Logout).await;
+                }
+            }
         }
     }
 
@@ -820,13 +879,20 @@ impl Gate {
             })
             .flatten();
         if let Some(attempt) = attempt {
-            let class = self.class_or_lookup(&attempt.user).await;
+            let pool = self
+                .login_pool(&attempt.user, attempt.destination.as_deref())
+                .await;
+            let lg = self.gate_for(pool);
+            let class = match lg {
+                Some(g) => g.class_or_lookup(&attempt.user).await,
+                None => Class::Unmanaged,
+            };
             let mut borrow = None;
-            if class == Class::Casual {
+            if let (Class::Casual, Some(lg)) = (class, lg) {
                 // Only a free seat before the password is checked, lent for
                 // this exchange: a wrong password must never cost a
                 // colleague their seat, nor keep one.
-                match self.borrow(&attempt.user).await {
+                match lg.borrow(&attempt.user).await {
                     (Outcome::Pass, lent) => borrow = lent,
                     (Outcome::Unavailable, _) => {
                         return Err(self.unavailable_response(&ctx.wait_for(), &parts.headers));
@@ -881,6 +947,7 @@ impl Gate {
                 sso: false,
                 admitted: false,
                 class,
+                pool,
                 borrow,
                 replay,
                 lag,
@@ -951,7 +1018,10 @@ impl Gate {
             Some(LoginReason::AuthorisationFailed) if login.class == Class::Casual && !mismatch => {
                 // The password is right; only the licence is missing. Now a
                 // seat may be taken from an idle holder.
-                match self.admit(&login.user, Mode::MayEvict).await {
+                match self
+                    .admit_for(login.pool, &login.user, Mode::MayEvict)
+                    .await
+                {
                     // A SAML assertion is good once: through SSO again.
                     Outcome::Pass if login.sso => {
                         let start = self.settings.load().profile.sso_start;
@@ -1106,6 +1176,7 @@ impl Gate {
             sso: true,
             admitted,
             class,
+            pool: Needed::Default,
             borrow,
             replay: None,
             lag: None,
@@ -1202,7 +1273,13 @@ impl Gate {
         });
         let borrow = login.borrow.take();
         let admitted =
-            if borrow.is_some() || login.class != Class::Casual || self.holds(&login.user) {
+            // (A login for another pool's seat without a loan is passed on:
+            // its destination asks that pool once the code step is done.)
+            if borrow.is_some()
+                || login.class != Class::Casual
+                || login.pool != Needed::Default
+                || self.holds(&login.user)
+            {
                 false
             } else {
                 match self.admit(&login.user, Mode::MayEvict).await {

@@ -17,6 +17,7 @@ mod claim;
 pub mod cluster;
 mod hooks;
 pub mod oidc;
+pub mod pools;
 mod reconcile;
 mod seats;
 mod sso;
@@ -266,8 +267,13 @@ pub struct Gate {
     cluster_peers: Mutex<Vec<crate::cluster::PeerState>>,
     /// `[audit]`: the seat audit trail, when on.
     audit: std::sync::OnceLock<Arc<crate::audit::Audit>>,
-    /// The pool's name in the audit trail (`[ium]`: "default").
+    /// The pool's name (`[ium]`: "default"; else its `[pools.<name>]`).
     pool_name: Arc<str>,
+    /// `[pools.<name>]`: the pools beside this one, each a gate of its own
+    /// (set on the default gate only).
+    pools: std::sync::OnceLock<Vec<Arc<pools::ExtraPool>>>,
+    /// Waiters sent to the waiting room for another pool's seat, and which.
+    pool_waits: DashMap<UserId, usize>,
     /// The gate itself, for guards that give a seat back when dropped.
     me: std::sync::Weak<Gate>,
 }
@@ -285,6 +291,27 @@ const MAX_EVENTS: usize = 200;
 
 impl Gate {
     pub fn new(
+        settings: GateSettings,
+        pool_cfg: PoolConfig,
+        directory: Arc<dyn Directory>,
+        clock: Arc<dyn Clock>,
+        alerts: Arc<Alerts>,
+        hash_key: [u8; 32],
+    ) -> Arc<Gate> {
+        Gate::new_named(
+            crate::config::DEFAULT_POOL,
+            settings,
+            pool_cfg,
+            directory,
+            clock,
+            alerts,
+            hash_key,
+        )
+    }
+
+    /// A gate for the pool `name` (see [`Gate::new`]).
+    pub fn new_named(
+        name: &str,
         settings: GateSettings,
         pool_cfg: PoolConfig,
         directory: Arc<dyn Directory>,
@@ -315,7 +342,9 @@ impl Gate {
             cluster_releasing: dashmap::DashSet::new(),
             cluster_peers: Mutex::new(Vec::new()),
             audit: std::sync::OnceLock::new(),
-            pool_name: Arc::from("default"),
+            pool_name: Arc::from(name),
+            pools: std::sync::OnceLock::new(),
+            pool_waits: DashMap::new(),
             me: me.clone(),
         })
     }
@@ -328,6 +357,11 @@ impl Gate {
     /// session memos are stale afterwards.
     pub fn with_pool<R>(&self, f: impl FnOnce(&mut Pool) -> R) -> R {
         self.state.with_pool(f)
+    }
+
+    /// Reads the pool under its mutex; nothing changes (memos stay good).
+    pub fn with_pool_read<R>(&self, f: impl FnOnce(&Pool) -> R) -> R {
+        self.state.peek_pool(f)
     }
 
     pub(crate) fn epoch(&self) -> u64 {

@@ -62,6 +62,7 @@ mod gate_oidc;
 mod gate_platform_login;
 mod gate_products;
 mod gate_saml;
+mod gate_service_management;
 mod hostile_admin;
 mod hostile_big_login;
 mod hostile_chain_binary;

@@ -97,6 +97,22 @@ impl Gate {
         let Some(user) = user else {
             return QueueState::Unknown;
         };
+        // A waiter for another pool's seat (`[pools.*]`) is let in there.
+        if let Some(i) = self.waits_in_pool(&user) {
+            if let Some(p) = self.pools().get(i) {
+                let state = p.gate.poll_user(&user).await;
+                if state == QueueState::Admitted {
+                    self.pool_wait_over(&user);
+                }
+                return state;
+            }
+        }
+        self.poll_user(&user).await
+    }
+
+    /// One poll of a known waiter of this gate's pool.
+    async fn poll_user(&self, user: &crate::user::UserId) -> QueueState {
+        let user = user.clone();
         if self.holds(&user) {
             return QueueState::Admitted;
         }
