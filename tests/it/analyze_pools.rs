@@ -350,3 +350,36 @@ fn bad_pool_definitions_are_refused_with_the_reason() {
     let e = err(vec![PoolDef::new(" ", &["^GET /x"])]);
     assert!(e.contains("needs a name"), "{e}");
 }
+
+#[test]
+fn activity_rules_are_each_pools_own() {
+    // The same agent traffic, in a Service Management pool (its activity rules) and in a
+    // plain pool with the same needs (the product's rules only, like the proxy's pool of
+    // another application): only the first counts a request view as activity.
+    let lines = [
+        jira_line(&at(9, 0), "ann", "GET", REQUEST),
+        jira_line(&at(9, 1), "ann", "GET", QUEUE_REFRESH),
+        jira_line(&at(9, 2), "ann", "GET", "/browse/ABC-1"),
+    ];
+    let r = pools(&lines, opts(vec![service()]));
+    assert_eq!(pool(&r, "service").totals.activity_requests, 1);
+    let plain = PoolDef::new("plain", iumgate::analyze::pools::SERVICE_MANAGEMENT_NEEDS);
+    let r = pools(&lines, opts(vec![plain]));
+    assert_eq!(pool(&r, "plain").totals.activity_requests, 0);
+    assert_eq!(pool(&r, DEFAULT_POOL).totals.activity_requests, 1);
+    // A pool's own rule that does not compile names the pool.
+    let bad = PoolDef {
+        activity_include: vec!["^GET /(".into()],
+        ..service()
+    };
+    match Analyzer::new(Options {
+        product: Some(iumgate::product::Product::Jira),
+        ..opts(vec![bad])
+    }) {
+        Ok(_) => panic!("accepted"),
+        Err(e) => assert!(
+            e.to_string().contains("pool `service`: activity rule"),
+            "{e}"
+        ),
+    }
+}

@@ -283,7 +283,6 @@ pub struct Analyzer {
     opts: Options,
     forced: Option<Format>,
     product: Option<Product>,
-    rules: Option<ActivityRules>,
     /// The default pool first, then [`Options::pools`] in order.
     pools: Vec<PoolAcc>,
     /// Lines that need no seat ([`pools::NO_SEAT`]); None when no pools are given, so that
@@ -312,6 +311,11 @@ struct PoolAcc {
     tier: Option<u32>,
     reserved: u32,
     seats: Option<Vec<usize>>,
+    /// The pool's own activity rules (see [`PoolDef::activity_include`]).
+    include: Vec<String>,
+    exclude: Vec<String>,
+    /// Made once the product is known.
+    rules: Option<ActivityRules>,
 }
 
 impl PoolAcc {
@@ -328,6 +332,9 @@ impl PoolAcc {
             tier: None,
             reserved: 0,
             seats: None,
+            include: Vec::new(),
+            exclude: Vec::new(),
+            rules: None,
         }
     }
 }
@@ -388,6 +395,8 @@ impl Analyzer {
             acc.tier = def.tier;
             acc.reserved = def.reserved;
             acc.seats = def.seats.clone();
+            acc.include = def.activity_include.clone();
+            acc.exclude = def.activity_exclude.clone();
             pool_accs.push(acc);
         }
         let no_seat = if opts.pools.is_empty() {
@@ -399,7 +408,6 @@ impl Analyzer {
             product: opts.product,
             opts,
             forced,
-            rules: None,
             pools: pool_accs,
             no_seat,
             no_seat_requests: 0,
@@ -410,29 +418,27 @@ impl Analyzer {
             offset_s: 0,
         };
         if let Some(p) = a.product {
-            a.rules = Some(a.make_rules(p)?);
+            a.make_rules(p)?;
         }
         Ok(a)
     }
 
-    fn make_rules(&self, p: Product) -> Result<ActivityRules, AnalyzeError> {
-        let (mut include, mut exclude) = (self.opts.include.clone(), self.opts.exclude.clone());
-        if !self.opts.pools.is_empty() {
-            // With pools, Service Management's own activity rules apply (queue and SLA
-            // refreshes are not activity; opening a view or a request is).
-            include.extend(
-                pools::SERVICE_MANAGEMENT_ACTIVITY_INCLUDE
-                    .iter()
-                    .map(|s| s.to_string()),
-            );
-            exclude.extend(
-                pools::SERVICE_MANAGEMENT_ACTIVITY_EXCLUDE
-                    .iter()
-                    .map(|s| s.to_string()),
-            );
+    /// Every pool's activity rules: the product's, the pool's own, then [`Options::include`]
+    /// and [`Options::exclude`].
+    fn make_rules(&mut self, p: Product) -> Result<(), AnalyzeError> {
+        for pool in &mut self.pools {
+            let include = [pool.include.as_slice(), &self.opts.include].concat();
+            let exclude = [pool.exclude.as_slice(), &self.opts.exclude].concat();
+            let rules = ActivityRules::new(p.profile(), &include, &exclude).map_err(|e| {
+                AnalyzeError::Options(if pool.matcher.is_some() {
+                    format!("pool `{}`: activity rule: {e}", pool.name)
+                } else {
+                    format!("activity rule: {e}")
+                })
+            })?;
+            pool.rules = Some(rules);
         }
-        ActivityRules::new(p.profile(), &include, &exclude)
-            .map_err(|e| AnalyzeError::Options(format!("activity rule: {e}")))
+        Ok(())
     }
 
     /// Reads a file, plain or gzip (told by its first bytes), with a progress bar on a terminal.
@@ -497,10 +503,10 @@ impl Analyzer {
                 None => return Err(AnalyzeError::UnknownFormat(name.to_owned())),
             },
         };
-        if self.rules.is_none() {
+        if self.product.is_none() {
             let p = format.product().unwrap_or_default();
             self.product = Some(p);
-            self.rules = Some(self.make_rules(p)?);
+            self.make_rules(p)?;
         }
         let mut summary = FileSummary {
             name: name.to_owned(),
@@ -575,7 +581,7 @@ impl Analyzer {
             self.pools[pi].anonymous += 1;
             return;
         };
-        let (Some(rules), Some(product)) = (&self.rules, self.product) else {
+        let (Some(rules), Some(product)) = (&self.pools[pi].rules, self.product) else {
             return;
         };
         let profile = product.profile();

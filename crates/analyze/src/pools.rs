@@ -36,9 +36,10 @@ pub const SERVICE_MANAGEMENT_NEEDS: &[&str] = &[
     r"^[A-Z]+ /servicedesk/(?!customer/)",
 ];
 
-/// Service Management requests that are activity, added to the product's rules when pools
-/// are given: an agent opening a view of the agent UI (a page load), and viewing or acting
-/// on a request through the REST API. Paths beyond the prefixes shared/ATLASSIAN.md names
+/// Service Management requests that are activity, added to the product's rules in a
+/// Service Management pool ([`PoolDef::service_management`]; the proxy adds them to a pool
+/// whose application is `jira-servicedesk`): an agent opening a view of the agent UI (a page
+/// load), and viewing or acting on a request through the REST API. Paths beyond the prefixes shared/ATLASSIAN.md names
 /// are *unconfirmed*.
 pub const SERVICE_MANAGEMENT_ACTIVITY_INCLUDE: &[&str] = &[
     r"^GET /jira/servicedesk/projects/",
@@ -47,8 +48,8 @@ pub const SERVICE_MANAGEMENT_ACTIVITY_INCLUDE: &[&str] = &[
 ];
 
 /// Service Management background traffic that is never activity (an agent tab left open
-/// must not keep a seat): queue and SLA refreshes. Added, with the includes, when pools are
-/// given; the product's own excludes already cover `/rest/servicedesk(api)/…/sla`.
+/// must not keep a seat): queue and SLA refreshes. Added with the includes; the product's
+/// own excludes already cover `/rest/servicedesk(api)/…/sla`.
 pub const SERVICE_MANAGEMENT_ACTIVITY_EXCLUDE: &[&str] = &[
     r"^[A-Z]+ /rest/servicedesk/.*/queues?(/|$)",
     r"^[A-Z]+ /rest/servicedesk/.*/sla",
@@ -72,6 +73,12 @@ pub struct PoolDef {
     pub reserved: u32,
     /// Seat counts to simulate (None: a range from the pool's own demand).
     pub seats: Option<Vec<usize>>,
+    /// Activity rules of this pool only, added to the product's and to
+    /// [`crate::Options::include`] / [`crate::Options::exclude`] (regexes over
+    /// `"METHOD /path"`; an exclude wins). A Service Management pool has
+    /// [`SERVICE_MANAGEMENT_ACTIVITY_INCLUDE`] and [`SERVICE_MANAGEMENT_ACTIVITY_EXCLUDE`].
+    pub activity_include: Vec<String>,
+    pub activity_exclude: Vec<String>,
 }
 
 impl PoolDef {
@@ -83,9 +90,15 @@ impl PoolDef {
         }
     }
 
-    /// The Service Management agent pool of the issue's example, named `service`.
+    /// The Service Management agent pool of the issue's example, named `service`, with
+    /// Service Management's activity rules.
     pub fn service_management() -> PoolDef {
-        PoolDef::new("service", SERVICE_MANAGEMENT_NEEDS)
+        let own = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
+        PoolDef {
+            activity_include: own(SERVICE_MANAGEMENT_ACTIVITY_INCLUDE),
+            activity_exclude: own(SERVICE_MANAGEMENT_ACTIVITY_EXCLUDE),
+            ..PoolDef::new("service", SERVICE_MANAGEMENT_NEEDS)
+        }
     }
 }
 
