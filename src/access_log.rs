@@ -21,9 +21,9 @@ use std::io::{self, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The gate's decision for a request, as the access log and the metric
 /// `iumgate_access_log_lines_total{decision}` name it.
@@ -169,6 +169,31 @@ enum Sink {
     File(OpenFile),
 }
 
+/// The writer thread's loop is [`crate::line_writer::drive`]: once a tick
+/// it looks for a rotation, at every wake-up for a SIGHUP.
+impl crate::line_writer::Sink<Entry> for Writer {
+    fn write(&mut self, e: &Entry) {
+        Writer::write(self, e);
+    }
+    fn flush(&mut self) {
+        Writer::flush(self);
+    }
+    fn tick(&mut self) {
+        self.check_rotation();
+    }
+    fn poll(&mut self) -> bool {
+        if !self.reopen.swap(false, Ordering::AcqRel) {
+            return false;
+        }
+        self.flush();
+        self.reopen_file("SIGHUP");
+        true
+    }
+    fn finish(&mut self) {
+        self.flush();
+    }
+}
+
 struct OpenFile {
     path: PathBuf,
     w: io::BufWriter<std::fs::File>,
@@ -181,8 +206,6 @@ struct OpenFile {
 }
 
 const BUF: usize = 64 * 1024;
-/// How often the writer flushes and looks for a rotation (at least).
-const TICK: Duration = Duration::from_secs(1);
 
 fn open_file(path: &Path) -> io::Result<OpenFile> {
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -225,22 +248,23 @@ impl AccessLog {
         let stop = Arc::new(AtomicBool::new(false));
         let (done_tx, done_rx) = mpsc::channel();
         let mut w = Writer {
-            rx,
             sink,
             format: cfg.format,
             include_query: cfg.include_query,
             tz: jiff::tz::TimeZone::system(),
             counters: counters.clone(),
             reopen: reopen.clone(),
-            stop: stop.clone(),
             line: String::with_capacity(512),
             failing: false,
         };
         std::thread::Builder::new()
             .name("iumgate-access-log".into())
-            .spawn(move || {
-                w.run();
-                let _ = done_tx.send(());
+            .spawn({
+                let stop = stop.clone();
+                move || {
+                    crate::line_writer::drive(&rx, &stop, &mut w);
+                    let _ = done_tx.send(());
+                }
             })
             .map_err(|source| OpenError {
                 path: path.clone(),
@@ -289,67 +313,18 @@ impl AccessLog {
 }
 
 struct Writer {
-    rx: Receiver<Entry>,
     sink: Sink,
     format: AccessLogFormat,
     include_query: bool,
     tz: jiff::tz::TimeZone,
     counters: Counters,
     reopen: Arc<AtomicBool>,
-    stop: Arc<AtomicBool>,
     line: String,
     /// Writing failed: said once in the log until a write succeeds again.
     failing: bool,
 }
 
 impl Writer {
-    fn run(&mut self) {
-        let mut last_flush = Instant::now();
-        let mut dirty = false;
-        loop {
-            let wait = TICK.saturating_sub(last_flush.elapsed());
-            match self.rx.recv_timeout(wait.max(Duration::from_millis(10))) {
-                Ok(e) => {
-                    self.write(&e);
-                    dirty = true;
-                    // Whatever else is queued, without waiting (bounded, so
-                    // a flood still flushes every second).
-                    for _ in 0..4096 {
-                        match self.rx.try_recv() {
-                            Ok(e) => self.write(&e),
-                            Err(_) => break,
-                        }
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => {
-                    self.flush();
-                    return;
-                }
-            }
-            if self.stop.load(Ordering::Acquire) {
-                while let Ok(e) = self.rx.try_recv() {
-                    self.write(&e);
-                }
-                self.flush();
-                return;
-            }
-            if last_flush.elapsed() >= TICK {
-                if dirty {
-                    self.flush();
-                    dirty = false;
-                }
-                last_flush = Instant::now();
-                self.check_rotation();
-            }
-            if self.reopen.swap(false, Ordering::AcqRel) {
-                self.flush();
-                dirty = false;
-                self.reopen_file("SIGHUP");
-            }
-        }
-    }
-
     fn write(&mut self, e: &Entry) {
         self.line.clear();
         match self.format {

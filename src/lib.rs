@@ -19,6 +19,7 @@ pub mod directory;
 pub mod gate;
 pub mod identity;
 pub mod jobs;
+pub mod line_writer;
 pub mod pages;
 pub mod passthrough;
 pub mod proxy;

@@ -9,9 +9,9 @@ use prometheus::IntCounter;
 use std::io::{self, BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The writer's counters, made by the metrics (one event counter per
 /// [`Kind::ALL`], in that order).
@@ -55,8 +55,6 @@ impl std::fmt::Debug for Audit {
 }
 
 const BUF: usize = 64 * 1024;
-/// How often the writer flushes (at least) and looks at the day.
-const TICK: Duration = Duration::from_secs(1);
 /// An `audit_dropping` alert resolves after this long without a drop.
 const QUIET_MS: u64 = 5 * 60 * 1000;
 
@@ -115,7 +113,6 @@ impl Audit {
         let alerting = Arc::new(AtomicBool::new(false));
         let (done_tx, done_rx) = mpsc::channel();
         let mut w = Writer {
-            rx,
             path: path.clone(),
             file: Some(file),
             max_bytes: cfg.max_bytes,
@@ -125,7 +122,6 @@ impl Audit {
             clock: clock.clone(),
             alerts: alerts.clone(),
             counters: counters.clone(),
-            stop: stop.clone(),
             line: Vec::with_capacity(512),
             failing: false,
             alerting: alerting.clone(),
@@ -136,9 +132,12 @@ impl Audit {
         w.prune_old();
         std::thread::Builder::new()
             .name("iumgate-audit".into())
-            .spawn(move || {
-                w.run();
-                let _ = done_tx.send(());
+            .spawn({
+                let stop = stop.clone();
+                move || {
+                    crate::line_writer::drive(&rx, &stop, &mut w);
+                    let _ = done_tx.send(());
+                }
             })
             .map_err(fail)?;
         Ok(Some(Arc::new(Audit {
@@ -235,7 +234,6 @@ fn first_day(path: &Path) -> Option<u64> {
 }
 
 struct Writer {
-    rx: Receiver<Event>,
     path: PathBuf,
     /// None only while a rotation failed to open the next file.
     file: Option<Current>,
@@ -246,7 +244,6 @@ struct Writer {
     clock: Arc<dyn Clock>,
     alerts: Arc<Alerts>,
     counters: Counters,
-    stop: Arc<AtomicBool>,
     line: Vec<u8>,
     /// Writing failed: said once in the log until a write succeeds again.
     failing: bool,
@@ -259,48 +256,6 @@ struct Writer {
 }
 
 impl Writer {
-    fn run(&mut self) {
-        let mut last_flush = Instant::now();
-        let mut dirty = false;
-        loop {
-            let wait = TICK.saturating_sub(last_flush.elapsed());
-            match self.rx.recv_timeout(wait.max(Duration::from_millis(10))) {
-                Ok(e) => {
-                    self.write(&e);
-                    dirty = true;
-                    // Whatever else is queued, without waiting (bounded, so
-                    // a flood still flushes every second).
-                    for _ in 0..4096 {
-                        match self.rx.try_recv() {
-                            Ok(e) => self.write(&e),
-                            Err(_) => break,
-                        }
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => {
-                    self.finish();
-                    return;
-                }
-            }
-            if self.stop.load(Ordering::Acquire) {
-                while let Ok(e) = self.rx.try_recv() {
-                    self.write(&e);
-                }
-                self.finish();
-                return;
-            }
-            if last_flush.elapsed() >= TICK {
-                if dirty {
-                    self.flush();
-                    dirty = false;
-                }
-                last_flush = Instant::now();
-                self.tick();
-            }
-        }
-    }
-
     /// Once a second: a new day rotates yesterday's file even when nothing
     /// happens today; five quiet minutes after the last drop resolve
     /// `audit_dropping`.
@@ -392,10 +347,6 @@ impl Writer {
         if let Err(err) = r {
             self.failed(&err);
         }
-    }
-
-    fn finish(&mut self) {
-        self.sync();
     }
 
     /// The file (synced) goes to `<name>.<day>.<n>`, a new one is opened at
@@ -492,6 +443,22 @@ impl Writer {
                 }
             }
         }
+    }
+}
+
+impl crate::line_writer::Sink<Event> for Writer {
+    fn write(&mut self, e: &Event) {
+        Writer::write(self, e);
+    }
+    fn flush(&mut self) {
+        Writer::flush(self);
+    }
+    fn tick(&mut self) {
+        Writer::tick(self);
+    }
+    /// Flushed and fsynced: what was handed over is on the disk.
+    fn finish(&mut self) {
+        self.sync();
     }
 }
 

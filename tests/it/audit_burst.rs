@@ -130,9 +130,15 @@ async fn a_stuck_disk_drops_and_counts_events_raises_the_alert_and_never_holds_a
             .any(|a| a.key == "audit_dropping"),
         "the alert is raised"
     );
-    assert_eq!(
-        metric(&w, "iumgate_alert_active{alert=\"audit_dropping\"}"),
-        1.0
+    let text = w
+        .run
+        .metrics
+        .render(Some(&w.gate), &w.run.job_runs, &w.run.health);
+    assert!(
+        text.lines().any(
+            |l| l.starts_with("iumgate_alert_active{alert=\"audit_dropping\"") && l.ends_with(" 1")
+        ),
+        "the alert is exported"
     );
     // Unstick the writer (its writes fail now; counted as errors).
     drop(reader);
