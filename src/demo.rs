@@ -22,6 +22,40 @@ pub struct DemoOptions {
     pub login: DemoLogin,
     /// `--access-log`: `[access_log] path` (JSON lines).
     pub access_log: Option<std::path::PathBuf>,
+    /// `--service-management` (Jira only): the simulated Jira also runs
+    /// Service Management, and iumgate hands its agent seats out as a second
+    /// pool, `[pools.service]` ([`service_pool`]).
+    pub service_management: bool,
+}
+
+/// The Service Management pool's name in the demo.
+pub const SERVICE_POOL: &str = "service";
+
+/// The Service Management agent queue of the demo's `HELP` project.
+pub const SERVICE_QUEUE: &str = "/jira/servicedesk/projects/HELP/queues/custom/1";
+
+/// Where the demo's portal customers log in (they need no seat).
+pub const PORTAL_LOGIN: &str = "/servicedesk/customer/user/login";
+
+/// `[pools.service]` of the demo with `--service-management`: the agents of
+/// `jira-servicedesk` (fixed licence: `jira-servicedesk-users`), shared
+/// through `IUM_user_service` / `IUM_access_service`, needing a seat for
+/// the agent pages ([`iumgate_analyze::pools::SERVICE_MANAGEMENT_NEEDS`]).
+pub fn service_pool(min_idle: Duration) -> crate::config::PoolSection {
+    use crate::sim::{IUM_ACCESS_SERVICE, IUM_USER_SERVICE, SERVICE_DESK_ROLE, SERVICE_DESK_USERS};
+    crate::config::PoolSection {
+        application: SERVICE_DESK_ROLE.into(),
+        tier: Tier::Auto,
+        fixed_groups: vec![SERVICE_DESK_USERS.into()],
+        reserved: 0,
+        user_group: IUM_USER_SERVICE.into(),
+        access_group: IUM_ACCESS_SERVICE.into(),
+        min_idle: Dur(min_idle),
+        needs: iumgate_analyze::pools::SERVICE_MANAGEMENT_NEEDS
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+    }
 }
 
 /// Which login the demo's simulated app shows.
@@ -126,6 +160,13 @@ pub fn demo_directory(
 }
 
 pub async fn run(o: DemoOptions) -> i32 {
+    if o.service_management && o.product != Product::Jira {
+        eprintln!(
+            "iumgate demo: --service-management needs --product jira (Service Management is a Jira application), not {}",
+            o.product.name()
+        );
+        return 2;
+    }
     // Before anything binds: a Ctrl-C during start-up must still be handled.
     let signals = match app::Signals::install() {
         Ok(s) => s,
@@ -134,7 +175,11 @@ pub async fn run(o: DemoOptions) -> i32 {
             return 1;
         }
     };
-    let mut sim_config = SimConfig::demo(o.product);
+    let mut sim_config = if o.service_management {
+        SimConfig::demo_service_management()
+    } else {
+        SimConfig::demo(o.product)
+    };
     if o.login == DemoLogin::Json {
         sim_config.login_style = crate::sim::LoginStyle::Json;
         sim_config.two_step.push(crate::sim::SimTwoStep::new(
@@ -153,6 +198,14 @@ pub async fn run(o: DemoOptions) -> i32 {
     let admin_listen = admin_listen_for(o.listen, o.admin_listen);
     let mut cfg = demo_config(o.product, &sim.url(), o.listen, admin_listen, o.min_idle);
     cfg.access_log.path = o.access_log.clone();
+    if o.service_management {
+        cfg.pools
+            .insert(SERVICE_POOL.into(), service_pool(o.min_idle));
+        cfg.queue.message = Some(
+            "This is the iumgate demo: 7 shared Jira Software seats and 4 shared Service Management agent seats."
+                .into(),
+        );
+    }
     // With `--login saml`, iumgate verifies the simulator IdP's responses:
     // its certificate goes to a file for the demo's lifetime.
     let _idp_certificate = if o.login == DemoLogin::Saml {
@@ -276,6 +329,30 @@ pub async fn run(o: DemoOptions) -> i32 {
         humantime::format_duration(o.min_idle)
     );
     println!("  and the 8th waits until a holder has been idle that long.");
+    if o.service_management {
+        let proxy = running.proxy_addr;
+        println!();
+        println!("  Jira Service Management: a second pool, \"{SERVICE_POOL}\" (application jira-servicedesk)");
+        println!("  Queue       http://{proxy}{SERVICE_QUEUE}");
+        println!(
+            "    power agent  agent1                       fixed agent licence, never touched"
+        );
+        println!(
+            "    agents       agent01 … agent10            share 4 agent seats (tier 5 − 1 fixed)"
+        );
+        println!("    both pools   both1 both2 both3            casual in both: a software seat for issues,");
+        println!(
+            "                                              an agent seat once they open the queue"
+        );
+        println!(
+            "    customers    customer1 … customer3        the customer portal, no seat: log in at"
+        );
+        println!("  Portal      http://{proxy}{PORTAL_LOGIN}");
+        println!("  Seats       software: 7 shared (tier 10 − 3 fixed); service: 4 shared (tier 5 − 1 fixed)");
+        println!(
+            "  Log 5 agents in to the queue and the 5th waits, while software users still get in."
+        );
+    }
     match o.login {
         DemoLogin::Json => println!(
             "  Login page  today's (JSON, two-step): {TWO_STEP_USER} is enrolled, code {TWO_STEP_CODE}"

@@ -60,6 +60,12 @@ enum Cmd {
         /// file, or `-` for standard output: `iumgate analyze FILE` reads it.
         #[arg(long, value_name = "FILE")]
         access_log: Option<PathBuf>,
+        /// Jira only: the simulated Jira also runs Service Management, and
+        /// iumgate hands its agent seats out as a second pool
+        /// ([pools.service]: agents agent01…, both-pool users both1…,
+        /// portal customers customer1… who need no seat).
+        #[arg(long)]
+        service_management: bool,
     },
     /// Check a config file and exit (0: valid, 2: errors, each naming key and line).
     CheckConfig {
@@ -607,6 +613,7 @@ fn main() -> ExitCode {
             min_idle,
             login,
             access_log,
+            service_management,
         } => runtime(|| async move {
             iumgate::telemetry::init(&iumgate::config::LogConfig::default());
             iumgate::demo::run(iumgate::demo::DemoOptions {
@@ -616,6 +623,7 @@ fn main() -> ExitCode {
                 min_idle,
                 login,
                 access_log,
+                service_management,
             })
             .await
         }),

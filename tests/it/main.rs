@@ -48,6 +48,7 @@ mod cluster_props;
 mod cluster_redis;
 mod demo_admin_page;
 mod demo_login;
+mod demo_service_management;
 mod deploy_files;
 mod directory_jira;
 mod directory_products;
