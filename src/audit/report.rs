@@ -4,7 +4,10 @@
 //! bought?" answered by `over_capacity`.
 //!
 //! Several files (replicas, rotations) are merged in time order; the seats
-//! in use at a moment are those the latest line says. Lines from 31 days
+//! in use at a moment are the larger of what the latest line says and the
+//! seats the merged trail shows held (granted, not released): with several
+//! replicas, a line's `in_use` is its replica's view, which may not have
+//! seen another replica's grant of the last moment yet. Lines from 31 days
 //! before the month are read too, for the seats held and the level at its
 //! start.
 
@@ -157,7 +160,6 @@ pub fn build(month: Month, lines: &[(i64, Line)], now_ms: i64) -> Report {
             }
             nodes.insert(l.node.clone());
         }
-        level = Some((l.in_use, l.capacity));
         let user = || l.user.clone();
         match l.kind {
             Kind::Grant => {
@@ -173,6 +175,10 @@ pub fn build(month: Month, lines: &[(i64, Line)], now_ms: i64) -> Report {
             }
             _ => {}
         }
+        // A replica's `in_use` is its own view, which may lag the others'
+        // grants by a sync interval; the merged trail's seats held count too.
+        let in_use = l.in_use.max(u32::try_from(held.len()).unwrap_or(u32::MAX));
+        level = Some((in_use, l.capacity));
         if at < month.start_ms {
             continue;
         }
@@ -180,7 +186,7 @@ pub fn build(month: Month, lines: &[(i64, Line)], now_ms: i64) -> Report {
             continue;
         };
         let d = &mut acc.day;
-        raise_peak(d, l.in_use, l.capacity);
+        raise_peak(d, in_use, l.capacity);
         match l.kind {
             Kind::Grant => {
                 d.grants += 1;

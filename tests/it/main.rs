@@ -31,6 +31,7 @@ mod analyze_logs;
 mod analyze_pools;
 mod analyze_sim;
 mod audit_burst;
+mod audit_cluster;
 mod audit_kill9;
 mod audit_report;
 mod audit_rotation;
