@@ -62,6 +62,10 @@ pub struct Finding {
     /// What to do, in one sentence (absent when all is well).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fix: Option<String>,
+    /// The `[pools.<name>]` this finding is about (absent: the default pool,
+    /// `[licence]` + `[ium]`, or the whole setup).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
     /// The alert this finding raises in `iumgate serve` (and resolves when it passes).
     #[serde(skip)]
     pub alert_key: Option<&'static str>,
@@ -74,6 +78,7 @@ impl Finding {
             verdict,
             evidence: evidence.into(),
             fix: None,
+            pool: None,
             alert_key: None,
         }
     }
@@ -105,8 +110,17 @@ impl Report {
         }
     }
 
+    /// The first finding of `check` (the default pool's, when pools have
+    /// one each).
     pub fn get(&self, check: &str) -> Option<&Finding> {
         self.findings.iter().find(|f| f.check == check)
+    }
+
+    /// The finding of `check` about the pool `pool` (`[pools.<pool>]`).
+    pub fn get_in(&self, pool: &str, check: &str) -> Option<&Finding> {
+        self.findings
+            .iter()
+            .find(|f| f.check == check && f.pool.as_deref() == Some(pool))
     }
 
     fn push(&mut self, f: Finding) {
@@ -117,7 +131,20 @@ impl Report {
     pub fn human(&self) -> String {
         let mut out = String::new();
         for f in &self.findings {
-            let _ = writeln!(out, "[{}] {}: {}", f.verdict.tag(), f.check, f.evidence);
+            match &f.pool {
+                Some(pool) => {
+                    let _ = writeln!(
+                        out,
+                        "[{}] {} (pool {pool}): {}",
+                        f.verdict.tag(),
+                        f.check,
+                        f.evidence
+                    );
+                }
+                None => {
+                    let _ = writeln!(out, "[{}] {}: {}", f.verdict.tag(), f.check, f.evidence);
+                }
+            }
             if let Some(fix) = &f.fix {
                 let _ = writeln!(out, "       fix: {fix}");
             }
@@ -222,10 +249,14 @@ pub async fn run(cfg: &Config, directory: &dyn Directory) -> Report {
     check_tier(
         &mut r,
         cfg,
+        &Keys::default_pool(),
         &fixed,
         members(&cfg.ium.access_group),
         licence.as_ref().ok().cloned().flatten(),
     );
+    if !cfg.pools.is_empty() {
+        check_pools(&mut r, cfg, directory, &http, &groups).await;
+    }
     if cfg.proxy.product == Product::Jira {
         check_browse_users(&mut r, cfg);
         check_email_notifications(&mut r, &http, &upstream).await;
@@ -498,10 +529,8 @@ async fn check_sso(r: &mut Report, cfg: &Config, http: &reqwest::Client) {
     let req = http
         .get(&url)
         .header(reqwest::header::ACCEPT, "application/json");
-    let req = match (d.token().resolve(), &d.username, d.password().resolve()) {
-        (Ok(Some(token)), _, _) => req.bearer_auth(token.expose()),
-        (_, Some(user), Ok(Some(password))) => req.basic_auth(user, Some(password.expose())),
-        _ => return,
+    let Some(req) = with_service_account(cfg, req) else {
+        return;
     };
     let Ok(resp) = req.send().await else {
         return;
@@ -813,9 +842,36 @@ async fn check_read_only(
     }
 }
 
+/// The config keys a pool's findings name: `[licence]`'s for the default
+/// pool, `[pools.<name>]`'s for the others.
+struct Keys {
+    tier: String,
+    application: String,
+    fixed_groups: String,
+}
+
+impl Keys {
+    fn default_pool() -> Keys {
+        Keys {
+            tier: "licence.tier".into(),
+            application: "licence.application".into(),
+            fixed_groups: "licence.fixed_groups".into(),
+        }
+    }
+
+    fn pool(name: &str) -> Keys {
+        Keys {
+            tier: format!("pools.{name}.tier"),
+            application: format!("pools.{name}.application"),
+            fixed_groups: format!("pools.{name}.fixed_groups"),
+        }
+    }
+}
+
 fn check_tier(
     r: &mut Report,
     cfg: &Config,
+    keys: &Keys,
     fixed: &BTreeSet<UserId>,
     access_members: &[Member],
     licence: Option<LicenceInfo>,
@@ -829,9 +885,9 @@ fn check_tier(
                 Finding::new(
                     "tier_arithmetic",
                     Verdict::Fail,
-                    format!("licence.tier = \"auto\" but the application `{}` reports no seat count", cfg.licence.application),
+                    format!("{} = \"auto\" but the application `{}` reports no seat count", keys.tier, cfg.licence.application),
                 )
-                .fix("Set licence.tier to the number of users of the licence, or licence.application to the right application role.")
+                .fix(format!("Set {} to the number of users of the licence, or {} to the right application role.", keys.tier, keys.application))
                 .alert(AlertKey::TierExceeded),
             );
             return;
@@ -881,10 +937,12 @@ fn check_tier(
         if n != seats {
             verdict = verdict.max(Verdict::Warn);
             problems.push(format!(
-                "licence.tier is {n} but the application reports {seats} seats"
+                "{} is {n} but the application reports {seats} seats",
+                keys.tier
             ));
             fix.get_or_insert(format!(
-                "Set licence.tier = {seats}, or \"auto\" to read it from the application."
+                "Set {} = {seats}, or \"auto\" to read it from the application.",
+                keys.tier
             ));
         }
     }
@@ -919,13 +977,14 @@ fn check_tier(
     if !uncounted.is_empty() {
         verdict = verdict.max(Verdict::Warn);
         problems.push(format!(
-            "{} give(s) application access but is not in licence.fixed_groups, so its members are not counted",
-            uncounted.join(", ")
+            "{} give(s) application access but is not in {}, so its members are not counted",
+            uncounted.join(", "),
+            keys.fixed_groups
         ));
-        fix.get_or_insert(
-            "Add these groups to licence.fixed_groups so their users are counted against the tier."
-                .to_string(),
-        );
+        fix.get_or_insert(format!(
+            "Add these groups to {} so their users are counted against the tier.",
+            keys.fixed_groups
+        ));
     }
     let mut f = if problems.is_empty() {
         Finding::new(
@@ -942,6 +1001,319 @@ fn check_tier(
     };
     f.fix = fix;
     r.push(f.alert(AlertKey::LicenceMismatch));
+}
+
+/// How many users a finding names at most.
+const NAMED_AT_MOST: usize = 20;
+
+/// `a, b, c` of at most [`NAMED_AT_MOST`] names, `, …` when there are more.
+fn named(users: &[&str]) -> String {
+    let shown: Vec<&str> = users.iter().take(NAMED_AT_MOST).copied().collect();
+    format!(
+        "{}{}",
+        shown.join(", "),
+        if users.len() > shown.len() {
+            ", …"
+        } else {
+            ""
+        }
+    )
+}
+
+/// One seat pool as the cross-pool check sees it.
+struct PoolView<'a> {
+    name: &'a str,
+    application: &'a str,
+    fixed_groups: &'a [String],
+    user_group: &'a str,
+    access_group: &'a str,
+}
+
+/// Every `[pools.<name>]`: its application role exists (and gives the tier
+/// with `tier = "auto"`), its groups exist, its own arithmetic and power
+/// users as for the default pool; then, over all pools, no user holding a
+/// fixed licence of one pool's application sits in another pool's IUM
+/// groups. The pools' findings carry their pool's name and raise no alert
+/// here: each pool's gate runs these checks on its own config in `serve`.
+/// (Config errors — overlapping groups, a pool without needs — stop config
+/// loading before any check runs.)
+async fn check_pools(
+    r: &mut Report,
+    cfg: &Config,
+    directory: &dyn Directory,
+    http: &reqwest::Client,
+    default_groups: &Groups,
+) {
+    let mut groups = default_groups.clone();
+    let mut role_keys: Option<Option<Vec<String>>> = None;
+    for name in cfg.pools.keys() {
+        let Some(pcfg) = cfg.pool_config(name) else {
+            continue;
+        };
+        let start = r.findings.len();
+        let keys = Keys::pool(name);
+        let application = pcfg.licence.application.clone();
+        let licence = directory.licence(&application).await;
+        let licence = match licence {
+            Ok(Some(info)) => {
+                let seats = info
+                    .seats
+                    .map_or_else(|| "unlimited seats".to_string(), |n| format!("{n} seats"));
+                r.push(Finding::new(
+                    "pool_application",
+                    Verdict::Pass,
+                    format!(
+                        "the application role `{application}` exists: {seats}, access through {}",
+                        if info.groups.is_empty() {
+                            "no group".to_string()
+                        } else {
+                            info.groups.join(", ")
+                        }
+                    ),
+                ));
+                Some(info)
+            }
+            Ok(None) => {
+                r.push(
+                    Finding::new(
+                        "pool_application",
+                        Verdict::Unverified,
+                        format!("the application tells nothing about the licence of `{application}`"),
+                    )
+                    .fix(format!(
+                        "Check by hand that `{application}` is the application whose seats this pool hands out, and set {} to its number of users.",
+                        keys.tier
+                    )),
+                );
+                None
+            }
+            Err(e) => {
+                if role_keys.is_none() {
+                    role_keys = Some(application_role_keys(cfg, http).await);
+                }
+                let known = role_keys.clone().flatten();
+                let missing = known
+                    .as_ref()
+                    .is_some_and(|k| !k.iter().any(|k| k == &application));
+                let f = match (&known, missing) {
+                    (Some(k), true) => Finding::new(
+                        "pool_application",
+                        Verdict::Fail,
+                        format!(
+                            "the application has no role `{application}` (it has: {}): {e}",
+                            k.join(", ")
+                        ),
+                    )
+                    .fix(format!(
+                        "Set {} to the key of the application role whose seats this pool hands out — this Jira has {}.",
+                        keys.application,
+                        k.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+                    )),
+                    _ => Finding::new(
+                        "pool_application",
+                        Verdict::Fail,
+                        format!("cannot read the application role `{application}`: {e}"),
+                    )
+                    .fix(format!(
+                        "Set {} to the key of the application role whose seats this pool hands out (Jira administration → Applications → Application access), and check that the service account may read it.",
+                        keys.application
+                    )),
+                };
+                r.push(f);
+                None
+            }
+        };
+        // Its groups: IUM pair and fixed groups.
+        let mut names: Vec<&String> = vec![&pcfg.ium.user_group, &pcfg.ium.access_group];
+        names.extend(pcfg.licence.fixed_groups.iter());
+        let mut own = Groups::new();
+        for g in names {
+            if !own.contains_key(g) {
+                let m = match groups.get(g) {
+                    Some(m) => m.clone(),
+                    None => directory.group_members(g).await,
+                };
+                groups.insert(g.clone(), m.clone());
+                own.insert(g.clone(), m);
+            }
+        }
+        check_groups_exist(r, &own);
+        if let Some(f) = r.findings.last_mut() {
+            if f.verdict == Verdict::Fail {
+                f.fix = Some(format!(
+                    "Create the groups in the application's user directory, or correct their names in [pools.{name}]."
+                ));
+            }
+        }
+        let members = |g: &str| -> &[Member] {
+            match own.get(g) {
+                Some(Ok(m)) => m,
+                _ => &[],
+            }
+        };
+        let fixed = active_members(&pcfg.licence.fixed_groups, &own);
+        check_power_users(
+            r,
+            &pcfg,
+            &fixed,
+            members(&pcfg.ium.user_group),
+            members(&pcfg.ium.access_group),
+        );
+        if licence.is_some() || matches!(pcfg.licence.tier, Tier::Fixed(_)) {
+            check_tier(
+                r,
+                &pcfg,
+                &keys,
+                &fixed,
+                members(&pcfg.ium.access_group),
+                licence,
+            );
+        }
+        for f in &mut r.findings[start..] {
+            f.pool = Some(name.clone());
+            f.alert_key = None;
+        }
+    }
+    check_power_users_across_pools(r, cfg, &groups);
+}
+
+/// The active members of `names` (groups not read count as empty).
+fn active_members(names: &[String], groups: &Groups) -> BTreeSet<UserId> {
+    let mut out = BTreeSet::new();
+    for g in names {
+        if let Some(Ok(m)) = groups.get(g) {
+            out.extend(m.iter().filter(|m| m.active).map(|m| m.name.clone()));
+        }
+    }
+    out
+}
+
+/// A power user of one application — a member of its pool's fixed groups —
+/// inside another pool's IUM groups: they take that other pool's shared
+/// seats although the site made them a power user, which is rarely meant
+/// (the tool this project stands in for calls it a misconfiguration).
+fn check_power_users_across_pools(r: &mut Report, cfg: &Config, groups: &Groups) {
+    let mut pools = vec![PoolView {
+        name: crate::config::DEFAULT_POOL,
+        application: &cfg.licence.application,
+        fixed_groups: &cfg.licence.fixed_groups,
+        user_group: &cfg.ium.user_group,
+        access_group: &cfg.ium.access_group,
+    }];
+    pools.extend(cfg.pools.iter().map(|(name, p)| PoolView {
+        name,
+        application: &p.application,
+        fixed_groups: &p.fixed_groups,
+        user_group: &p.user_group,
+        access_group: &p.access_group,
+    }));
+    let mut found = false;
+    for a in &pools {
+        let fixed = active_members(a.fixed_groups, groups);
+        for b in pools.iter().filter(|b| b.name != a.name) {
+            // A power user of both pools is b's own case
+            // (power_users_in_ium_groups).
+            let fixed_b = active_members(b.fixed_groups, groups);
+            let in_b: BTreeSet<&UserId> = [b.user_group, b.access_group]
+                .iter()
+                .filter_map(|g| groups.get(*g)?.as_ref().ok())
+                .flatten()
+                .map(|m| &m.name)
+                .collect();
+            let users: Vec<&str> = fixed
+                .iter()
+                .filter(|u| in_b.contains(u) && !fixed_b.contains(*u))
+                .map(UserId::as_str)
+                .collect();
+            if users.is_empty() {
+                continue;
+            }
+            found = true;
+            let mut f = Finding::new(
+                "power_users_in_other_pools",
+                Verdict::Warn,
+                format!(
+                    "{} user(s) hold a fixed `{}` licence (pool {}: {}) and are also in pool {}'s IUM groups ({}, {}), so they take its shared `{}` seats: {}",
+                    users.len(),
+                    a.application,
+                    a.name,
+                    a.fixed_groups.join(", "),
+                    b.name,
+                    b.user_group,
+                    b.access_group,
+                    b.application,
+                    named(&users)
+                ),
+            )
+            .fix(format!(
+                "Give them a fixed `{}` licence too (add them to {} and remove them from {} and {}), or, if they are casual users, remove them from {}.",
+                b.application,
+                b.fixed_groups.first().map_or("its fixed groups", String::as_str),
+                b.user_group,
+                b.access_group,
+                a.fixed_groups.join(", ")
+            ));
+            if b.name != crate::config::DEFAULT_POOL {
+                f.pool = Some(b.name.to_string());
+            }
+            r.push(f);
+        }
+    }
+    if !found {
+        r.push(Finding::new(
+            "power_users_in_other_pools",
+            Verdict::Pass,
+            format!(
+                "no user holding a fixed licence of one pool's application is in another pool's IUM groups ({} pools)",
+                pools.len()
+            ),
+        ));
+    }
+}
+
+/// The keys of the application roles Jira has (`GET
+/// /rest/api/2/applicationrole`), for a fix that names them; None when
+/// they cannot be read (another product, Crowd, no credentials, an error).
+async fn application_role_keys(cfg: &Config, http: &reqwest::Client) -> Option<Vec<String>> {
+    if cfg.proxy.product != Product::Jira
+        || cfg.directory.kind_for(cfg.proxy.product) == DirectoryKind::Crowd
+    {
+        return None;
+    }
+    let url = format!(
+        "{}/rest/api/2/applicationrole",
+        cfg.directory_url().trim_end_matches('/')
+    );
+    let req = with_service_account(
+        cfg,
+        http.get(&url)
+            .header(reqwest::header::ACCEPT, "application/json"),
+    )?;
+    let resp = req.send().await.ok()?;
+    if !resp.status().is_success() {
+        return None;
+    }
+    let roles: Vec<serde_json::Value> = resp.json().await.ok()?;
+    Some(
+        roles
+            .iter()
+            .filter_map(|r| r.get("key")?.as_str().map(str::to_string))
+            .collect(),
+    )
+}
+
+/// `req` with the service account's credentials (a token first, else the
+/// password); None when neither resolves.
+fn with_service_account(
+    cfg: &Config,
+    req: reqwest::RequestBuilder,
+) -> Option<reqwest::RequestBuilder> {
+    let d = &cfg.directory;
+    match (d.token().resolve(), &d.username, d.password().resolve()) {
+        (Ok(Some(token)), _, _) => Some(req.bearer_auth(token.expose())),
+        (_, Some(user), Ok(Some(password))) => Some(req.basic_auth(user, Some(password.expose()))),
+        _ => None,
+    }
 }
 
 /// Jira's REST API does not say which groups hold a global permission, so

@@ -42,6 +42,7 @@ mod browser_saml;
 mod browser_waiting_room;
 mod check_basic_auth;
 mod check_diagnostics;
+mod check_pools;
 mod check_sso;
 mod cli_completions;
 mod cluster_binary;
