@@ -243,6 +243,7 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
     check("proxy.product", old.proxy.product != new.proxy.product);
     check("admin.listen", old.admin.listen != new.admin.listen);
     check("access_log", old.access_log != new.access_log);
+    check("audit", old.audit != new.audit);
     check(
         "admin.token",
         old.admin.token_env != new.admin.token_env || old.admin.token_file != new.admin.token_file,
@@ -283,6 +284,17 @@ mod tests {
 
     fn reloader() -> Reloader {
         Reloader::new(Config::default(), None, Arc::new(Metrics::new().unwrap()))
+    }
+
+    /// The trail's writer is made at start: a changed `[audit]` is named as
+    /// needing a restart, not silently ignored.
+    #[test]
+    fn a_changed_audit_section_needs_a_restart() {
+        let old = Config::default();
+        let mut new = Config::default();
+        assert!(!restart_only_changes(&old, &new).contains(&"audit".to_string()));
+        new.audit.path = Some("/var/lib/iumgate/audit.jsonl".into());
+        assert!(restart_only_changes(&old, &new).contains(&"audit".to_string()));
     }
 
     #[tokio::test]
