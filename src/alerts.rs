@@ -143,9 +143,20 @@ pub trait AlertSink: Send + Sync + std::fmt::Debug {
 pub struct Alerts {
     active: Mutex<BTreeMap<String, Alert>>,
     sink: Mutex<Option<Arc<dyn AlertSink>>>,
+    /// A further seat pool's alerts (`[pools.<name>]`) say which pool.
+    pool: Option<String>,
 }
 
 impl Alerts {
+    /// The alerts of the seat pool `name` (beside the default one): each
+    /// text starts with the pool's name.
+    pub fn for_pool(name: &str) -> Alerts {
+        Alerts {
+            pool: Some(name.to_string()),
+            ..Alerts::default()
+        }
+    }
+
     pub fn set_sink(&self, sink: Arc<dyn AlertSink>) {
         if let Ok(mut s) = self.sink.lock() {
             *s = Some(sink);
@@ -160,7 +171,10 @@ impl Alerts {
         fix: impl Into<String>,
         now_ms: u64,
     ) -> bool {
-        let text = text.into();
+        let text = match &self.pool {
+            Some(pool) => format!("Pool “{pool}”: {}", text.into()),
+            None => text.into(),
+        };
         let fix = fix.into();
         let Ok(mut map) = self.active.lock() else {
             return false;

@@ -427,7 +427,7 @@ fn start_pools(
         };
         // Alerts of its own: its reconcile's success must not clear the
         // default pool's alert (and each names its pool).
-        let alerts = Arc::new(Alerts::default());
+        let alerts = Arc::new(Alerts::for_pool(name));
         let pg = Gate::new_named(
             name,
             settings,

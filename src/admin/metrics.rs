@@ -95,22 +95,23 @@ pub struct Metrics {
     dir_results: Vec<&'static str>,
     directory_duration: Vec<Histogram>,
     // Set at scrape time.
-    seats_capacity: IntGauge,
-    seats_in_use: IntGauge,
-    seats_lent: IntGauge,
-    seats_tier: IntGauge,
-    seats_fixed: IntGauge,
-    seats_reserved: IntGauge,
-    queue_length: IntGauge,
+    // Per seat pool (`pool`: "default", or a `[pools.<name>]`).
+    seats_capacity: IntGaugeVec,
+    seats_in_use: IntGaugeVec,
+    seats_lent: IntGaugeVec,
+    seats_tier: IntGaugeVec,
+    seats_fixed: IntGaugeVec,
+    seats_reserved: IntGaugeVec,
+    queue_length: IntGaugeVec,
     sessions_tracked: IntGauge,
     sessions_dropped: Vec<IntCounter>,
     whoami_cache_entries: IntGauge,
     whoami_cache_refused: IntCounter,
     users_tracked: IntGauge,
-    gate_reconciled: IntGauge,
-    power_users_in_ium: IntGauge,
-    admissions: Vec<IntCounter>,
-    releases: Vec<IntCounter>,
+    gate_reconciled: IntGaugeVec,
+    power_users_in_ium: IntGaugeVec,
+    admissions: IntCounterVec,
+    releases: IntCounterVec,
     login_failures: IntCounter,
     saml_encrypted: IntCounter,
     oidc_signins: Vec<IntCounter>,
@@ -308,23 +309,16 @@ impl Metrics {
                 dd.get_metric_with_label_values(l)
             })?;
 
-        let adm = b.counter_vec(
+        let admissions = b.counter_vec(
             "iumgate_admissions_total",
-            "Admission attempts of casual users, by result.",
-            &["result"],
+            "Admission attempts of casual users, by seat pool and result.",
+            &["pool", "result"],
         )?;
-        let admissions = children("iumgate_admissions_total", &ADMISSION_RESULTS, |l| {
-            adm.get_metric_with_label_values(l)
-        })?;
-        let rel = b.counter_vec(
+        let releases = b.counter_vec(
             "iumgate_releases_total",
-            "Seats given back, by reason.",
-            &["reason"],
+            "Seats given back, by seat pool and reason.",
+            &["pool", "reason"],
         )?;
-        let reasons: Vec<&str> = ReleaseReason::ALL.iter().map(|r| r.label()).collect();
-        let releases = children("iumgate_releases_total", &reasons, |l| {
-            rel.get_metric_with_label_values(l)
-        })?;
 
         let sd = b.counter_vec(
             "iumgate_sessions_dropped_total",
@@ -416,28 +410,41 @@ impl Metrics {
             directory_calls,
             dir_results,
             directory_duration,
-            seats_capacity: b.int_gauge(
+            seats_capacity: b.int_gauge_vec(
                 "iumgate_seats_capacity",
                 "Shared seats: tier minus fixed-licence users minus reserved seats.",
+                &["pool"],
             )?,
-            seats_lent: b.int_gauge(
+            seats_lent: b.int_gauge_vec(
                 "iumgate_seats_lent",
                 "Seats lent to unconfirmed claims (a login or Basic name) for one exchange.",
+                &["pool"],
             )?,
-            seats_in_use: b.int_gauge(
+            seats_in_use: b.int_gauge_vec(
                 "iumgate_seats_in_use",
                 "Shared seats held by casual users.",
+                &["pool"],
             )?,
-            seats_tier: b.int_gauge("iumgate_seats_tier", "The licence tier (user limit).")?,
-            seats_fixed: b.int_gauge(
+            seats_tier: b.int_gauge_vec(
+                "iumgate_seats_tier",
+                "The licence tier (user limit).",
+                &["pool"],
+            )?,
+            seats_fixed: b.int_gauge_vec(
                 "iumgate_seats_fixed",
                 "Users holding a fixed licence through a licensed group.",
+                &["pool"],
             )?,
-            seats_reserved: b.int_gauge(
+            seats_reserved: b.int_gauge_vec(
                 "iumgate_seats_reserved",
                 "Seats kept free for API and service use.",
+                &["pool"],
             )?,
-            queue_length: b.int_gauge("iumgate_queue_length", "Users waiting for a seat.")?,
+            queue_length: b.int_gauge_vec(
+                "iumgate_queue_length",
+                "Users waiting for a seat.",
+                &["pool"],
+            )?,
             sessions_tracked: b.int_gauge(
                 "iumgate_sessions_tracked",
                 "Session, remember-me and token bindings iumgate knows.",
@@ -455,13 +462,15 @@ impl Metrics {
                 "iumgate_users_tracked",
                 "Distinct users with at least one known session.",
             )?,
-            gate_reconciled: b.int_gauge(
+            gate_reconciled: b.int_gauge_vec(
                 "iumgate_gate_reconciled",
                 "1 once the groups have been read from the directory (before that nobody is admitted).",
+                &["pool"],
             )?,
-            power_users_in_ium: b.int_gauge(
+            power_users_in_ium: b.int_gauge_vec(
                 "iumgate_power_users_in_ium_groups",
                 "Fixed-licence users who are also in an IUM group (a misconfiguration).",
+                &["pool"],
             )?,
             admissions,
             releases,
@@ -491,28 +500,28 @@ impl Metrics {
             alerts_active: b.int_gauge("iumgate_alerts_active", "Alerts currently raised.")?,
             alert_active: b.int_gauge_vec(
                 "iumgate_alert_active",
-                "1 for each alert currently raised, by its stable key.",
-                &["alert"],
+                "1 for each alert currently raised, by seat pool and its stable key.",
+                &["pool", "alert"],
             )?,
             job_last_success: b.gauge_vec(
                 "iumgate_job_last_success_timestamp_seconds",
                 "When each background job last succeeded (unix seconds).",
-                &["job_name"],
+                &["pool", "job_name"],
             )?,
             job_last_run: b.gauge_vec(
                 "iumgate_job_last_run_timestamp_seconds",
                 "When each background job last started (unix seconds).",
-                &["job_name"],
+                &["pool", "job_name"],
             )?,
             job_interval: b.gauge_vec(
                 "iumgate_job_interval_seconds",
                 "How often each periodic job is meant to run.",
-                &["job_name"],
+                &["pool", "job_name"],
             )?,
             job_failures: b.counter_vec(
                 "iumgate_job_failures_total",
                 "Failed runs of each background job.",
-                &["job_name"],
+                &["pool", "job_name"],
             )?,
             ready: b.int_gauge(
                 "iumgate_ready",
@@ -544,16 +553,46 @@ impl Metrics {
         m.registry
             .register(Box::new(info))
             .map_err(|e| err("iumgate_build_info", e))?;
-        m.set_alerts(&[]);
+        m.set_alerts(&[(crate::config::DEFAULT_POOL, Vec::new())]);
+        m.declare_pool(crate::config::DEFAULT_POOL);
         Ok(m)
+    }
+
+    /// Every series of seat pool `pool` with known labels, at 0 until the
+    /// first scrape reads the pool (so the first scrape already has them).
+    fn declare_pool(&self, pool: &str) {
+        for v in [
+            &self.seats_capacity,
+            &self.seats_in_use,
+            &self.seats_lent,
+            &self.seats_tier,
+            &self.seats_fixed,
+            &self.seats_reserved,
+            &self.queue_length,
+            &self.gate_reconciled,
+            &self.power_users_in_ium,
+        ] {
+            let _ = v.get_metric_with_label_values(&[pool]);
+        }
+        for r in ADMISSION_RESULTS {
+            let _ = self.admissions.get_metric_with_label_values(&[pool, r]);
+        }
+        for r in ReleaseReason::ALL {
+            let _ = self
+                .releases
+                .get_metric_with_label_values(&[pool, r.label()]);
+        }
     }
 
     /// Exports the gate's queue-wait histogram (it lives in the gate, which
     /// observes it when a waiter gets a seat).
     pub fn attach_gate(&self, gate: &Gate) -> Result<(), MetricsError> {
-        self.registry
-            .register(Box::new(gate.counters.queue_wait_seconds.clone()))
-            .map_err(|e| err("iumgate_queue_wait_seconds", e))
+        for g in std::iter::once(gate).chain(gate.pools().iter().map(|p| &*p.gate)) {
+            self.registry
+                .register(Box::new(g.counters.queue_wait_seconds.clone()))
+                .map_err(|e| err("iumgate_queue_wait_seconds", e))?;
+        }
+        Ok(())
     }
 
     /// Records the outcome of a configuration (re)load at `now_ms`.
@@ -577,11 +616,19 @@ impl Metrics {
             Err(poisoned) => poisoned.into_inner(),
         };
         self.ready.set(i64::from(health.is_ready()));
+        let default = crate::config::DEFAULT_POOL;
         if let Some(gate) = gate {
-            self.read_gate(gate);
+            let mut alerts = vec![(default, self.read_gate(gate))];
+            for p in gate.pools() {
+                alerts.push((&*p.name, self.read_gate(&p.gate)));
+                for (job, run) in p.runs.list() {
+                    self.export_job(&p.name, job, &run);
+                }
+            }
+            self.set_alerts(&alerts);
         }
         for (job, run) in jobs.list() {
-            self.export_job(job, &run);
+            self.export_job(default, job, &run);
         }
         let families = self.registry.gather();
         let mut out = Vec::new();
@@ -591,19 +638,64 @@ impl Metrics {
         String::from_utf8(out).unwrap_or_default()
     }
 
-    fn read_gate(&self, gate: &Gate) {
+    /// One gate's (seat pool's) series; its raised alerts' keys.
+    fn read_gate(&self, gate: &Gate) -> Vec<String> {
+        let pool = gate.pool_name();
         let (capacity, in_use, queue) =
-            gate.with_pool(|p| (p.capacity(), p.in_use(), p.queue_len()));
+            gate.with_pool_read(|p| (p.capacity(), p.in_use(), p.queue_len()));
         let a = gate.arithmetic();
-        self.seats_capacity.set(capacity as i64);
-        self.seats_in_use.set(in_use as i64);
-        self.seats_lent.set(gate.borrowed_seats() as i64);
-        self.queue_length.set(queue as i64);
-        self.seats_tier.set(i64::from(a.tier));
-        self.seats_fixed.set(i64::from(a.fixed));
-        self.seats_reserved.set(i64::from(a.reserved));
-        self.power_users_in_ium.set(a.power_in_ium.len() as i64);
-        self.gate_reconciled.set(i64::from(gate.is_reconciled()));
+        let set = |v: &IntGaugeVec, n: i64| {
+            if let Ok(g) = v.get_metric_with_label_values(&[pool]) {
+                g.set(n);
+            }
+        };
+        set(&self.seats_capacity, capacity as i64);
+        set(&self.seats_in_use, in_use as i64);
+        set(&self.seats_lent, gate.borrowed_seats() as i64);
+        set(&self.queue_length, queue as i64);
+        set(&self.seats_tier, i64::from(a.tier));
+        set(&self.seats_fixed, i64::from(a.fixed));
+        set(&self.seats_reserved, i64::from(a.reserved));
+        set(&self.power_users_in_ium, a.power_in_ium.len() as i64);
+        set(&self.gate_reconciled, i64::from(gate.is_reconciled()));
+        let c = &gate.counters;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let admissions = [
+            load(&c.admit_holding),
+            load(&c.admit_granted),
+            load(&c.admit_evicted),
+            load(&c.admit_waited),
+            load(&c.admit_failed),
+        ];
+        for (result, v) in ADMISSION_RESULTS.iter().zip(admissions) {
+            if let Ok(counter) = self
+                .admissions
+                .get_metric_with_label_values(&[pool, result])
+            {
+                catch_up(&counter, v);
+            }
+        }
+        for reason in ReleaseReason::ALL {
+            let atomic = match reason {
+                ReleaseReason::Eviction => &c.release_eviction,
+                ReleaseReason::Logout => &c.release_logout,
+                ReleaseReason::TierShrink => &c.release_tier_shrink,
+                ReleaseReason::Cleanup => &c.release_cleanup,
+                ReleaseReason::Reconcile => &c.release_reconcile,
+                ReleaseReason::Rollback => &c.release_rollback,
+            };
+            if let Ok(counter) = self
+                .releases
+                .get_metric_with_label_values(&[pool, reason.label()])
+            {
+                catch_up(&counter, load(atomic));
+            }
+        }
+        let keys = gate.alerts.list().into_iter().map(|a| a.key).collect();
+        if pool != crate::config::DEFAULT_POOL {
+            // The rest is the default gate's: it identifies every request.
+            return keys;
+        }
         self.sessions_tracked.set(gate.sessions.len() as i64);
         self.users_tracked.set(gate.sessions.users() as i64);
         let dropped = gate.sessions.dropped();
@@ -617,29 +709,6 @@ impl Metrics {
         self.whoami_cache_entries.set(gate.anonymous.len() as i64);
         catch_up(&self.whoami_cache_refused, gate.anonymous.refused());
 
-        let c = &gate.counters;
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let admissions = [
-            load(&c.admit_holding),
-            load(&c.admit_granted),
-            load(&c.admit_evicted),
-            load(&c.admit_waited),
-            load(&c.admit_failed),
-        ];
-        for (counter, v) in self.admissions.iter().zip(admissions) {
-            catch_up(counter, v);
-        }
-        for (counter, reason) in self.releases.iter().zip(ReleaseReason::ALL) {
-            let atomic = match reason {
-                ReleaseReason::Eviction => &c.release_eviction,
-                ReleaseReason::Logout => &c.release_logout,
-                ReleaseReason::TierShrink => &c.release_tier_shrink,
-                ReleaseReason::Cleanup => &c.release_cleanup,
-                ReleaseReason::Reconcile => &c.release_reconcile,
-                ReleaseReason::Rollback => &c.release_rollback,
-            };
-            catch_up(counter, load(atomic));
-        }
         catch_up(&self.login_failures, load(&c.login_failed));
         catch_up(&self.saml_encrypted, load(&c.saml_encrypted));
         for (counter, atomic) in self
@@ -668,31 +737,31 @@ impl Metrics {
         }
         self.second_steps_waiting
             .set(gate.second_steps_waiting() as i64);
-
-        let alerts = gate.alerts.list();
-        let keys: Vec<&str> = alerts.iter().map(|a| a.key.as_str()).collect();
-        self.set_alerts(&keys);
+        keys
     }
 
     /// `iumgate_alert_active`: every known key at 0 or 1; a key raised that
     /// is not in [`AlertKey::ALL`] only while it is raised (a resolved one
     /// disappears rather than lingering at its last value).
-    fn set_alerts(&self, active: &[&str]) {
-        self.alerts_active.set(active.len() as i64);
+    fn set_alerts(&self, active: &[(&str, Vec<String>)]) {
+        self.alerts_active
+            .set(active.iter().map(|(_, keys)| keys.len()).sum::<usize>() as i64);
         self.alert_active.reset();
-        let known = AlertKey::ALL.iter().map(|k| (k.as_str(), 0));
-        let raised = active.iter().map(|k| (*k, 1));
-        for (key, v) in known.chain(raised) {
-            if let Ok(g) = self.alert_active.get_metric_with_label_values(&[key]) {
-                g.set(v);
+        for (pool, keys) in active {
+            let known = AlertKey::ALL.iter().map(|k| (k.as_str(), 0));
+            let raised = keys.iter().map(|k| (k.as_str(), 1));
+            for (key, v) in known.chain(raised) {
+                if let Ok(g) = self.alert_active.get_metric_with_label_values(&[pool, key]) {
+                    g.set(v);
+                }
             }
         }
     }
 
     /// Labelled `job_name`, not `job`: Prometheus sets `job` on every series
     /// to the scrape job and would rename ours to `exported_job`.
-    fn export_job(&self, job: &str, run: &JobRun) {
-        let labels = [job];
+    fn export_job(&self, pool: &str, job: &str, run: &JobRun) {
+        let labels = [pool, job];
         if let Ok(g) = self.job_interval.get_metric_with_label_values(&labels) {
             g.set(run.every_s as f64);
         }
@@ -924,14 +993,25 @@ mod tests {
         let m = Metrics::new().unwrap();
         let text = m.render(None, &JobRuns::default(), &Health::default());
         for key in AlertKey::ALL {
-            let series = format!("iumgate_alert_active{{alert=\"{key}\"}}");
+            let series = format!("iumgate_alert_active{{alert=\"{key}\",pool=\"default\"}}");
             assert_eq!(sample(&text, &series), Some(0.0), "{series}");
         }
         assert_eq!(sample(&text, "iumgate_alerts_active"), Some(0.0));
         for r in ReleaseReason::ALL {
-            let series = format!("iumgate_releases_total{{reason=\"{}\"}}", r.label());
+            let series = format!(
+                "iumgate_releases_total{{pool=\"default\",reason=\"{}\"}}",
+                r.label()
+            );
             assert_eq!(sample(&text, &series), Some(0.0), "{series}");
         }
+        for r in ADMISSION_RESULTS {
+            let series = format!("iumgate_admissions_total{{pool=\"default\",result=\"{r}\"}}");
+            assert_eq!(sample(&text, &series), Some(0.0), "{series}");
+        }
+        assert_eq!(
+            sample(&text, "iumgate_seats_capacity{pool=\"default\"}"),
+            Some(0.0)
+        );
         for v in crate::access_log::Verdict::ALL {
             let series = format!(
                 "iumgate_access_log_lines_total{{decision=\"{}\"}}",
@@ -952,25 +1032,40 @@ mod tests {
             assert_eq!(sample(&text, &series), Some(0.0), "{series}");
         }
         // A raised key is 1, and back to 0 (known) or gone (unknown) once resolved.
-        m.set_alerts(&["tier_exceeded", "made_up"]);
+        m.set_alerts(&[(
+            "default",
+            vec!["tier_exceeded".to_string(), "made_up".to_string()],
+        )]);
         let text = m.render(None, &JobRuns::default(), &Health::default());
         assert_eq!(
-            sample(&text, "iumgate_alert_active{alert=\"tier_exceeded\"}"),
+            sample(
+                &text,
+                "iumgate_alert_active{alert=\"tier_exceeded\",pool=\"default\"}"
+            ),
             Some(1.0)
         );
         assert_eq!(
-            sample(&text, "iumgate_alert_active{alert=\"made_up\"}"),
+            sample(
+                &text,
+                "iumgate_alert_active{alert=\"made_up\",pool=\"default\"}"
+            ),
             Some(1.0)
         );
         assert_eq!(sample(&text, "iumgate_alerts_active"), Some(2.0));
-        m.set_alerts(&[]);
+        m.set_alerts(&[("default", Vec::new())]);
         let text = m.render(None, &JobRuns::default(), &Health::default());
         assert_eq!(
-            sample(&text, "iumgate_alert_active{alert=\"tier_exceeded\"}"),
+            sample(
+                &text,
+                "iumgate_alert_active{alert=\"tier_exceeded\",pool=\"default\"}"
+            ),
             Some(0.0)
         );
         assert_eq!(
-            sample(&text, "iumgate_alert_active{alert=\"made_up\"}"),
+            sample(
+                &text,
+                "iumgate_alert_active{alert=\"made_up\",pool=\"default\"}"
+            ),
             None
         );
     }

@@ -41,6 +41,14 @@ pub struct Status {
     /// `[audit]` is on: each user links to their recent seat events
     /// (`audit?user=…`).
     pub audit_trail: bool,
+    /// This pool's name ("default", or its `[pools.<name>]`) and the
+    /// application role whose seats it hands out.
+    pub pool: String,
+    pub application: String,
+    /// The pools beside the default one (`[pools.*]`), each as its own
+    /// status: seats, holders, queue, alerts, jobs, recent events.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pools: Vec<Status>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -134,6 +142,9 @@ pub fn collect(
         config_loaded_ms,
         cluster: None,
         audit_trail: false,
+        pool: crate::config::DEFAULT_POOL.to_string(),
+        application: String::new(),
+        pools: Vec::new(),
     };
     let Some(gate) = gate else {
         st.now_ms = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
@@ -142,6 +153,8 @@ pub fn collect(
     let now = gate.now();
     let s = gate.settings.load();
     st.now_ms = now;
+    st.pool = gate.pool_name().to_string();
+    st.application = s.application.clone();
     st.reconciled = gate.is_reconciled();
     st.audit_trail = gate.audit_trail().is_some();
     st.cluster = gate.cluster_node().map(|node| Cluster {
@@ -202,6 +215,19 @@ pub fn collect(
         message: s.message.clone(),
         logo_url: s.logo_url.clone(),
     };
+    st.pools = gate
+        .pools()
+        .iter()
+        .map(|p| {
+            collect(
+                Some(&p.gate),
+                &p.runs,
+                &p.gate.alerts,
+                ready,
+                config_loaded_ms,
+            )
+        })
+        .collect();
     st
 }
 
@@ -245,8 +271,60 @@ pub fn render_html(st: &Status) -> String {
         b.push_str("<section><p class=\"bad\">The IUM groups have not been read from the directory yet: nobody is admitted until they are.</p></section>");
     }
 
+    // With further pools, each section names its pool.
+    let named = !st.pools.is_empty();
+    render_pool(&mut b, st, named, true);
+    for p in &st.pools {
+        render_pool(&mut b, p, true, false);
+    }
+    b.push_str(&format!(
+        "<p class=\"muted\">iumgate {} · {} sessions of {} users tracked · config loaded {} · \
+         <a href=\"status\">JSON</a> · <a href=\"metrics\">metrics</a></p>",
+        st.version,
+        st.sessions.tracked,
+        st.sessions.users,
+        if st.config_loaded_ms > 0 {
+            ago(now.max(st.config_loaded_ms), st.config_loaded_ms)
+        } else {
+            "at start".into()
+        }
+    ));
+    page(
+        "iumgate — status",
+        &b,
+        "<meta http-equiv=\"refresh\" content=\"15\">",
+    )
+}
+
+/// One pool's sections: seats, alerts, (the replicas, for the default
+/// pool), holders, queue, jobs, recent events. `named`: headings and ids
+/// carry the pool's name (there are several).
+fn render_pool(b: &mut String, st: &Status, named: bool, first: bool) {
+    let now = st.now_ms;
+    let (of, id_of) = if named {
+        let app = if st.application.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", escape(&st.application))
+        };
+        (
+            format!(" — pool “{}”{app}", escape(&st.pool)),
+            if first {
+                String::new()
+            } else {
+                format!("-{}", escape(&st.pool))
+            },
+        )
+    } else {
+        (String::new(), String::new())
+    };
+    if !first && !st.reconciled {
+        b.push_str(&format!("<section><p class=\"bad\">The groups of pool “{}” have not been read from the directory yet: nobody gets its seats until they are.</p></section>", escape(&st.pool)));
+    }
     let s = &st.seats;
-    b.push_str("<section><h2>Seats</h2><div class=\"grid\">");
+    b.push_str(&format!(
+        "<section id=\"pool{id_of}\"><h2>Seats{of}</h2><div class=\"grid\">"
+    ));
     for (label, v, id) in [
         ("in use", s.in_use.to_string(), "in-use"),
         ("capacity", s.capacity.to_string(), "capacity"),
@@ -254,12 +332,12 @@ pub fn render_html(st: &Status) -> String {
         ("waiting", s.queue.to_string(), "waiting"),
     ] {
         b.push_str(&format!(
-            "<div><div class=\"num\" id=\"{id}\">{v}</div><div class=\"muted\">{label}</div></div>"
+            "<div><div class=\"num\" id=\"{id}{id_of}\">{v}</div><div class=\"muted\">{label}</div></div>"
         ));
     }
     b.push_str("</div>");
     b.push_str(&format!(
-        "<p id=\"arithmetic\">Capacity {} = tier {} − {} fixed-licence users − {} reserved. \
+        "<p id=\"arithmetic{id_of}\">Capacity {} = tier {} − {} fixed-licence users − {} reserved. \
          A seat held idle for {} may go to a newcomer.</p>",
         s.capacity,
         s.tier,
@@ -276,7 +354,7 @@ pub fn render_html(st: &Status) -> String {
     }
     b.push_str("</section>");
 
-    b.push_str("<section><h2>Alerts</h2>");
+    b.push_str(&format!("<section><h2>Alerts{of}</h2>"));
     if st.alerts.is_empty() {
         b.push_str("<p class=\"ok\">No alerts.</p>");
     }
@@ -294,7 +372,7 @@ pub fn render_html(st: &Status) -> String {
     }
     b.push_str("</section>");
 
-    if let Some(c) = &st.cluster {
+    if let (true, Some(c)) = (first, &st.cluster) {
         b.push_str(&format!(
             "<section><h2>Replicas</h2><p>This replica: <strong>{}</strong>; the pool is shared on Redis.</p>",
             escape(&c.node)
@@ -333,11 +411,11 @@ pub fn render_html(st: &Status) -> String {
         b.push_str("</section>");
     }
 
-    b.push_str("<section><h2>Seat holders</h2>");
+    b.push_str(&format!("<section><h2>Seat holders{of}</h2>"));
     if st.holders.is_empty() {
         b.push_str("<p class=\"muted\">Nobody holds a shared seat.</p>");
     } else {
-        b.push_str("<table id=\"holders\"><tr><th>user</th><th>idle</th><th>holding since</th><th></th></tr>");
+        b.push_str(&format!("<table id=\"holders{id_of}\"><tr><th>user</th><th>idle</th><th>holding since</th><th></th></tr>"));
         for h in &st.holders {
             b.push_str(&format!(
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"muted\">{}</td></tr>",
@@ -351,11 +429,11 @@ pub fn render_html(st: &Status) -> String {
     }
     b.push_str("</section>");
 
-    b.push_str("<section><h2>Queue</h2>");
+    b.push_str(&format!("<section><h2>Queue{of}</h2>"));
     if st.queue.is_empty() {
         b.push_str("<p class=\"muted\">Nobody is waiting.</p>");
     } else {
-        b.push_str("<table id=\"queue\"><tr><th>#</th><th>user</th><th>waiting</th><th>last poll</th></tr>");
+        b.push_str(&format!("<table id=\"queue{id_of}\"><tr><th>#</th><th>user</th><th>waiting</th><th>last poll</th></tr>"));
         for w in &st.queue {
             b.push_str(&format!(
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -369,11 +447,11 @@ pub fn render_html(st: &Status) -> String {
     }
     b.push_str("</section>");
 
-    b.push_str("<section><h2>Jobs</h2>");
+    b.push_str(&format!("<section><h2>Jobs{of}</h2>"));
     if st.jobs.is_empty() {
         b.push_str("<p class=\"muted\">No background jobs.</p>");
     } else {
-        b.push_str("<table id=\"jobs\"><tr><th>job</th><th>every</th><th>last run</th><th>last success</th><th>last failure</th></tr>");
+        b.push_str(&format!("<table id=\"jobs{id_of}\"><tr><th>job</th><th>every</th><th>last run</th><th>last success</th><th>last failure</th></tr>"));
         for j in &st.jobs {
             let failure = match (&j.run.last_failure_ms, &j.run.last_error) {
                 (Some(t), Some(e)) => format!("{}: {}", ago(now, *t), escape(e)),
@@ -397,11 +475,13 @@ pub fn render_html(st: &Status) -> String {
     }
     b.push_str("</section>");
 
-    b.push_str("<section><h2>Recent grants and evictions</h2>");
+    b.push_str(&format!(
+        "<section><h2>Recent grants and evictions{of}</h2>"
+    ));
     if st.recent.is_empty() {
         b.push_str("<p class=\"muted\">Nothing yet.</p>");
     } else {
-        b.push_str("<table id=\"recent\"><tr><th>when</th><th>what</th><th>user</th><th>seat taken from</th></tr>");
+        b.push_str(&format!("<table id=\"recent{id_of}\"><tr><th>when</th><th>what</th><th>user</th><th>seat taken from</th></tr>"));
         for e in &st.recent {
             b.push_str(&format!(
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -417,23 +497,6 @@ pub fn render_html(st: &Status) -> String {
         b.push_str("</table>");
     }
     b.push_str("</section>");
-    b.push_str(&format!(
-        "<p class=\"muted\">iumgate {} · {} sessions of {} users tracked · config loaded {} · \
-         <a href=\"status\">JSON</a> · <a href=\"metrics\">metrics</a></p>",
-        st.version,
-        st.sessions.tracked,
-        st.sessions.users,
-        if st.config_loaded_ms > 0 {
-            ago(now.max(st.config_loaded_ms), st.config_loaded_ms)
-        } else {
-            "at start".into()
-        }
-    ));
-    page(
-        "iumgate — status",
-        &b,
-        "<meta http-equiv=\"refresh\" content=\"15\">",
-    )
 }
 
 /// Shown with the 401 when the browser has no (or a wrong) token.

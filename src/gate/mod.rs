@@ -187,10 +187,19 @@ pub const QUEUE_WAIT_BUCKETS: [f64; 12] = [
 
 impl Default for Counters {
     fn default() -> Self {
+        Counters::for_pool(crate::config::DEFAULT_POOL)
+    }
+}
+
+impl Counters {
+    /// The counters of the seat pool `pool` (its queue-wait histogram is
+    /// exported with that `pool` label).
+    pub fn for_pool(pool: &str) -> Self {
         let opts = prometheus::HistogramOpts::new(
             "iumgate_queue_wait_seconds",
             "Time from entering the queue to getting a seat.",
         )
+        .const_label("pool", pool)
         .buckets(QUEUE_WAIT_BUCKETS.to_vec());
         Counters {
             admit_holding: AtomicU64::new(0),
@@ -326,7 +335,7 @@ impl Gate {
             sessions: Sessions::with_limits(hash_key, session_limits),
             directory,
             alerts,
-            counters: Counters::default(),
+            counters: Counters::for_pool(name),
             state: SeatState::new(pool_cfg),
             inflight: DashMap::new(),
             arithmetic: Mutex::new(Arithmetic::default()),

@@ -178,10 +178,13 @@ async fn the_binary_exports_every_metric_the_dashboard_and_rules_name_and_reload
     let bin = spawn(&cfg);
 
     let text = wait_for_metrics(&bin.admin, "the first reconcile", |t| {
-        sample(t, "iumgate_gate_reconciled") == Some(1.0)
+        sample(t, "iumgate_gate_reconciled{pool=\"default\"}") == Some(1.0)
     })
     .await;
-    assert_eq!(sample(&text, "iumgate_seats_capacity"), Some(7.0));
+    assert_eq!(
+        sample(&text, "iumgate_seats_capacity{pool=\"default\"}"),
+        Some(7.0)
+    );
     assert_eq!(sample(&text, "iumgate_config_reload_success"), Some(1.0));
 
     // Every name the dashboard and the rules use is exported.

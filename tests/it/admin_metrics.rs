@@ -47,22 +47,39 @@ async fn metrics_show_a_full_pool_a_waiter_and_one_eviction() {
     assert!(to.starts_with("/iumgate/wait"), "{to}");
 
     let m = w.metrics().await;
-    assert_eq!(v(&m, "iumgate_seats_capacity"), 7.0);
-    assert_eq!(v(&m, "iumgate_seats_in_use"), 7.0);
-    assert_eq!(v(&m, "iumgate_queue_length"), 1.0);
-    assert_eq!(v(&m, "iumgate_seats_tier"), 10.0);
-    assert_eq!(v(&m, "iumgate_seats_fixed"), 3.0);
-    assert_eq!(v(&m, "iumgate_seats_reserved"), 0.0);
-    assert_eq!(v(&m, "iumgate_releases_total{reason=\"eviction\"}"), 1.0);
+    assert_eq!(v(&m, "iumgate_seats_capacity{pool=\"default\"}"), 7.0);
+    assert_eq!(v(&m, "iumgate_seats_in_use{pool=\"default\"}"), 7.0);
+    assert_eq!(v(&m, "iumgate_queue_length{pool=\"default\"}"), 1.0);
+    assert_eq!(v(&m, "iumgate_seats_tier{pool=\"default\"}"), 10.0);
+    assert_eq!(v(&m, "iumgate_seats_fixed{pool=\"default\"}"), 3.0);
+    assert_eq!(v(&m, "iumgate_seats_reserved{pool=\"default\"}"), 0.0);
     assert_eq!(
         v(
             &m,
-            "iumgate_admissions_total{result=\"granted_by_eviction\"}"
+            "iumgate_releases_total{pool=\"default\",reason=\"eviction\"}"
         ),
         1.0
     );
-    assert_eq!(v(&m, "iumgate_admissions_total{result=\"granted\"}"), 7.0);
-    assert!(v(&m, "iumgate_admissions_total{result=\"waited\"}") >= 1.0);
+    assert_eq!(
+        v(
+            &m,
+            "iumgate_admissions_total{pool=\"default\",result=\"granted_by_eviction\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        v(
+            &m,
+            "iumgate_admissions_total{pool=\"default\",result=\"granted\"}"
+        ),
+        7.0
+    );
+    assert!(
+        v(
+            &m,
+            "iumgate_admissions_total{pool=\"default\",result=\"waited\"}"
+        ) >= 1.0
+    );
     // 7 grants + 1 grant after the eviction (the start-up diagnostics may
     // add one idempotent probe of their own); 1 removal (the eviction).
     let grants = w
@@ -103,13 +120,16 @@ async fn metrics_show_a_full_pool_a_waiter_and_one_eviction() {
         ) >= 9.0
     );
     assert!(v(&m, "iumgate_sessions_tracked") >= 8.0);
-    assert_eq!(v(&m, "iumgate_gate_reconciled"), 1.0);
+    assert_eq!(v(&m, "iumgate_gate_reconciled{pool=\"default\"}"), 1.0);
     assert_eq!(v(&m, "iumgate_ready"), 1.0);
-    assert_eq!(v(&m, "iumgate_queue_wait_seconds_count"), 0.0);
+    assert_eq!(
+        v(&m, "iumgate_queue_wait_seconds_count{pool=\"default\"}"),
+        0.0
+    );
     assert!(
         v(
             &m,
-            "iumgate_job_last_success_timestamp_seconds{job_name=\"reconcile\"}"
+            "iumgate_job_last_success_timestamp_seconds{job_name=\"reconcile\",pool=\"default\"}"
         ) > 0.0
     );
     // No user name ever appears in the metrics.
@@ -134,12 +154,36 @@ async fn metrics_show_a_full_pool_a_waiter_and_one_eviction() {
         .unwrap();
     assert_eq!(poll["state"], "admitted", "{poll}");
     let m = w.metrics().await;
-    assert_eq!(v(&m, "iumgate_queue_length"), 0.0);
-    assert_eq!(v(&m, "iumgate_queue_wait_seconds_count"), 1.0);
-    assert_eq!(v(&m, "iumgate_queue_wait_seconds_sum"), 150.0);
-    assert_eq!(v(&m, "iumgate_queue_wait_seconds_bucket{le=\"120\"}"), 0.0);
-    assert_eq!(v(&m, "iumgate_queue_wait_seconds_bucket{le=\"300\"}"), 1.0);
-    assert_eq!(v(&m, "iumgate_releases_total{reason=\"eviction\"}"), 2.0);
+    assert_eq!(v(&m, "iumgate_queue_length{pool=\"default\"}"), 0.0);
+    assert_eq!(
+        v(&m, "iumgate_queue_wait_seconds_count{pool=\"default\"}"),
+        1.0
+    );
+    assert_eq!(
+        v(&m, "iumgate_queue_wait_seconds_sum{pool=\"default\"}"),
+        150.0
+    );
+    assert_eq!(
+        v(
+            &m,
+            "iumgate_queue_wait_seconds_bucket{pool=\"default\",le=\"120\"}"
+        ),
+        0.0
+    );
+    assert_eq!(
+        v(
+            &m,
+            "iumgate_queue_wait_seconds_bucket{pool=\"default\",le=\"300\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        v(
+            &m,
+            "iumgate_releases_total{pool=\"default\",reason=\"eviction\"}"
+        ),
+        2.0
+    );
     w.running.begin_drain();
 }
 
@@ -238,7 +282,11 @@ async fn metrics_can_require_the_token_too() {
     assert_eq!(http.get(&url).send().await.unwrap().status(), 401);
     let r = http.get(&url).bearer_auth(TOKEN).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    assert!(r.text().await.unwrap().contains("iumgate_seats_capacity 7"));
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("iumgate_seats_capacity{pool=\"default\"} 7"));
     w.running.begin_drain();
 }
 
@@ -320,7 +368,7 @@ async fn a_live_reload_changes_min_idle_message_and_tier() {
         v(&m, "iumgate_config_reload_success_timestamp_seconds"),
         (T0 + 1_000) as f64 / 1000.0
     );
-    assert_eq!(v(&m, "iumgate_seats_capacity"), 5.0);
+    assert_eq!(v(&m, "iumgate_seats_capacity{pool=\"default\"}"), 5.0);
 
     // Without a config file a reload fails, changes nothing and says so.
     assert!(w.running.reloader.reload().await.is_err());

@@ -233,7 +233,9 @@ async fn redis_down_serves_holders_grants_nobody_and_recovers() {
         async move {
             let m = metrics(&a).await;
             m.contains("iumgate_cluster_enabled 1")
-                && m.contains("iumgate_alert_active{alert=\"cluster_store_unreachable\"} 1")
+                && m.contains(
+                    "iumgate_alert_active{alert=\"cluster_store_unreachable\",pool=\"default\"} 1",
+                )
                 && !m.contains("iumgate_cluster_syncs_total{result=\"failed\"} 0")
         }
     })

@@ -341,3 +341,84 @@ async fn concurrent_logins_never_exceed_either_tier() {
     assert!(w.sim.peak_members(IUM_ACCESS_SERVICE) <= 4);
     assert_eq!(w.sim.members(IUM_ACCESS_SERVICE).len(), 4);
 }
+
+/// Metrics carry a `pool` label (and no user label), the status page and
+/// its JSON show each pool, alerts say which pool they are about.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_status_show_each_pool() {
+    let w = two_pools().await;
+    let (c, _) = browser();
+    assert_eq!(login_to(&w, &c, "agent01", QUEUE).await.0, 200);
+    let (s, _) = browser();
+    assert_eq!(login_to(&w, &s, "casual01", "/browse/DEMO-1").await.0, 200);
+    w.sim.set_service_tier(2);
+    w.advance_min(61);
+    let jobs = w.gate.pools()[0].jobs.get().unwrap().clone();
+    jobs.tick(w.gate.now()).await;
+    let m = w
+        .run
+        .metrics
+        .render(Some(&w.gate), &w.run.job_runs, &w.run.health);
+    let value = |series: &str| {
+        m.lines()
+            .find_map(|l| {
+                l.strip_prefix(series)?
+                    .strip_prefix(' ')?
+                    .parse::<f64>()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("no {series} in\n{m}"))
+    };
+    assert_eq!(value("iumgate_seats_capacity{pool=\"default\"}"), 7.0);
+    assert_eq!(value("iumgate_seats_in_use{pool=\"default\"}"), 1.0);
+    assert_eq!(value("iumgate_seats_capacity{pool=\"service\"}"), 1.0);
+    assert_eq!(value("iumgate_seats_tier{pool=\"service\"}"), 2.0);
+    assert_eq!(value("iumgate_seats_in_use{pool=\"service\"}"), 1.0);
+    assert_eq!(
+        value("iumgate_admissions_total{pool=\"service\",result=\"granted\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("iumgate_alert_active{alert=\"pool_shrunk\",pool=\"service\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("iumgate_alert_active{alert=\"pool_shrunk\",pool=\"default\"}"),
+        0.0
+    );
+    assert!(m.contains(
+        "iumgate_job_last_success_timestamp_seconds{job_name=\"reconcile\",pool=\"service\"}"
+    ));
+    assert!(m.contains("iumgate_queue_wait_seconds_count{pool=\"service\"}"));
+    assert!(
+        !m.contains("agent01") && !m.contains("casual01"),
+        "no user labels"
+    );
+    // The status JSON and page.
+    let st =
+        iumgate::admin::status::collect(Some(&w.gate), &w.run.job_runs, &w.gate.alerts, true, 0);
+    assert_eq!(st.pool, "default");
+    assert_eq!(st.pools.len(), 1);
+    let svc = &st.pools[0];
+    assert_eq!(
+        (svc.pool.as_str(), svc.application.as_str()),
+        ("service", SERVICE_DESK_ROLE)
+    );
+    assert_eq!(svc.seats.capacity, 1);
+    assert_eq!(svc.holders.len(), 1);
+    assert_eq!(svc.holders[0].user.as_str(), "agent01");
+    let shrunk = svc.alerts.iter().find(|a| a.key == "pool_shrunk").unwrap();
+    assert!(
+        shrunk.text.starts_with("Pool “service”: "),
+        "{}",
+        shrunk.text
+    );
+    assert!(!st.alerts.iter().any(|a| a.key == "pool_shrunk"));
+    let html = iumgate::admin::status::render_html(&st);
+    assert!(
+        html.contains("Seats — pool “service” (jira-servicedesk)"),
+        "{html}"
+    );
+    assert!(html.contains("id=\"holders-service\""));
+    assert!(html.contains("id=\"capacity-service\">1<"));
+}

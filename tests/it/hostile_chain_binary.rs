@@ -240,7 +240,9 @@ async fn the_anonymous_lock_out_chain_moves_no_seat() {
 
     // Nothing moved: the colleagues hold their seats and still work.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while metric(&d, "iumgate_seats_lent").await > 0.0 && Instant::now() < deadline {
+    while metric(&d, "iumgate_seats_lent{pool=\"default\"}").await > 0.0
+        && Instant::now() < deadline
+    {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(access_group(&d).await, colleagues);
@@ -255,10 +257,17 @@ async fn the_anonymous_lock_out_chain_moves_no_seat() {
         assert_eq!(r.url().path(), "/browse/DEMO-1", "{u} was sent to wait");
     }
     assert_eq!(
-        metric(&d, "iumgate_releases_total{reason=\"logout\"}").await,
+        metric(
+            &d,
+            "iumgate_releases_total{pool=\"default\",reason=\"logout\"}"
+        )
+        .await,
         0.0
     );
-    assert_eq!(metric(&d, "iumgate_queue_length").await, 0.0);
+    assert_eq!(
+        metric(&d, "iumgate_queue_length{pool=\"default\"}").await,
+        0.0
+    );
 }
 
 /// `iumgate serve` in front of an app that accepts and never answers, with
@@ -356,7 +365,7 @@ min_idle = "30m"
     let answer = raw(&demo.proxy, req.as_bytes(), false).await;
     assert!(answer.starts_with("HTTP/1.1 504"), "{answer}");
     let deadline = Instant::now() + Duration::from_secs(10);
-    while metric(&demo, "iumgate_seats_lent").await > 0.0 {
+    while metric(&demo, "iumgate_seats_lent{pool=\"default\"}").await > 0.0 {
         assert!(
             Instant::now() < deadline,
             "lent seats were never given back"
@@ -376,22 +385,34 @@ min_idle = "30m"
         .unwrap();
     // The seat is lent while the app is asked; then the client goes.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while metric(&demo, "iumgate_seats_lent").await < 1.0 {
+    while metric(&demo, "iumgate_seats_lent{pool=\"default\"}").await < 1.0 {
         assert!(Instant::now() < deadline, "the Basic POST borrowed no seat");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     drop(s);
 
     let deadline = Instant::now() + Duration::from_secs(10);
-    while metric(&demo, "iumgate_seats_lent").await > 0.0 && Instant::now() < deadline {
+    while metric(&demo, "iumgate_seats_lent{pool=\"default\"}").await > 0.0
+        && Instant::now() < deadline
+    {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(metric(&demo, "iumgate_seats_lent").await, 0.0);
+    assert_eq!(
+        metric(&demo, "iumgate_seats_lent{pool=\"default\"}").await,
+        0.0
+    );
     assert_eq!(
         sim.members("IUM_access_software"),
         Vec::<String>::new(),
         "a claim kept a seat after its exchange broke off"
     );
-    assert!(metric(&demo, "iumgate_releases_total{reason=\"rollback\"}").await >= 3.0);
+    assert!(
+        metric(
+            &demo,
+            "iumgate_releases_total{pool=\"default\",reason=\"rollback\"}"
+        )
+        .await
+            >= 3.0
+    );
     held.abort();
 }
