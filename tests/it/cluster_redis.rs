@@ -571,3 +571,97 @@ async fn the_status_page_shows_the_other_replicas_alerts_and_jobs() {
     // A's own page does not list A as a peer.
     assert!(!cluster.peers.iter().any(|p| p.node == "a"));
 }
+
+/// Each seat pool is shared on its own keys (issue 20 with issue 19): two
+/// replicas with `[pools.service]` hand out exactly the service tier's
+/// agent seats between them, and the software pool's keys are untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_seat_pool_is_shared_on_its_own_keys() {
+    let Some(redis) = redis_or_skip() else { return };
+    let with_pool = |node: &str| {
+        let cluster = clustered(&redis, node);
+        move |c: &mut Config| {
+            cluster(c);
+            c.pools.insert(
+                "service".into(),
+                iumgate::config::PoolSection {
+                    application: iumgate::sim::SERVICE_DESK_ROLE.into(),
+                    fixed_groups: vec![iumgate::sim::SERVICE_DESK_USERS.into()],
+                    user_group: iumgate::sim::IUM_USER_SERVICE.into(),
+                    access_group: iumgate::sim::IUM_ACCESS_SERVICE.into(),
+                    needs: iumgate_analyze::pools::SERVICE_MANAGEMENT_NEEDS
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect(),
+                    ..iumgate::config::PoolSection::default()
+                },
+            );
+        }
+    };
+    let a = World::start(
+        Product::Jira,
+        |sc| *sc = iumgate::sim::SimConfig::demo_service_management(),
+        with_pool("a"),
+    )
+    .await;
+    let b = World::start_on(
+        Product::Jira,
+        a.sim.clone(),
+        a.clock.clone(),
+        with_pool("b"),
+    )
+    .await;
+    let (a, b) = (Arc::new(a), Arc::new(b));
+    eventually(
+        "both service pools are reconciled and the store built",
+        || {
+            let (a, b) = (a.clone(), b.clone());
+            async move {
+                let (sa, sb) = (&a.gate.pools()[0].gate, &b.gate.pools()[0].gate);
+                sa.is_reconciled()
+                    && sb.is_reconciled()
+                    && sa.cluster().unwrap().is_built().await.unwrap_or(false)
+            }
+        },
+    )
+    .await;
+    const QUEUE: &str = "/jira/servicedesk/projects/HELP/queues/custom/1";
+    let mut tasks = Vec::new();
+    for i in 1..=10 {
+        let w = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            let (c, _) = browser();
+            let r = c
+                .post(w.url("/login.jsp"))
+                .form(&[
+                    ("os_username", format!("agent{i:02}").as_str()),
+                    ("os_password", "demo"),
+                    ("os_destination", QUEUE),
+                ])
+                .send()
+                .await
+                .unwrap();
+            let (status, path, _) = text(r).await;
+            status == 200 && path == QUEUE
+        }));
+    }
+    let mut admitted = 0;
+    for t in tasks {
+        admitted += usize::from(t.await.unwrap());
+    }
+    assert_eq!(
+        admitted, 4,
+        "tier 5 − agent1: four agent seats over both replicas"
+    );
+    assert_eq!(a.sim.members(iumgate::sim::IUM_ACCESS_SERVICE).len(), 4);
+    assert!(a.sim.peak_members(iumgate::sim::IUM_ACCESS_SERVICE) <= 4);
+    let service_store = a.gate.pools()[0].gate.cluster().unwrap().clone();
+    assert_eq!(service_store.prefix(), "iumgate:service:");
+    assert_eq!(service_store.holders().await.unwrap().len(), 4);
+    assert!(store_holders(&a).await.is_empty(), "no software seat moved");
+    eventually("B sees every agent seat", || {
+        let b = b.clone();
+        async move { b.gate.pools()[0].gate.with_pool(|p| p.in_use()) == 4 }
+    })
+    .await;
+}

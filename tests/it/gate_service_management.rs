@@ -45,15 +45,27 @@ async fn two_pools() -> World {
         service_pool,
     )
     .await;
+    service_reconciled(&w).await;
+    w
+}
+
+async fn service_reconciled(w: &World) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !service(&w).is_reconciled() {
+    while !service(w).is_reconciled() {
         assert!(
             std::time::Instant::now() < deadline,
             "the service pool reconciles"
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    w
+}
+
+fn service_last_active(w: &World, user: &str) -> Option<u64> {
+    service(w)
+        .with_pool(|p| p.holders())
+        .into_iter()
+        .find(|h| h.user.as_str() == user)
+        .map(|h| h.last_active)
 }
 
 fn service(w: &World) -> Arc<iumgate::gate::Gate> {
@@ -421,4 +433,47 @@ async fn metrics_and_status_show_each_pool() {
     );
     assert!(html.contains("id=\"holders-service\""));
     assert!(html.contains("id=\"capacity-service\">1<"));
+}
+
+/// The state snapshot keeps every pool: each in its own file
+/// (`<state.path>.<name>`), restored before the pool's first reconcile, so
+/// an agent's idle clock survives a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_keeps_every_pools_activity() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.json");
+    let tweak = |path: std::path::PathBuf| {
+        move |c: &mut Config| {
+            service_pool(c);
+            c.state.path = Some(path);
+            c.state.snapshot_every = Dur::secs(3600);
+        }
+    };
+    let w = World::start(
+        Product::Jira,
+        |sc| *sc = SimConfig::demo_service_management(),
+        tweak(path.clone()),
+    )
+    .await;
+    service_reconciled(&w).await;
+    let (c, _) = browser();
+    assert_eq!(login_to(&w, &c, "agent01", QUEUE).await.0, 200);
+    w.advance_min(5);
+    assert_eq!(get(&w, &c, REQUEST).await.0, 200);
+    let active = service_last_active(&w, "agent01").unwrap();
+    w.advance_min(20);
+    let clock = w.clock.clone();
+    let sim = w.stop().await;
+    assert!(
+        dir.path().join("state.json.service").exists(),
+        "the pool's own snapshot"
+    );
+    let w = World::start_on(Product::Jira, sim, clock, tweak(path)).await;
+    service_reconciled(&w).await;
+    assert!(holds_service(&w, "agent01"));
+    assert_eq!(
+        service_last_active(&w, "agent01"),
+        Some(active),
+        "idle for 20 minutes, not since the restart"
+    );
 }
