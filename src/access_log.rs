@@ -21,7 +21,7 @@ use std::io::{self, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -153,8 +153,7 @@ pub struct AccessLog {
     pub wants_headers: bool,
     dropped: IntCounter,
     reopen: Arc<AtomicBool>,
-    stop: Arc<AtomicBool>,
-    done: std::sync::Mutex<Option<Receiver<()>>>,
+    thread: crate::line_writer::Thread,
 }
 
 impl std::fmt::Debug for AccessLog {
@@ -245,9 +244,7 @@ impl AccessLog {
         };
         let (tx, rx) = mpsc::sync_channel(cfg.buffer.max(1));
         let reopen = Arc::new(AtomicBool::new(false));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (done_tx, done_rx) = mpsc::channel();
-        let mut w = Writer {
+        let w = Writer {
             sink,
             format: cfg.format,
             include_query: cfg.include_query,
@@ -257,18 +254,12 @@ impl AccessLog {
             line: String::with_capacity(512),
             failing: false,
         };
-        std::thread::Builder::new()
-            .name("iumgate-access-log".into())
-            .spawn({
-                let stop = stop.clone();
-                move || {
-                    crate::line_writer::drive(&rx, &stop, &mut w);
-                    let _ = done_tx.send(());
+        let thread =
+            crate::line_writer::Thread::spawn("iumgate-access-log", rx, w).map_err(|source| {
+                OpenError {
+                    path: path.clone(),
+                    source,
                 }
-            })
-            .map_err(|source| OpenError {
-                path: path.clone(),
-                source,
             })?;
         Ok(Some(Arc::new(AccessLog {
             tx,
@@ -276,8 +267,7 @@ impl AccessLog {
             wants_headers: cfg.format == AccessLogFormat::Combined,
             dropped: counters.dropped,
             reopen,
-            stop,
-            done: std::sync::Mutex::new(Some(done_rx)),
+            thread,
         })))
     }
 
@@ -304,11 +294,7 @@ impl AccessLog {
     /// Writes out what is queued and stops the writer (at the end of a
     /// drain); waits for it at most `limit`.
     pub fn close(&self, limit: Duration) {
-        self.stop.store(true, Ordering::Release);
-        let done = self.done.lock().ok().and_then(|mut d| d.take());
-        if let Some(done) = done {
-            let _ = done.recv_timeout(limit);
-        }
+        self.thread.close(limit);
     }
 }
 

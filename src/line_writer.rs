@@ -5,7 +5,8 @@
 //! only in what they write and what they look after between ticks.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How often a writer flushes (at least) and looks after its file.
@@ -71,6 +72,51 @@ pub fn drive<E>(rx: &Receiver<E>, stop: &AtomicBool, sink: &mut impl Sink<E>) {
         }
         if sink.poll() {
             dirty = false;
+        }
+    }
+}
+
+/// A writer thread running [`drive`], and the way to stop it.
+pub struct Thread {
+    stop: Arc<AtomicBool>,
+    done: Mutex<Option<mpsc::Receiver<()>>>,
+}
+
+impl std::fmt::Debug for Thread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Thread").finish_non_exhaustive()
+    }
+}
+
+impl Thread {
+    /// Starts the thread `name` writing the events of `rx` to `sink`.
+    pub fn spawn<E, S>(name: &str, rx: Receiver<E>, mut sink: S) -> std::io::Result<Thread>
+    where
+        E: Send + 'static,
+        S: Sink<E> + Send + 'static,
+    {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (done_tx, done_rx) = mpsc::channel();
+        let flag = stop.clone();
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                drive(&rx, &flag, &mut sink);
+                let _ = done_tx.send(());
+            })?;
+        Ok(Thread {
+            stop,
+            done: Mutex::new(Some(done_rx)),
+        })
+    }
+
+    /// Writes out what is queued, finishes the sink and stops the thread
+    /// (at the end of a drain); waits for it at most `limit`.
+    pub fn close(&self, limit: Duration) {
+        self.stop.store(true, Ordering::Release);
+        let done = self.done.lock().ok().and_then(|mut d| d.take());
+        if let Some(done) = done {
+            let _ = done.recv_timeout(limit);
         }
     }
 }

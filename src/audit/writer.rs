@@ -9,8 +9,8 @@ use prometheus::IntCounter;
 use std::io::{self, BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The writer's counters, made by the metrics (one event counter per
@@ -42,8 +42,7 @@ pub struct Audit {
     alerting: Arc<AtomicBool>,
     alerts: Arc<Alerts>,
     clock: Arc<dyn Clock>,
-    stop: Arc<AtomicBool>,
-    done: Mutex<Option<Receiver<()>>>,
+    thread: crate::line_writer::Thread,
 }
 
 impl std::fmt::Debug for Audit {
@@ -109,9 +108,7 @@ impl Audit {
         };
         let file = Current::open(&path, clock.now_ms()).map_err(fail)?;
         let (tx, rx) = mpsc::sync_channel(cfg.buffer.max(1));
-        let stop = Arc::new(AtomicBool::new(false));
         let alerting = Arc::new(AtomicBool::new(false));
-        let (done_tx, done_rx) = mpsc::channel();
         let mut w = Writer {
             path: path.clone(),
             file: Some(file),
@@ -130,16 +127,7 @@ impl Audit {
             last_drop_ms: 0,
         };
         w.prune_old();
-        std::thread::Builder::new()
-            .name("iumgate-audit".into())
-            .spawn({
-                let stop = stop.clone();
-                move || {
-                    crate::line_writer::drive(&rx, &stop, &mut w);
-                    let _ = done_tx.send(());
-                }
-            })
-            .map_err(fail)?;
+        let thread = crate::line_writer::Thread::spawn("iumgate-audit", rx, w).map_err(fail)?;
         Ok(Some(Arc::new(Audit {
             tx,
             path,
@@ -148,8 +136,7 @@ impl Audit {
             alerting,
             alerts,
             clock,
-            stop,
-            done: Mutex::new(Some(done_rx)),
+            thread,
         })))
     }
 
@@ -185,11 +172,7 @@ impl Audit {
     /// Writes out what is queued, flushes and fsyncs, and stops the writer
     /// (at the end of a drain); waits for it at most `limit`.
     pub fn close(&self, limit: Duration) {
-        self.stop.store(true, Ordering::Release);
-        let done = self.done.lock().ok().and_then(|mut d| d.take());
-        if let Some(done) = done {
-            let _ = done.recv_timeout(limit);
-        }
+        self.thread.close(limit);
     }
 }
 
