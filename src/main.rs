@@ -192,9 +192,15 @@ struct AnalyzeArgs {
     #[arg(required = true)]
     logs: Vec<PathBuf>,
     /// Take product, activity rules, min_idle, retry_every, tier and reserved from this
-    /// iumgate config (flags given here win).
+    /// iumgate config (flags given here win), and its [pools.*]: each pool is reported on
+    /// its own (a line counts for the pool its path needs).
     #[arg(short, long)]
     config: Option<PathBuf>,
+    /// Report Jira Service Management's agents as a pool of their own, `service` (agent
+    /// pages need its seat, the customer portal none; queue and SLA refreshes are not
+    /// activity), unless the config has a jira-servicedesk pool already.
+    #[arg(long)]
+    service_management: bool,
     /// Minimum inactivity before a seat may be taken ([ium] min_idle).
     #[arg(long, value_parser = parse_dur)]
     idle: Option<std::time::Duration>,
@@ -498,15 +504,142 @@ fn audit(a: AuditArgs) -> ExitCode {
     }
 }
 
+/// The pools `iumgate analyze` reports beside the default one: the config's
+/// `[pools.*]` (names, needs, min_idle, reserved, a fixed tier; a
+/// jira-servicedesk pool with Service Management's activity rules, as the
+/// proxy has them), then with `--service-management` the built-in one unless
+/// the config has a jira-servicedesk pool already.
+fn analyze_pools(
+    cfg: Option<&Config>,
+    service_management: bool,
+) -> Result<Vec<iumgate::analyze::pools::PoolDef>, String> {
+    use iumgate::analyze::pools::PoolDef;
+    use iumgate::config::Tier;
+    // Service Management's application role (as `[pools.*] application`).
+    const SERVICE_MANAGEMENT: &str = "jira-servicedesk";
+    let mut pools = Vec::new();
+    let mut has_service_management = false;
+    for (name, p) in cfg.map(|c| &c.pools).into_iter().flatten() {
+        let sm = p.application.eq_ignore_ascii_case(SERVICE_MANAGEMENT);
+        has_service_management |= sm;
+        let base = if sm {
+            PoolDef::service_management()
+        } else {
+            PoolDef::default()
+        };
+        pools.push(PoolDef {
+            name: name.clone(),
+            needs: p.needs.clone(),
+            min_idle: Some(p.min_idle.get()),
+            tier: match p.tier {
+                Tier::Fixed(t) => Some(t),
+                Tier::Auto => None,
+            },
+            reserved: p.reserved,
+            seats: None,
+            ..base
+        });
+    }
+    if service_management && !has_service_management {
+        let def = PoolDef::service_management();
+        if pools.iter().any(|p| p.name == def.name) {
+            return Err(format!(
+                "--service-management: the config has a pool named `{}` already, for another application; remove the flag or rename that pool",
+                def.name
+            ));
+        }
+        pools.push(def);
+    }
+    Ok(pools)
+}
+
+/// Where `iumgate analyze` writes its report.
+struct AnalyzeOutputs {
+    json: bool,
+    html: Option<PathBuf>,
+    power_users: Option<PathBuf>,
+}
+
+/// `iumgate analyze` with pools: one report per pool.
+fn analyze_pooled(
+    logs: &[PathBuf],
+    opts: iumgate::analyze::Options,
+    a: &AnalyzeOutputs,
+) -> ExitCode {
+    use iumgate::analyze;
+    let report = match analyze::analyze_files_pools(logs, opts) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("iumgate analyze: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if a.json {
+        match report
+            .to_json()
+            .and_then(|v| serde_json::to_string_pretty(&v))
+        {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("iumgate analyze: cannot write JSON: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    } else {
+        print!("{}", analyze::render_pools_text(&report));
+    }
+    if let Some(path) = &a.html {
+        if let Err(e) = std::fs::write(path, analyze::render_pools_html(&report)) {
+            eprintln!("iumgate analyze: {}: {e}", path.display());
+            return ExitCode::from(1);
+        }
+        if !a.json {
+            println!("HTML report: {}", path.display());
+        }
+    }
+    // The default pool's power users go to the file; each other pool's to
+    // `<file>.<pool>` (their fixed groups differ).
+    if let Some(path) = &a.power_users {
+        for p in &report.pools {
+            let file = if p.name == analyze::pools::DEFAULT_POOL {
+                path.clone()
+            } else {
+                let mut s = path.clone().into_os_string();
+                s.push(format!(".{}", p.name));
+                PathBuf::from(s)
+            };
+            let mut text = p.report.power_users.join("\n");
+            if !text.is_empty() {
+                text.push('\n');
+            }
+            if let Err(e) = std::fs::write(&file, text) {
+                eprintln!("iumgate analyze: {}: {e}", file.display());
+                return ExitCode::from(1);
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
+
 fn analyze(a: AnalyzeArgs) -> ExitCode {
     use iumgate::analyze;
     use std::io::IsTerminal;
     let mut opts = analyze::Options::default();
+    let mut cfg = None;
     if let Some(path) = &a.config {
-        let cfg = match load(path) {
-            Ok(c) => c,
+        cfg = match load(path) {
+            Ok(c) => Some(c),
             Err(code) => return code,
         };
+    }
+    let pools = match analyze_pools(cfg.as_ref(), a.service_management) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("iumgate analyze: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(cfg) = &cfg {
         opts.product = Some(cfg.proxy.product);
         opts.include = cfg.activity.include.clone();
         opts.exclude = cfg.activity.exclude.clone();
@@ -533,6 +666,15 @@ fn analyze(a: AnalyzeArgs) -> ExitCode {
     if opts.min_idle.is_zero() || a.workday.is_zero() || a.heavy == 0.0 {
         eprintln!("iumgate analyze: --idle, --workday and --heavy must be above zero");
         return ExitCode::from(2);
+    }
+    if !pools.is_empty() {
+        opts.pools = pools;
+        let outputs = AnalyzeOutputs {
+            json: a.json,
+            html: a.html,
+            power_users: a.power_users,
+        };
+        return analyze_pooled(&a.logs, opts, &outputs);
     }
     let report = match analyze::analyze_files(&a.logs, opts) {
         Ok(r) => r,

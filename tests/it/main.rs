@@ -29,6 +29,7 @@ mod admin_metrics_zero;
 mod analyze_fuzz_regressions;
 mod analyze_logs;
 mod analyze_pools;
+mod analyze_pools_cli;
 mod analyze_sim;
 mod audit_burst;
 mod audit_cluster;
