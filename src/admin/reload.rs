@@ -147,55 +147,21 @@ impl Reloader {
             None
         };
 
-        let mut tier_changed = false;
+        // The default pool's gate, then each further pool's, with the
+        // config that pool runs on (`Config::pool_config`).
+        let mut reconcile = Vec::new();
         if let Some(gate) = &self.gate {
-            let cur = gate.settings.load_full();
-            let mut next = (*cur).clone();
-            if old.licence.tier != new.licence.tier {
-                report.applied.push(format!(
-                    "licence.tier: {:?} → {:?}",
-                    old.licence.tier, new.licence.tier
-                ));
-                next.tier = new.licence.tier;
-                tier_changed = true;
+            if apply_to_gate(gate, &old, &new, "", &mut report) {
+                reconcile.push(gate.clone());
             }
-            if old.licence.reserved != new.licence.reserved {
-                report.applied.push(format!(
-                    "licence.reserved: {} → {}",
-                    old.licence.reserved, new.licence.reserved
-                ));
-                next.reserved = new.licence.reserved;
-                tier_changed = true;
+            for p in gate.pools() {
+                if let (Some(o), Some(n)) = (old.pool_config(&p.name), new.pool_config(&p.name)) {
+                    let prefix = format!("pools.{}.", p.name);
+                    if apply_to_gate(&p.gate, &o, &n, &prefix, &mut report) {
+                        reconcile.push(p.gate.clone());
+                    }
+                }
             }
-            let min_idle = new.ium.min_idle.get().as_millis() as u64;
-            if old.ium.min_idle.get() != new.ium.min_idle.get() {
-                report.applied.push(format!(
-                    "ium.min_idle: {} → {}",
-                    humantime::format_duration(old.ium.min_idle.get()),
-                    humantime::format_duration(new.ium.min_idle.get())
-                ));
-                next.min_idle_ms = min_idle;
-            }
-            if old.queue.message != new.queue.message {
-                report.applied.push("queue.message".into());
-                next.message = new.queue.message.clone();
-            }
-            if old.queue.logo_url != new.queue.logo_url {
-                report.applied.push("queue.logo_url".into());
-                next.logo_url = new.queue.logo_url.clone();
-            }
-            let limits = new.identity.session_limits();
-            if limits != old.identity.session_limits() {
-                report.applied.push(format!(
-                    "identity.max_sessions_per_user / max_sessions: {} / {}",
-                    limits.per_user, limits.total
-                ));
-                gate.sessions.set_limits(limits);
-                next.session_limits = limits;
-            }
-            // (`with_pool` below marks the sessions' memos stale.)
-            gate.settings.store(Arc::new(next));
-            gate.with_pool(|p| p.set_min_idle(min_idle));
         }
         if let Some(f) = filter {
             let handle = lock(&self.source).as_ref().and_then(|s| s.filter.clone());
@@ -217,17 +183,76 @@ impl Reloader {
             need_restart = ?report.need_restart,
             "config reloaded"
         );
-        if tier_changed {
-            if let Some(gate) = &self.gate {
-                // The capacity follows from the tier only through a reconcile
-                // (it needs the fixed-licence count): run one now.
-                if let Err(e) = gate.reconcile().await {
-                    tracing::warn!(error = %crate::proxy::error_chain(&e), "reconcile after the tier change failed; the reconcile job retries");
-                }
+        for gate in reconcile {
+            // The capacity follows from the tier only through a reconcile
+            // (it needs the fixed-licence count): run one now.
+            if let Err(e) = gate.reconcile().await {
+                tracing::warn!(pool = gate.pool_name(), error = %crate::proxy::error_chain(&e), "reconcile after the tier change failed; the reconcile job retries");
             }
         }
         Ok(report)
     }
+}
+
+/// Applies what can change live to one pool's gate (`prefix` names the
+/// pool's keys in the report: "" for the default pool). Whether the tier
+/// or the reserved seats changed (a reconcile is due).
+fn apply_to_gate(
+    gate: &Gate,
+    old: &Config,
+    new: &Config,
+    prefix: &str,
+    report: &mut ReloadReport,
+) -> bool {
+    let mut tier_changed = false;
+    let cur = gate.settings.load_full();
+    let mut next = (*cur).clone();
+    if old.licence.tier != new.licence.tier {
+        report.applied.push(format!(
+            "{prefix}licence.tier: {:?} → {:?}",
+            old.licence.tier, new.licence.tier
+        ));
+        next.tier = new.licence.tier;
+        tier_changed = true;
+    }
+    if old.licence.reserved != new.licence.reserved {
+        report.applied.push(format!(
+            "{prefix}licence.reserved: {} → {}",
+            old.licence.reserved, new.licence.reserved
+        ));
+        next.reserved = new.licence.reserved;
+        tier_changed = true;
+    }
+    let min_idle = new.ium.min_idle.get().as_millis() as u64;
+    if old.ium.min_idle.get() != new.ium.min_idle.get() {
+        report.applied.push(format!(
+            "{prefix}ium.min_idle: {} → {}",
+            humantime::format_duration(old.ium.min_idle.get()),
+            humantime::format_duration(new.ium.min_idle.get())
+        ));
+        next.min_idle_ms = min_idle;
+    }
+    if old.queue.message != new.queue.message {
+        report.applied.push(format!("{prefix}queue.message"));
+        next.message = new.queue.message.clone();
+    }
+    if old.queue.logo_url != new.queue.logo_url {
+        report.applied.push(format!("{prefix}queue.logo_url"));
+        next.logo_url = new.queue.logo_url.clone();
+    }
+    let limits = new.identity.session_limits();
+    if limits != old.identity.session_limits() {
+        report.applied.push(format!(
+            "{prefix}identity.max_sessions_per_user / max_sessions: {} / {}",
+            limits.per_user, limits.total
+        ));
+        gate.sessions.set_limits(limits);
+        next.session_limits = limits;
+    }
+    // (`with_pool` below marks the sessions' memos stale.)
+    gate.settings.store(Arc::new(next));
+    gate.with_pool(|p| p.set_min_idle(min_idle));
+    tier_changed
 }
 
 /// Sections that changed but are only read at start-up.
@@ -273,6 +298,19 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
     check(
         "queue.retry_every",
         old.queue.retry_every.get() != new.queue.retry_every.get(),
+    );
+    // Pools added or removed, or a pool's groups, application or `needs`.
+    check(
+        "pools",
+        old.pools.len() != new.pools.len()
+            || old.pools.iter().zip(&new.pools).any(|((on, o), (nn, n))| {
+                on != nn
+                    || o.application != n.application
+                    || o.user_group != n.user_group
+                    || o.access_group != n.access_group
+                    || o.fixed_groups != n.fixed_groups
+                    || o.needs != n.needs
+            }),
     );
     out
 }

@@ -477,3 +477,44 @@ async fn a_restart_keeps_every_pools_activity() {
         "idle for 20 minutes, not since the restart"
     );
 }
+
+/// SIGHUP's reload reaches every pool: a pool's tier and `min_idle` change
+/// live (its capacity follows at once), and the default pool is untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_changes_a_pools_tier_and_min_idle() {
+    let w = two_pools().await;
+    let any = "127.0.0.1:0".parse().unwrap();
+    let mut cfg = iumgate::demo::demo_config(
+        Product::Jira,
+        &w.sim.url(),
+        any,
+        any,
+        std::time::Duration::from_secs(30 * 60),
+    );
+    cfg.queue.abandon_after = Dur::secs(24 * 3600);
+    service_pool(&mut cfg);
+    let pool = cfg.pools.get_mut("service").unwrap();
+    pool.tier = Tier::Fixed(3);
+    pool.min_idle = Dur::secs(10 * 60);
+    let report = w.run.reloader.apply(cfg).await.unwrap();
+    assert!(
+        report
+            .applied
+            .iter()
+            .any(|a| a.starts_with("pools.service.licence.tier")),
+        "{report:?}"
+    );
+    assert!(
+        report
+            .applied
+            .iter()
+            .any(|a| a.starts_with("pools.service.ium.min_idle")),
+        "{report:?}"
+    );
+    assert!(report.need_restart.is_empty(), "{report:?}");
+    let svc = service(&w);
+    assert_eq!(svc.with_pool(|p| p.capacity()), 2, "tier 3 − agent1");
+    assert_eq!(svc.with_pool(|p| p.config().min_idle_ms), 10 * 60 * 1000);
+    assert_eq!(w.gate.with_pool(|p| p.capacity()), 7);
+    assert_eq!(w.gate.with_pool(|p| p.config().min_idle_ms), 30 * 60 * 1000);
+}
