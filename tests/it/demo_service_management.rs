@@ -2,7 +2,7 @@
 //! of the simulated Jira with Service Management — two seat pools. An agent
 //! logs in through the printed queue URL and takes an agent seat, a software
 //! user a software seat, a portal customer none; the admin listener's
-//! metrics show both pools. And the flag is refused for other products.
+//! status JSON and metrics show both pools. And the flag is refused for other products.
 
 use crate::gate_support::{basic, browser};
 use crate::hostile_chain_binary::{demo_with, Demo};
@@ -157,7 +157,36 @@ async fn the_service_management_demo_runs_both_pools_and_an_agent_gets_the_print
     assert_eq!(members(&d, "IUM_access_software").await, ["casual01"]);
     assert_eq!(members(&d, "IUM_access_service").await, ["agent01"]);
 
-    // The admin listener shows each pool's seats in use.
+    // The status JSON (behind the demo's admin token) has both pools.
+    let link = d
+        .status_link
+        .clone()
+        .expect("the demo prints the admin link");
+    let token = link.rsplit("token=").next().unwrap().to_string();
+    let st: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/iumgate/admin/status", d.admin))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(st["pool"], "default", "{st}");
+    assert_eq!(st["application"], "jira-software");
+    assert_eq!(st["seats"]["capacity"], 7);
+    assert_eq!(st["seats"]["in_use"], 1);
+    assert!(st["holders"].to_string().contains("casual01"), "{st}");
+    let service = &st["pools"][0];
+    assert_eq!(service["pool"], "service", "{st}");
+    assert_eq!(service["application"], "jira-servicedesk");
+    assert_eq!(service["seats"]["tier"], 5);
+    assert_eq!(service["seats"]["capacity"], 4);
+    assert_eq!(service["seats"]["in_use"], 1);
+    assert!(service["holders"].to_string().contains("agent01"), "{st}");
+    assert!(!service["holders"].to_string().contains("casual01"));
+
+    // The admin listener's metrics show each pool's seats in use.
     assert_eq!(
         metric(&d, "iumgate_seats_in_use{pool=\"service\"}").await,
         Some(1.0)
