@@ -1100,7 +1100,7 @@ async fn check_pools(
                         "pool_application",
                         Verdict::Fail,
                         format!(
-                            "the application has no role `{application}` (it has: {}): {e}",
+                            "the application has no role `{application}`; it has: {}",
                             k.join(", ")
                         ),
                     )
