@@ -245,3 +245,112 @@ fn the_access_log_is_off_unless_a_path_is_set_and_its_keys_are_checked() {
     ));
     assert!(e[0].message.contains("is a directory"), "{}", e[0].message);
 }
+
+/// A gated config with one Service Management pool, `extra` appended to
+/// the pool's section.
+fn with_service_pool(extra: &str) -> String {
+    format!(
+        r#"{MINIMAL}
+[directory]
+username = "svc"
+password_env = "PW"
+[licence]
+fixed_groups = ["jira-software-users"]
+[ium]
+user_group = "IUM_user_software"
+access_group = "IUM_access_software"
+[pools.service]
+application = "jira-servicedesk"
+fixed_groups = ["jira-servicedesk-users"]
+user_group = "IUM_user_service"
+access_group = "IUM_access_service"
+needs = ['^[A-Z]+ /jira/servicedesk/', '^[A-Z]+ /servicedesk/(?!customer/)']
+{extra}
+"#
+    )
+}
+
+#[test]
+fn the_example_pool_section_is_valid_once_uncommented() {
+    let text = include_str!("../../config/iumgate.example.toml");
+    let start = text.find("# [pools.service]").unwrap();
+    let pool: String = text[start..]
+        .lines()
+        .map(|l| l.strip_prefix("# ").unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let base = with_service_pool("");
+    let base = &base[..base.find("[pools.service]").unwrap()];
+    let c = Config::parse(&format!("{base}\n{pool}\n")).unwrap_or_else(|e| panic!("{e}"));
+    let p = &c.pools["service"];
+    assert_eq!(p.application, "jira-servicedesk");
+    assert_eq!(p.needs.len(), 4);
+    let derived = c.pool_config("service").unwrap();
+    assert_eq!(derived.ium.user_group, "IUM_user_service");
+    assert_eq!(derived.licence.application, "jira-servicedesk");
+    assert!(derived.pools.is_empty());
+    assert!(
+        !derived.activity.exclude.is_empty(),
+        "Service Management's refreshes are no activity"
+    );
+}
+
+#[test]
+fn a_pools_config_names_its_state_file_and_its_redis_keys() {
+    let mut c = Config::parse(&with_service_pool("")).unwrap();
+    c.state.path = Some("/var/lib/iumgate/state.json".into());
+    c.cluster = Some(ClusterConfig::default());
+    let d = c.pool_config("service").unwrap();
+    assert_eq!(
+        d.state.path.as_deref(),
+        Some(std::path::Path::new("/var/lib/iumgate/state.json.service"))
+    );
+    assert_eq!(d.cluster.unwrap().key_prefix, "iumgate:service:");
+    assert!(c.pool_config("nope").is_none());
+}
+
+#[test]
+fn pools_are_checked_at_load() {
+    // Each pool needs its own pair of groups.
+    let e = errors(&with_service_pool("").replace("IUM_access_service", "IUM_access_software"));
+    assert!(
+        e.iter()
+            .any(|e| e.key == "pools.service.access_group" && e.message.contains("default")),
+        "{e:?}"
+    );
+    // A fixed group of one pool is never another's IUM group.
+    let e = errors(
+        &with_service_pool("").replace("[\"jira-servicedesk-users\"]", "[\"IUM_user_software\"]"),
+    );
+    assert!(
+        e.iter().any(|e| e.key == "pools.service.fixed_groups"),
+        "{e:?}"
+    );
+    // Two pools never hand out one application's seats.
+    let e = errors(&with_service_pool("").replace(
+        "application = \"jira-servicedesk\"",
+        "application = \"jira-software\"",
+    ));
+    assert!(
+        e.iter().any(|e| e.key == "pools.service.application"),
+        "{e:?}"
+    );
+    // `needs` must compile (one trailing look-ahead at most), and be there.
+    let e = errors(&with_service_pool("").replace("(?!customer/)", "(?<=x)"));
+    assert!(e.iter().any(|e| e.key == "pools.service.needs"), "{e:?}");
+    let e = errors(&with_service_pool("").replace(
+        "needs = ['^[A-Z]+ /jira/servicedesk/', '^[A-Z]+ /servicedesk/(?!customer/)']",
+        "",
+    ));
+    assert!(e.iter().any(|e| e.key == "pools.service.needs"), "{e:?}");
+    // "default" is the default pool's name.
+    let e = errors(&with_service_pool("").replace("[pools.service]", "[pools.default]"));
+    assert!(e.iter().any(|e| e.key == "pools.default"), "{e:?}");
+    // Pools beside a default pool only.
+    let e = errors(
+        &with_service_pool("")
+            .replace("user_group = \"IUM_user_software\"\n", "")
+            .replace("access_group = \"IUM_access_software\"\n", ""),
+    );
+    assert!(e.iter().any(|e| e.key == "pools"), "{e:?}");
+}
