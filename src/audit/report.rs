@@ -528,4 +528,40 @@ mod tests {
         assert!(Month::parse("2026-13").is_err());
         assert!(Month::parse("november").is_err());
     }
+
+    fn line(ts: &str, kind: Kind, user: &str, in_use: u32, node: &str) -> (i64, Line) {
+        let l = Line {
+            ts: ts.into(),
+            kind,
+            pool: "default".into(),
+            user: user.into(),
+            reason: "free".into(),
+            victim: None,
+            for_user: None,
+            waited_ms: None,
+            position: None,
+            operation: None,
+            in_use,
+            capacity: 1,
+            node: node.into(),
+        };
+        (l.at_ms().unwrap(), l)
+    }
+
+    /// Replica b granted before it saw replica a's grant: its line says 1 in
+    /// use, the merged trail shows 2 held — above the capacity of 1.
+    #[test]
+    fn a_replica_that_had_not_seen_the_others_grant_yet_does_not_hide_the_peak() {
+        let m = Month::parse("2026-11").unwrap();
+        let lines = vec![
+            line("2026-11-02T08:00:00.000Z", Kind::Grant, "u1", 1, "a"),
+            line("2026-11-02T08:00:00.200Z", Kind::Grant, "u2", 1, "b"),
+            line("2026-11-02T09:00:00.000Z", Kind::Release, "u2", 1, "b"),
+        ];
+        let r = build(m, &lines, m.end_ms);
+        assert_eq!(r.days[1].peak_in_use, 2);
+        assert!(r.days[1].over_capacity);
+        assert_eq!(r.days[2].peak_in_use, 1, "the level after: u1 alone");
+        assert_eq!(r.nodes, ["a", "b"]);
+    }
 }
