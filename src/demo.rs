@@ -55,6 +55,7 @@ pub fn service_pool(min_idle: Duration) -> crate::config::PoolSection {
             .iter()
             .map(|s| s.to_string())
             .collect(),
+        ..crate::config::PoolSection::default()
     }
 }
 
