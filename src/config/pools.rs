@@ -33,6 +33,10 @@ pub struct PoolSection {
     /// Regexes over `"METHOD /path"`: the requests that need this pool's
     /// seat. One trailing negative look-ahead `(?!…)` is allowed.
     pub needs: Vec<String>,
+    /// The user sync of this pool: members of these groups are put into
+    /// its `user_group` (on `[sync]`'s schedule). Empty: no sync for it —
+    /// `[sync] source_groups` feeds the default pool only.
+    pub sync_source_groups: Vec<String>,
 }
 
 impl Default for PoolSection {
@@ -46,6 +50,7 @@ impl Default for PoolSection {
             access_group: String::new(),
             min_idle: Dur::secs(30 * 60),
             needs: Vec::new(),
+            sync_source_groups: Vec::new(),
         }
     }
 }
@@ -76,6 +81,7 @@ impl Config {
         c.ium.user_group = p.user_group.clone();
         c.ium.access_group = p.access_group.clone();
         c.ium.min_idle = p.min_idle;
+        c.sync.source_groups = p.sync_source_groups.clone();
         if p.application.eq_ignore_ascii_case(SERVICE_MANAGEMENT) {
             // Service Management's own activity: viewing or acting on a
             // request is; queue and SLA refreshes (an agent's open tab) are

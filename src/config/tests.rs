@@ -306,6 +306,19 @@ fn a_pools_config_names_its_state_file_and_its_redis_keys() {
         Some(std::path::Path::new("/var/lib/iumgate/state.json.service"))
     );
     assert_eq!(d.cluster.unwrap().key_prefix, "iumgate:service:");
+    // The default pool's user sync is not the pool's.
+    c.sync.source_groups = vec!["everyone".into()];
+    assert!(c
+        .pool_config("service")
+        .unwrap()
+        .sync
+        .source_groups
+        .is_empty());
+    c.pools.get_mut("service").unwrap().sync_source_groups = vec!["agents".into()];
+    assert_eq!(
+        c.pool_config("service").unwrap().sync.source_groups,
+        ["agents"]
+    );
     assert!(c.pool_config("nope").is_none());
 }
 

@@ -32,6 +32,7 @@ fn service_pool(c: &mut Config) {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            ..PoolSection::default()
         },
     );
 }
