@@ -53,10 +53,11 @@ impl Gate {
         let now = self.now();
         let (admission, queued_since, abandoned) = self.with_pool(|p| {
             // Those the admission would drop as abandoned, dropped first so
-            // that the trail names them (MayEvict prunes the same way).
-            let abandoned = match mode {
-                Mode::MayEvict if self.audit_trail().is_some() => p.prune(now),
-                _ => Vec::new(),
+            // that the trail names them. It decides the same either way: it
+            // counts waiters as if pruned (and MayEvict prunes first itself).
+            let abandoned = match self.audit_trail() {
+                Some(_) => p.prune(now),
+                None => Vec::new(),
             };
             // When a waiter is admitted, how long it waited (metrics). Only
             // waiters pay for the queue scan.
