@@ -164,10 +164,7 @@ pub type Collected = (Vec<(i64, Line)>, Vec<Input>);
 /// The kept lines of every file, merged in time order (stable: lines of
 /// one time keep their file order). A plain rotation gzipped away between
 /// the listing and its reading is read as its `.gz`.
-pub fn collect(
-    files: &[PathBuf],
-    filter: &Filter,
-) -> Result<Collected, ReadError> {
+pub fn collect(files: &[PathBuf], filter: &Filter) -> Result<Collected, ReadError> {
     let mut lines = Vec::new();
     let mut inputs = Vec::new();
     for f in one_copy_each(files) {
