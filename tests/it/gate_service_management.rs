@@ -519,3 +519,52 @@ async fn a_reload_changes_a_pools_tier_and_min_idle() {
     assert_eq!(w.gate.with_pool(|p| p.capacity()), 7);
     assert_eq!(w.gate.with_pool(|p| p.config().min_idle_ms), 30 * 60 * 1000);
 }
+
+/// The nightly cleanup runs per pool: an agent deactivated in the app
+/// leaves the service pool's groups and seat at 02:00; the software pool's
+/// users are not the service pool's business.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_pool_has_its_own_nightly_cleanup() {
+    let w = two_pools().await;
+    for i in 1..=3 {
+        let (c, _) = browser();
+        assert_eq!(
+            login_to(&w, &c, &format!("agent{i:02}"), QUEUE).await.0,
+            200
+        );
+    }
+    let (c, _) = browser();
+    assert_eq!(login_to(&w, &c, "casual01", "/browse/DEMO-1").await.0, 200);
+    w.sim.set_active("agent03", false);
+    w.sim.set_active("casual02", false);
+    // The world's clock starts at 2027-01-15 08:00 UTC; the cleanup runs at
+    // 02:00 (UTC, the default time zone) the next night.
+    const NEXT_2AM_MS: u64 = (1_800_000_000 + 18 * 3600) * 1000;
+    let jobs = w.gate.pools()[0].jobs.get().unwrap().clone();
+    w.clock.set(NEXT_2AM_MS - 60_000);
+    assert!(
+        jobs.tick(w.gate.now()).await.cleanup.is_none(),
+        "not before 02:00"
+    );
+    w.clock.set(NEXT_2AM_MS);
+    jobs.tick(w.gate.now()).await;
+    let report = jobs
+        .last_runs()
+        .cleanup
+        .expect("the pool's cleanup ran at 02:00");
+    assert_eq!(report.deactivated, vec![UserId::new("agent03")]);
+    // (The seat itself may have gone a moment earlier, with the tier check
+    // of the same tick: a deactivated user counts for no licence.)
+    assert!(!holds_service(&w, "agent03"));
+    assert_eq!(w.sim.members(IUM_ACCESS_SERVICE), ["agent01", "agent02"]);
+    assert!(!w
+        .sim
+        .members(IUM_USER_SERVICE)
+        .contains(&"agent03".to_string()));
+    // casual02 is the default pool's: still in its user group.
+    assert!(w
+        .sim
+        .members("IUM_user_software")
+        .contains(&"casual02".to_string()));
+    assert!(w.holds("casual01"));
+}
