@@ -333,6 +333,10 @@ enum AuditCmd {
         /// The month, e.g. 2026-11 (UTC days).
         #[arg(long)]
         month: String,
+        /// The pool to report on: `default` ([ium]) or a `[pools.NAME]`
+        /// (each pool has its own seats and capacity).
+        #[arg(long, default_value = "default")]
+        pool: String,
         /// Also write the report as one HTML file with a chart.
         #[arg(long, value_name = "FILE")]
         html: Option<PathBuf>,
@@ -382,6 +386,7 @@ fn audit(a: AuditArgs) -> ExitCode {
         Some(AuditCmd::Report {
             inputs,
             month,
+            pool,
             html,
             json,
         }) => {
@@ -399,6 +404,7 @@ fn audit(a: AuditArgs) -> ExitCode {
             let filter = read::Filter {
                 since_ms: Some(month.start_ms - report::LOOKBACK_MS),
                 until_ms: Some(month.end_ms),
+                pool: Some(pool.clone()),
                 ..read::Filter::default()
             };
             let (lines, inputs) = match read::collect(&files, &filter) {
@@ -411,6 +417,7 @@ fn audit(a: AuditArgs) -> ExitCode {
             let now = iumgate::clock::Clock::now_ms(&iumgate::clock::SystemClock);
             let mut r = report::build(month, &lines, i64::try_from(now).unwrap_or(i64::MAX));
             r.inputs = inputs;
+            r.pool = pool;
             if json {
                 match serde_json::to_string_pretty(&r) {
                     Ok(s) => println!("{s}"),

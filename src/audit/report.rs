@@ -1,4 +1,5 @@
-//! `iumgate audit report --month 2026-11`: from the trail alone, per UTC day
+//! `iumgate audit report --month 2026-11 [--pool NAME]`: from the trail
+//! alone, for one pool (its lines only: each pool has its own seats), per UTC day
 //! the peak of seats in use against the capacity, seat-hours per user,
 //! evictions, waits and their length — "did we ever use more seats than we
 //! bought?" answered by `over_capacity`.
@@ -94,6 +95,8 @@ pub struct UserMonth {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
     pub month: String,
+    /// The pool reported on (each pool has its own seats and capacity).
+    pub pool: String,
     /// The month's peak, its capacity, and whether any line exceeded it.
     pub peak_in_use: u32,
     pub capacity_at_peak: u32,
@@ -256,6 +259,9 @@ pub fn build(month: Month, lines: &[(i64, Line)], now_ms: i64) -> Report {
     let peak = days.iter().max_by_key(|d| d.peak_in_use);
     Report {
         month: month.name(),
+        pool: lines
+            .first()
+            .map_or_else(|| "default".to_string(), |(_, l)| l.pool.clone()),
         peak_in_use: peak.map_or(0, |d| d.peak_in_use),
         capacity_at_peak: peak.map_or(0, |d| d.capacity),
         over_capacity: days.iter().any(|d| d.over_capacity),
@@ -298,8 +304,9 @@ pub fn render_text(r: &Report) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,
-        "Seat audit {}: peak {} seats in use (capacity {}) — {}",
+        "Seat audit {}, pool {}: peak {} seats in use (capacity {}) — {}",
         r.month,
+        r.pool,
         r.peak_in_use,
         r.capacity_at_peak,
         if r.over_capacity {
@@ -445,8 +452,9 @@ h1{{font-size:1.5em}}h2{{font-size:1.15em;margin-top:2em;border-bottom:1px solid
 table{{border-collapse:collapse;font-size:.9em}}td,th{{padding:2px 8px;text-align:right;border-bottom:1px solid #eee}}
 td:first-child,th:first-child{{text-align:left}}.big{{font-size:1.2em;background:#f4f8ff;padding:.8em;border-radius:6px}}
 .over{{color:#d1242f;font-weight:bold}}.note{{color:#666;font-size:.85em}}svg{{max-width:100%;height:auto}}
-</style></head><body><h1>Seat audit — {m}</h1>"#,
-        m = esc(&r.month)
+</style></head><body><h1>Seat audit — {m}, pool {p}</h1>"#,
+        m = esc(&r.month),
+        p = esc(&r.pool)
     );
     let _ = write!(
         o,

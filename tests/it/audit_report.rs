@@ -23,6 +23,7 @@ const NODE_B: &str = r#"{"ts":"2026-11-01T10:00:00.000Z","kind":"release","pool"
 {"ts":"2026-11-01T10:00:00.000Z","kind":"admitted","pool":"default","user":"u4","reason":"from_queue","waited_ms":1800000,"in_use":3,"capacity":3,"node":"node-b"}
 {"ts":"2026-11-01T12:00:00.000Z","kind":"release","pool":"default","user":"u2","reason":"logout","in_use":2,"capacity":3,"node":"node-b"}
 not a line of the trail
+{"ts":"2026-11-02T10:00:00.000Z","kind":"grant","pool":"service","user":"agent1","reason":"free","in_use":9,"capacity":9,"node":"node-b"}
 "#;
 
 /// node-a's rotation of 3 November (gzipped): one seat above the capacity
@@ -82,7 +83,9 @@ fn the_monthly_report_merges_replicas_and_rotations_into_the_hand_computed_peaks
     assert_eq!(day(1)["admitted"], 1);
     assert_eq!(day(1)["mean_wait_s"], 1800.0);
     assert_eq!(day(1)["max_wait_s"], 1800.0);
-    // 2 November: no line; the level the day before ended with (2).
+    // 2 November: no line of this pool (the service pool's is not counted);
+    // the level the day before ended with (2).
+    assert_eq!(r["pool"], "default");
     assert_eq!(day(2)["peak_in_use"], 2);
     assert_eq!(day(2)["capacity"], 3);
     // 3 November: 4 seats in use of 3 for an hour.
@@ -155,6 +158,19 @@ fn the_monthly_report_merges_replicas_and_rotations_into_the_hand_computed_peaks
     );
     assert!(page.contains("<tr class=\"over\"><td>2026-11-03</td><td>4</td><td>3</td>"));
     assert!(page.contains("The capacity was exceeded"));
+
+    // Another pool has its own seats: its report is its own.
+    let (service, _) = iumgate(
+        &[
+            "audit", "report", "--month", "2026-11", "--pool", "service", "--json",
+        ],
+        dir.path(),
+    );
+    let service: Value = serde_json::from_str(&service).unwrap();
+    assert_eq!(service["pool"], "service");
+    assert_eq!(service["peak_in_use"], 9);
+    assert_eq!(service["over_capacity"], false);
+    assert_eq!(service["days"][0]["peak_in_use"], 0);
 
     // The text report says it too.
     let (text, _) = iumgate(&["audit", "report", "--month", "2026-11"], dir.path());
