@@ -568,3 +568,48 @@ async fn each_pool_has_its_own_nightly_cleanup() {
         .contains(&"casual02".to_string()));
     assert!(w.holds("casual01"));
 }
+
+/// Hostile: a Basic name is a claim. On an agent path it gets no seat of
+/// the service pool — not with a wrong password, not with a colleague's
+/// name, not even for one exchange — and moves nobody: the pool stays
+/// exactly as it was, the directory untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_basic_name_on_an_agent_path_costs_no_service_seat() {
+    let w = two_pools().await;
+    let mut agents = Vec::new();
+    for i in 1..=4 {
+        let (c, _) = browser();
+        assert_eq!(
+            login_to(&w, &c, &format!("agent{i:02}"), QUEUE).await.0,
+            200
+        );
+        agents.push(c);
+    }
+    w.advance_min(60);
+    let before = w.sim.members(IUM_ACCESS_SERVICE);
+    for (user, password) in [("agent05", "wrong"), ("agent06", "demo"), ("both1", "x")] {
+        for _ in 0..3 {
+            let r = w.get_as(REQUEST, user, password).await;
+            assert!(
+                r.status() == 503 || r.status() == 429,
+                "{user}: {}",
+                r.status()
+            );
+        }
+        assert!(!holds_service(&w, user));
+    }
+    assert_eq!(
+        w.sim.members(IUM_ACCESS_SERVICE),
+        before,
+        "nobody was evicted"
+    );
+    assert_eq!(service(&w).with_pool(|p| p.queue_len()), 0, "nobody queued");
+    let (admitted, evicted) = {
+        let c = &service(&w).counters;
+        (
+            c.admit_granted.load(std::sync::atomic::Ordering::Relaxed),
+            c.admit_evicted.load(std::sync::atomic::Ordering::Relaxed),
+        )
+    };
+    assert_eq!((admitted, evicted), (4, 0));
+}
