@@ -87,8 +87,10 @@ pub enum ReserveMode {
 /// 7. else the user queues — a new waiter draws the next ticket, so the
 ///    queue is first come, first served over every replica — or records
 ///    the poll, and gets `queued` with the 1-based position.
+///
 /// A store without its `built` marker (emptied, or a new Redis) grants
 /// nothing until a replica has written the holders it knows back into it.
+///
 /// KEYS seats, built, granted, queue, polled, qsince, ticket;
 /// ARGV user, capacity, now, min_idle, mode, abandon_after.
 const RESERVE: &str = r#"
@@ -447,11 +449,12 @@ impl ClusterStore {
             .zrange(&self.queue_key, 0, -1)
             .zrange_withscores(&self.polled_key, 0, -1)
             .hgetall(&self.qsince_key);
-        let (order, polled, since): (
+        type Read = (
             Vec<String>,
             Vec<(String, f64)>,
             std::collections::HashMap<String, u64>,
-        ) = bounded(pipe.query_async(&mut c)).await?;
+        );
+        let (order, polled, since): Read = bounded(pipe.query_async(&mut c)).await?;
         let polled: std::collections::HashMap<String, f64> = polled.into_iter().collect();
         Ok(order
             .into_iter()
