@@ -119,7 +119,8 @@ pub struct Event {
     /// The pool the seat belongs to (`default` for `[ium]`).
     pub pool: Arc<str>,
     pub user: UserId,
-    /// A grant by eviction: the victim; a release by eviction: for whom.
+    /// A grant by eviction (or one refused when the victim could not be
+    /// taken out of the group): the victim; a release by eviction: for whom.
     pub other: Option<UserId>,
     /// Admitted: how long the user waited.
     pub waited_ms: Option<u64>,
@@ -186,8 +187,9 @@ impl Line {
     /// The line for `e`, written at `node`.
     pub fn of(e: &Event, node: &str) -> Line {
         let other = e.other.as_ref().map(|u| u.as_str().to_string());
+        // A grant (or a refused one) names whose seat; a release for whom.
         let (victim, for_user) = match e.kind {
-            Kind::Grant => (other, None),
+            Kind::Grant | Kind::Refused => (other, None),
             _ => (None, other),
         };
         Line {
