@@ -1077,9 +1077,24 @@ fn compose_cluster_runs_two_replicas_on_one_redis_behind_a_balancer() {
         "redis",
         "jira",
         "prometheus",
+        "grafana",
     ] {
         assert!(svc[name].is_mapping(), "service {name}");
     }
+    // Grafana gets the dashboard and Prometheus as its data source.
+    let mounts: Vec<&str> = seq(&svc["grafana"]["volumes"], "volumes")
+        .iter()
+        .map(|v| s(v, "volume"))
+        .collect();
+    assert!(
+        mounts.iter().any(|m| m.starts_with("./grafana/iumgate-dashboard.json:")),
+        "{mounts:?}"
+    );
+    assert!(s(
+        &doc["configs"]["grafana-datasource.yaml"]["content"],
+        "datasource"
+    )
+    .contains("http://prometheus:9090"));
     // One config for both replicas: the same Redis and prefix.
     let cfg = Config::parse(s(
         &doc["configs"]["iumgate.toml"]["content"],
