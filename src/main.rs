@@ -521,9 +521,7 @@ fn analyze_pools(
     service_management: bool,
 ) -> Result<Vec<iumgate::analyze::pools::PoolDef>, String> {
     use iumgate::analyze::pools::PoolDef;
-    use iumgate::config::Tier;
-    // Service Management's application role (as `[pools.*] application`).
-    const SERVICE_MANAGEMENT: &str = "jira-servicedesk";
+    use iumgate::config::{Tier, SERVICE_MANAGEMENT};
     let mut pools = Vec::new();
     let mut has_service_management = false;
     for (name, p) in cfg.map(|c| &c.pools).into_iter().flatten() {

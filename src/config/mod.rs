@@ -14,7 +14,7 @@ mod secret;
 
 pub use audit::AuditConfig;
 pub use duration::Dur;
-pub use pools::{PoolSection, Pools, DEFAULT_POOL};
+pub use pools::{PoolSection, Pools, DEFAULT_POOL, SERVICE_MANAGEMENT};
 pub use secret::{Secret, SecretError, SecretRef};
 
 use crate::product::Product;

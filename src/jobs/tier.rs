@@ -46,6 +46,17 @@ pub async fn tier_check(gate: &Gate, cfg: &Config) -> Result<TierReport, JobErro
 
 /// The diagnostics of `iumgate check`, turned into alerts.
 pub async fn run_checks(gate: &Gate, cfg: &Config) -> check::Report {
+    // Each pool's gate runs its own checks on its own config: the default
+    // gate's need not read every other pool's groups and role too.
+    let own;
+    let cfg = if cfg.pools.is_empty() {
+        cfg
+    } else {
+        let mut c = cfg.clone();
+        c.pools.clear();
+        own = c;
+        &own
+    };
     let report = check::run(cfg, gate.directory.as_ref()).await;
     report.to_alerts(&gate.alerts, gate.now());
     report
