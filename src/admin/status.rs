@@ -538,7 +538,7 @@ pub fn render_audit(user: &str, lines: &[crate::audit::Line], note: Option<&str>
     if lines.is_empty() {
         b.push_str("<p class=\"muted\">No event of this user in the trail's recent lines.</p>");
     } else {
-        b.push_str("<table id=\"events\"><tr><th>when (UTC)</th><th>event</th><th>reason</th><th>user</th><th>other</th><th>in use</th><th>node</th></tr>");
+        b.push_str("<table id=\"events\"><tr><th>when (UTC)</th><th>event</th><th>reason</th><th>user</th><th>other</th><th>pool</th><th>in use</th><th>node</th></tr>");
         for l in lines {
             let other = match (&l.victim, &l.for_user, l.waited_ms) {
                 (Some(v), _, _) => format!("seat of {}", escape(v)),
@@ -547,12 +547,13 @@ pub fn render_audit(user: &str, lines: &[crate::audit::Line], note: Option<&str>
                 _ => String::new(),
             };
             b.push_str(&format!(
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{}</td></tr>",
                 escape(&l.ts),
                 l.kind.label(),
                 escape(&l.reason),
                 escape(&l.user),
                 other,
+                escape(&l.pool),
                 l.in_use,
                 l.capacity,
                 escape(&l.node)
