@@ -44,6 +44,7 @@ async fn burst_with_requests(w: &World) -> usize {
             })
         })
         .collect();
+    let started = Instant::now();
     let client = no_redirect();
     let mut answered = 0;
     for _ in 0..200 {
@@ -56,6 +57,11 @@ async fn burst_with_requests(w: &World) -> usize {
     for p in producers {
         p.join().unwrap();
     }
+    // Information only (never asserted): what the burst took here.
+    eprintln!(
+        "{BURST} events from {PRODUCERS} threads and 200 requests: {:?}",
+        started.elapsed()
+    );
     answered
 }
 
@@ -68,11 +74,16 @@ async fn a_burst_of_100000_events_loses_none_while_the_disk_keeps_up() {
     let w = world(&path, 131_072).await;
     assert_eq!(burst_with_requests(&w).await, 200, "every request answered");
     // Written within the writer's flush (a bounded wait, not a measurement).
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let burst_done = Instant::now();
+    let deadline = burst_done + Duration::from_secs(60);
     while metric(&w, "iumgate_audit_events_total{kind=\"refused\"}") < BURST as f64 {
         assert!(Instant::now() < deadline, "the writer fell behind for 60 s");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    eprintln!(
+        "all {BURST} written {:?} after the burst ended (information only)",
+        burst_done.elapsed()
+    );
     assert_eq!(metric(&w, "iumgate_audit_dropped_total"), 0.0);
     assert_eq!(metric(&w, "iumgate_audit_write_errors_total"), 0.0);
     w.stop().await;
@@ -118,6 +129,7 @@ async fn a_stuck_disk_drops_and_counts_events_raises_the_alert_and_never_holds_a
         .expect("the burst ended: nobody waited for the stuck trail");
     assert_eq!(answered, 200, "every request answered");
     let dropped = metric(&w, "iumgate_audit_dropped_total");
+    eprintln!("stuck disk: {dropped} of {BURST} events dropped");
     assert!(
         dropped > (BURST / 2) as f64 && dropped <= BURST as f64,
         "events dropped and counted: {dropped}"
