@@ -1005,8 +1005,9 @@ impl Gate {
             // A verified SAML login whose seat was taken before the app saw
             // it, and the app did not log the user in: the seat goes back.
             self.counters.login_failed.fetch_add(1, Ordering::Relaxed);
-            if self.holds(&login.user) {
-                self.release(&login.user, ReleaseReason::Rollback).await;
+            let lg = self.gate_for(login.pool).unwrap_or(self);
+            if lg.holds(&login.user) {
+                lg.release(&login.user, ReleaseReason::Rollback).await;
             }
             return resp;
         }
@@ -1128,12 +1129,16 @@ impl Gate {
         parts: http::request::Parts,
         body: Body,
     ) -> Result<(Request<Body>, Ctx), Response<Body>> {
-        let class = self.class_or_lookup(&claim.user).await;
+        // Whose seat: with pools, the only pool the user is casual in (an
+        // SSO login names no destination iumgate can read).
+        let pool = self.login_pool(&claim.user, None).await;
+        let lg = self.gate_for(pool).unwrap_or(self);
+        let class = lg.class_or_lookup(&claim.user).await;
         let mut borrow = None;
         let mut admitted = false;
-        if class == Class::Casual && !self.holds(&claim.user) {
+        if class == Class::Casual && !lg.holds(&claim.user) {
             if claim.standing.rights().evict {
-                match self.admit(&claim.user, Mode::MayEvict).await {
+                match self.admit_for(pool, &claim.user, Mode::MayEvict).await {
                     Outcome::Pass => admitted = true,
                     Outcome::Wait { position } => {
                         let wait_for = WaitFor {
@@ -1156,7 +1161,7 @@ impl Gate {
                     }
                 }
             } else {
-                match self.borrow(&claim.user).await {
+                match lg.borrow(&claim.user).await {
                     (Outcome::Pass, lent) => borrow = lent,
                     (Outcome::Unavailable, _) => {
                         return Err(self.unavailable_response(&ctx.wait_for(), &parts.headers));
@@ -1176,7 +1181,7 @@ impl Gate {
             sso: true,
             admitted,
             class,
-            pool: Needed::Default,
+            pool,
             borrow,
             replay: None,
             lag: None,

@@ -27,7 +27,7 @@
 //! the app's answer only.
 
 use super::waiting::WaitFor;
-use super::{Class, Gate, Outcome};
+use super::{Gate, Outcome};
 use crate::config::OidcConfig;
 use crate::identity;
 use crate::pages::{self, local_path, Own};
@@ -361,7 +361,9 @@ impl Gate {
         let user = UserId::new(&verified.username);
         // Verified by iumgate: like a proven password, it may take an idle
         // holder's seat or wait for one.
-        if self.class_or_lookup(&user).await == Class::Casual && !self.holds(&user) {
+        // With pools: the seat of the only pool the user is casual in.
+        let pool = self.login_pool(&user, None).await;
+        if self.needs_seat_for(pool, &user).await {
             // A browser that comes back to the start page once admitted.
             let w = WaitFor {
                 html: true,
@@ -371,7 +373,7 @@ impl Gate {
                 secure,
                 target: again,
             };
-            match self.admit(&user, Mode::MayEvict).await {
+            match self.admit_for(pool, &user, Mode::MayEvict).await {
                 Outcome::Pass | Outcome::NoFreeSeat => {}
                 Outcome::Wait { position } => {
                     return self.wait_response(&w, &user, position, None, None);

@@ -613,3 +613,45 @@ async fn a_basic_name_on_an_agent_path_costs_no_service_seat() {
     };
     assert_eq!((admitted, evicted), (4, 0));
 }
+
+/// A verified SAML login of an agent who is casual only in the service
+/// pool takes a service seat before the app sees it (Jira refuses a login
+/// with no role at all), and no software seat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verified_sso_login_of_an_agent_takes_a_service_seat() {
+    let (_dir, cert) = crate::gate_saml::cert_file();
+    let w = World::start(
+        Product::Jira,
+        |sc| *sc = SimConfig::demo_service_management(),
+        |c: &mut Config| {
+            service_pool(c);
+            crate::gate_saml::verified(cert)(c);
+        },
+    )
+    .await;
+    service_reconciled(&w).await;
+    crate::gate_saml::sync_clock(&w);
+    w.sim.set_idp_user(Some("agent02"));
+    let (c, _) = browser();
+    let page = c
+        .get(w.url("/plugins/servlet/external-login"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.url().path(), "/sim-idp/sso");
+    let page = page.text().await.unwrap();
+    let marker = "name=\"SAMLResponse\" value=\"";
+    let start = page.find(marker).unwrap() + marker.len();
+    let response = &page[start..start + page[start..].find('"').unwrap()];
+    let r = c
+        .post(w.url("/plugins/servlet/samlconsumer"))
+        .form(&[("SAMLResponse", response), ("RelayState", QUEUE)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!((r.status().as_u16(), r.url().path()), (200, QUEUE));
+    assert!(holds_service(&w, "agent02"));
+    assert!(!w.holds("agent02"));
+    assert_eq!(w.sim.members(IUM_ACCESS_SERVICE), ["agent02"]);
+    assert!(w.access_members().is_empty());
+}
