@@ -1087,7 +1087,9 @@ fn compose_cluster_runs_two_replicas_on_one_redis_behind_a_balancer() {
         .map(|v| s(v, "volume"))
         .collect();
     assert!(
-        mounts.iter().any(|m| m.starts_with("./grafana/iumgate-dashboard.json:")),
+        mounts
+            .iter()
+            .any(|m| m.starts_with("./grafana/iumgate-dashboard.json:")),
         "{mounts:?}"
     );
     assert!(s(
