@@ -502,3 +502,37 @@ fn set_capacity_keeping_releases_nobody_and_grants_nothing_above_it() {
     assert_eq!(p.in_use(), 3);
     p.check();
 }
+
+#[test]
+fn a_mirrored_queue_takes_the_given_order_without_holders_or_repeats() {
+    let mut p = pool(1);
+    assert_eq!(admit(&mut p, "holder", 1_000), Admission::Granted);
+    assert_eq!(
+        admit(&mut p, "local", 1_000),
+        Admission::Wait { position: 1 }
+    );
+    let w = |name: &str, since: u64| Waiter {
+        user: u(name),
+        since,
+        last_poll: since + 5,
+    };
+    // The shared queue: another replica's waiter first, a holder (granted
+    // meanwhile) and a repeated name skipped.
+    p.mirror_queue(&[
+        w("remote", 500),
+        w("holder", 600),
+        w("local", 900),
+        w("remote", 950),
+    ]);
+    p.check();
+    assert_eq!(p.queue(), vec![w("remote", 500), w("local", 900)]);
+    assert_eq!(p.position(&u("local")), Some(2));
+    // A seat freed goes to the head of the shared queue, not to the local
+    // waiter who polls first.
+    p.release(&u("holder"));
+    assert_eq!(
+        admit(&mut p, "local", 1_010),
+        Admission::Wait { position: 2 }
+    );
+    assert_eq!(admit(&mut p, "remote", 1_020), Admission::Granted);
+}
