@@ -49,17 +49,6 @@ async fn lines(path: &Path, n: usize) -> Vec<Value> {
     }
 }
 
-fn metric(w: &World, series: &str) -> f64 {
-    let text = w
-        .run
-        .metrics
-        .render(Some(&w.gate), &w.run.job_runs, &w.run.health);
-    text.lines()
-        .find_map(|l| l.strip_prefix(series))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {series}"))
-}
-
 /// A browser's cookie jar, and a new client on it (a new connection: the
 /// fast lane takes it unless a request with a body came on it).
 fn fresh(jar: &std::sync::Arc<reqwest::cookie::Jar>) -> reqwest::Client {
@@ -267,17 +256,9 @@ async fn rotation_by_rename_by_copytruncate_and_sighup_loses_no_line() {
 async fn a_stuck_log_drops_and_counts_lines_and_never_holds_a_request_up() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("access.fifo");
-    let made = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap();
-    assert!(made.success());
     // A reader that opens the pipe and never reads: the log's device is stuck
     // once the pipe's buffer is full.
-    let reader = {
-        let fifo = fifo.clone();
-        std::thread::spawn(move || std::fs::File::open(fifo).unwrap())
-    };
+    let reader = stuck_fifo(&fifo);
     let w = world(&fifo, true, 16).await;
     let reader = reader.join().unwrap();
     let client = no_redirect();

@@ -4,7 +4,6 @@
 //! and neither the gate nor a request ever waits for the trail. Counts
 //! only, never times.
 
-use crate::audit_trail::metric;
 use crate::gate_support::*;
 use iumgate::audit::{Kind, Reason};
 use iumgate::user::UserId;
@@ -110,17 +109,9 @@ async fn a_burst_of_100000_events_loses_none_while_the_disk_keeps_up() {
 async fn a_stuck_disk_drops_and_counts_events_raises_the_alert_and_never_holds_anyone_up() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("audit.fifo");
-    let made = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap();
-    assert!(made.success());
     // A reader that opens the pipe and never reads: the trail's device is
     // stuck once the pipe's buffer is full.
-    let reader = {
-        let fifo = fifo.clone();
-        std::thread::spawn(move || std::fs::File::open(fifo).unwrap())
-    };
+    let reader = stuck_fifo(&fifo);
     let w = world(&fifo, 16).await;
     let reader = reader.join().unwrap();
     // (A hang guard, not a measurement: a send that waited would never end.)

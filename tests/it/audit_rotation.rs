@@ -4,7 +4,6 @@
 //! `retain` days are deleted; `iumgate audit` reads the plain and gzipped
 //! files back in order.
 
-use crate::audit_trail::metric;
 use crate::gate_support::*;
 use iumgate::audit::{Kind, Reason};
 use iumgate::user::UserId;

@@ -43,17 +43,6 @@ pub(crate) async fn trail(path: &Path, n: usize) -> Vec<Value> {
     }
 }
 
-pub(crate) fn metric(w: &World, series: &str) -> f64 {
-    let text = w
-        .run
-        .metrics
-        .render(Some(&w.gate), &w.run.job_runs, &w.run.health);
-    text.lines()
-        .find_map(|l| l.strip_prefix(series))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {series}"))
-}
-
 /// The lines of `kind` with `reason` for `user`.
 fn of<'a>(all: &'a [Value], kind: &str, reason: &str, user: &str) -> Vec<&'a Value> {
     all.iter()

@@ -328,3 +328,30 @@ pub async fn poll_queue(w: &World, c: &reqwest::Client, query: &str) -> serde_js
         .await
         .unwrap()
 }
+
+/// A sample of the gate's metrics, as `/metrics` renders it (`series` with
+/// its labels, as written there).
+pub fn metric(w: &World, series: &str) -> f64 {
+    let text = w
+        .run
+        .metrics
+        .render(Some(&w.gate), &w.run.job_runs, &w.run.health);
+    text.lines()
+        .find_map(|l| l.strip_prefix(series))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {series}"))
+}
+
+/// A named pipe at `path` and a thread that opens it for reading and never
+/// reads: a writer to it is stuck once the pipe's buffer is full. Join the
+/// thread once the writer has opened the pipe (opening blocks until both
+/// ends are open); drop the file it returns to unstick the writer.
+pub fn stuck_fifo(path: &std::path::Path) -> std::thread::JoinHandle<std::fs::File> {
+    let made = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let fifo = path.to_owned();
+    std::thread::spawn(move || std::fs::File::open(fifo).unwrap())
+}
