@@ -126,12 +126,22 @@ impl AdminSurface {
         };
         let u = user.clone();
         let read = tokio::task::spawn_blocking(move || {
-            crate::audit::read::recent_for_user(
-                &path,
-                &u,
-                status::AUDIT_READ_BYTES,
-                status::AUDIT_LINES,
-            )
+            use crate::audit::read;
+            let mut lines =
+                read::recent_for_user(&path, &u, status::AUDIT_READ_BYTES, status::AUDIT_LINES)?;
+            // Too few since the last rotation (after midnight UTC, say):
+            // the newest rotated file too, bounded likewise.
+            if lines.len() < status::AUDIT_LINES {
+                if let Some(prev) = read::newest_rotation(&path) {
+                    lines.extend(read::user_lines_of_file(
+                        &prev,
+                        &u,
+                        status::AUDIT_ROTATION_BYTES,
+                        status::AUDIT_LINES - lines.len(),
+                    )?);
+                }
+            }
+            Ok::<_, read::ReadError>(lines)
         })
         .await;
         let (lines, note) = match read {

@@ -527,6 +527,9 @@ fn user_cell(user: &str, audit_trail: bool) -> String {
 /// How much of the trail's current file the user page reads at most (its
 /// end), and how many of the user's lines it shows.
 pub const AUDIT_READ_BYTES: u64 = 8 * 1024 * 1024;
+/// How much of the newest rotated file it reads at most (decompressed), when
+/// the current file has too few of the user's lines.
+pub const AUDIT_ROTATION_BYTES: u64 = 64 * 1024 * 1024;
 pub const AUDIT_LINES: usize = 200;
 
 /// `audit?user=…`: the user's recent seat events, newest first.
@@ -563,7 +566,8 @@ pub fn render_audit(user: &str, lines: &[crate::audit::Line], note: Option<&str>
     }
     b.push_str(&format!(
         "<p class=\"muted\">The last {AUDIT_LINES} events at most, from the end of the current file \
-         (older ones: <code>iumgate audit --user</code>). <a href=\"./\">Back to the status</a></p></section>"
+         and the newest rotated one (older ones: <code>iumgate audit --user</code>). \
+         <a href=\"./\">Back to the status</a></p></section>"
     ));
     page(&format!("iumgate — {user}"), &b, "")
 }

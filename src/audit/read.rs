@@ -107,18 +107,27 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ReadError> {
 }
 
 /// Calls `each` with every well-formed line of `path` (and its time).
-pub fn read_file(path: &Path, mut each: impl FnMut(Line, i64)) -> Result<Input, ReadError> {
+pub fn read_file(path: &Path, each: impl FnMut(Line, i64)) -> Result<Input, ReadError> {
+    read_file_within(path, u64::MAX, each)
+}
+
+/// As [`read_file`], reading at most `cap` bytes (after decompression).
+fn read_file_within(
+    path: &Path,
+    cap: u64,
+    mut each: impl FnMut(Line, i64),
+) -> Result<Input, ReadError> {
     let mut f = std::fs::File::open(path).map_err(read_err(path))?;
     let mut magic = [0u8; 2];
     let n = f.read(&mut magic).map_err(read_err(path))?;
     f.seek(SeekFrom::Start(0)).map_err(read_err(path))?;
     let gzip = n == 2 && magic == [0x1f, 0x8b];
     let reader: Box<dyn BufRead> = if gzip {
-        Box::new(BufReader::new(flate2::read::MultiGzDecoder::new(
-            BufReader::new(f),
-        )))
+        Box::new(BufReader::new(
+            flate2::read::MultiGzDecoder::new(BufReader::new(f)).take(cap),
+        ))
     } else {
-        Box::new(BufReader::new(f))
+        Box::new(BufReader::new(f.take(cap)))
     };
     let mut input = Input {
         file: path.display().to_string(),
@@ -140,6 +149,62 @@ pub fn read_file(path: &Path, mut each: impl FnMut(Line, i64)) -> Result<Input, 
         }
     }
     Ok(input)
+}
+
+/// The newest rotation of this process's file `path` (by its name's day and
+/// number), plain or gzipped.
+pub fn newest_rotation(path: &Path) -> Option<PathBuf> {
+    let name = path.file_name()?.to_string_lossy().into_owned();
+    let prefix = format!("{name}.");
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .take(100_000)
+        .filter_map(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            let tail = n.strip_prefix(&prefix)?;
+            // `<day>.<n>[.gz]`
+            let day = tail.get(..10)?.to_string();
+            let seq: u32 = tail.get(11..)?.trim_end_matches(".gz").parse().ok()?;
+            Some(((day, seq), e.path()))
+        })
+        .max_by(|a, b| a.0.cmp(&b.0))
+        .map(|(_, p)| p)
+}
+
+/// The last `limit` lines of a whole (rotated) file naming `user`, reading
+/// at most `cap` bytes of it; newest first.
+pub fn user_lines_of_file(
+    path: &Path,
+    user: &str,
+    cap: u64,
+    limit: usize,
+) -> Result<Vec<Line>, ReadError> {
+    let mut out = std::collections::VecDeque::with_capacity(limit.min(1024));
+    let mut keep = |l: Line, _| {
+        if names(&l, user) {
+            if out.len() == limit {
+                out.pop_front();
+            }
+            out.push_back(l);
+        }
+    };
+    match read_file_within(path, cap, &mut keep) {
+        Ok(_) => {}
+        // Gzipped away meanwhile: the same lines, whole, in `….gz`.
+        Err(e) if e.source.kind() == io::ErrorKind::NotFound => {
+            let mut gz = path.as_os_str().to_owned();
+            gz.push(".gz");
+            read_file_within(Path::new(&gz), cap, &mut keep)?;
+        }
+        Err(e) => return Err(e),
+    }
+    Ok(out.into_iter().rev().collect())
+}
+
+fn names(l: &Line, user: &str) -> bool {
+    l.user == user || l.victim.as_deref() == Some(user) || l.for_user.as_deref() == Some(user)
 }
 
 /// A rotation being gzipped exists twice for a moment, complete both
@@ -261,10 +326,7 @@ pub fn recent_for_user(
         let Ok(l) = serde_json::from_str::<Line>(&line) else {
             continue;
         };
-        if l.user == user
-            || l.victim.as_deref() == Some(user)
-            || l.for_user.as_deref() == Some(user)
-        {
+        if names(&l, user) {
             if out.len() == limit {
                 out.pop_front();
             }

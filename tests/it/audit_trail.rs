@@ -203,6 +203,30 @@ async fn every_seat_event_is_written_with_its_reason_and_the_admin_page_shows_a_
     w.advance_min(25 * 60);
     iumgate::jobs::prune(&w.gate, w.gate.now());
 
+    // A day later the events are in yesterday's rotation (once the day's
+    // first event rotated the file): the page reads the newest rotated file.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while iumgate::audit::read::newest_rotation(&path).is_none()
+        || std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .contains("casual08")
+    {
+        assert!(Instant::now() < deadline, "no rotation at the new day");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let html = reqwest::Client::new()
+        .get(format!("{admin}/audit?user=casual08"))
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("<td>admitted</td><td>from_queue</td>"),
+        "after the rotation: {html}"
+    );
     let events_total = metric(&w, "iumgate_audit_events_total{kind=\"grant\"}");
     w.stop().await;
 
