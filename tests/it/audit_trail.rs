@@ -43,6 +43,19 @@ pub(crate) async fn trail(path: &Path, n: usize) -> Vec<Value> {
     }
 }
 
+/// An admin page (`path` under `/iumgate/admin/`) with the token: 200 and
+/// its text.
+async fn admin_page(w: &World, path: &str) -> String {
+    let r = reqwest::Client::new()
+        .get(format!("http://{}/iumgate/admin/{path}", w.run.admin_addr))
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{path}");
+    r.text().await.unwrap()
+}
+
 /// The lines of `kind` with `reason` for `user`.
 fn of<'a>(all: &'a [Value], kind: &str, reason: &str, user: &str) -> Vec<&'a Value> {
     all.iter()
@@ -125,19 +138,11 @@ async fn every_seat_event_is_written_with_its_reason_and_the_admin_page_shows_a_
         .find(|u| !w.holds(u))
         .expect("someone lost a seat")
         .to_string();
-    // The admin page: a user's recent events, behind the token.
-    let admin = format!("http://{}/iumgate/admin", w.run.admin_addr);
-    // (Within the writer's flush, a bounded wait.)
+    // The admin page: a user's recent events, behind the token (within the
+    // writer's flush, a bounded wait).
     let deadline = Instant::now() + Duration::from_secs(10);
     let html = loop {
-        let page = reqwest::Client::new()
-            .get(format!("{admin}/audit?user=casual08"))
-            .header("authorization", format!("Bearer {TOKEN}"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(page.status(), 200);
-        let html = page.text().await.unwrap();
+        let html = admin_page(&w, "audit?user=casual08").await;
         if html.contains("from_queue") || Instant::now() > deadline {
             break html;
         }
@@ -151,19 +156,14 @@ async fn every_seat_event_is_written_with_its_reason_and_the_admin_page_shows_a_
         html.contains("<td>queued</td><td>no_free_seat</td>"),
         "{html}"
     );
-    let denied = reqwest::get(format!("{admin}/audit?user=casual08"))
-        .await
-        .unwrap();
+    let denied = reqwest::get(format!(
+        "http://{}/iumgate/admin/audit?user=casual08",
+        w.run.admin_addr
+    ))
+    .await
+    .unwrap();
     assert_eq!(denied.status(), 401, "the events need the admin token");
-    let status_page = reqwest::Client::new()
-        .get(format!("{admin}/"))
-        .header("authorization", format!("Bearer {TOKEN}"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let status_page = admin_page(&w, "").await;
     assert!(
         status_page.contains("<a href=\"audit?user=casual08\""),
         "the status page links a holder to their events"
@@ -214,15 +214,7 @@ async fn every_seat_event_is_written_with_its_reason_and_the_admin_page_shows_a_
         assert!(Instant::now() < deadline, "no rotation at the new day");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let html = reqwest::Client::new()
-        .get(format!("{admin}/audit?user=casual08"))
-        .header("authorization", format!("Bearer {TOKEN}"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = admin_page(&w, "audit?user=casual08").await;
     assert!(
         html.contains("<td>admitted</td><td>from_queue</td>"),
         "after the rotation: {html}"
