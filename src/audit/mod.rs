@@ -91,6 +91,8 @@ pub enum Reason {
     UnverifiedClaim,
     /// Refused: the directory failed; nothing was granted.
     DirectoryFailure,
+    /// Refused: `[cluster]`'s shared store did not answer; nothing granted.
+    ClusterStoreFailure,
 }
 
 impl Reason {
@@ -104,6 +106,7 @@ impl Reason {
             Reason::StoppedPolling => "stopped_polling",
             Reason::UnverifiedClaim => "unverified_claim",
             Reason::DirectoryFailure => "directory_failure",
+            Reason::ClusterStoreFailure => "cluster_store_failure",
         }
     }
 }

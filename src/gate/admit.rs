@@ -75,7 +75,17 @@ impl Gate {
         let admission = match self.cluster() {
             Some(store) => match self.arbitrate(store, user, now, mode, admission).await {
                 Ok(a) => a,
-                Err(out) => return out,
+                Err(out) => {
+                    if out == Outcome::Unavailable {
+                        self.audit(
+                            AuditKind::Refused,
+                            Reason::ClusterStoreFailure,
+                            user,
+                            |_| {},
+                        );
+                    }
+                    return out;
+                }
             },
             None => admission,
         };

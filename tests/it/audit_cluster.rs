@@ -26,7 +26,7 @@ fn replica(redis_url: String, node: &str, dir: &Path) -> impl FnOnce(&mut Config
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_replica_writes_its_own_file_and_the_report_merges_them() {
-    let Some(redis) = redis_or_skip() else {
+    let Some(mut redis) = redis_or_skip() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -74,6 +74,19 @@ async fn each_replica_writes_its_own_file_and_the_report_merges_them() {
     };
     grant(&lines_a, "casual01", "a");
     grant(&lines_b, "casual02", "b");
+    // Redis down: no grant anywhere, and the refusal is on the trail.
+    redis.stop();
+    let (cc, _) = browser();
+    let r = jira_login(&a, &cc, "casual03", "demo", false).await;
+    assert!(!r.status().is_success(), "{}", r.status());
+    let lines_a = trail(&file_a, lines_a.len() + 1).await;
+    assert!(
+        lines_a.iter().any(|l| l["kind"] == "refused"
+            && l["reason"] == "cluster_store_failure"
+            && l["user"] == "casual03"),
+        "{lines_a:#?}"
+    );
+    redis.start();
     b.stop().await;
     a.stop().await;
 
