@@ -543,9 +543,11 @@ impl Gate {
 
     /// The one way into the audit trail: `user`'s seat event, with the
     /// seats in use and the capacity now (after the event); `with` sets
-    /// what else the event carries. Never waits: the trail's channel is the
-    /// only cost, and nothing at all without `[audit]`. Must not be called
-    /// inside [`Gate::with_pool`].
+    /// what else the event carries. Never waits for the disk: a read of the
+    /// pool's level under its short mutex (the epoch stays, so memos stay
+    /// good) and a `try_send` to the trail's channel are all it costs, and
+    /// nothing at all without `[audit]`. Must not be called inside
+    /// [`Gate::with_pool`].
     pub fn audit(
         &self,
         kind: crate::audit::Kind,
@@ -556,7 +558,7 @@ impl Gate {
         let Some(trail) = self.audit.get() else {
             return;
         };
-        let level = self.with_pool(|p| (p.in_use(), p.capacity()));
+        let level = self.with_pool_read(|p| (p.in_use(), p.capacity()));
         let mut e = crate::audit::Event::new(
             self.now(),
             kind,
