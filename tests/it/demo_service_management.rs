@@ -82,9 +82,17 @@ async fn the_service_management_demo_runs_both_pools_and_an_agent_gets_the_print
         portal,
         format!("{}/servicedesk/customer/user/login", d.proxy)
     );
-    let banner = d.printed.join("\n");
+    // The rest of the banner may still be on its way: read on until each
+    // text is there (bounded).
     for text in ["agent01", "both1", "customer1", "4 agent seats", "7 shared"] {
-        assert!(banner.contains(text), "{text} in {banner}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !d.printed.iter().any(|l| l.contains(text)) {
+            let line = d
+                .output
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|_| panic!("{text} in {:#?}", d.printed));
+            d.printed.push(line);
+        }
     }
     // Both pools read their groups; the service pool's is the second gate.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -158,10 +166,11 @@ async fn the_service_management_demo_runs_both_pools_and_an_agent_gets_the_print
     assert_eq!(members(&d, "IUM_access_service").await, ["agent01"]);
 
     // The status JSON (behind the demo's admin token) has both pools.
-    let link = d
-        .status_link
-        .clone()
-        .expect("the demo prints the admin link");
+    let link = match d.status_link.clone() {
+        Some(l) => l,
+        // Printed after the lines `demo_with` waited for.
+        None => wait_for_line(&mut d, "Status"),
+    };
     let token = link.rsplit("token=").next().unwrap().to_string();
     let st: serde_json::Value = reqwest::Client::new()
         .get(format!("{}/iumgate/admin/status", d.admin))
