@@ -378,13 +378,10 @@ fn esc(s: &str) -> String {
     crate::pages::escape(s)
 }
 
-/// The per-day chart: a bar per day (its peak), the capacity as a line.
+/// The per-day chart: a bar per day (its peak), the capacity as a line —
+/// drawn with `iumgate analyze`'s chart parts (frame, axes, scale).
 fn chart(r: &Report) -> String {
-    const W: f64 = 760.0;
-    const H: f64 = 240.0;
-    const L: f64 = 40.0;
-    const B: f64 = 28.0;
-    const T: f64 = 10.0;
+    use iumgate_analyze::chart::{axes, y_of, H, PAD_B, PAD_L, W};
     let max = r
         .days
         .iter()
@@ -393,19 +390,15 @@ fn chart(r: &Report) -> String {
         .unwrap_or(0)
         .max(1) as f64;
     let n = r.days.len().max(1) as f64;
-    let bw = (W - L - 10.0) / n;
-    let y = |v: f64| H - B - (H - B - T) * v / max;
+    let bw = (W - PAD_L - 10.0) / n;
     let mut o = format!(
-        r##"<svg id="chart-peaks" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img"><title>Peak seats in use per day against capacity</title><line x1="{L}" y1="{b}" x2="{r}" y2="{b}" stroke="#555"/><line x1="{L}" y1="{T}" x2="{L}" y2="{b}" stroke="#555"/><text x="{lx}" y="{ty}" font-size="10" text-anchor="end">{max}</text><text x="{lx}" y="{b}" font-size="10" text-anchor="end">0</text>"##,
-        b = H - B,
-        r = W - 10.0,
-        lx = L - 4.0,
-        ty = T + 8.0,
+        r#"<svg id="chart-peaks" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img"><title>Peak seats in use per day against capacity</title>"#
     );
+    axes(&mut o, max, "seats", "day (UTC)");
     let mut cap_pts = Vec::new();
     for (i, d) in r.days.iter().enumerate() {
-        let x = L + bw * i as f64;
-        let top = y(f64::from(d.peak_in_use));
+        let x = PAD_L + bw * i as f64;
+        let top = y_of(f64::from(d.peak_in_use), max);
         let fill = if d.over_capacity {
             "#d1242f"
         } else {
@@ -416,19 +409,19 @@ fn chart(r: &Report) -> String {
             r#"<rect class="peak" x="{:.1}" y="{top:.1}" width="{:.1}" height="{:.1}" fill="{fill}"><title>{}: {} of {}</title></rect>"#,
             x + 1.0,
             (bw - 2.0).max(1.0),
-            (H - B - top).max(0.0),
+            (H - PAD_B - top).max(0.0),
             esc(&d.date),
             d.peak_in_use,
             d.capacity
         );
-        let cy = y(f64::from(d.capacity));
+        let cy = y_of(f64::from(d.capacity), max);
         cap_pts.push(format!("{:.1},{cy:.1} {:.1},{cy:.1}", x, x + bw));
         if i % 7 == 0 {
             let _ = write!(
                 o,
                 r#"<text x="{:.1}" y="{:.1}" font-size="10">{}</text>"#,
                 x,
-                H - B + 14.0,
+                H - PAD_B + 12.0,
                 esc(d.date.get(5..).unwrap_or(&d.date))
             );
         }

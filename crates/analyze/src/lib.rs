@@ -6,6 +6,7 @@
 //! picks the heavy users and replays the others' sessions through the proxy's own pool for a
 //! range of seat counts (`sim`). `report` renders the result as text, JSON or HTML.
 
+pub mod chart;
 pub mod parse;
 pub mod pools;
 pub mod report;
