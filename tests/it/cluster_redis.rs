@@ -100,6 +100,38 @@ async fn logs_in(w: &World, c: &reqwest::Client, user: &str) -> bool {
     status == 200 && path == "/browse/DEMO-1"
 }
 
+/// casual01 … casual07 log in at `w` and fill the pool; their browsers.
+async fn fill_seven(w: &World) -> Vec<reqwest::Client> {
+    let mut holders = Vec::new();
+    for i in 1..=7 {
+        let (c, _) = browser();
+        assert!(logs_in(w, &c, &format!("casual{i:02}")).await);
+        holders.push(c);
+    }
+    holders
+}
+
+/// `user`'s browser `c` logs out at `w`; returns once the seat has left
+/// the shared store.
+async fn log_out(w: &World, c: &reqwest::Client, user: &str) {
+    let r = c
+        .get(w.url("/secure/Logout!default.jspa"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success() || r.status().is_redirection());
+    eventually(&format!("{user}'s seat is free in the store"), || async {
+        !store_holders(w).await.contains(&user.to_string())
+    })
+    .await;
+}
+
+/// The waiting page's poll of browser `c` at `w`.
+async fn poll(w: &World, c: &reqwest::Client) -> serde_json::Value {
+    let r = c.get(w.url("/iumgate/api/queue")).send().await.unwrap();
+    r.json::<serde_json::Value>().await.unwrap_or_default()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_logins_split_over_two_replicas_never_exceed_capacity() {
     let Some(redis) = redis_or_skip() else { return };
@@ -135,12 +167,7 @@ async fn a_holder_at_one_replica_is_a_holder_at_the_other_and_a_waiter_gets_in_w
     let Some(redis) = redis_or_skip() else { return };
     let (a, b) = two_replicas(&redis, 0).await;
     // Seven logins at A fill the pool.
-    let mut holders = Vec::new();
-    for i in 1..=7 {
-        let (c, _) = browser();
-        assert!(logs_in(&a, &c, &format!("casual{i:02}")).await);
-        holders.push(c);
-    }
+    let holders = fill_seven(&a).await;
     // casual01's session, used at B: the app names the user, and B knows
     // the seat from the store.
     let r = holders[0]
@@ -160,17 +187,7 @@ async fn a_holder_at_one_replica_is_a_holder_at_the_other_and_a_waiter_gets_in_w
     assert!(!logs_in(&a, &w8, "casual08").await);
     assert!(!a.holds("casual08"));
     // casual01 logs out at B: the seat goes, and A's waiter gets it.
-    let r = holders[0]
-        .get(b.url("/secure/Logout!default.jspa"))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success() || r.status().is_redirection());
-    eventually("casual01's seat is free in the store", || {
-        let a = a.clone();
-        async move { !store_holders(&a).await.contains(&"casual01".to_string()) }
-    })
-    .await;
+    log_out(&b, &holders[0], "casual01").await;
     eventually("casual08 is admitted at A", || {
         let (a, w8) = (a.clone(), w8.clone());
         async move {
@@ -269,10 +286,7 @@ async fn redis_down_serves_holders_grants_nobody_and_recovers() {
 async fn an_emptied_store_is_written_back_before_anyone_is_granted() {
     let Some(redis) = redis_or_skip() else { return };
     let (a, b) = two_replicas(&redis, 0).await;
-    for i in 1..=7 {
-        let (c, _) = browser();
-        assert!(logs_in(&a, &c, &format!("casual{i:02}")).await);
-    }
+    fill_seven(&a).await;
     assert!(redis.command("FLUSHALL").starts_with("+OK"));
     // Whatever replica asks first, the seven are counted before a grant.
     let (c, _) = browser();
@@ -375,21 +389,12 @@ async fn a_session_bound_at_one_replica_logs_out_at_the_other() {
 async fn a_waiter_queued_at_one_replica_is_known_and_admitted_at_the_other() {
     let Some(redis) = redis_or_skip() else { return };
     let (a, b) = two_replicas(&redis, 0).await;
-    let mut holders = Vec::new();
-    for i in 1..=7 {
-        let (c, _) = browser();
-        assert!(logs_in(&a, &c, &format!("casual{i:02}")).await);
-        holders.push(c);
-    }
+    let holders = fill_seven(&a).await;
     let (w8, _) = browser();
     assert!(!logs_in(&a, &w8, "casual08").await, "the pool is full");
-    let poll = |w: Arc<World>, c: reqwest::Client| async move {
-        let r = c.get(w.url("/iumgate/api/queue")).send().await.unwrap();
-        r.json::<serde_json::Value>().await.unwrap_or_default()
-    };
     eventually("B knows the waiter", || {
         let (b, w8) = (b.clone(), w8.clone());
-        async move { poll(b, w8).await["state"] == "waiting" }
+        async move { poll(&b, &w8).await["state"] == "waiting" }
     })
     .await;
     // A holder logs out at A; the waiter, polling B, gets the seat there.
@@ -401,7 +406,7 @@ async fn a_waiter_queued_at_one_replica_is_known_and_admitted_at_the_other() {
     assert!(r.status().is_success() || r.status().is_redirection());
     eventually("casual08 is admitted at B", || {
         let (b, w8) = (b.clone(), w8.clone());
-        async move { poll(b, w8).await["state"] == "admitted" }
+        async move { poll(&b, &w8).await["state"] == "admitted" }
     })
     .await;
     let members = a.access_members();
@@ -416,27 +421,18 @@ async fn a_waiter_queued_at_one_replica_is_known_and_admitted_at_the_other() {
 async fn the_queue_is_first_come_first_served_over_both_replicas() {
     let Some(redis) = redis_or_skip() else { return };
     let (a, b) = two_replicas(&redis, 0).await;
-    let mut holders = Vec::new();
-    for i in 1..=7 {
-        let (c, _) = browser();
-        assert!(logs_in(&a, &c, &format!("casual{i:02}")).await);
-        holders.push(c);
-    }
-    let poll = |w: Arc<World>, c: reqwest::Client| async move {
-        let r = c.get(w.url("/iumgate/api/queue")).send().await.unwrap();
-        r.json::<serde_json::Value>().await.unwrap_or_default()
-    };
+    let holders = fill_seven(&a).await;
     let (w8, _) = browser();
     assert!(!logs_in(&a, &w8, "casual08").await, "the pool is full");
     let (w9, _) = browser();
     assert!(!logs_in(&b, &w9, "casual09").await, "the pool is full");
-    let v = poll(a.clone(), w8.clone()).await;
+    let v = poll(&a, &w8).await;
     assert_eq!(
         (v["state"].as_str(), v["position"].as_u64()),
         (Some("waiting"), Some(1)),
         "{v}"
     );
-    let v = poll(b.clone(), w9.clone()).await;
+    let v = poll(&b, &w9).await;
     assert_eq!(
         (v["state"].as_str(), v["position"].as_u64()),
         (Some("waiting"), Some(2)),
@@ -469,26 +465,16 @@ async fn the_queue_is_first_come_first_served_over_both_replicas() {
     .await;
     // A holder logs out at B; B's own waiter polls B first and often, yet
     // the seat is kept for casual08.
-    let r = holders[0]
-        .get(b.url("/secure/Logout!default.jspa"))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success() || r.status().is_redirection());
-    eventually("casual01's seat is free in the store", || {
-        let a = a.clone();
-        async move { !store_holders(&a).await.contains(&"casual01".to_string()) }
-    })
-    .await;
+    log_out(&b, &holders[0], "casual01").await;
     for _ in 0..5 {
-        let v = poll(b.clone(), w9.clone()).await;
+        let v = poll(&b, &w9).await;
         assert_eq!(v["state"], "waiting", "{v}");
         assert_eq!(v["position"], 2, "{v}");
     }
     assert!(!b.holds("casual09") && !a.holds("casual09"));
-    let v = poll(a.clone(), w8.clone()).await;
+    let v = poll(&a, &w8).await;
     assert_eq!(v["state"], "admitted", "{v}");
-    let v = poll(b.clone(), w9.clone()).await;
+    let v = poll(&b, &w9).await;
     assert_eq!(
         (v["state"].as_str(), v["position"].as_u64()),
         (Some("waiting"), Some(1)),
@@ -508,10 +494,7 @@ async fn the_queue_is_first_come_first_served_over_both_replicas() {
 async fn a_tier_shrink_releases_once_across_the_replicas() {
     let Some(redis) = redis_or_skip() else { return };
     let (a, b) = two_replicas(&redis, 0).await;
-    for i in 1..=7 {
-        let (c, _) = browser();
-        assert!(logs_in(&a, &c, &format!("casual{i:02}")).await);
-    }
+    fill_seven(&a).await;
     eventually("B knows the seven", || {
         let b = b.clone();
         async move { b.in_use() == 7 }
