@@ -3,7 +3,7 @@
 //! (`[pools.service]`), each within its own tier, in front of the simulated
 //! Jira with both application roles, on real sockets.
 
-use crate::gate_support::{browser, text, World};
+use crate::gate_support::{browser, poll_queue, text, World};
 use iumgate::config::{Config, Dur, PoolSection, Tier};
 use iumgate::product::Product;
 use iumgate::sim::{
@@ -209,14 +209,7 @@ async fn a_full_service_pool_makes_the_agent_wait_only_for_agent_pages() {
     );
     // …while software pages go on.
     assert_eq!(get(&w, &c, "/browse/DEMO-1").await.0, 200);
-    let v: serde_json::Value = c
-        .get(w.url("/iumgate/api/queue"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = poll_queue(&w, &c, "").await;
     assert_eq!(v["state"], "waiting", "{v}");
     assert_eq!(v["position"], 1, "{v}");
     // An agent logs out: the waiting page's poll lets both2 in, to the
@@ -227,14 +220,7 @@ async fn a_full_service_pool_makes_the_agent_wait_only_for_agent_pages() {
         .await
         .unwrap();
     assert!(r.status().is_success());
-    let v: serde_json::Value = c
-        .get(w.url("/iumgate/api/queue"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = poll_queue(&w, &c, "").await;
     assert_eq!(v["state"], "admitted", "{v}");
     assert!(holds_service(&w, "both2"));
     assert_eq!(
