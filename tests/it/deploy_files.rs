@@ -1081,6 +1081,17 @@ fn compose_cluster_runs_two_replicas_on_one_redis_behind_a_balancer() {
     ] {
         assert!(svc[name].is_mapping(), "service {name}");
     }
+    // Each replica keeps its own audit trail on a volume of its own.
+    let data: Vec<&str> = ["iumgate-a", "iumgate-b"]
+        .iter()
+        .map(|r| {
+            let v = seq(&svc[*r]["volumes"], "volumes");
+            let m = s(&v[0], "volume");
+            assert!(m.ends_with(":/var/lib/iumgate"), "{r}: {m}");
+            m.split(':').next().unwrap()
+        })
+        .collect();
+    assert_ne!(data[0], data[1], "one volume per replica");
     // Grafana gets the dashboard and Prometheus as its data source.
     let mounts: Vec<&str> = seq(&svc["grafana"]["volumes"], "volumes")
         .iter()
@@ -1104,6 +1115,10 @@ fn compose_cluster_runs_two_replicas_on_one_redis_behind_a_balancer() {
     ))
     .unwrap_or_else(|e| panic!("{e}"));
     assert!(cfg.gate_enabled());
+    assert_eq!(
+        cfg.audit.path.as_deref(),
+        Some(std::path::Path::new("/var/lib/iumgate/audit.jsonl"))
+    );
     let cluster = cfg.cluster.as_ref().expect("[cluster]");
     let url = cluster.redis_url().unwrap().unwrap();
     assert!(
