@@ -89,7 +89,7 @@ fn main() {
         };
         let store = ClusterStore::new(&url, "bench:", "bench").expect("a store");
         store.clear().await.expect("redis answers");
-        store.adopt_many(&[]).await.expect("redis answers");
+        store.adopt_many(&[], None).await.expect("redis answers");
         let users: Vec<UserId> = (0..CAPACITY * 2)
             .map(|i| UserId::new(&format!("user{i}")))
             .collect();
@@ -105,7 +105,7 @@ fn main() {
             reserve.push(t.elapsed());
             if round % 3 == 0 {
                 let t = Instant::now();
-                store.release(u).await.expect("release");
+                store.release(u, now).await.expect("release");
                 release.push(t.elapsed());
             }
         }

@@ -91,7 +91,10 @@ pub enum ReserveMode {
 /// A store without its `built` marker (emptied, or a new Redis) grants
 /// nothing until a replica has written the holders it knows back into it.
 ///
-/// KEYS seats, built, granted, queue, polled, qsince, ticket;
+/// A new holder leaves `released`; an evicted one enters it with `now`
+/// (see [`ADOPT`]).
+///
+/// KEYS seats, built, granted, queue, polled, qsince, ticket, released;
 /// ARGV user, capacity, now, min_idle, mode, abandon_after.
 const RESERVE: &str = r#"
 local seats, queue, polled, qsince = KEYS[1], KEYS[4], KEYS[5], KEYS[6]
@@ -122,6 +125,7 @@ if ahead < free then
   dequeue()
   redis.call('ZADD', seats, now, user)
   redis.call('HSET', KEYS[3], user, now)
+  redis.call('HDEL', KEYS[8], user)
   return {'granted'}
 end
 if ARGV[5] ~= 'evict' then return {'full'} end
@@ -131,8 +135,10 @@ if ahead == free and n <= cap then
     dequeue()
     redis.call('ZREM', seats, v[1])
     redis.call('HDEL', KEYS[3], v[1])
+    redis.call('HSET', KEYS[8], v[1], now)
     redis.call('ZADD', seats, now, user)
     redis.call('HSET', KEYS[3], user, now)
+    redis.call('HDEL', KEYS[8], user)
     return {'evicted', v[1], v[2]}
   end
 end
@@ -166,16 +172,41 @@ return n
 
 /// Undo a reservation: the user's seat goes; the victim's comes back with
 /// its old time, if that keeps the set within capacity.
-/// KEYS[1] seats, KEYS[2] granted; ARGV user, capacity, [victim,
-/// last_active].
+/// KEYS[1] seats, KEYS[2] granted, KEYS[3] released; ARGV user,
+/// capacity, [victim, last_active].
 const GIVE_BACK: &str = r#"
 local seats = KEYS[1]
 redis.call('ZREM', seats, ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
 if ARGV[3] and redis.call('ZCARD', seats) < tonumber(ARGV[2]) then
   redis.call('ZADD', seats, 'NX', ARGV[4], ARGV[3])
+  redis.call('HDEL', KEYS[3], ARGV[3])
   return 1
 end
+return 0
+"#;
+
+/// Holders a replica read from the directory (reconcile) or kept in its
+/// own view (a store found emptied) go into the set if missing — except,
+/// with `since`, those released at or after `since`: a reconcile that read
+/// the directory before another replica released (or evicted) a holder
+/// must not put that holder back. The waiters among them leave the queue;
+/// the store is marked built (in the same script: never without them).
+/// KEYS seats, built, queue, polled, qsince, released; ARGV since (or
+/// ''), then last_active and user pairs.
+const ADOPT: &str = r#"
+local since = tonumber(ARGV[1])
+for i = 2, #ARGV, 2 do
+  local t, user = ARGV[i], ARGV[i + 1]
+  local gone = since and redis.call('HGET', KEYS[6], user)
+  if not (gone and tonumber(gone) >= since) then
+    redis.call('ZADD', KEYS[1], 'NX', t, user)
+    redis.call('ZREM', KEYS[3], user)
+    redis.call('ZREM', KEYS[4], user)
+    redis.call('HDEL', KEYS[5], user)
+  end
+end
+redis.call('SET', KEYS[2], 1)
 return 0
 "#;
 
@@ -209,10 +240,14 @@ pub struct ClusterStore {
     polled_key: String,
     qsince_key: String,
     ticket_key: String,
+    /// When each holder last lost their seat (released or evicted), for
+    /// [`ADOPT`].
+    released_key: String,
     prefix: String,
     node: String,
     reserve: redis::Script,
     give_back: redis::Script,
+    adopt: redis::Script,
     drop_stale: redis::Script,
     lease: redis::Script,
     /// `[cluster] lease`: how long the jobs' lease lasts unrenewed.
@@ -263,10 +298,12 @@ impl ClusterStore {
             polled_key: format!("{prefix}polled"),
             qsince_key: format!("{prefix}qsince"),
             ticket_key: format!("{prefix}ticket"),
+            released_key: format!("{prefix}released"),
             prefix: prefix.to_string(),
             node: node.to_string(),
             reserve: redis::Script::new(RESERVE),
             give_back: redis::Script::new(GIVE_BACK),
+            adopt: redis::Script::new(ADOPT),
             drop_stale: redis::Script::new(DROP_STALE),
             lease: redis::Script::new(LEASE),
             lease_ttl: Duration::from_secs(30),
@@ -339,6 +376,7 @@ impl ClusterStore {
             .key(&self.polled_key)
             .key(&self.qsince_key)
             .key(&self.ticket_key)
+            .key(&self.released_key)
             .arg(user.as_str())
             .arg(pool.capacity)
             .arg(now)
@@ -374,7 +412,10 @@ impl ClusterStore {
     ) -> Result<bool, StoreError> {
         let mut c = self.conn().await?;
         let mut inv = self.give_back.key(&self.seats_key);
-        inv.key(&self.granted_key).arg(user.as_str()).arg(capacity);
+        inv.key(&self.granted_key)
+            .key(&self.released_key)
+            .arg(user.as_str())
+            .arg(capacity);
         if let Some((v, t)) = victim {
             inv.arg(v.as_str()).arg(t);
         }
@@ -382,14 +423,17 @@ impl ClusterStore {
         Ok(n == 1)
     }
 
-    /// The user's seat goes (released: logout, cleanup, tier shrink, …).
-    pub async fn release(&self, user: &UserId) -> Result<(), StoreError> {
+    /// The user's seat goes at `now` (released: logout, cleanup, tier
+    /// shrink, …).
+    pub async fn release(&self, user: &UserId, now: u64) -> Result<(), StoreError> {
         let mut c = self.conn().await?;
         let mut pipe = redis::pipe();
         pipe.atomic()
             .zrem(&self.seats_key, user.as_str())
             .ignore()
             .hdel(&self.granted_key, user.as_str())
+            .ignore()
+            .hset(&self.released_key, user.as_str(), now)
             .ignore();
         let _: () = bounded(pipe.query_async(&mut c)).await?;
         Ok(())
@@ -486,32 +530,27 @@ impl ClusterStore {
         Ok(())
     }
 
-    /// Holders a replica knows from the directory (reconcile) or its own
-    /// view (a store found emptied): each is put in the set if missing, and
-    /// the store is marked built. Atomic: the marker never stands without
-    /// the holders.
-    pub async fn adopt_many(&self, users: &[(UserId, u64)]) -> Result<(), StoreError> {
+    /// Holders a replica knows from the directory (reconcile, which passes
+    /// the time it started as `since`) or its own view (a store found
+    /// emptied: `None`); see [`ADOPT`]. Atomic: the `built` marker never
+    /// stands without the holders.
+    pub async fn adopt_many(
+        &self,
+        users: &[(UserId, u64)],
+        since: Option<u64>,
+    ) -> Result<(), StoreError> {
         let mut c = self.conn().await?;
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        if !users.is_empty() {
-            let mut cmd = redis::cmd("ZADD");
-            cmd.arg(&self.seats_key).arg("NX");
-            for (u, t) in users {
-                cmd.arg(*t).arg(u.as_str());
-            }
-            pipe.add_command(cmd).ignore();
-            // A holder waits for nothing.
-            let names: Vec<&str> = users.iter().map(|(u, _)| u.as_str()).collect();
-            pipe.zrem(&self.queue_key, &names)
-                .ignore()
-                .zrem(&self.polled_key, &names)
-                .ignore()
-                .hdel(&self.qsince_key, &names)
-                .ignore();
+        let mut inv = self.adopt.key(&self.seats_key);
+        inv.key(&self.built_key)
+            .key(&self.queue_key)
+            .key(&self.polled_key)
+            .key(&self.qsince_key)
+            .key(&self.released_key)
+            .arg(since.map_or_else(String::new, |t| t.to_string()));
+        for (u, t) in users {
+            inv.arg(*t).arg(u.as_str());
         }
-        pipe.set(&self.built_key, 1).ignore();
-        let _: () = bounded(pipe.query_async(&mut c)).await?;
+        let _: i64 = bounded(inv.invoke_async(&mut c)).await?;
         Ok(())
     }
 
@@ -539,6 +578,7 @@ impl ClusterStore {
                 .arg(&self.polled_key)
                 .arg(&self.qsince_key)
                 .arg(&self.ticket_key)
+                .arg(&self.released_key)
                 .query_async(&mut c),
         )
         .await?;

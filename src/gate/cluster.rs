@@ -194,7 +194,7 @@ impl Gate {
     /// does not take the seat back from the store.
     pub(super) async fn cluster_release(&self, user: &UserId) {
         let Some(store) = self.cluster() else { return };
-        if let Err(e) = store.release(user).await {
+        if let Err(e) = store.release(user, self.now()).await {
             self.cluster_failed(&e);
             self.cluster_releasing.insert(user.clone());
         }
@@ -212,7 +212,7 @@ impl Gate {
         // Releases that could not reach the store before.
         let retry: Vec<UserId> = self.cluster_releasing.iter().map(|u| u.clone()).collect();
         for u in retry {
-            store.release(&u).await?;
+            store.release(&u, self.now()).await?;
             self.cluster_releasing.remove(&u);
         }
         let mut report = SyncReport::default();
@@ -226,7 +226,7 @@ impl Gate {
                 .into_iter()
                 .map(|r| (r.user, r.last_active))
                 .collect();
-            store.adopt_many(&mine).await?;
+            store.adopt_many(&mine, None).await?;
             tracing::warn!(
                 holders = mine.len(),
                 "the cluster store had lost its holders: written back from this replica"
@@ -300,7 +300,8 @@ impl Gate {
     ) {
         let Some(store) = self.cluster() else { return };
         let r = async {
-            store.adopt_many(holders).await?;
+            // Not those released since this pass read the directory.
+            store.adopt_many(holders, Some(started)).await?;
             store.drop_stale(dropped, started).await
         }
         .await;

@@ -115,7 +115,7 @@ async fn remove_from_ium(
         }
         if let Some(store) = gate.cluster() {
             // Out of the group: out of the shared pool too.
-            if let Err(e) = store.release(user).await {
+            if let Err(e) = store.release(user, gate.now()).await {
                 tracing::warn!(user = %user, error = %crate::proxy::error_chain(&e), "cleanup: the cluster store did not take the release; the next reconcile drops the seat");
             }
         }

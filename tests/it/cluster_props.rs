@@ -58,7 +58,7 @@ fn the_admission_script_decides_as_the_pool_does() {
             let prefix = format!("props{n}:");
             rt.block_on(async {
                 let store = ClusterStore::new(&redis.url(), &prefix, "props").unwrap();
-                store.adopt_many(&[]).await.unwrap();
+                store.adopt_many(&[], None).await.unwrap();
                 let mut pool = Pool::new(PoolConfig {
                     capacity: CAPACITY,
                     min_idle_ms: MIN_IDLE,
@@ -95,7 +95,7 @@ fn the_admission_script_decides_as_the_pool_does() {
                         }
                         Op::Release(who) => {
                             pool.release(&user(who));
-                            store.release(&user(who)).await.unwrap();
+                            store.release(&user(who), now).await.unwrap();
                         }
                         Op::Advance(ms) => now += ms,
                     }

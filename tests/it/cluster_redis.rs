@@ -648,3 +648,73 @@ async fn every_seat_pool_is_shared_on_its_own_keys() {
     })
     .await;
 }
+
+/// A reconcile that read the directory before another replica released
+/// or evicted a holder must not put that holder back into the store: the
+/// store would then count more holders than the access group has, and
+/// grant nobody until the next reconcile. (Seen once as a flaky tier-shrink
+/// test: the follower's reconcile re-added the two seats the leader had
+/// just released.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconcile_that_read_the_directory_earlier_puts_no_released_seat_back() {
+    use iumgate::cluster::{ClusterStore, Reserve, ReserveMode};
+    use iumgate::pool::PoolConfig;
+    use iumgate::user::UserId;
+    let Some(redis) = redis_or_skip() else { return };
+    let store = ClusterStore::new(&redis.url(), "race:", "a").unwrap();
+    let pool = PoolConfig {
+        capacity: 2,
+        min_idle_ms: 100,
+        abandon_after_ms: 60_000,
+    };
+    let (ann, bob, cid) = (UserId::new("ann"), UserId::new("bob"), UserId::new("cid"));
+    store.adopt_many(&[], None).await.unwrap();
+    for (u, t) in [(&ann, 1_000), (&bob, 1_500)] {
+        let r = store
+            .reserve(u, pool, t, ReserveMode::MayEvict)
+            .await
+            .unwrap();
+        assert_eq!(r, Reserve::Granted);
+    }
+    // Replica A's reconcile starts at 2,000 and reads ann and bob in the
+    // access group. Meanwhile at replica B cid takes the seat of ann (the
+    // longest idle), and bob logs out.
+    let started = 2_000;
+    let r = store
+        .reserve(&cid, pool, 2_200, ReserveMode::MayEvict)
+        .await
+        .unwrap();
+    assert!(
+        matches!(r, Reserve::Evicted { ref victim, .. } if *victim == ann),
+        "{r:?}"
+    );
+    store.release(&bob, 2_300).await.unwrap();
+    // A's reconcile writes what it read: neither comes back.
+    store
+        .adopt_many(&[(ann.clone(), 1_000), (bob.clone(), 1_000)], Some(started))
+        .await
+        .unwrap();
+    let mut holders: Vec<String> = store
+        .holders()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(u, _)| u.as_str().to_string())
+        .collect();
+    holders.sort();
+    assert_eq!(holders, ["cid"]);
+    // A later reconcile (the directory had them again, by hand) does adopt.
+    store
+        .adopt_many(&[(ann.clone(), 3_000)], Some(3_000))
+        .await
+        .unwrap();
+    assert_eq!(store.holders().await.unwrap().len(), 2);
+    // Without `since` (a store rebuilt from a replica's view) every holder
+    // is written.
+    store
+        .adopt_many(&[(bob.clone(), 1_000)], None)
+        .await
+        .unwrap();
+    assert_eq!(store.holders().await.unwrap().len(), 3);
+    store.clear().await.unwrap();
+}
