@@ -4,45 +4,9 @@
 //! user a software seat, a portal customer none; the admin listener's
 //! status JSON and metrics show both pools. And the flag is refused for other products.
 
-use crate::gate_support::{basic, browser};
-use crate::hostile_chain_binary::{demo_with, Demo};
+use crate::gate_support::browser;
+use crate::hostile_chain_binary::{demo_with, members, metric_opt as metric, Demo};
 use std::time::{Duration, Instant};
-
-/// Who is in `group`, as the simulator's admin REST says.
-async fn members(d: &Demo, group: &str) -> Vec<String> {
-    let v: serde_json::Value = reqwest::Client::new()
-        .get(format!(
-            "{}/rest/api/2/group/member?groupname={group}",
-            d.sim
-        ))
-        .header("authorization", basic("iumgate-admin", "demo"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let mut names: Vec<String> = v["values"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["name"].as_str().unwrap().to_string())
-        .collect();
-    names.sort();
-    names
-}
-
-/// The value of `series` (name with labels, as printed) on `/metrics`.
-async fn metric(d: &Demo, series: &str) -> Option<f64> {
-    let text = reqwest::get(format!("{}/metrics", d.admin))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-}
 
 /// The first printed line that starts with `label`, its first word after it.
 fn printed_after(d: &Demo, label: &str) -> Option<String> {

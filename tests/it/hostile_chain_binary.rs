@@ -133,9 +133,14 @@ pub(crate) fn demo_args(args: &[&str]) -> Demo {
 
 /// Who is in the access group, as the simulator's admin REST says.
 pub(crate) async fn access_group(d: &Demo) -> Vec<String> {
+    members(d, "IUM_access_software").await
+}
+
+/// Who is in `group`, as the simulator's admin REST says.
+pub(crate) async fn members(d: &Demo, group: &str) -> Vec<String> {
     let v: serde_json::Value = reqwest::Client::new()
         .get(format!(
-            "{}/rest/api/2/group/member?groupname=IUM_access_software",
+            "{}/rest/api/2/group/member?groupname={group}",
             d.sim
         ))
         .header("authorization", basic("iumgate-admin", "demo"))
@@ -155,18 +160,29 @@ pub(crate) async fn access_group(d: &Demo) -> Vec<String> {
     names
 }
 
-/// The value of one `iumgate_…` series on `/metrics`.
-async fn metric(d: &Demo, series: &str) -> f64 {
+/// The value of one `iumgate_…` series (name with labels, as printed) on
+/// `/metrics`, if it is there.
+pub(crate) async fn metric_opt(d: &Demo, series: &str) -> Option<f64> {
     let text = reqwest::get(format!("{}/metrics", d.admin))
         .await
         .unwrap()
         .text()
         .await
         .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no series {series} on /metrics:\n{text}"))
+    text.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+/// The value of one `iumgate_…` series on `/metrics` (it must be there).
+async fn metric(d: &Demo, series: &str) -> f64 {
+    metric_opt(d, series)
+        .await
+        .unwrap_or_else(|| panic!("no series {series} on /metrics"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -272,11 +288,14 @@ async fn the_anonymous_lock_out_chain_moves_no_seat() {
 
 /// `iumgate serve` in front of an app that accepts and never answers, with
 /// the simulator as its directory: every exchange breaks off.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_seat_lent_to_a_claim_goes_back_when_the_exchange_breaks_off_on_both_lanes() {
-    use iumgate::product::Product;
-    use iumgate::sim::{Sim, SimConfig};
-    let sim = Sim::start(SimConfig::demo(Product::Jira)).await.unwrap();
+/// The real binary (`serve`) in front of an app that accepts connections
+/// and never answers (`request_timeout = "1s"`), its directory `sim`;
+/// `extra` is appended to its config. Returns once it listens and has
+/// reconciled, with the task holding the silent app's connections.
+async fn serve_before_a_silent_app(
+    sim: &iumgate::sim::Sim,
+    extra: &str,
+) -> (Demo, tokio::task::JoinHandle<()>) {
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let silent_addr = silent.local_addr().unwrap();
     let held = tokio::spawn(async move {
@@ -314,6 +333,7 @@ fixed_groups = ["jira-software-users"]
 user_group = "IUM_user_software"
 access_group = "IUM_access_software"
 min_idle = "30m"
+{extra}
 "#,
             sim = sim.url()
         ),
@@ -349,6 +369,15 @@ min_idle = "30m"
         }
         reconciled |= line.contains("reconciled with the directory");
     }
+    (demo, held)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seat_lent_to_a_claim_goes_back_when_the_exchange_breaks_off_on_both_lanes() {
+    use iumgate::product::Product;
+    use iumgate::sim::{Sim, SimConfig};
+    let sim = Sim::start(SimConfig::demo(Product::Jira)).await.unwrap();
+    let (demo, held) = serve_before_a_silent_app(&sim, "").await;
     // Fast lane: a GET with a Basic name (the right password, even).
     let req = format!(
         "GET /rest/api/2/search HTTP/1.1\r\nHost: j\r\nAuthorization: {}\r\nConnection: close\r\n\r\n",
@@ -414,5 +443,88 @@ min_idle = "30m"
         .await
             >= 3.0
     );
+    held.abort();
+}
+
+/// The same against two seat pools (issue 20), through the real binary: a
+/// login that would take a Service Management seat borrows it from the
+/// service pool only (never the software pool's), and gives it back when
+/// the client breaks the exchange off; a Basic name on an agent path gets
+/// no seat at all, not even for the exchange, and never reaches the app.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_seat_lent_to_a_login_goes_back_when_the_exchange_breaks_off() {
+    use iumgate::sim::{Sim, SimConfig};
+    let sim = Sim::start(SimConfig::demo_service_management())
+        .await
+        .unwrap();
+    let pool = r#"
+[pools.service]
+application = "jira-servicedesk"
+fixed_groups = ["jira-servicedesk-users"]
+user_group = "IUM_user_service"
+access_group = "IUM_access_service"
+needs = ['^[A-Z]+ /jira/servicedesk/', '^[A-Z]+ /rest/servicedesk/', '^[A-Z]+ /rest/servicedeskapi/', '^[A-Z]+ /servicedesk/(?!customer/)']
+"#;
+    let (demo, held) = serve_before_a_silent_app(&sim, pool).await;
+    let lent = |pool: &'static str| {
+        let d = &demo;
+        async move { metric(d, &format!("iumgate_seats_lent{{pool=\"{pool}\"}}")).await }
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while metric_opt(&demo, "iumgate_gate_reconciled{pool=\"service\"}").await != Some(1.0) {
+        assert!(Instant::now() < deadline, "the service pool reconciles");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // An agent's login to a queue (the right password, even): the seat is
+    // lent from the service pool while the app is asked; then the client goes.
+    let body =
+        "os_username=agent01&os_password=demo&os_destination=%2Fjira%2Fservicedesk%2Fprojects%2FHELP%2Fqueues";
+    let req = format!(
+        "POST /login.jsp HTTP/1.1\r\nHost: j\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut s = tokio::net::TcpStream::connect(demo.proxy.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut s, req.as_bytes())
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while lent("service").await < 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the login borrowed no service seat"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        lent("default").await,
+        0.0,
+        "no software seat for an agent's login"
+    );
+    drop(s);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while lent("service").await > 0.0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(lent("service").await, 0.0);
+    assert_eq!(
+        sim.members("IUM_access_service"),
+        Vec::<String>::new(),
+        "a login broken off kept a service seat"
+    );
+    // A Basic name on an agent path (fast lane), right password or not:
+    // "retry later" at once, nothing lent, nothing asked of the app.
+    for password in ["demo", "wrong"] {
+        let req = format!(
+            "GET /rest/servicedeskapi/request/HELP-1 HTTP/1.1\r\nHost: j\r\nAuthorization: {}\r\nConnection: close\r\n\r\n",
+            basic("agent02", password)
+        );
+        let answer = raw(&demo.proxy, req.as_bytes(), false).await;
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    }
+    assert_eq!(lent("service").await, 0.0);
+    assert!(sim.members("IUM_access_service").is_empty());
+    assert!(sim.members("IUM_access_software").is_empty());
     held.abort();
 }
