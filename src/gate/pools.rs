@@ -87,8 +87,10 @@ impl Gate {
         if is_portal(path) {
             return Needed::Nobody;
         }
-        let line = iumgate_analyze::pools::request_line(method, path);
-        match pools.iter().position(|p| p.needs.is_match(&line)) {
+        let found = crate::product::with_request_line(method, path, |line| {
+            pools.iter().position(|p| p.needs.is_match(line))
+        });
+        match found {
             Some(i) => Needed::Pool(i),
             None => Needed::Default,
         }

@@ -332,26 +332,30 @@ impl ActivityRules {
 
     /// Whether `method path` (path without query) is activity.
     pub fn is_activity(&self, method: &str, path: &str) -> bool {
-        // Rules are written over "METHOD /path": put together on the stack
-        // when it fits (every request asks), else in a `String`.
-        let n = method.len() + 1 + path.len();
-        let mut buf = [0u8; 256];
-        let mut owned = String::new();
-        let line = if let Some(b) = buf.get_mut(..n) {
-            b[..method.len()].copy_from_slice(method.as_bytes());
-            b[method.len()] = b' ';
-            b[method.len() + 1..].copy_from_slice(path.as_bytes());
-            // Two `str`s and an ASCII space: always UTF-8.
-            std::str::from_utf8(b).unwrap_or_default()
-        } else {
-            owned.reserve(n);
-            owned.push_str(method);
-            owned.push(' ');
-            owned.push_str(path);
-            &owned
-        };
-        self.include.is_match(line) && !self.exclude.is_match(line)
+        with_request_line(method, path, |line| {
+            self.include.is_match(line) && !self.exclude.is_match(line)
+        })
     }
+}
+
+/// Runs `f` on `"METHOD /path"`, the line request rules (`[activity]`,
+/// `[pools.*] needs`) are written over: put together on the stack when it
+/// fits (every request asks), else in a `String`.
+pub fn with_request_line<R>(method: &str, path: &str, f: impl FnOnce(&str) -> R) -> R {
+    let n = method.len() + 1 + path.len();
+    let mut buf = [0u8; 256];
+    if let Some(b) = buf.get_mut(..n) {
+        b[..method.len()].copy_from_slice(method.as_bytes());
+        b[method.len()] = b' ';
+        b[method.len() + 1..].copy_from_slice(path.as_bytes());
+        // Two `str`s and an ASCII space: always UTF-8.
+        return f(std::str::from_utf8(b).unwrap_or_default());
+    }
+    let mut owned = String::with_capacity(n);
+    owned.push_str(method);
+    owned.push(' ');
+    owned.push_str(path);
+    f(&owned)
 }
 
 #[cfg(test)]
