@@ -4,20 +4,7 @@
 
 use std::fmt::Write as _;
 
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use iumgate_core::html::escape as esc;
 
 pub const W: f64 = 760.0;
 pub const H: f64 = 260.0;

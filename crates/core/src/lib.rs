@@ -3,6 +3,7 @@
 //! pool's state machine (`pool`). The proxy, the simulator and the log
 //! analysis build on these; nothing here knows about them.
 
+pub mod html;
 pub mod pool;
 pub mod product;
 pub mod user;
